@@ -1,0 +1,313 @@
+//! The command line: one clap definition, whose doc comments are the help
+//! text (and, generated from it, the man page and the completions).
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+
+use crate::signals;
+
+const EXAMPLES: &str = "\
+Examples:
+  Boot a firmware image and watch it; Ctrl-C stops it:
+    fwrun --firmware rootfs.ext4 -- /sbin/init
+  Run one command in a squashfs firmware, keeping its changes in ./state:
+    fwrun --firmware fw.squashfs --rw-dir ./state -- /bin/sh -c 'touch /etc/x'
+  Give the firmware the host's network and a serial port:
+    fwrun --firmware fw.ext2 --net host --bind /dev/ttyUSB0:/dev/ttyS1 -- /sbin/init
+  Stop a systemd firmware the way systemd wants, after at most 60 s:
+    fwrun --firmware fw.ext4 --stop-signal RTMIN+4 --timeout 60s -- /lib/systemd/systemd
+
+Exit status:
+  the init's own status when it exits; 128+N when it dies of signal N;
+  0 when the firmware powers off or halts; 129 when it reboots;
+  124 --timeout expired; 125 fwrun itself failed; 126 init not executable;
+  127 init not found; 130 stopped by Ctrl-C; 143 stopped by SIGTERM.";
+
+/// Run an embedded device's firmware (its root file system image and its
+/// init) on this machine, isolated so that its accidents cannot hurt the host.
+///
+/// fwrun mounts a writable overlay over the read-only image, starts the init
+/// as pid 1 in new pid, mount, uts, ipc, cgroup and network namespaces with
+/// constrained /proc, /sys and /dev, and tears everything down when the init
+/// exits or on Ctrl-C. It must run as root.
+#[derive(Debug, Parser)]
+#[command(name = "fwrun", version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct Cli {
+    /// The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory
+    /// holding a root file system. Its kind is read from its content, not its
+    /// name. It is never written to.
+    #[arg(long, value_name = "PATH")]
+    pub firmware: PathBuf,
+
+    /// Keep the firmware's changes in DIR (DIR/upper and DIR/work) instead of
+    /// a tmpfs that is discarded at the end: the next run with the same DIR
+    /// sees them.
+    #[arg(long, value_name = "DIR")]
+    pub rw_dir: Option<PathBuf>,
+
+    /// The run's name: letters, digits, '.', '_', '-', at most 32 characters.
+    /// It names the state directory, the overlay and the AppArmor profile.
+    /// [default: generated, short and unique]
+    #[arg(long, value_name = "NAME", value_parser = parse_name)]
+    pub name: Option<String>,
+
+    /// The firmware's hostname. [default: the run's name]
+    #[arg(long, value_name = "NAME", value_parser = parse_hostname)]
+    pub hostname: Option<String>,
+
+    /// Bind a host path into the firmware at DST (an absolute path inside
+    /// it), read-only with ':ro'. Repeatable.
+    #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
+    pub bind: Vec<Bind>,
+
+    /// Set a variable in the init's environment. Repeatable. The init
+    /// otherwise gets a small clean environment (PATH, HOME, TERM,
+    /// container=fwrun), not the caller's.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// The firmware's network: 'none' gives it a network namespace of its own
+    /// with only the loopback interface, up; 'host' shares the host's.
+    #[arg(long, value_name = "MODE", default_value = "none")]
+    pub net: Net,
+
+    /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
+    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number.
+    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
+    pub stop_signal: i32,
+
+    /// Seconds to wait after the stop signal before every process of the
+    /// firmware is killed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
+    pub stop_timeout: Duration,
+
+    /// Stop the firmware after this long (e.g. 90s, 5m, 1.5h; a bare number
+    /// is seconds) and exit with 124.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// Say more: each phase and how long it took.
+    #[arg(short, long, conflicts_with = "quiet")]
+    pub verbose: bool,
+
+    /// Say nothing but errors.
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The init to start inside the firmware, and its arguments.
+    /// [default: /sbin/init]
+    #[arg(last = true, value_name = "INIT")]
+    pub init: Vec<OsString>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Net {
+    /// A network namespace of its own with only `lo`.
+    None,
+    /// The host's network.
+    Host,
+}
+
+/// One --bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub read_only: bool,
+}
+
+/// The longest run name: it must fit in a hostname and in interface names
+/// derived from it.
+pub const NAME_MAX: usize = 32;
+
+pub fn parse_name(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if s.len() > NAME_MAX {
+        return Err(format!("'{s}' is longer than {NAME_MAX} characters"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "'{}' holds '{}': use only letters, digits, '.', '_' and '-'",
+            s.escape_default(),
+            c.escape_default()
+        ));
+    }
+    if s.starts_with(['.', '-']) {
+        return Err(format!("'{s}' must start with a letter or digit"));
+    }
+    Ok(s.to_string())
+}
+
+fn parse_hostname(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "'{}' is not a hostname: use letters, digits, '-' and '.', at most 64 characters",
+            s.escape_default()
+        ))
+    }
+}
+
+fn parse_bind(s: &str) -> Result<Bind, String> {
+    let mut parts: Vec<&str> = s.split(':').collect();
+    let read_only = match parts.as_slice() {
+        [_, _, "ro"] => true,
+        [_, _, "rw"] => false,
+        [_, _] => false,
+        _ => return Err(format!("'{s}' is not SRC:DST or SRC:DST:ro")),
+    };
+    parts.truncate(2);
+    let (src, dst) = (parts[0], parts[1]);
+    if src.is_empty() {
+        return Err(format!("'{s}' has no source path"));
+    }
+    if !dst.starts_with('/') {
+        return Err(format!(
+            "the destination '{dst}' must be an absolute path inside the firmware"
+        ));
+    }
+    if dst.split('/').any(|c| c == "..") {
+        return Err(format!("the destination '{dst}' must not contain '..'"));
+    }
+    Ok(Bind {
+        src: PathBuf::from(src),
+        dst: PathBuf::from(dst),
+        read_only,
+    })
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("'{s}' is not KEY=VALUE")),
+    }
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    signals::parse(s).ok_or_else(|| {
+        format!("'{s}' is not a signal: use a name like TERM, USR2, RTMIN+3, or a number")
+    })
+}
+
+/// "90", "90s", "500ms", "5m", "1.5h".
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("'{s}' is not a duration: use e.g. 30s, 500ms, 5m"))?;
+    let secs = match unit {
+        "" | "s" => value,
+        "ms" => value / 1000.0,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        _ => return Err(format!("'{s}': unknown unit '{unit}': use ms, s, m or h")),
+    };
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn init_and_args_after_double_dash() {
+        let cli =
+            Cli::try_parse_from(["fwrun", "--firmware", "x", "--", "/bin/sh", "-c", "exit 3"])
+                .unwrap();
+        assert_eq!(cli.init, ["/bin/sh", "-c", "exit 3"]);
+        assert_eq!(cli.net, Net::None);
+        assert_eq!(cli.stop_signal, libc::SIGTERM);
+        assert_eq!(cli.stop_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn firmware_is_required() {
+        assert!(Cli::try_parse_from(["fwrun"]).is_err());
+    }
+
+    #[test]
+    fn names() {
+        assert!(parse_name("fw-1.test_a").is_ok());
+        assert!(parse_name("a/b").unwrap_err().contains('/'));
+        assert!(parse_name(&"a".repeat(33)).is_err());
+        assert!(parse_name("-x").is_err());
+        assert!(parse_name("").is_err());
+        assert!(parse_name("a b").is_err());
+        assert!(parse_name("a\nb").unwrap_err().contains("\\n"));
+    }
+
+    #[test]
+    fn binds() {
+        assert_eq!(
+            parse_bind("/srv/data:/data:ro").unwrap(),
+            Bind {
+                src: "/srv/data".into(),
+                dst: "/data".into(),
+                read_only: true
+            }
+        );
+        assert!(!parse_bind("a:/b").unwrap().read_only);
+        assert!(parse_bind("a:b").is_err());
+        assert!(parse_bind("a").is_err());
+        assert!(parse_bind("a:/b:x").is_err());
+        assert!(parse_bind(":/b").is_err());
+        assert!(parse_bind("a:/b/../c").is_err());
+    }
+
+    #[test]
+    fn envs() {
+        assert_eq!(parse_env("A=b=c").unwrap(), ("A".into(), "b=c".into()));
+        assert!(parse_env("=x").is_err());
+        assert!(parse_env("novalue").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1s").unwrap(), Duration::from_secs(1));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1.5h").unwrap(), Duration::from_secs(5400));
+        assert!(parse_duration("1d").is_err());
+        assert!(parse_duration("x").is_err());
+        assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn hostnames() {
+        assert!(parse_hostname("router-1.lab").is_ok());
+        assert!(parse_hostname("bad_name").is_err());
+        assert!(parse_hostname("").is_err());
+    }
+}

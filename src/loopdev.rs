@@ -1,0 +1,165 @@
+//! Loop devices, configured read-only and with autoclear in one step
+//! (LOOP_CONFIGURE), falling back to LOOP_SET_FD + LOOP_SET_STATUS64 on
+//! kernels older than 5.8. With autoclear the device frees itself when the
+//! last user (the mount) goes away, whatever happens to fwrun.
+
+use std::fs::{File, OpenOptions};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use nix::errno::Errno;
+
+use crate::sys::errno_text;
+
+const LOOP_SET_FD: libc::c_ulong = 0x4C00;
+const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
+const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
+
+const LO_FLAGS_READ_ONLY: u32 = 1;
+const LO_FLAGS_AUTOCLEAR: u32 = 4;
+const LO_NAME_SIZE: usize = 64;
+
+#[repr(C)]
+struct LoopInfo64 {
+    lo_device: u64,
+    lo_inode: u64,
+    lo_rdevice: u64,
+    lo_offset: u64,
+    lo_sizelimit: u64,
+    lo_number: u32,
+    lo_encrypt_type: u32,
+    lo_encrypt_key_size: u32,
+    lo_flags: u32,
+    lo_file_name: [u8; LO_NAME_SIZE],
+    lo_crypt_name: [u8; LO_NAME_SIZE],
+    lo_encrypt_key: [u8; 32],
+    lo_init: [u64; 2],
+}
+
+#[repr(C)]
+struct LoopConfig {
+    fd: u32,
+    block_size: u32,
+    info: LoopInfo64,
+    reserved: [u64; 8],
+}
+
+/// An attached loop device. Dropping it closes our descriptor; once the
+/// mount on it is gone too, autoclear detaches it.
+pub struct Loop {
+    pub path: PathBuf,
+    _dev: File,
+}
+
+/// How often to retry when another process takes the free device first.
+const ATTEMPTS: usize = 64;
+
+/// Attach `image` (opened read-only) to a free loop device, read-only, with
+/// autoclear. `label` is recorded as the device's file name.
+pub fn attach(image: &File, label: &str) -> Result<Loop> {
+    let ctl = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open("/dev/loop-control")
+        .map_err(|e| {
+            anyhow!("opening /dev/loop-control: {e}: load the loop module (modprobe loop)")
+        })?;
+    let mut info = LoopInfo64 {
+        lo_device: 0,
+        lo_inode: 0,
+        lo_rdevice: 0,
+        lo_offset: 0,
+        lo_sizelimit: 0,
+        lo_number: 0,
+        lo_encrypt_type: 0,
+        lo_encrypt_key_size: 0,
+        lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
+        lo_file_name: [0; LO_NAME_SIZE],
+        lo_crypt_name: [0; LO_NAME_SIZE],
+        lo_encrypt_key: [0; 32],
+        lo_init: [0; 2],
+    };
+    let n = label.len().min(LO_NAME_SIZE - 1);
+    info.lo_file_name[..n].copy_from_slice(&label.as_bytes()[..n]);
+    let config = LoopConfig {
+        fd: image.as_raw_fd() as u32,
+        block_size: 0,
+        info,
+        reserved: [0; 8],
+    };
+    let mut last = Errno::EBUSY;
+    for _ in 0..ATTEMPTS {
+        // SAFETY: ioctl without argument on our descriptor.
+        let num = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
+        if num < 0 {
+            return Err(anyhow!(
+                "finding a free loop device: {}",
+                errno_text(Errno::last())
+            ));
+        }
+        let path = PathBuf::from(format!("/dev/loop{num}"));
+        let dev = match OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&path)
+        {
+            Ok(f) => f,
+            // udev may not have made the node yet; another try gets another number.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                last = Errno::ENOENT;
+                continue;
+            }
+            Err(e) => return Err(anyhow!("opening {}: {e}", path.display())),
+        };
+        // SAFETY: LOOP_CONFIGURE reads a LoopConfig we own.
+        let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE as _, &config) };
+        if r == 0 {
+            return Ok(Loop { path, _dev: dev });
+        }
+        match Errno::last() {
+            Errno::EBUSY => last = Errno::EBUSY,
+            Errno::EINVAL | Errno::ENOTTY => return attach_old(dev, path, image, &config.info),
+            e => {
+                return Err(anyhow!(
+                    "configuring {} read-only: {}",
+                    path.display(),
+                    errno_text(e)
+                ))
+            }
+        }
+    }
+    Err(anyhow!(
+        "no loop device could be had after {ATTEMPTS} tries (last: {})",
+        errno_text(last)
+    ))
+}
+
+/// Kernels before 5.8: two steps. The device is briefly attached without
+/// autoclear; a failure in between detaches it again.
+fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Result<Loop> {
+    // SAFETY: ioctls on our descriptors with valid arguments.
+    unsafe {
+        if libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD as _, image.as_raw_fd()) != 0 {
+            return Err(anyhow!(
+                "attaching {}: {}",
+                path.display(),
+                errno_text(Errno::last())
+            ));
+        }
+        if libc::ioctl(dev.as_raw_fd(), LOOP_SET_STATUS64 as _, info) != 0 {
+            let e = Errno::last();
+            libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD as _, 0);
+            return Err(anyhow!(
+                "setting {} read-only and autoclear: {}",
+                path.display(),
+                errno_text(e)
+            ));
+        }
+    }
+    Ok(Loop { path, _dev: dev })
+}

@@ -1,0 +1,49 @@
+//! The lower layer: the firmware, read-only. An image goes on a loop device
+//! configured read-only with autoclear; a directory gets a read-only bind.
+//! The image file is only ever opened for reading.
+
+use std::fs::File;
+use std::path::Path;
+
+use anyhow::{anyhow, Result};
+use nix::mount::MsFlags;
+
+use crate::image::{Firmware, Kind};
+use crate::loopdev;
+use crate::sys;
+
+/// Mount the firmware read-only at `target`. Returns the loop device used,
+/// if any (for the report; it frees itself).
+pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<String>> {
+    let Some(fstype) = fw.kind.fstype() else {
+        sys::bind(&fw.path, target, true)?;
+        sys::remount_ro(target, MsFlags::MS_NOSUID)?;
+        return Ok(None);
+    };
+    let image = File::open(&fw.path).map_err(|e| {
+        anyhow!(
+            "opening {}: {}",
+            fw.path.display(),
+            crate::image::io_reason(&e)
+        )
+    })?;
+    let dev = loopdev::attach(&image, label)?;
+    drop(image);
+    crate::fault::step("loop")?;
+    let dev_path = dev.path.to_string_lossy().into_owned();
+    sys::mount(&dev_path, target, Some(fstype), MsFlags::MS_RDONLY, None).map_err(|e| {
+        let hint = match fw.kind {
+            Kind::Squashfs => "the image may be damaged: rebuild it with mksquashfs",
+            _ => "the image may be damaged: check it with e2fsck -n",
+        };
+        anyhow!(
+            "mounting firmware image '{}' ({}): {e:#}: {hint}",
+            fw.path.display(),
+            fw.kind.label()
+        )
+    })?;
+    // The mount holds the device now; our descriptor can go, and autoclear
+    // frees the device when the mount does.
+    drop(dev);
+    Ok(Some(dev_path))
+}

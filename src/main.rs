@@ -1,0 +1,49 @@
+//! fwrun: run an embedded device's firmware isolated on a Linux host.
+//! This file only maps the run's result to an exit code.
+
+mod child;
+mod cli;
+mod error;
+mod fault;
+mod image;
+mod loopdev;
+mod lower;
+mod namespace;
+mod overlay;
+mod preflight;
+mod rootfs;
+mod run;
+mod signals;
+mod state;
+mod supervise;
+mod sys;
+mod teardown;
+
+use clap::Parser;
+
+fn main() {
+    let cli = match cli::Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
+                let _ = e.print();
+                std::process::exit(0);
+            }
+            // One line, as for every other bad input.
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("bad arguments");
+            let first = first.strip_prefix("error: ").unwrap_or(first);
+            eprintln!("fwrun: {first} (see fwrun --help)");
+            std::process::exit(error::LAUNCHER_FAILED);
+        }
+    };
+    let code = match run::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("fwrun: {}", error::one_line(&e));
+            error::exit_code(&e)
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,121 @@
+//! The upper layer and the overlay. By default the upper layer is a tmpfs
+//! that is discarded at the end (which also works when the host's root is
+//! itself an overlayfs); with --rw-dir it is DIR/upper, kept across runs.
+
+use std::fs;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use nix::mount::MsFlags;
+
+use crate::error::fail;
+use crate::sys;
+
+const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+
+/// The directories the overlay is made of, all under the run's workspace.
+pub struct Layout {
+    pub workspace: PathBuf,
+    pub lower: PathBuf,
+    pub root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(workspace: PathBuf) -> Self {
+        Layout {
+            lower: workspace.join("lower"),
+            root: workspace.join("root"),
+            workspace,
+        }
+    }
+}
+
+pub fn mkdir(path: &Path) -> Result<()> {
+    match fs::DirBuilder::new().mode(0o755).create(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).with_context(|| format!("creating {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Check a --rw-dir before anything is mounted: it must be (or become) a
+/// directory on a file system overlayfs accepts as an upper layer.
+pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
+    let shown = dir.display();
+    match fs::metadata(dir) {
+        Ok(m) if !m.is_dir() => {
+            return Err(fail(format!(
+                "--rw-dir '{shown}' is not a directory: give a directory (it is created if missing)"
+            )))
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| {
+                    fail(format!(
+                        "cannot create --rw-dir '{shown}': {}",
+                        crate::image::io_reason(&e)
+                    ))
+                })?;
+        }
+        Err(e) => {
+            return Err(fail(format!(
+                "cannot use --rw-dir '{shown}': {}",
+                crate::image::io_reason(&e)
+            )))
+        }
+    }
+    let st = nix::sys::statfs::statfs(dir).map_err(|e| {
+        fail(format!(
+            "cannot use --rw-dir '{shown}': {}",
+            sys::errno_text(e)
+        ))
+    })?;
+    if st.filesystem_type().0 as i64 == OVERLAYFS_SUPER_MAGIC {
+        return Err(fail(format!(
+            "--rw-dir '{shown}' is on an overlayfs, which cannot be an overlay's upper layer: pick a directory on ext4, xfs, btrfs or tmpfs"
+        )));
+    }
+    fs::canonicalize(dir).with_context(|| format!("resolving --rw-dir '{shown}'"))
+}
+
+/// Mount the overlay at `layout.root` over `layout.lower`, with its upper
+/// layer in the workspace tmpfs or in `rw_dir`. `label` is the overlay's
+/// source, so that the run's mount is recognisable in mountinfo.
+pub fn mount_overlay(layout: &Layout, rw_dir: Option<&Path>, label: &str) -> Result<()> {
+    let base = match rw_dir {
+        Some(dir) => {
+            // A bind under the workspace keeps the user's path (commas,
+            // colons, spaces) out of the overlay's option string.
+            let rw = layout.workspace.join("rw");
+            mkdir(&rw)?;
+            sys::bind(dir, &rw, false)?;
+            rw
+        }
+        None => layout.workspace.clone(),
+    };
+    let (upper, work) = (base.join("upper"), base.join("work"));
+    mkdir(&upper)?;
+    mkdir(&work)?;
+    mkdir(&layout.root)?;
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={}",
+        layout.lower.display(),
+        upper.display(),
+        work.display()
+    );
+    sys::mount(label, &layout.root, Some("overlay"), MsFlags::empty(), Some(&opts)).map_err(|e| {
+        match rw_dir {
+            Some(d) => fail(format!(
+                "--rw-dir '{}' cannot hold the overlay's upper layer ({e:#}): pick a directory on ext4, xfs, btrfs or tmpfs",
+                d.display()
+            )),
+            None => e,
+        }
+    })
+}

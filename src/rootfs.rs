@@ -1,0 +1,282 @@
+//! The firmware's root, as its init will find it: constrained /proc, /sys and
+//! /dev mounted in the new root, the user's binds, then pivot_root into it
+//! with the old root detached. Runs in the child, inside the new namespaces.
+
+use std::fs;
+use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::path::{Component, Path, PathBuf};
+
+use anyhow::{anyhow, Context, Result};
+use nix::mount::{MntFlags, MsFlags};
+use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+
+use crate::cli::Bind;
+use crate::sys::{self, errno_text};
+
+/// /proc files that get /dev/null bound over them (they leak the host's
+/// kernel memory, keys, scheduler or interrupt state).
+pub const PROC_MASKED_FILES: &[&str] = &[
+    "kcore",
+    "kallsyms",
+    "keys",
+    "latency_stats",
+    "timer_list",
+    "timer_stats",
+    "sched_debug",
+    "interrupts",
+];
+/// /proc directories hidden under an empty read-only tmpfs.
+pub const PROC_MASKED_DIRS: &[&str] = &["acpi", "asound", "scsi"];
+/// /proc paths made read-only.
+pub const PROC_READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"];
+/// /sys directories hidden under an empty read-only tmpfs.
+pub const SYS_MASKED_DIRS: &[&str] = &["firmware", "devices/virtual/powercap"];
+
+/// The device nodes the firmware gets in its /dev: (name, major, minor).
+pub const DEV_NODES: &[(&str, u64, u64)] = &[
+    ("null", 1, 3),
+    ("zero", 1, 5),
+    ("full", 1, 7),
+    ("random", 1, 8),
+    ("urandom", 1, 9),
+    ("tty", 5, 0),
+];
+const DEV_LINKS: &[(&str, &str)] = &[
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+    ("ptmx", "pts/ptmx"),
+];
+
+const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
+    .union(MsFlags::MS_NODEV)
+    .union(MsFlags::MS_NOEXEC);
+
+/// A --bind whose source was checked on the host.
+#[derive(Debug, Clone)]
+pub struct ResolvedBind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub read_only: bool,
+}
+
+/// Check a --bind's source before anything is mounted.
+pub fn resolve_bind(b: &Bind) -> Result<ResolvedBind> {
+    let src = fs::canonicalize(&b.src).map_err(|e| {
+        crate::error::fail(format!(
+            "--bind source '{}' cannot be used: {}: give an existing host path",
+            b.src.display(),
+            crate::image::io_reason(&e)
+        ))
+    })?;
+    Ok(ResolvedBind {
+        src,
+        dst: b.dst.clone(),
+        read_only: b.read_only,
+    })
+}
+
+/// `root` joined with an absolute path inside it.
+fn inside(root: &Path, path: &str) -> PathBuf {
+    root.join(path.trim_start_matches('/'))
+}
+
+fn ensure_dir(path: &Path) -> Result<()> {
+    match fs::create_dir(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            Err(e).with_context(|| format!("creating {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A read-only bind of `path` onto itself.
+fn make_read_only(path: &Path) -> Result<()> {
+    sys::bind(path, path, true)?;
+    sys::remount_ro(path, NOSUID_NODEV_NOEXEC)
+}
+
+fn mask_dir(path: &Path) -> Result<()> {
+    sys::mount(
+        "tmpfs",
+        path,
+        Some("tmpfs"),
+        MsFlags::MS_RDONLY | NOSUID_NODEV_NOEXEC,
+        Some("size=0,mode=0555"),
+    )
+}
+
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// /proc of the new pid namespace, with the host's secrets masked and the
+/// kernel's knobs read-only.
+pub fn mount_proc(root: &Path) -> Result<()> {
+    let proc_ = inside(root, "/proc");
+    ensure_dir(&proc_)?;
+    sys::mount("proc", &proc_, Some("proc"), NOSUID_NODEV_NOEXEC, None)
+        .context("mounting /proc in the firmware root")?;
+    let null = Path::new("/dev/null");
+    let meta = fs::metadata(null).context("checking the host's /dev/null")?;
+    if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
+        return Err(anyhow!(
+            "the host's /dev/null is not the null device (char 1:3); refusing to mask /proc with it"
+        ));
+    }
+    for f in PROC_MASKED_FILES {
+        let p = proc_.join(f);
+        if exists(&p) {
+            sys::bind(null, &p, false).with_context(|| format!("masking /proc/{f}"))?;
+        }
+    }
+    for d in PROC_MASKED_DIRS {
+        let p = proc_.join(d);
+        if exists(&p) {
+            mask_dir(&p).with_context(|| format!("masking /proc/{d}"))?;
+        }
+    }
+    for r in PROC_READ_ONLY {
+        let p = proc_.join(r);
+        if exists(&p) {
+            make_read_only(&p).with_context(|| format!("making /proc/{r} read-only"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A read-only /sys (of the new network namespace when there is one), with
+/// firmware tables and power capping hidden.
+pub fn mount_sys(root: &Path) -> Result<()> {
+    let sys_ = inside(root, "/sys");
+    ensure_dir(&sys_)?;
+    // Read-only per mount, not per superblock: the network namespace's sysfs
+    // superblock is shared with any sysfs the firmware mounts itself, which
+    // would otherwise fail with EBUSY as a rw mount of a ro superblock.
+    sys::mount("sysfs", &sys_, Some("sysfs"), NOSUID_NODEV_NOEXEC, None)
+        .context("mounting /sys in the firmware root")?;
+    sys::remount_ro(&sys_, NOSUID_NODEV_NOEXEC).context("making /sys read-only")?;
+    for d in SYS_MASKED_DIRS {
+        let p = sys_.join(d);
+        if exists(&p) {
+            mask_dir(&p).with_context(|| format!("masking /sys/{d}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// A tmpfs /dev holding only harmless nodes: no block device, no memory,
+/// port, watchdog or clock node. `console`, if given, is bound at
+/// /dev/console.
+pub fn mount_dev(root: &Path, console: Option<&Path>) -> Result<()> {
+    let dev = inside(root, "/dev");
+    ensure_dir(&dev)?;
+    sys::mount(
+        "dev",
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=4m,nr_inodes=4096"),
+    )
+    .context("mounting /dev in the firmware root")?;
+    let old = umask(Mode::empty());
+    let made = make_dev_nodes(&dev, console);
+    umask(old);
+    made
+}
+
+fn make_dev_nodes(dev: &Path, console: Option<&Path>) -> Result<()> {
+    for (name, major, minor) in DEV_NODES {
+        let p = dev.join(name);
+        mknod(
+            &p,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            makedev(*major, *minor),
+        )
+        .map_err(|e| anyhow!("creating /dev/{name}: {}", errno_text(e)))?;
+    }
+    for (name, target) in DEV_LINKS {
+        symlink(target, dev.join(name)).with_context(|| format!("creating /dev/{name}"))?;
+    }
+    let pts = dev.join("pts");
+    fs::create_dir(&pts).context("creating /dev/pts")?;
+    sys::mount(
+        "devpts",
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620"),
+    )
+    .context("mounting /dev/pts in the firmware root")?;
+    let shm = dev.join("shm");
+    fs::create_dir(&shm).context("creating /dev/shm")?;
+    sys::mount(
+        "shm",
+        &shm,
+        Some("tmpfs"),
+        NOSUID_NODEV_NOEXEC,
+        Some("mode=1777,size=64m"),
+    )
+    .context("mounting /dev/shm in the firmware root")?;
+    if let Some(tty) = console {
+        let c = dev.join("console");
+        fs::File::create(&c).context("creating /dev/console")?;
+        sys::bind(tty, &c, false).context("binding the terminal at /dev/console")?;
+    }
+    Ok(())
+}
+
+/// Mount the user's binds, creating their destinations inside the root. A
+/// destination that goes through a symlink is refused, so that the firmware's
+/// own links cannot send a bind somewhere on the host.
+pub fn mount_binds(root: &Path, binds: &[ResolvedBind]) -> Result<()> {
+    for b in binds {
+        let what = format!("--bind {}:{}", b.src.display(), b.dst.display());
+        let target = prepare_target(root, &b.dst, b.src.is_dir()).context(what.clone())?;
+        sys::bind(&b.src, &target, true).context(what.clone())?;
+        if b.read_only {
+            sys::remount_ro(&target, MsFlags::empty()).context(what)?;
+        }
+    }
+    Ok(())
+}
+
+fn prepare_target(root: &Path, dst: &Path, is_dir: bool) -> Result<PathBuf> {
+    let parts: Vec<_> = dst
+        .components()
+        .filter(|c| matches!(c, Component::Normal(_)))
+        .collect();
+    let mut p = root.to_path_buf();
+    for (i, c) in parts.iter().enumerate() {
+        p.push(c);
+        let last = i + 1 == parts.len();
+        match fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(anyhow!(
+                    "{} is a symlink in the firmware: bind to its target instead",
+                    dst.display()
+                ))
+            }
+            Ok(_) => {}
+            Err(_) if last && !is_dir => {
+                fs::File::create(&p).with_context(|| format!("creating {}", dst.display()))?;
+            }
+            Err(_) => fs::create_dir(&p).with_context(|| format!("creating {}", dst.display()))?,
+        }
+    }
+    Ok(p)
+}
+
+/// Make `root` the root of this mount namespace and detach the old one.
+pub fn pivot_into(root: &Path) -> Result<()> {
+    nix::unistd::chdir(root)
+        .map_err(|e| anyhow!("entering {}: {}", root.display(), errno_text(e)))?;
+    nix::unistd::pivot_root(".", ".")
+        .map_err(|e| anyhow!("pivot_root into the firmware root: {}", errno_text(e)))?;
+    nix::mount::umount2(".", MntFlags::MNT_DETACH)
+        .map_err(|e| anyhow!("detaching the host's root: {}", errno_text(e)))?;
+    nix::unistd::chdir("/").map_err(|e| anyhow!("entering /: {}", errno_text(e)))?;
+    Ok(())
+}

@@ -1,0 +1,255 @@
+//! The run, phase by phase: validate, preflight, private mount namespace,
+//! lower layer, upper layer and overlay, clone the init into its namespaces,
+//! supervise, tear down. Each phase lives in the module named after it; this
+//! file only puts them in order.
+
+use std::ffi::{CString, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use nix::mount::MsFlags;
+
+use crate::child::{self, ChildSpec};
+use crate::cli::{Cli, Net};
+use crate::error::fail;
+use crate::image::{self, Kind};
+use crate::overlay::{self, Layout};
+use crate::state::{self, NoResources, RunState};
+use crate::supervise::{self, Options};
+use crate::teardown::Teardown;
+use crate::{fault, lower, namespace, preflight, rootfs, sys};
+
+const DEFAULT_INIT: &str = "/sbin/init";
+const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Status lines for a person, on stderr.
+pub struct Log {
+    verbose: bool,
+    quiet: bool,
+    last: Instant,
+}
+
+impl Log {
+    pub fn new(verbose: bool, quiet: bool) -> Self {
+        Log {
+            verbose,
+            quiet,
+            last: Instant::now(),
+        }
+    }
+
+    /// A phase ended: say so (with its duration) under -v.
+    pub fn phase(&mut self, what: impl AsRef<str>) {
+        let now = Instant::now();
+        if self.verbose {
+            let ms = now.duration_since(self.last).as_secs_f64() * 1000.0;
+            eprintln!("fwrun: {} ({ms:.1} ms)", what.as_ref());
+        }
+        self.last = now;
+    }
+
+    /// Something a person should know, unless -q.
+    pub fn say(&self, what: impl AsRef<str>) {
+        if !self.quiet {
+            eprintln!("fwrun: {}", what.as_ref());
+        }
+    }
+}
+
+fn c_string(s: &OsString) -> Result<CString> {
+    CString::new(s.as_bytes()).map_err(|_| fail("an argument holds a NUL byte"))
+}
+
+/// The init's environment: small, clean, and the user's --env on top.
+fn environment(cli: &Cli, name: &str) -> Result<Vec<CString>> {
+    let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
+    let mut vars: Vec<(String, String)> = vec![
+        ("PATH".into(), PATH.into()),
+        ("HOME".into(), "/".into()),
+        ("TERM".into(), term),
+        ("container".into(), "fwrun".into()),
+        ("FWRUN_NAME".into(), name.into()),
+    ];
+    for (k, v) in &cli.env {
+        vars.retain(|(old, _)| old != k);
+        vars.push((k.clone(), v.clone()));
+    }
+    vars.into_iter()
+        .map(|(k, v)| CString::new(format!("{k}={v}")).map_err(|_| fail("--env holds a NUL byte")))
+        .collect()
+}
+
+fn open_dir(path: &Path) -> Result<std::os::fd::OwnedFd> {
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags_dir()
+        .open(path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    Ok(f.into())
+}
+
+trait DirFlags {
+    fn custom_flags_dir(&mut self) -> &mut Self;
+}
+impl DirFlags for std::fs::OpenOptions {
+    fn custom_flags_dir(&mut self) -> &mut Self {
+        use std::os::unix::fs::OpenOptionsExt;
+        self.custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+    }
+}
+
+pub fn run(cli: Cli) -> Result<i32> {
+    let mut log = Log::new(cli.verbose, cli.quiet);
+
+    // 1. Validate everything that needs no system change.
+    let init_named = !cli.init.is_empty();
+    let argv_os: Vec<OsString> = if init_named {
+        cli.init.clone()
+    } else {
+        vec![DEFAULT_INIT.into()]
+    };
+    let init = PathBuf::from(&argv_os[0]);
+    let argv = argv_os.iter().map(c_string).collect::<Result<Vec<_>>>()?;
+    let binds = cli
+        .bind
+        .iter()
+        .map(rootfs::resolve_bind)
+        .collect::<Result<Vec<_>>>()?;
+
+    // 2. Preflight.
+    preflight::check_root()?;
+    preflight::check_overlay()?;
+    let fw = image::detect(&cli.firmware)?;
+    if fw.kind == Kind::Directory {
+        // A directory can be checked before anything is mounted.
+        child::check_init(&open_dir(&fw.path)?, &init, init_named)?;
+    }
+    let rw_dir = cli
+        .rw_dir
+        .as_deref()
+        .map(overlay::check_rw_dir)
+        .transpose()?;
+    let name = cli.name.clone().unwrap_or_else(state::generate_name);
+    let envp = environment(&cli, &name)?;
+    log.phase(format!(
+        "checked firmware {} ({})",
+        fw.path.display(),
+        fw.kind.label()
+    ));
+
+    // Signals are read from a signalfd from here on.
+    let mut sfd = supervise::block_signals()?;
+
+    // Per-run state, and the sweep of dead runs' leftovers.
+    let mut teardown = Teardown::new();
+    if let Err(e) = state::sweep(&mut NoResources) {
+        log.say(format!("warning: sweeping dead runs: {e:#}"));
+    }
+    let st = RunState::create(&name, &mut NoResources)?;
+    let state_dir = st.dir.clone();
+    teardown.push("state", move || st.remove());
+    fault::step("state")?;
+
+    // 3. The launcher's own mount namespace: nothing below outlives it.
+    namespace::enter_private_mount_namespace()?;
+    fault::step("namespace")?;
+    let label = format!("fwrun-{name}");
+    let layout = Layout::new(state_dir.join("mnt"));
+    overlay::mkdir(&layout.workspace)?;
+    sys::mount(
+        &label,
+        &layout.workspace,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=0700"),
+    )
+    .context("mounting the run's workspace")?;
+    let ws = layout.workspace.clone();
+    teardown.push("workspace", move || sys::umount_detach(&ws));
+    fault::step("workspace")?;
+    log.phase("entered a private mount namespace");
+
+    // 4. Lower layer.
+    overlay::mkdir(&layout.lower)?;
+    let loop_dev = lower::mount_lower(&fw, &layout.lower, &label)?;
+    let lw = layout.lower.clone();
+    teardown.push("lower", move || sys::umount_detach(&lw));
+    fault::step("lower")?;
+    log.phase(match &loop_dev {
+        Some(dev) => format!("mounted the image read-only on {dev}"),
+        None => "bound the directory read-only".into(),
+    });
+
+    // 5. Upper layer and overlay.
+    overlay::mount_overlay(&layout, rw_dir.as_deref(), &label)?;
+    let rt = layout.root.clone();
+    teardown.push("overlay", move || sys::umount_detach(&rt));
+    fault::step("overlay")?;
+    log.phase(match &rw_dir {
+        Some(d) => format!(
+            "mounted the overlay {label} (changes kept in {})",
+            d.display()
+        ),
+        None => format!("mounted the overlay {label} (changes in a tmpfs)"),
+    });
+    if fw.kind != Kind::Directory {
+        child::check_init(&open_dir(&layout.root)?, &init, init_named)?;
+    }
+
+    // 6. AppArmor: the per-run profile is loaded here (see apparmor.rs).
+
+    // 7. Clone the init into its namespaces.
+    let console = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
+        std::fs::read_link("/proc/self/fd/0").ok()
+    } else {
+        None
+    };
+    let spec = ChildSpec {
+        root: layout.root.clone(),
+        hostname: cli.hostname.clone().unwrap_or_else(|| name.clone()),
+        new_net: cli.net == Net::None,
+        binds,
+        console,
+        argv,
+        envp,
+    };
+    let early = supervise::pending_stop();
+    if let Some(why) = early {
+        return Ok(why.exit_code());
+    }
+    let started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
+    fault::step("clone")?;
+    log.phase(format!(
+        "started {} as pid 1 of run {name} (host pid {})",
+        init.display(),
+        started.pid
+    ));
+
+    // 8. Supervise.
+    let outcome = supervise::supervise(
+        &mut sfd,
+        started.pid,
+        &started.pidfd,
+        &Options {
+            stop_signal: cli.stop_signal,
+            stop_timeout: cli.stop_timeout,
+            timeout: cli.timeout,
+        },
+        None,
+    )?;
+    let (code, line) = supervise::conclude(&outcome);
+    log.phase("the firmware's init ended");
+
+    // 9. Tear down, last acquired first.
+    let failures = teardown.run();
+    log.phase("tore down");
+    if let Some(line) = line {
+        log.say(line);
+    }
+    if !failures.is_empty() {
+        return Err(anyhow!("tearing down: {}", failures.join("; ")));
+    }
+    Ok(code)
+}

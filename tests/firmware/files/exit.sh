@@ -1,0 +1,3 @@
+#!/bin/sh
+# Exit with the status given.
+exit "${1:-0}"
