@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install what fwrun's build, demo and tests need, from Debian's packages.
+# Idempotent: installs only what is missing. Needs root.
+set -euo pipefail
+
+packages=(
+  busybox-static   # the test firmware's userland
+  e2fsprogs        # mkfs.ext2/ext4 -d for the test images
+  squashfs-tools   # mksquashfs for the test images
+  gcc libc6-dev    # a static helper in the test firmware
+  util-linux       # losetup, unshare, findmnt
+  apparmor         # apparmor_parser and /etc/apparmor.d/abi
+  qemu-system-x86  # the AppArmor VM tier
+  cpio             # its initramfs
+  zsh fish         # the completion tests
+  bubblewrap systemd-container hyperfine  # the benchmark
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps.sh: missing packages (${missing[*]}): run as root to install them" >&2
+    exit 1
+  fi
+  echo "deps.sh: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -q >/dev/null
+  apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v cargo >/dev/null || {
+  echo "deps.sh: cargo is missing: install a Rust toolchain (rustup)" >&2
+  exit 1
+}

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Run every test: lint, unit tests, the root tests on the host, and the
+# AppArmor tests in a VM. Must run as root (CI does).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "test.sh: the tests mount file systems and create namespaces: run them as root" >&2
+  exit 1
+fi
+scripts/deps.sh
+cargo fmt --check
+cargo clippy --locked --all-targets -- -D warnings
+# One test at a time within each test binary: the leak check after each
+# root test looks at the whole machine.
+cargo test --locked -- --test-threads=1

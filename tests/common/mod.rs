@@ -1,0 +1,260 @@
+//! Shared by the root tests: the test firmware, the fwrun binary, and the
+//! leak check that runs after every test.
+#![allow(dead_code)]
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The test firmware (built once, by tests/firmware/build.sh).
+pub fn firmware() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let out = repo().join("target/fwtest");
+        let st = Command::new("bash")
+            .arg(repo().join("tests/firmware/build.sh"))
+            .arg(&out)
+            .status()
+            .expect("running tests/firmware/build.sh");
+        assert!(st.success(), "building the test firmware failed");
+        out
+    })
+}
+
+pub fn image(name: &str) -> PathBuf {
+    firmware().join(name)
+}
+
+pub fn fwrun() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fwrun"));
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn run(args: &[&str]) -> Run {
+    let out: Output = fwrun().args(args).output().expect("starting fwrun");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+pub fn sha256(path: &Path) -> String {
+    let out = Command::new("sha256sum").arg(path).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// A unique scratch directory under target/, removed on drop.
+pub struct Scratch(pub PathBuf);
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let p = repo()
+            .join("target/scratch")
+            .join(format!("{tag}-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// What a run may leave behind, as seen from the host.
+#[derive(Debug, PartialEq, Eq, Clone)]
+pub struct Footprint {
+    pub mounts: BTreeSet<String>,
+    pub loops: BTreeSet<String>,
+    pub states: BTreeSet<String>,
+    pub pid_namespaces: BTreeSet<String>,
+    pub fwrun_processes: BTreeSet<String>,
+    pub profiles: BTreeSet<String>,
+}
+
+fn mount_lines() -> BTreeSet<String> {
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        // Drop the mount id and parent id: keep what identifies the mount.
+        .map(|l| l.split_whitespace().skip(2).collect::<Vec<_>>().join(" "))
+        .collect()
+}
+
+fn attached_loops() -> BTreeSet<String> {
+    let mut set = BTreeSet::new();
+    for e in fs::read_dir("/sys/block").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Ok(back) = fs::read_to_string(e.path().join("loop/backing_file")) {
+            set.insert(format!("{name} {}", back.trim()));
+        }
+    }
+    set
+}
+
+fn states() -> BTreeSet<String> {
+    fs::read_dir("/run/fwrun")
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn processes() -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut ns, mut fw) = (BTreeSet::new(), BTreeSet::new());
+    for e in fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if !name.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
+            ns.insert(link.to_string_lossy().into_owned());
+        }
+        if fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "fwrun") {
+            fw.insert(name);
+        }
+    }
+    (ns, fw)
+}
+
+fn profiles() -> BTreeSet<String> {
+    fs::read_to_string("/sys/kernel/security/apparmor/profiles")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.starts_with("fwrun"))
+        .map(str::to_string)
+        .collect()
+}
+
+pub fn footprint() -> Footprint {
+    let (pid_namespaces, fwrun_processes) = processes();
+    Footprint {
+        mounts: mount_lines(),
+        loops: attached_loops(),
+        states: states(),
+        pid_namespaces,
+        fwrun_processes,
+        profiles: profiles(),
+    }
+}
+
+/// Whether `now` holds nothing that `before` did not.
+fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut diff = |what: &str, b: &BTreeSet<String>, n: &BTreeSet<String>| {
+        for x in n.difference(b) {
+            out.push(format!("{what}: {x}"));
+        }
+    };
+    diff("mount", &before.mounts, &now.mounts);
+    diff("loop device", &before.loops, &now.loops);
+    diff("state", &before.states, &now.states);
+    diff("pid namespace", &before.pid_namespaces, &now.pid_namespaces);
+    diff("fwrun process", &before.fwrun_processes, &now.fwrun_processes);
+    diff("AppArmor profile", &before.profiles, &now.profiles);
+    out
+}
+
+/// Wait (up to a deadline) until the machine holds nothing new since
+/// `before`; panic with what is left otherwise.
+pub fn assert_no_leaks(before: &Footprint) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left = leaks(before, &footprint());
+        if left.is_empty() {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("left behind:\n  {}", left.join("\n  "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Held by every root test: serialises them (the leak check looks at the
+/// whole machine) and checks, when the test ends, that nothing was left.
+pub struct Guard {
+    before: Footprint,
+    _lock: MutexGuard<'static, ()>,
+}
+
+pub fn guard() -> Guard {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    assert!(
+        nix_is_root(),
+        "this test needs root (it mounts and creates namespaces): run the tests as root, as CI does"
+    );
+    firmware();
+    let before = footprint();
+    assert!(
+        before.states.is_empty(),
+        "/run/fwrun is not empty before the test: {:?}",
+        before.states
+    );
+    Guard {
+        before,
+        _lock: lock,
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            assert_no_leaks(&self.before);
+        }
+    }
+}
+
+fn nix_is_root() -> bool {
+    fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+}
+
+pub fn hostname() -> String {
+    fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+/// Assert one line on stderr, naming `what`.
+pub fn assert_one_line_naming(r: &Run, what: &str) {
+    let lines: Vec<&str> = r.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {:?}", r.stderr);
+    assert!(
+        lines[0].starts_with("fwrun: ") && lines[0].contains(what),
+        "stderr does not name {what:?}: {:?}",
+        r.stderr
+    );
+}

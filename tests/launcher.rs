@@ -1,0 +1,232 @@
+//! The launcher end to end, as root, on the test firmware.
+
+mod common;
+
+use std::fs;
+
+use common::*;
+
+fn check_world(kind: &str) {
+    let _g = guard();
+    let img = image(kind);
+    let sum = sha256_or_tree(&img);
+    let host = hostname();
+    let name = format!("boot-{}", kind.replace('.', "-"));
+    let r = run(&["--firmware", img.to_str().unwrap(), "--name", &name, "--", "/test/check.sh"]);
+    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("failures=0"), "{}", r.stdout);
+    assert!(!r.stdout.contains("not ok"), "{}", r.stdout);
+    // Every check ran (a check script that stopped early would print fewer).
+    assert_eq!(r.stdout.matches("\nok - ").count(), 14, "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("hostname={name}\n")), "{}", r.stdout);
+    assert!(r.stdout.contains("pid=1\n"), "{}", r.stdout);
+    assert_eq!(hostname(), host, "the host's hostname changed");
+    assert_eq!(sha256_or_tree(&img), sum, "the firmware changed");
+}
+
+/// An image's checksum, or a directory's listing with each file's checksum.
+fn sha256_or_tree(p: &std::path::Path) -> String {
+    if p.is_dir() {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg("cd \"$1\" && find . -type f -exec sha256sum {} + | sort && find . | sort")
+            .arg("sh")
+            .arg(p)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    } else {
+        sha256(p)
+    }
+}
+
+#[test]
+fn boots_from_ext2() {
+    check_world("fw.ext2");
+}
+
+#[test]
+fn boots_from_ext4() {
+    check_world("fw.ext4");
+}
+
+#[test]
+fn boots_from_squashfs() {
+    check_world("fw.sqfs");
+}
+
+#[test]
+fn boots_from_directory() {
+    check_world("root");
+}
+
+#[test]
+fn writes_land_in_the_overlay_and_rw_dir_keeps_them() {
+    let _g = guard();
+    let img = image("fw.ext2");
+    let sum = sha256(&img);
+    let s = Scratch::new("rwdir");
+    let rw = s.path("state");
+    let rw_s = rw.to_str().unwrap();
+    let fw = img.to_str().unwrap();
+
+    let r = run(&["--firmware", fw, "--rw-dir", rw_s, "--", "/bin/sh", "-c", "echo one > /persist && echo changed > /etc/fw-version"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The writes are in the upper layer on the host, not in the image.
+    assert_eq!(fs::read_to_string(rw.join("upper/persist")).unwrap(), "one\n");
+    assert_eq!(fs::read_to_string(rw.join("upper/etc/fw-version")).unwrap(), "changed\n");
+
+    let r = run(&["--firmware", fw, "--rw-dir", rw_s, "--", "/bin/sh", "-c", "cat /persist /etc/fw-version"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "one\nchanged\n"), "{}", r.stderr);
+
+    // Without --rw-dir the changes are gone (and were never in the image).
+    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "test ! -e /persist && cat /etc/fw-version"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "image\n"), "{}", r.stderr);
+    assert_eq!(sha256(&img), sum, "the image changed");
+}
+
+#[test]
+fn tmpfs_upper_is_discarded() {
+    let _g = guard();
+    let fw = image("fw.sqfs");
+    let fw = fw.to_str().unwrap();
+    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "echo x > /persist && cat /persist"]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "x\n"), "{}", r.stderr);
+    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "test ! -e /persist"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+}
+
+#[test]
+fn exit_codes_follow_the_init() {
+    let _g = guard();
+    let fw = image("fw.ext2");
+    let fw = fw.to_str().unwrap();
+    let cases: &[(&[&str], i32, &str)] = &[
+        (&["/test/exit.sh", "3"], 3, ""),
+        (&["/test/exit.sh", "0"], 0, ""),
+        (&["/test/segv"], 139, "SIGSEGV"),
+        (&["/test/no-such-init"], 127, "/test/no-such-init"),
+        (&["/test/dangling"], 127, "/test/dangling"),
+        (&["/test/not-executable"], 126, "/test/not-executable"),
+        (&["/test"], 126, "'/test' is a directory"),
+        (&["test/exit.sh"], 125, "absolute path"),
+    ];
+    for (init, code, says) in cases {
+        let mut args = vec!["--firmware", fw, "--"];
+        args.extend_from_slice(init);
+        let r = run(&args);
+        assert_eq!(r.code, *code, "{init:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{init:?}: {}", r.stderr);
+        if (125..=127).contains(code) {
+            assert_one_line_naming(&r, init[0]);
+        }
+    }
+    // An absolute symlink to the init is resolved inside the firmware.
+    let r = run(&["--firmware", fw, "--", "/test/abs-link"]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn bad_firmware_is_refused_before_anything_is_mounted() {
+    let _g = guard();
+    let s = Scratch::new("bad");
+    let empty = s.path("empty.img");
+    fs::write(&empty, b"").unwrap();
+    let random = s.path("random.img");
+    let bytes: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fs::write(&random, bytes).unwrap();
+    let bare = s.path("bare-dir");
+    fs::create_dir(&bare).unwrap();
+    let missing = s.path("missing.img");
+    for (path, says) in [
+        (&missing, "no such file"),
+        (&empty, "is empty"),
+        (&random, "not an image fwrun knows"),
+        (&bare, "does not look like a firmware root"),
+    ] {
+        let r = run(&["--firmware", path.to_str().unwrap()]);
+        assert_eq!(r.code, 125, "{}: {}", path.display(), r.stderr);
+        assert!(r.stderr.contains(says), "{}: {}", path.display(), r.stderr);
+        let shown = if path == &bare { "/sbin/init" } else { path.to_str().unwrap() };
+        assert_one_line_naming(&r, shown);
+    }
+}
+
+#[test]
+fn twenty_runs_in_parallel() {
+    let _g = guard();
+    let img = image("fw.ext2");
+    let sum = sha256(&img);
+    let children: Vec<_> = (0..20)
+        .map(|i| {
+            fwrun()
+                .args(["--firmware", img.to_str().unwrap(), "--name", &format!("par{i}"), "--", "/test/check.sh"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for (i, c) in children.into_iter().enumerate() {
+        let out = c.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "run {i}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains(&format!("hostname=par{i}\n")), "{stdout}");
+    }
+    assert_eq!(sha256(&img), sum);
+}
+
+#[test]
+fn env_bind_and_hostname() {
+    let _g = guard();
+    let s = Scratch::new("bind");
+    fs::write(s.path("hello"), "from the host\n").unwrap();
+    let fw = image("fw.ext2");
+    let r = run(&[
+        "--firmware",
+        fw.to_str().unwrap(),
+        "--hostname",
+        "router-1",
+        "--env",
+        "GREETING=hi there",
+        "--bind",
+        &format!("{}:/mnt/host:ro", s.0.display()),
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo \"$GREETING\"; hostname; cat /mnt/host/hello; echo x > /mnt/host/new || echo refused; env | grep -c ^HOSTNAME_OF_CALLER",
+    ]);
+    assert_eq!(
+        r.stdout,
+        "hi there\nrouter-1\nfrom the host\nrefused\n0\n",
+        "{}",
+        r.stderr
+    );
+    assert!(!s.path("new").exists());
+}
+
+#[test]
+fn name_already_running_and_bad_names() {
+    let _g = guard();
+    let fw = image("fw.ext2");
+    let fw = fw.to_str().unwrap();
+    let r = run(&["--firmware", fw, "--name", "a/b"]);
+    assert_eq!(r.code, 125);
+    assert_one_line_naming(&r, "a/b");
+    let mut long = fwrun()
+        .args(["--firmware", fw, "--name", "busy", "--", "/bin/sh", "-c", "read x; exit 0"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Poll until the first run has published its state.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !std::path::Path::new("/run/fwrun/busy/info").exists() {
+        assert!(std::time::Instant::now() < deadline, "the first run never started");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let r = run(&["--firmware", fw, "--name", "busy", "--", "/bin/true"]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert_one_line_naming(&r, "'busy' is already running");
+    drop(long.stdin.take());
+    assert_eq!(long.wait().unwrap().code(), Some(0));
+}
