@@ -7,13 +7,14 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
 
 use crate::error::{self, fail_with, INIT_NOT_EXECUTABLE, INIT_NOT_FOUND, LAUNCHER_FAILED};
+use crate::pid2;
 use crate::rootfs::{self, ResolvedBind};
 use crate::sys::{self, errno_text, Forked};
 
@@ -24,7 +25,13 @@ pub struct ChildSpec {
     pub hostname: String,
     pub new_net: bool,
     pub binds: Vec<ResolvedBind>,
+    /// Bound at /dev/console: the pty's slave, or the user's terminal.
     pub console: Option<PathBuf>,
+    /// In pty mode, the slave: the init's stdin, stdout, stderr and
+    /// controlling terminal.
+    pub tty: Option<RawFd>,
+    /// Run the init as pid 2 under fwrun's minimal pid 1.
+    pub as_pid2: bool,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }
@@ -86,27 +93,39 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
 fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
     let (code, msg) = match setup(spec, &life_r) {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
-        Ok(()) => {
-            let argv: Vec<*const libc::c_char> = spec
-                .argv
-                .iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect();
-            let envp: Vec<*const libc::c_char> = spec
-                .envp
-                .iter()
-                .map(|a| a.as_ptr())
-                .chain(std::iter::once(std::ptr::null()))
-                .collect();
-            // SAFETY: NULL-terminated arrays of valid C strings.
-            unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
-            exec_failure(&spec.argv[0], Errno::last())
-        }
+        Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
+            Ok(never) => match never {},
+            Err((err_w, code, msg)) => {
+                let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
+                // SAFETY: leave without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+        },
+        Ok(()) => exec_init(spec),
     };
     let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
     // SAFETY: leave without running the parent's destructors in the child.
     unsafe { libc::_exit(code) }
+}
+
+/// Exec the init; returns only on failure, with the exit code and message.
+pub(crate) fn exec_init(spec: &ChildSpec) -> (i32, String) {
+    let argv: Vec<*const libc::c_char> = spec
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = spec
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    reset_signals();
+    // SAFETY: NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
+    exec_failure(&spec.argv[0], Errno::last())
 }
 
 /// The exit code and message for an init that could not be exec'd.
@@ -144,6 +163,25 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     // The init leads a session of its own: a terminal's Ctrl-C goes to fwrun,
     // which stops the firmware with its stop signal.
     nix::unistd::setsid().map_err(|e| anyhow!("creating a new session: {}", errno_text(e)))?;
+    if let Some(tty) = spec.tty {
+        // SAFETY: dup2 and ioctl on descriptors this process holds.
+        unsafe {
+            for fd in 0..3 {
+                if libc::dup2(tty, fd) < 0 {
+                    return Err(anyhow!(
+                        "giving the init its terminal: {}",
+                        errno_text(Errno::last())
+                    ));
+                }
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(anyhow!(
+                    "making the pty the init's controlling terminal: {}",
+                    errno_text(Errno::last())
+                ));
+            }
+        }
+    }
     rootfs::mount_proc(&spec.root)?;
     crate::fault::step("proc")?;
     rootfs::mount_sys(&spec.root)?;
@@ -158,7 +196,6 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     }
     rootfs::pivot_into(&spec.root)?;
     crate::fault::step("pivot_root")?;
-    reset_signals();
     // Nothing of fwrun's (lock, image, pipes) reaches the init.
     // SAFETY: plain syscall.
     unsafe {
@@ -175,7 +212,7 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
 /// Default dispositions and an empty mask, as a freshly booted init expects
 /// (fwrun blocks the signals it reads from a signalfd, and Rust ignores
 /// SIGPIPE).
-fn reset_signals() {
+pub(crate) fn reset_signals() {
     // SAFETY: resetting dispositions and the mask of this single thread.
     unsafe {
         for sig in 1..=libc::SIGRTMAX() {

@@ -89,6 +89,26 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
 
+    /// What a reboot from inside the firmware does: 'exit' ends the run
+    /// (exit code 129), 'restart' boots the firmware again with the same
+    /// writable layer.
+    #[arg(long, value_name = "ACTION", default_value = "exit")]
+    pub on_reboot: OnReboot,
+
+    /// The firmware's console: 'pty' gives the init a new pseudo-terminal as
+    /// its controlling terminal and /dev/console, relayed to yours (raw mode;
+    /// Ctrl-] three times within a second stops the run); 'inherit' gives it
+    /// fwrun's stdin, stdout and stderr. [default: pty when stdin is a
+    /// terminal, inherit otherwise]
+    #[arg(long, value_name = "MODE")]
+    pub console: Option<Console>,
+
+    /// Run INIT as pid 2 under a minimal pid 1 of fwrun's that reaps orphans
+    /// and forwards signals: for a test program rather than a real init. The
+    /// exit status is the program's.
+    #[arg(long)]
+    pub as_pid2: bool,
+
     /// Say more: each phase and how long it took.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -109,6 +129,22 @@ pub enum Net {
     None,
     /// The host's network.
     Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnReboot {
+    /// End the run, with exit code 129.
+    Exit,
+    /// Boot the firmware again, keeping its writable layer.
+    Restart,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Console {
+    /// A new pseudo-terminal, relayed to fwrun's terminal.
+    Pty,
+    /// fwrun's own stdin, stdout and stderr.
+    Inherit,
 }
 
 /// One --bind.

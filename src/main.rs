@@ -3,6 +3,7 @@
 
 mod child;
 mod cli;
+mod console;
 mod error;
 mod fault;
 mod image;
@@ -10,6 +11,7 @@ mod loopdev;
 mod lower;
 mod namespace;
 mod overlay;
+mod pid2;
 mod preflight;
 mod rootfs;
 mod run;

@@ -4,6 +4,7 @@
 //! file only puts them in order.
 
 use std::ffi::{CString, OsString};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -12,7 +13,8 @@ use anyhow::{anyhow, Context, Result};
 use nix::mount::MsFlags;
 
 use crate::child::{self, ChildSpec};
-use crate::cli::{Cli, Net};
+use crate::cli::{Cli, Console, Net, OnReboot};
+use crate::console::{self, RawMode, Relay};
 use crate::error::fail;
 use crate::image::{self, Kind};
 use crate::overlay::{self, Layout};
@@ -201,46 +203,79 @@ pub fn run(cli: Cli) -> Result<i32> {
     // 6. AppArmor: the per-run profile is loaded here (see apparmor.rs).
 
     // 7. Clone the init into its namespaces.
-    let console = if nix::unistd::isatty(std::io::stdin()).unwrap_or(false) {
-        std::fs::read_link("/proc/self/fd/0").ok()
+    let console_mode = cli.console.unwrap_or(if console::stdin_is_tty() {
+        Console::Pty
     } else {
-        None
+        Console::Inherit
+    });
+    let pty = match console_mode {
+        Console::Pty => Some(console::open_pty()?),
+        Console::Inherit => None,
+    };
+    let console_path = match &pty {
+        Some(p) => Some(p.slave_path.clone()),
+        None if console::stdin_is_tty() => std::fs::read_link("/proc/self/fd/0").ok(),
+        None => None,
     };
     let spec = ChildSpec {
         root: layout.root.clone(),
         hostname: cli.hostname.clone().unwrap_or_else(|| name.clone()),
         new_net: cli.net == Net::None,
         binds,
-        console,
+        console: console_path,
+        tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
+        as_pid2: cli.as_pid2,
         argv,
         envp,
     };
-    let early = supervise::pending_stop();
-    if let Some(why) = early {
+    if let Some(why) = supervise::pending_stop() {
         return Ok(why.exit_code());
     }
-    let started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
-    fault::step("clone")?;
-    log.phase(format!(
-        "started {} as pid 1 of run {name} (host pid {})",
-        init.display(),
-        started.pid
-    ));
+    let mut relay = pty
+        .as_ref()
+        .map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
+    let raw = match &relay {
+        Some(_) => RawMode::enter()?,
+        None => None,
+    };
+    let opts = Options {
+        stop_signal: cli.stop_signal,
+        stop_timeout: cli.stop_timeout,
+        timeout: cli.timeout,
+    };
+    let mut boots = 0;
+    let (code, line) = loop {
+        boots += 1;
+        let started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
+        fault::step("clone")?;
+        log.phase(format!(
+            "started {} as pid {} of run {name} (host pid {})",
+            init.display(),
+            if spec.as_pid2 { 2 } else { 1 },
+            started.pid
+        ));
 
-    // 8. Supervise.
-    let outcome = supervise::supervise(
-        &mut sfd,
-        started.pid,
-        &started.pidfd,
-        &Options {
-            stop_signal: cli.stop_signal,
-            stop_timeout: cli.stop_timeout,
-            timeout: cli.timeout,
-        },
-        None,
-    )?;
-    let (code, line) = supervise::conclude(&outcome);
-    log.phase("the firmware's init ended");
+        // 8. Supervise.
+        let outcome = supervise::supervise(
+            &mut sfd,
+            started.pid,
+            &started.pidfd,
+            &opts,
+            None,
+            relay.as_mut(),
+        )?;
+        log.phase("the firmware's init ended");
+        let (code, line) = supervise::conclude(&outcome);
+        if supervise::rebooted(&outcome) && cli.on_reboot == OnReboot::Restart {
+            log.say(format!(
+                "firmware rebooted; booting it again (boot {})",
+                boots + 1
+            ));
+            continue;
+        }
+        break (code, line);
+    };
+    drop(raw);
 
     // 9. Tear down, last acquired first.
     let failures = teardown.run();

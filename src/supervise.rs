@@ -15,6 +15,7 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
+use crate::console::{Event, Relay};
 use crate::sys::{errno_text, pidfd_signal};
 
 /// The signals fwrun handles itself (stop) or forwards to the init.
@@ -68,12 +69,14 @@ pub enum Stop {
     Terminated,
     HungUp,
     TimedOut,
+    /// The console escape (Ctrl-] three times).
+    Escaped,
 }
 
 impl Stop {
     pub fn exit_code(self) -> i32 {
         match self {
-            Stop::Interrupted => 128 + libc::SIGINT,
+            Stop::Interrupted | Stop::Escaped => 128 + libc::SIGINT,
             Stop::Terminated => 128 + libc::SIGTERM,
             Stop::HungUp => 128 + libc::SIGHUP,
             Stop::TimedOut => crate::error::TIMED_OUT,
@@ -86,6 +89,7 @@ impl Stop {
             Stop::Terminated => "terminated by SIGTERM",
             Stop::HungUp => "hung up (SIGHUP)",
             Stop::TimedOut => "timed out",
+            Stop::Escaped => "stopped from the console (Ctrl-] three times)",
         }
     }
 }
@@ -119,6 +123,7 @@ pub fn supervise(
     pidfd: &OwnedFd,
     opts: &Options,
     early: Option<Stop>,
+    mut relay: Option<&mut Relay>,
 ) -> Result<Outcome> {
     let start = Instant::now();
     let mut out = Outcome {
@@ -145,6 +150,9 @@ pub fn supervise(
     }
     loop {
         if let Some(ending) = reap(pid)? {
+            if let Some(r) = relay {
+                r.drain();
+            }
             out.ending = ending;
             return Ok(out);
         }
@@ -174,13 +182,30 @@ pub fn supervise(
                 .min(i32::MAX as u128) as i32
                 + 1
         });
-        let mut pfd = libc::pollfd {
-            fd: sfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one valid descriptor.
-        unsafe { libc::poll(&mut pfd, 1, wait_ms) };
+        let watched = relay.as_ref().map(|r| r.watched()).unwrap_or_default();
+        let mut pfds: Vec<libc::pollfd> = std::iter::once(sfd.as_raw_fd())
+            .chain(watched.iter().map(|(fd, _)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll on valid descriptors.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        if let Some(r) = relay.as_deref_mut() {
+            for (p, (_, is_stdin)) in pfds[1..].iter().zip(&watched) {
+                if p.revents != 0 {
+                    if let Event::Escape = r.ready(*is_stdin) {
+                        if out.stopped.is_some() {
+                            send(&mut out, libc::SIGKILL);
+                            kill_at = None;
+                        }
+                        begin_stop(&mut out, &mut kill_at, Stop::Escaped);
+                    }
+                }
+            }
+        }
         while let Ok(Some(info)) = sfd.read_signal() {
             let sig = info.ssi_signo as i32;
             match sig {
@@ -199,6 +224,13 @@ pub fn supervise(
                         begin_stop(&mut out, &mut kill_at, why);
                     }
                 }
+                libc::SIGWINCH if relay.is_some() => {
+                    // The pty's size follows the terminal's; the kernel tells
+                    // the firmware's foreground processes.
+                    if let Some(r) = relay.as_deref() {
+                        crate::console::copy_winsize(&r.master);
+                    }
+                }
                 other => send(&mut out, other),
             }
         }
@@ -215,6 +247,13 @@ fn reap(pid: libc::pid_t) -> Result<Option<Ending>> {
             errno_text(e)
         )),
     }
+}
+
+/// Whether the firmware rebooted itself (rather than being stopped).
+pub fn rebooted(out: &Outcome) -> bool {
+    out.stopped.is_none()
+        && out.ending == Ending::Signaled(libc::SIGHUP)
+        && !out.sent.contains(&libc::SIGHUP)
 }
 
 /// The exit code and the line to report for an outcome.

@@ -12,13 +12,24 @@ fn check_world(kind: &str) {
     let sum = sha256_or_tree(&img);
     let host = hostname();
     let name = format!("boot-{}", kind.replace('.', "-"));
-    let r = run(&["--firmware", img.to_str().unwrap(), "--name", &name, "--", "/test/check.sh"]);
+    let r = run(&[
+        "--firmware",
+        img.to_str().unwrap(),
+        "--name",
+        &name,
+        "--",
+        "/test/check.sh",
+    ]);
     assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
     assert!(r.stdout.contains("failures=0"), "{}", r.stdout);
     assert!(!r.stdout.contains("not ok"), "{}", r.stdout);
     // Every check ran (a check script that stopped early would print fewer).
     assert_eq!(r.stdout.matches("\nok - ").count(), 14, "{}", r.stdout);
-    assert!(r.stdout.contains(&format!("hostname={name}\n")), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(&format!("hostname={name}\n")),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("pid=1\n"), "{}", r.stdout);
     assert_eq!(hostname(), host, "the host's hostname changed");
     assert_eq!(sha256_or_tree(&img), sum, "the firmware changed");
@@ -70,17 +81,53 @@ fn writes_land_in_the_overlay_and_rw_dir_keeps_them() {
     let rw_s = rw.to_str().unwrap();
     let fw = img.to_str().unwrap();
 
-    let r = run(&["--firmware", fw, "--rw-dir", rw_s, "--", "/bin/sh", "-c", "echo one > /persist && echo changed > /etc/fw-version"]);
+    let r = run(&[
+        "--firmware",
+        fw,
+        "--rw-dir",
+        rw_s,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo one > /persist && echo changed > /etc/fw-version",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The writes are in the upper layer on the host, not in the image.
-    assert_eq!(fs::read_to_string(rw.join("upper/persist")).unwrap(), "one\n");
-    assert_eq!(fs::read_to_string(rw.join("upper/etc/fw-version")).unwrap(), "changed\n");
+    assert_eq!(
+        fs::read_to_string(rw.join("upper/persist")).unwrap(),
+        "one\n"
+    );
+    assert_eq!(
+        fs::read_to_string(rw.join("upper/etc/fw-version")).unwrap(),
+        "changed\n"
+    );
 
-    let r = run(&["--firmware", fw, "--rw-dir", rw_s, "--", "/bin/sh", "-c", "cat /persist /etc/fw-version"]);
-    assert_eq!((r.code, r.stdout.as_str()), (0, "one\nchanged\n"), "{}", r.stderr);
+    let r = run(&[
+        "--firmware",
+        fw,
+        "--rw-dir",
+        rw_s,
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /persist /etc/fw-version",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "one\nchanged\n"),
+        "{}",
+        r.stderr
+    );
 
     // Without --rw-dir the changes are gone (and were never in the image).
-    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "test ! -e /persist && cat /etc/fw-version"]);
+    let r = run(&[
+        "--firmware",
+        fw,
+        "--",
+        "/bin/sh",
+        "-c",
+        "test ! -e /persist && cat /etc/fw-version",
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "image\n"), "{}", r.stderr);
     assert_eq!(sha256(&img), sum, "the image changed");
 }
@@ -90,9 +137,23 @@ fn tmpfs_upper_is_discarded() {
     let _g = guard();
     let fw = image("fw.sqfs");
     let fw = fw.to_str().unwrap();
-    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "echo x > /persist && cat /persist"]);
+    let r = run(&[
+        "--firmware",
+        fw,
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo x > /persist && cat /persist",
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "x\n"), "{}", r.stderr);
-    let r = run(&["--firmware", fw, "--", "/bin/sh", "-c", "test ! -e /persist"]);
+    let r = run(&[
+        "--firmware",
+        fw,
+        "--",
+        "/bin/sh",
+        "-c",
+        "test ! -e /persist",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
 }
 
@@ -133,7 +194,9 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
     let empty = s.path("empty.img");
     fs::write(&empty, b"").unwrap();
     let random = s.path("random.img");
-    let bytes: Vec<u8> = (0..65536u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let bytes: Vec<u8> = (0..65536u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
     fs::write(&random, bytes).unwrap();
     let bare = s.path("bare-dir");
     fs::create_dir(&bare).unwrap();
@@ -147,7 +210,11 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
         let r = run(&["--firmware", path.to_str().unwrap()]);
         assert_eq!(r.code, 125, "{}: {}", path.display(), r.stderr);
         assert!(r.stderr.contains(says), "{}: {}", path.display(), r.stderr);
-        let shown = if path == &bare { "/sbin/init" } else { path.to_str().unwrap() };
+        let shown = if path == &bare {
+            "/sbin/init"
+        } else {
+            path.to_str().unwrap()
+        };
         assert_one_line_naming(&r, shown);
     }
 }
@@ -160,7 +227,14 @@ fn twenty_runs_in_parallel() {
     let children: Vec<_> = (0..20)
         .map(|i| {
             fwrun()
-                .args(["--firmware", img.to_str().unwrap(), "--name", &format!("par{i}"), "--", "/test/check.sh"])
+                .args([
+                    "--firmware",
+                    img.to_str().unwrap(),
+                    "--name",
+                    &format!("par{i}"),
+                    "--",
+                    "/test/check.sh",
+                ])
                 .stdout(std::process::Stdio::piped())
                 .stderr(std::process::Stdio::piped())
                 .spawn()
@@ -170,7 +244,12 @@ fn twenty_runs_in_parallel() {
     for (i, c) in children.into_iter().enumerate() {
         let out = c.wait_with_output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(out.status.code(), Some(0), "run {i}: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "run {i}: {stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         assert!(stdout.contains(&format!("hostname=par{i}\n")), "{stdout}");
     }
     assert_eq!(sha256(&img), sum);
@@ -197,8 +276,7 @@ fn env_bind_and_hostname() {
         "echo \"$GREETING\"; hostname; cat /mnt/host/hello; echo x > /mnt/host/new || echo refused; env | grep -c ^HOSTNAME_OF_CALLER",
     ]);
     assert_eq!(
-        r.stdout,
-        "hi there\nrouter-1\nfrom the host\nrefused\n0\n",
+        r.stdout, "hi there\nrouter-1\nfrom the host\nrefused\n0\n",
         "{}",
         r.stderr
     );
@@ -214,14 +292,26 @@ fn name_already_running_and_bad_names() {
     assert_eq!(r.code, 125);
     assert_one_line_naming(&r, "a/b");
     let mut long = fwrun()
-        .args(["--firmware", fw, "--name", "busy", "--", "/bin/sh", "-c", "read x; exit 0"])
+        .args([
+            "--firmware",
+            fw,
+            "--name",
+            "busy",
+            "--",
+            "/bin/sh",
+            "-c",
+            "read x; exit 0",
+        ])
         .stdin(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // Poll until the first run has published its state.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while !std::path::Path::new("/run/fwrun/busy/info").exists() {
-        assert!(std::time::Instant::now() < deadline, "the first run never started");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first run never started"
+        );
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     let r = run(&["--firmware", fw, "--name", "busy", "--", "/bin/true"]);

@@ -68,6 +68,7 @@ stage1() {
     # busybox switch_root does not carry mounts over: drop them here, stage 2
     # mounts fresh ones. stdin/stdout/stderr stay open on the console.
     umount /proc /sys /dev
+    # shellcheck disable=SC2093  # exec returns only on failure
     exec switch_root /newroot /init stage2
     # exec only returns on failure; nothing is mounted to report through.
     echo "FWRUN-VM-RESULT: fail setup: switch_root"

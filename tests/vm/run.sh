@@ -24,20 +24,25 @@
 #
 # The console output goes to stdout as it comes. Everything temporary lives
 # in one mktemp directory, removed on exit together with any qemu left running.
-set -euo pipefail
+set -Eeuo pipefail
+# Any failing command here is a harness failure: exit 2, never 1 (which
+# means "the guest said fail"). -E lets functions inherit this trap.
+trap 'exit 2' ERR
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
-# Modules the guest loads, dependencies first. crc32c_generic is listed by
-# hand: ext4 and jbd2 get crc32c through the crypto API, which modules.dep
-# does not record (it is only a "softdep pre: crypto-crc32c" in their
-# modinfo). Without it, ext4 cannot mount file systems with metadata_csum.
+# Modules the guest loads; their dependencies (jbd2, mbcache, crc16 for
+# ext4) come from modules.dep. crc32c_generic is listed by hand, before
+# ext4: ext4 and jbd2 get crc32c through the crypto API, which modules.dep
+# does not record (only a "softdep pre: crypto-crc32c" in their modinfo).
+# Without it, mounting ext4 with metadata_csum fails ("EXT4-fs (loop0):
+# Cannot load crc32c driver.", ENOENT).
 modules=(crc32c_generic loop overlay squashfs ext4)
 
-kernel_dir= payload= script= log= timeout=180 memory=1024 accel=tcg
+kernel_dir='' payload='' script='' log='' timeout=180 memory=1024 accel=tcg
 
 die() { echo "run.sh: $*" >&2; exit 2; }
-usage() { sed -n '2,/^set -euo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,/^set -Eeuo/p' "$0" | sed -e '$d' -e 's/^# \{0,1\}//' >&2; exit 2; }
 note() { echo "run.sh: $*" >&2; }
 # Seconds since an $EPOCHREALTIME value, to a tenth.
 since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
@@ -85,11 +90,12 @@ parser=$(command -v apparmor_parser || echo /sbin/apparmor_parser)
 # Everything temporary goes under $tmp; the EXIT trap removes it and stops
 # whatever this script started (qemu, the console follower).
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/fwrun-vm.XXXXXX")
-qemu_pid= follow_pid=
+qemu_pid='' follow_pid=''
+# shellcheck disable=SC2317  # called by the trap
 cleanup() {
     local pid
     for pid in $qemu_pid $follow_pid; do
-        kill "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
     rm -rf "$tmp"
@@ -113,15 +119,26 @@ ln -s busybox "$root/bin/sh"
 mknod -m 600 "$root/dev/console" c 5 1
 
 # apparmor_parser, the shared libraries it links (ldd prints their paths,
-# the dynamic loader included) and the abi files profiles refer to.
+# the dynamic loader included) and the abi files profiles refer to
+# (`abi <abi/3.0>,` reads /etc/apparmor.d/abi/3.0).
 cp "$parser" "$root/sbin/apparmor_parser"
 ldd "$parser" | grep -o '/[^ ]*' | while read -r lib; do
     mkdir -p "$root/$(dirname "$lib")"
     cp -L "$lib" "$root/$lib"
 done
-mkdir -p "$root/etc/apparmor.d" "$root/etc/apparmor"
+mkdir -p "$root/etc/apparmor.d"
 cp -a /etc/apparmor.d/abi "$root/etc/apparmor.d/abi"
-[[ -f /etc/apparmor/parser.conf ]] && cp /etc/apparmor/parser.conf "$root/etc/apparmor/"
+# Debian's parser.conf pins the policy feature set to
+# /usr/share/apparmor-features/features; the parser fails if the file it
+# names is missing. Take both, so the guest compiles policy as Debian does.
+if [[ -f /etc/apparmor/parser.conf ]]; then
+    mkdir -p "$root/etc/apparmor"
+    cp /etc/apparmor/parser.conf "$root/etc/apparmor/"
+fi
+if [[ -d /usr/share/apparmor-features ]]; then
+    mkdir -p "$root/usr/share"
+    cp -a /usr/share/apparmor-features "$root/usr/share/"
+fi
 
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\ntty:x:5:\n' >"$root/etc/group"
@@ -188,6 +205,11 @@ rm -rf "$root"
 # --- the VM -------------------------------------------------------------------
 
 console=${log:-$tmp/console.log}
+# Prefer the decompressed kernel kernel.sh leaves: qemu starts it through its
+# PVH entry point, skipping the BIOS and the kernel's decompressor (~4 s
+# under TCG). The bzImage works too, only slower.
+kernel=$kernel_dir/vmlinux
+[[ -s $kernel ]] || kernel=$kernel_dir/vmlinuz
 cmdline="console=ttyS0 panic=-1 quiet loglevel=4 apparmor=1 security=apparmor"
 
 # Start qemu in the background with the serial console written to $console;
@@ -199,7 +221,7 @@ start_qemu() {
         -accel "$accel" -m "$memory" -smp 1 \
         -nodefaults -display none -no-reboot \
         -serial "file:$console" \
-        -kernel "$kernel_dir/vmlinuz" -initrd "$tmp/initrd.gz" -append "$cmdline" \
+        -kernel "$kernel" -initrd "$tmp/initrd.gz" -append "$cmdline" \
         </dev/null >"$tmp/qemu.out" 2>&1 &
     qemu_pid=$!
     tail -n +1 -s 0.2 -f --pid="$qemu_pid" "$console" &
@@ -222,11 +244,19 @@ wait_qemu() {
     return 0
 }
 
+# Stop qemu if it still runs: SIGTERM, then SIGKILL after 5 s.
 stop_qemu() {
-    kill "$qemu_pid" 2>/dev/null || true
+    local i
+    if kill "$qemu_pid" 2>/dev/null; then
+        for ((i = 0; i < 25; i++)); do
+            kill -0 "$qemu_pid" 2>/dev/null || break
+            sleep 0.2
+        done
+        kill -KILL "$qemu_pid" 2>/dev/null || true
+    fi
     wait "$qemu_pid" 2>/dev/null || true
     wait "$follow_pid" 2>/dev/null || true
-    qemu_pid= follow_pid=
+    qemu_pid='' follow_pid=''
 }
 
 boot_started=$EPOCHREALTIME
@@ -251,12 +281,15 @@ case $accel in
 esac
 timed_out=$((verdict == 1))
 stop_qemu
-[[ -s $tmp/qemu.out ]] && sed 's/^/qemu: /' "$tmp/qemu.out" >&2
+if [[ -s $tmp/qemu.out ]]; then
+    sed 's/^/qemu: /' "$tmp/qemu.out" >&2
+fi
 
 # --- the verdict --------------------------------------------------------------
 
-# The serial console ends lines with \r\n.
-marker=$(tr -d '\r' <"$console" | grep -a -m1 '^FWRUN-VM-RESULT: ' || true)
+# The serial console ends lines with \r\n. The guest init prints its marker
+# after the test script has finished: the last marker line is the verdict.
+marker=$(tr -d '\r' <"$console" | grep -a '^FWRUN-VM-RESULT: ' | tail -n 1 || true)
 elapsed=$(since "$boot_started")
 case $marker in
     'FWRUN-VM-RESULT: pass')

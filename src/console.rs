@@ -1,0 +1,249 @@
+//! The firmware's console. In pty mode the init gets a new pseudo-terminal
+//! as its controlling terminal and /dev/console; fwrun puts the user's
+//! terminal in raw mode (always restored), relays bytes both ways and window
+//! size changes, and watches for the escape (Ctrl-] three times within a
+//! second), since Ctrl-C then belongs to the firmware.
+
+use std::collections::VecDeque;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use nix::errno::Errno;
+use nix::sys::termios::{self, SetArg, Termios};
+
+use crate::sys::errno_text;
+
+/// Ctrl-]
+pub const ESCAPE_BYTE: u8 = 0x1d;
+const ESCAPE_PRESSES: usize = 3;
+const ESCAPE_WINDOW: Duration = Duration::from_secs(1);
+
+pub struct Pty {
+    pub master: OwnedFd,
+    pub slave: OwnedFd,
+    /// The slave's path on the host (/dev/pts/N), bound at /dev/console.
+    pub slave_path: PathBuf,
+}
+
+fn stdin() -> BorrowedFd<'static> {
+    // SAFETY: fd 0 stays open for the life of the process.
+    unsafe { BorrowedFd::borrow_raw(0) }
+}
+
+pub fn stdin_is_tty() -> bool {
+    nix::unistd::isatty(stdin()).unwrap_or(false)
+}
+
+fn winsize(fd: RawFd) -> Option<libc::winsize> {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ fills a winsize.
+    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+}
+
+/// Give the pty the size of the user's terminal.
+pub fn copy_winsize(master: &OwnedFd) {
+    if let Some(ws) = winsize(0) {
+        // SAFETY: TIOCSWINSZ reads a winsize.
+        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    }
+}
+
+pub fn open_pty() -> Result<Pty> {
+    let p = nix::pty::openpty(None, None)
+        .map_err(|e| anyhow!("opening a pseudo-terminal: {}", errno_text(e)))?;
+    for fd in [&p.master, &p.slave] {
+        nix::fcntl::fcntl(
+            fd,
+            nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+        )
+        .map_err(|e| anyhow!("configuring the pseudo-terminal: {}", errno_text(e)))?;
+    }
+    let slave_path = nix::unistd::ttyname(&p.slave)
+        .map_err(|e| anyhow!("naming the pseudo-terminal: {}", errno_text(e)))?;
+    copy_winsize(&p.master);
+    Ok(Pty {
+        master: p.master,
+        slave: p.slave,
+        slave_path,
+    })
+}
+
+/// The user's terminal in raw mode; restored on drop.
+pub struct RawMode {
+    saved: Termios,
+}
+
+impl RawMode {
+    /// Raw mode on stdin, if it is a terminal.
+    pub fn enter() -> Result<Option<RawMode>> {
+        if !stdin_is_tty() {
+            return Ok(None);
+        }
+        let saved = termios::tcgetattr(stdin())
+            .map_err(|e| anyhow!("reading the terminal's settings: {}", errno_text(e)))?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(stdin(), SetArg::TCSADRAIN, &raw)
+            .map_err(|e| anyhow!("setting the terminal to raw mode: {}", errno_text(e)))?;
+        Ok(Some(RawMode { saved }))
+    }
+}
+
+impl Drop for RawMode {
+    fn drop(&mut self) {
+        let _ = termios::tcsetattr(stdin(), SetArg::TCSADRAIN, &self.saved);
+    }
+}
+
+/// Counts Ctrl-] presses; three within a second is the escape.
+#[derive(Default)]
+pub struct Escape {
+    presses: VecDeque<Instant>,
+}
+
+impl Escape {
+    pub fn feed(&mut self, bytes: &[u8], now: Instant) -> bool {
+        for &b in bytes {
+            if b != ESCAPE_BYTE {
+                self.presses.clear();
+                continue;
+            }
+            self.presses.push_back(now);
+            while self
+                .presses
+                .front()
+                .is_some_and(|t| now.duration_since(*t) > ESCAPE_WINDOW)
+            {
+                self.presses.pop_front();
+            }
+            if self.presses.len() >= ESCAPE_PRESSES {
+                self.presses.clear();
+                return true;
+            }
+        }
+        false
+    }
+}
+
+/// Relays bytes between the user's stdin/stdout and the pty master.
+pub struct Relay {
+    pub master: OwnedFd,
+    stdin_open: bool,
+    master_open: bool,
+    escape: Escape,
+}
+
+/// What the relay saw.
+pub enum Event {
+    Nothing,
+    Escape,
+}
+
+fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
+    while !buf.is_empty() {
+        match nix::unistd::write(fd, buf) {
+            Ok(n) => buf = &buf[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut p = libc::pollfd {
+                    fd: fd.as_raw_fd(),
+                    events: libc::POLLOUT,
+                    revents: 0,
+                };
+                // SAFETY: poll on one valid descriptor.
+                unsafe { libc::poll(&mut p, 1, 1000) };
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+impl Relay {
+    pub fn new(master: OwnedFd) -> Relay {
+        Relay {
+            master,
+            stdin_open: true,
+            master_open: true,
+            escape: Escape::default(),
+        }
+    }
+
+    /// The descriptors to poll for input: (fd, is_stdin).
+    pub fn watched(&self) -> Vec<(RawFd, bool)> {
+        let mut v = Vec::new();
+        if self.stdin_open {
+            v.push((0, true));
+        }
+        if self.master_open {
+            v.push((self.master.as_raw_fd(), false));
+        }
+        v
+    }
+
+    /// Input is ready on `fd` (stdin when `is_stdin`).
+    pub fn ready(&mut self, is_stdin: bool) -> Event {
+        let mut buf = [0u8; 8192];
+        if is_stdin {
+            match nix::unistd::read(stdin(), &mut buf) {
+                Ok(0) | Err(_) => self.stdin_open = false,
+                Ok(n) => {
+                    if self.escape.feed(&buf[..n], Instant::now()) {
+                        return Event::Escape;
+                    }
+                    let _ = write_all(self.master.as_fd(), &buf[..n]);
+                }
+            }
+        } else {
+            match nix::unistd::read(&self.master, &mut buf) {
+                Ok(0) | Err(_) => self.master_open = false,
+                Ok(n) => {
+                    // SAFETY: fd 1 stays open for the life of the process.
+                    let out = unsafe { BorrowedFd::borrow_raw(1) };
+                    let _ = write_all(out, &buf[..n]);
+                }
+            }
+        }
+        Event::Nothing
+    }
+
+    /// After the init ended: copy out what the firmware wrote last.
+    pub fn drain(&mut self) {
+        let _ = nix::fcntl::fcntl(
+            &self.master,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let mut buf = [0u8; 8192];
+        // SAFETY: fd 1 stays open for the life of the process.
+        let out = unsafe { BorrowedFd::borrow_raw(1) };
+        while let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
+            if n == 0 || write_all(out, &buf[..n]).is_err() {
+                break;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escape_needs_three_presses_within_a_second() {
+        let t0 = Instant::now();
+        let mut e = Escape::default();
+        assert!(!e.feed(&[ESCAPE_BYTE, ESCAPE_BYTE], t0));
+        assert!(e.feed(&[ESCAPE_BYTE], t0 + Duration::from_millis(500)));
+        // Too slow.
+        let mut e = Escape::default();
+        assert!(!e.feed(&[ESCAPE_BYTE], t0));
+        assert!(!e.feed(&[ESCAPE_BYTE], t0 + Duration::from_millis(900)));
+        assert!(!e.feed(&[ESCAPE_BYTE], t0 + Duration::from_millis(1500)));
+        assert!(e.feed(&[ESCAPE_BYTE], t0 + Duration::from_millis(1600)));
+        // Another key in between starts over.
+        let mut e = Escape::default();
+        assert!(!e.feed(&[ESCAPE_BYTE, ESCAPE_BYTE, b'x', ESCAPE_BYTE], t0));
+    }
+}

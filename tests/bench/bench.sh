@@ -1,0 +1,385 @@
+#!/usr/bin/env bash
+# fwrun's benchmark: how long `fwrun --firmware FW -- /bin/true` takes end to
+# end, next to bubblewrap, systemd-nspawn and a shell script doing the same
+# mounts (tests/bench/floor.sh), on the busybox test firmware; plus fwrun's
+# peak RSS, 16 runs in parallel against one, and the time of each phase that
+# `fwrun -v` reports.
+#
+#   sudo tests/bench/bench.sh
+#
+# Prints a Markdown report and writes it to tests/bench/RESULTS.md. Builds
+# target/release/fwrun and the test firmware (target/fwtest/) when needed.
+# Leaves nothing behind: no mount, no loop device, nothing in /run/fwrun, no
+# temporary directory; it checks this at the end and fails if it is not so.
+#
+# FWRUN_BENCH_QUICK=1 cuts the number of runs (for trying the script out;
+# its figures are not worth keeping).
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+cd "$repo"
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+die() { say "$*"; exit 1; }
+
+[ "$(id -u)" = 0 ] || die "needs root (fwrun, bwrap's and nspawn's mounts): run it as 'sudo tests/bench/bench.sh'"
+
+# --- Tools -----------------------------------------------------------------
+# Installed from Debian when missing (this is the only thing the script
+# changes on the machine besides its own, removed, temporary files).
+missing=()
+for pair in hyperfine:hyperfine jq:jq bwrap:bubblewrap systemd-nspawn:systemd-container \
+            unshare:util-linux losetup:mount /usr/bin/time:time; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]}"
+  apt-get install -y --no-install-recommends "${missing[@]}" >&2 \
+    || die "could not install ${missing[*]}: apt-get install them"
+fi
+
+# --- What is measured ----------------------------------------------------------
+# fwrun itself: rebuilt when cargo is at hand (a no-op when it is up to date),
+# so that the figures belong to the checkout.
+cargo=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
+if [ -x "$cargo" ]; then
+  say "building fwrun (cargo build --release)"
+  "$cargo" build --release --quiet || die "cargo build --release failed"
+elif [ ! -x target/release/fwrun ]; then
+  die "target/release/fwrun is missing and cargo is not in PATH: run cargo build --release first"
+else
+  say "cargo not found: using the existing target/release/fwrun"
+fi
+# The busybox test firmware (the script rebuilds only when its sources changed).
+say "building the test firmware (tests/firmware/build.sh target/fwtest)"
+bash tests/firmware/build.sh target/fwtest
+
+fwrun=target/release/fwrun
+img=target/fwtest/fw.ext2
+dir=target/fwtest/root
+
+# --- Runs -----------------------------------------------------------------------
+# Enough runs for stable medians; the fast commands get more.
+if [ "${FWRUN_BENCH_QUICK:-0}" = 1 ]; then
+  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3
+else
+  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20
+fi
+
+# --- Leftovers -----------------------------------------------------------
+# What a run may leave behind if something is wrong: attached loop devices,
+# fwrun's (or the floor's) mounts, entries in /run/fwrun. Taken before and
+# after, so that another user's runs at the start are not blamed on us.
+leftovers() {
+  losetup -a | sed 's/^/loop: /'
+  findmnt -rn -o TARGET,SOURCE | grep -E 'fwrun|fwfloor' | sed 's/^/mount: /' || true
+  if [ -d /run/fwrun ]; then
+    find /run/fwrun -mindepth 1 -maxdepth 1 | sed 's/^/state: /'
+  fi
+}
+
+tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
+had_run_fwrun=$([ -e /run/fwrun ] && echo 1 || echo 0)
+had_nspawn_state=$([ -e /run/systemd/nspawn ] && echo 1 || echo 0)
+cleanup() {
+  rm -rf "$tmp"
+  # Directories the benchmark's own runs created on the host, if they were
+  # not there before: fwrun's state root (left empty by fwrun) and nspawn's.
+  if [ "$had_run_fwrun" = 0 ]; then rmdir /run/fwrun 2>/dev/null || true; fi
+  if [ "$had_nspawn_state" = 0 ]; then rm -rf /run/systemd/nspawn; fi
+}
+trap cleanup EXIT
+leftovers >"$tmp/leftovers.before"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if [ -s "$tmp/leftovers.before" ]; then
+  say "warning: not clean before the benchmark (another user?):"
+  sed 's/^/  /' "$tmp/leftovers.before" >&2
+fi
+
+# --- Helpers ------------------------------------------------------------------
+# bench NAME RUNS WARMUP COMMAND...: hyperfine COMMAND (run directly, no
+# shell in between), its JSON kept as $tmp/NAME.json; the command line as
+# shown in the report is kept as $tmp/NAME.cmd.
+bench() {
+  local name=$1 runs=$2 warm=$3
+  shift 3
+  printf '%s' "${*//$tmp/\$TMP}" >"$tmp/$name.cmd"
+  say "timing $name: $*"
+  hyperfine --shell=none --style basic --warmup "$warm" --runs "$runs" \
+    --command-name "$name" --export-json "$tmp/$name.json" -- "$*" >&2
+}
+# The median of a hyperfine run, in ms.
+median_ms() { jq -r '.results[0].median * 1000' "$tmp/$1.json"; }
+runs_of() { jq -r '.results[0].times | length' "$tmp/$1.json"; }
+# Arithmetic and comparisons on decimals, through awk.
+calc() { awk "BEGIN { printf \"%.${2:-1}f\", $1 }"; }
+holds() { awk "BEGIN { exit !($1) }"; }
+# verdict CONDITION: PASS or MISS.
+verdict() { if holds "$1"; then echo PASS; else echo MISS; fi; }
+
+# --- 1, 2: fwrun ---------------------------------------------------------------
+# Each must work before it is timed: hyperfine would time a failure too.
+$fwrun --firmware $img -q -- /bin/true || die "fwrun from $img failed"
+$fwrun --firmware $dir -q -- /bin/true || die "fwrun from $dir failed"
+bench fwrun-ext2 $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
+bench fwrun-dir $fast_runs $warmup $fwrun --firmware $dir -q -- /bin/true
+# What starting the binary alone costs (exec, loader, argument parsing, exit),
+# and what starting any process costs hyperfine on this machine.
+bench fwrun-version $fast_runs $warmup $fwrun --version
+bench true $fast_runs $warmup /bin/true
+
+# --- 3: bubblewrap -----------------------------------------------------------------
+bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true \
+  || die "bwrap failed"
+bench bwrap $fast_runs $warmup \
+  bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true
+
+# --- 4: systemd-nspawn --------------------------------------------------------------
+# nspawn writes into a directory it boots (/etc/localtime, /etc/resolv.conf,
+# /var/log/journal), so it gets a copy of the firmware, removed at the end.
+# hyperfine gives it no stdin; if it refuses to run so, --pipe is tried.
+nspawn_dir=$tmp/nspawn-root
+cp -a $dir "$nspawn_dir"
+nspawn_note=
+nspawn_cmd=
+for extra in "" "--pipe"; do
+  cmd="systemd-nspawn -q -D $nspawn_dir --register=no --keep-unit $extra /bin/true"
+  rc=0
+  $cmd </dev/null >"$tmp/nspawn.out" 2>&1 || rc=$?
+  if [ "$rc" = 0 ]; then
+    nspawn_cmd=$cmd
+    break
+  fi
+  nspawn_note="exit $rc: $(head -c 300 "$tmp/nspawn.out" | tr '\n' ' ')"
+done
+if [ -n "$nspawn_cmd" ]; then
+  nspawn_note=
+  # Anything nspawn says on a good run is kept for the report.
+  nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ')
+  # shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
+  bench nspawn $slow_runs 3 $nspawn_cmd
+else
+  say "systemd-nspawn cannot run here: $nspawn_note"
+fi
+
+# --- 5: the shell floor ----------------------------------------------------------------
+sh "$here/floor.sh" $img || die "tests/bench/floor.sh failed"
+bench floor $mid_runs 10 sh tests/bench/floor.sh $img
+
+# --- Peak RSS ---------------------------------------------------------------------
+# GNU time's %M: the maximum resident set of fwrun (the largest of fwrun and
+# the child it waited for), in KiB, one fresh measurement per run.
+for _ in $(seq "$rss_runs"); do
+  /usr/bin/time -f %M -o "$tmp/rss.one" $fwrun --firmware $img -q -- /bin/true
+  cat "$tmp/rss.one" >>"$tmp/rss"
+done
+rss_max=$(sort -n "$tmp/rss" | tail -n1)
+rss_med=$(sort -n "$tmp/rss" | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')
+
+# --- 16 in parallel --------------------------------------------------------------------
+# A small script starts N fwrun in the background and waits for them all
+# (failing if one fails); hyperfine times it with N=1 and N=16.
+cat >"$tmp/parallel.sh" <<'EOF'
+#!/bin/sh
+# parallel.sh N COMMAND...: run N copies of COMMAND at once, wait for all.
+n=$1; shift
+pids=
+i=0
+while [ "$i" -lt "$n" ]; do
+  "$@" &
+  pids="$pids $!"
+  i=$((i + 1))
+done
+status=0
+for p in $pids; do wait "$p" || status=1; done
+exit "$status"
+EOF
+sh "$tmp/parallel.sh" 16 $fwrun --firmware $img -q -- /bin/true || die "16 fwrun in parallel failed"
+bench parallel-1 $slow_runs 5 sh "$tmp/parallel.sh" 1 $fwrun --firmware $img -q -- /bin/true
+bench parallel-16 $slow_runs 5 sh "$tmp/parallel.sh" 16 $fwrun --firmware $img -q -- /bin/true
+# For scale (not a target): the same harness with bwrap, and with /bin/true,
+# which shows how far 16 processes on this machine's CPUs can go at best.
+bwrap_cmd="bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true"
+# shellcheck disable=SC2086 # $bwrap_cmd is split into words on purpose
+bench parallel-1-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 1 $bwrap_cmd
+# shellcheck disable=SC2086
+bench parallel-16-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 16 $bwrap_cmd
+bench parallel-1-true $slow_runs 5 sh "$tmp/parallel.sh" 1 /bin/true
+bench parallel-16-true $slow_runs 5 sh "$tmp/parallel.sh" 16 /bin/true
+
+# --- Phases -----------------------------------------------------------------------------
+# `fwrun -v` ends each phase with "fwrun: WHAT (N.N ms)". The lines name the
+# run, its loop device and pid, so each is mapped to a fixed phase name;
+# the median of each phase over the runs is reported.
+phases() { # phases FIRMWARE OUTFILE: "PHASE MS" lines, and "total MS" per run
+  local fw=$1 out=$2
+  for _ in $(seq "$phase_runs"); do
+    $fwrun --firmware "$fw" -v -- /bin/true 2>"$tmp/v.txt"
+    awk '
+      /^fwrun: .* \([0-9.]+ ms\)$/ {
+        ms = $(NF - 1); sub(/^\(/, "", ms)   # "(1.2" of "... (1.2 ms)"
+        p = "?"
+        if ($0 ~ /checked firmware/)               p = "1-validate"
+        else if ($0 ~ /private mount namespace/)   p = "2-state+mountns"
+        else if ($0 ~ /mounted the image|bound the directory/) p = "3-lower"
+        else if ($0 ~ /mounted the overlay/)       p = "4-overlay"
+        else if ($0 ~ /started .* as pid 1/)       p = "5-clone+setup+exec"
+        else if ($0 ~ /init ended/)                p = "6-init-ran"
+        else if ($0 ~ /tore down/)                 p = "7-teardown"
+        print p, ms
+        total += ms
+      }
+      END { print "8-total", total }' "$tmp/v.txt" >>"$out"
+  done
+}
+median_by_phase() { # "PHASE MS" lines -> "PHASE MEDIAN" lines, in phase order
+  sort -k1,1 -k2,2n "$1" | awk '
+    { if ($1 != cur) { flush(); cur = $1; n = 0 } v[++n] = $2 }
+    function flush() { if (n) printf "%s %.2f\n", cur, v[int((n + 1) / 2)] }
+    END { flush() }'
+}
+say "fwrun -v phases, $phase_runs runs each from $img and $dir"
+phases $img "$tmp/phases-ext2"
+phases $dir "$tmp/phases-dir"
+median_by_phase "$tmp/phases-ext2" >"$tmp/phases-ext2.med"
+median_by_phase "$tmp/phases-dir" >"$tmp/phases-dir.med"
+
+# --- Figures, ratios, targets ---------------------------------------------------------
+ext2=$(median_ms fwrun-ext2)
+fdir=$(median_ms fwrun-dir)
+fver=$(median_ms fwrun-version)
+bw=$(median_ms bwrap)
+fl=$(median_ms floor)
+p1=$(median_ms parallel-1)
+p16=$(median_ms parallel-16)
+r_bwrap=$(calc "$ext2 / $bw" 2)
+r_floor=$(calc "$fl / $ext2" 2)
+r_par=$(calc "$p16 / $p1" 2)
+rss_mib=$(calc "$rss_max / 1024" 2)
+if [ -n "$nspawn_cmd" ]; then
+  ns=$(median_ms nspawn)
+  r_nspawn=$(calc "$ns / $ext2" 2)
+fi
+
+row() { # row NAME LABEL: a table row for one hyperfine run
+  # shellcheck disable=SC2016 # the backquotes are Markdown
+  printf '| %s | `%s` | %s | %s |\n' "$2" "$(cat "$tmp/$1.cmd")" "$(calc "$(median_ms "$1")" 2)" "$(runs_of "$1")"
+}
+phase_ms() { awk -v p="$1" '$1 == p { print $2; f = 1 } END { if (!f) print "-" }' "$2"; }
+
+# --- Leftover check ---------------------------------------------------------------
+leftovers >"$tmp/leftovers.after"
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+new_leftovers=$(grep -vxF -f "$tmp/leftovers.before" "$tmp/leftovers.after" || true)
+if [ -n "$new_leftovers" ]; then
+  leftover_text="LEFT BEHIND: $(printf '%s' "$new_leftovers" | tr '\n' ';')"
+elif [ -s "$tmp/leftovers.before" ]; then
+  # Only the entries that were not there before count.
+  leftover_text="none new (some loop devices, mounts or state existed before the run)"
+else
+  leftover_text="none: \`losetup -a\` empty, \`findmnt | grep -c fwrun\` = 0, /run/fwrun empty"
+fi
+
+# --- Report ----------------------------------------------------------------------
+report=$tmp/RESULTS.md
+{
+  echo "# fwrun benchmark"
+  echo
+  echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- kernel: $(uname -srm); $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))"
+  echo "- fwrun: $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($($fwrun --version 2>/dev/null | head -n1))"
+  echo "- tools: $(hyperfine --version), bubblewrap $(bwrap --version | awk '{ print $2 }'), $(systemd-nspawn --version | head -n1 | awk '{ print "systemd", $2 }'), $(unshare --version | awk '{ print $NF }' | sed 's/^/util-linux /')"
+  echo "- firmware: busybox test firmware (tests/firmware/build.sh): $img ($(du -k $img | cut -f1) KiB), $dir"
+  echo "- reproduce: \`sudo tests/bench/bench.sh\`"
+  echo
+  echo "## End to end, \`-- /bin/true\` (hyperfine medians)"
+  echo
+  echo "| what | command | median (ms) | runs |"
+  echo "| --- | --- | ---: | ---: |"
+  row fwrun-ext2 "fwrun, ext2 image"
+  row fwrun-dir "fwrun, directory"
+  row bwrap "bubblewrap"
+  if [ -n "$nspawn_cmd" ]; then
+    row nspawn "systemd-nspawn"
+  else
+    echo "| systemd-nspawn | \`systemd-nspawn -q -D DIR --register=no --keep-unit /bin/true\` | not run: $nspawn_note | 0 |"
+  fi
+  row floor "shell floor (unshare, mount -o loop, overlay, proc, chroot)"
+  row fwrun-version "fwrun --version (process start and exit only)"
+  row true "/bin/true on the host (hyperfine's cost of starting a process)"
+  echo
+  echo "## Ratios and other figures"
+  echo
+  echo "| figure | value |"
+  echo "| --- | ---: |"
+  echo "| fwrun ext2 / bwrap | $r_bwrap |"
+  if [ -n "$nspawn_cmd" ]; then
+    echo "| nspawn / fwrun ext2 | $r_nspawn |"
+  else
+    echo "| nspawn / fwrun ext2 | not run |"
+  fi
+  echo "| floor / fwrun ext2 | $r_floor |"
+  echo "| fwrun peak RSS, max of $rss_runs runs (median) | $rss_max KiB = $rss_mib MiB ($rss_med KiB) |"
+  echo "| 1 fwrun, wall (median of $(runs_of parallel-1)) | $(calc "$p1" 2) ms |"
+  echo "| 16 fwrun in parallel, wall (median of $(runs_of parallel-16)) | $(calc "$p16" 2) ms |"
+  echo "| 16 parallel / 1 | $r_par |"
+  echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2) ($(calc "$(median_ms parallel-16-bwrap)" 1) / $(calc "$(median_ms parallel-1-bwrap)" 1) ms) |"
+  echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2) ($(calc "$(median_ms parallel-16-true)" 1) / $(calc "$(median_ms parallel-1-true)" 1) ms) |"
+  echo
+  echo "## Targets"
+  echo
+  echo "- $(verdict "$ext2 <= 2.5 * $bw"): fwrun ext2 ≤ 2.5 × bwrap ($(calc "$ext2" 2) ms vs 2.5 × $(calc "$bw" 2) = $(calc "2.5 * $bw" 2) ms; ratio $r_bwrap)"
+  echo "- $(verdict "$ext2 <= 12"): fwrun ext2 ≤ 12 ms ($(calc "$ext2" 2) ms)"
+  if [ -n "$nspawn_cmd" ]; then
+    echo "- $(verdict "$ns >= 4 * $ext2"): fwrun ≥ 4× faster than systemd-nspawn (nspawn / fwrun = $r_nspawn)"
+  else
+    echo "- NOT RUN: fwrun ≥ 4× faster than systemd-nspawn (nspawn cannot run here: $nspawn_note)"
+  fi
+  echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
+  echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
+  echo "- $(verdict "$p16 <= 4 * $p1"): 16 in parallel ≤ 4 × one ($(calc "$p16" 2) ms vs 4 × $(calc "$p1" 2) = $(calc "4 * $p1" 2) ms; ratio $r_par)"
+  echo
+  echo "## Where fwrun's time goes (\`fwrun -v\`, median of $phase_runs runs, ms)"
+  echo
+  echo "| phase | ext2 image | directory |"
+  echo "| --- | ---: | ---: |"
+  for p in 1-validate 2-state+mountns 3-lower 4-overlay 5-clone+setup+exec 6-init-ran 7-teardown 8-total; do
+    case $p in
+      1-validate) label="parse done → checked the firmware (preflight, detect the kind)" ;;
+      2-state+mountns) label="signals, sweep, state dir, private mount namespace, workspace tmpfs" ;;
+      3-lower) label="lower layer: loop device + ext2 mount, or read-only bind" ;;
+      4-overlay) label="overlay (upper in the tmpfs)" ;;
+      5-clone+setup+exec) label="clone3 into the namespaces, /proc /sys /dev, hostname, lo, pivot_root, exec" ;;
+      6-init-ran) label="/bin/true ran and was reaped" ;;
+      7-teardown) label="teardown (unmounts, state dir)" ;;
+      8-total) label="**sum of the phases**" ;;
+    esac
+    echo "| $label | $(phase_ms $p "$tmp/phases-ext2.med") | $(phase_ms $p "$tmp/phases-dir.med") |"
+  done
+  echo "| end to end (hyperfine median, above) | $(calc "$ext2" 2) | $(calc "$fdir" 2) |"
+  echo "| outside the phases (end to end − sum): exec, loader, parsing, process exit | $(calc "$ext2 - $(phase_ms 8-total "$tmp/phases-ext2.med")" 2) | $(calc "$fdir - $(phase_ms 8-total "$tmp/phases-dir.med")" 2) |"
+  echo
+  echo "\`fwrun --version\` alone takes $(calc "$fver" 2) ms."
+  echo
+  echo "## Notes"
+  echo
+  echo "- Load average (1, 5, 15 min) before: $load_before; after: $load_after. Other work on the machine shows up in the figures."
+  echo "- Each command runs with no stdin and its output discarded (hyperfine \`--shell=none\`)."
+  echo "- systemd-nspawn runs on a copy of $dir (it writes /etc/localtime, /etc/resolv.conf and /var/log/journal into the tree it boots)."
+  if [ -n "$nspawn_cmd" ] && [ -n "${nspawn_warn// /}" ]; then
+    echo "- systemd-nspawn said, on a successful run: \`$nspawn_warn\`"
+  fi
+  echo "- The floor (tests/bench/floor.sh) does less than fwrun: no /sys, /dev, hostname, lo, pivot_root or state directory."
+  echo "- Leftovers after the run: $leftover_text."
+} >"$report"
+
+cat "$report"
+cp "$report" "$here/RESULTS.md"
+say "wrote tests/bench/RESULTS.md"
+
+if [ -n "$new_leftovers" ]; then
+  say "LEFT BEHIND:"
+  printf '%s\n' "$new_leftovers" | sed 's/^/  /' >&2
+  exit 1
+fi
