@@ -12,7 +12,7 @@ packages=(
   apparmor         # apparmor_parser and /etc/apparmor.d/abi
   qemu-system-x86  # the AppArmor VM tier
   cpio             # its initramfs
-  zsh fish         # the completion tests
+  zsh fish man-db  # the completion and man page tests
   bubblewrap systemd-container hyperfine  # the benchmark
 )
 

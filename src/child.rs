@@ -32,6 +32,8 @@ pub struct ChildSpec {
     pub tty: Option<RawFd>,
     /// Run the init as pid 2 under fwrun's minimal pid 1.
     pub as_pid2: bool,
+    /// The AppArmor profile to attach at exec.
+    pub profile: Option<String>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }
@@ -123,6 +125,13 @@ pub(crate) fn exec_init(spec: &ChildSpec) -> (i32, String) {
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     reset_signals();
+    // The last step before exec, so that nothing of fwrun's own setup ran
+    // confined.
+    if let Some(profile) = &spec.profile {
+        if let Err(e) = crate::apparmor::confine_before_exec(profile) {
+            return (LAUNCHER_FAILED, error::one_line(&e));
+        }
+    }
     // SAFETY: NULL-terminated arrays of valid C strings.
     unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
     exec_failure(&spec.argv[0], Errno::last())

@@ -39,8 +39,14 @@ pub struct Cli {
     /// The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory
     /// holding a root file system. Its kind is read from its content, not its
     /// name. It is never written to.
-    #[arg(long, value_name = "PATH")]
-    pub firmware: PathBuf,
+    #[arg(long, value_name = "PATH", required_unless_present_any = ["cleanup", "print_profile"])]
+    pub firmware: Option<PathBuf>,
+
+    /// Only sweep: remove what dead runs left (state directories, AppArmor
+    /// profiles), print what was removed, and exit. Live runs are never
+    /// touched.
+    #[arg(long, conflicts_with_all = ["firmware", "init", "print_profile"])]
+    pub cleanup: bool,
 
     /// Keep the firmware's changes in DIR (DIR/upper and DIR/work) instead of
     /// a tmpfs that is discarded at the end: the next run with the same DIR
@@ -109,6 +115,42 @@ pub struct Cli {
     #[arg(long)]
     pub as_pid2: bool,
 
+    /// Confine the firmware with a per-run AppArmor profile: 'auto' uses it
+    /// when the kernel has AppArmor and warns once when it does not;
+    /// 'require' refuses to run without it (exit 125); 'off' never uses it.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub apparmor: AppArmorMode,
+
+    /// Render the profile from this template instead of the built-in one
+    /// (tera syntax; see profiles/fwrun.profile.tera).
+    #[arg(long, value_name = "FILE")]
+    pub profile_template: Option<PathBuf>,
+
+    /// Deny the firmware every access to PATH (an AppArmor glob, as the
+    /// firmware sees it), on top of the built-in list. Repeatable.
+    #[arg(long, value_name = "PATH")]
+    pub deny: Vec<String>,
+
+    /// Let the firmware create device nodes (CAP_MKNOD). Off by default: a
+    /// block device node made outside /dev would escape the path rules.
+    #[arg(long)]
+    pub allow_mknod: bool,
+
+    /// Print the AppArmor profile this run would load, and exit without
+    /// running anything.
+    #[arg(long)]
+    pub print_profile: bool,
+
+    /// The apparmor_parser to load the profile with. [default: found in
+    /// /usr/sbin or /sbin]
+    #[arg(long, value_name = "PATH")]
+    pub apparmor_parser: Option<PathBuf>,
+
+    /// Print AppArmor denials as they happen, not only in the summary at
+    /// the end.
+    #[arg(long)]
+    pub follow_denials: bool,
+
     /// Say more: each phase and how long it took.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,
@@ -129,6 +171,16 @@ pub enum Net {
     None,
     /// The host's network.
     Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppArmorMode {
+    /// Use AppArmor when the kernel has it; warn once when it does not.
+    Auto,
+    /// Refuse to run without AppArmor.
+    Require,
+    /// Never use AppArmor, and say nothing about it.
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

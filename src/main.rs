@@ -1,27 +1,8 @@
 //! fwrun: run an embedded device's firmware isolated on a Linux host.
 //! This file only maps the run's result to an exit code.
 
-mod child;
-mod cli;
-mod console;
-mod error;
-mod fault;
-mod image;
-mod loopdev;
-mod lower;
-mod namespace;
-mod overlay;
-mod pid2;
-mod preflight;
-mod rootfs;
-mod run;
-mod signals;
-mod state;
-mod supervise;
-mod sys;
-mod teardown;
-
 use clap::Parser;
+use fwrun::{cli, error, run};
 
 fn main() {
     let cli = match cli::Cli::try_parse() {

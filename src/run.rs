@@ -13,15 +13,17 @@ use anyhow::{anyhow, Context, Result};
 use nix::mount::MsFlags;
 
 use crate::child::{self, ChildSpec};
+use crate::cli::AppArmorMode;
 use crate::cli::{Cli, Console, Net, OnReboot};
 use crate::console::{self, RawMode, Relay};
+use crate::denials::{self, Denials};
 use crate::error::fail;
 use crate::image::{self, Kind};
 use crate::overlay::{self, Layout};
-use crate::state::{self, NoResources, RunState};
+use crate::state::{self, Resource, RunState};
 use crate::supervise::{self, Options};
 use crate::teardown::Teardown;
-use crate::{fault, lower, namespace, preflight, rootfs, sys};
+use crate::{apparmor, fault, lower, namespace, preflight, rootfs, sys};
 
 const DEFAULT_INIT: &str = "/sbin/init";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -102,8 +104,84 @@ impl DirFlags for std::fs::OpenOptions {
     }
 }
 
+fn render_profile(cli: &Cli, name: &str) -> Result<String> {
+    let template = match &cli.profile_template {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| {
+            fail(format!(
+                "cannot read --profile-template '{}': {}",
+                path.display(),
+                image::io_reason(&e)
+            ))
+        })?,
+        None => apparmor::DEFAULT_TEMPLATE.to_string(),
+    };
+    apparmor::render(&apparmor::ProfileSpec {
+        name,
+        template: &template,
+        extra_deny: &cli.deny,
+        allow_mknod: cli.allow_mknod,
+    })
+    .map_err(|e| match &cli.profile_template {
+        Some(p) => e.context(format!("--profile-template '{}'", p.display())),
+        None => e,
+    })
+}
+
+/// The end-of-run summary of what AppArmor refused.
+fn report_denials(log: &Log, profile: &str, d: &Denials) {
+    let summary = d.summary();
+    if summary.is_empty() {
+        return;
+    }
+    let word = denials::denied_word(denials::colour());
+    log.say(format!(
+        "AppArmor {word} {} access{} of the firmware (profile {profile}):",
+        d.seen.len(),
+        if d.seen.len() == 1 { "" } else { "es" }
+    ));
+    for (den, n) in summary {
+        let times = if n > 1 {
+            format!("  x{n}")
+        } else {
+            String::new()
+        };
+        log.say(format!("  {}{times}", denials::describe(&den)));
+    }
+}
+
+/// `fwrun --cleanup`: sweep what dead runs left, say what went.
+pub fn cleanup(log: &Log) -> Result<i32> {
+    preflight::check_root()?;
+    let swept = state::sweep(&mut apparmor::Sweep)?;
+    for name in &swept {
+        log.say(format!("removed the leftovers of dead run {name}"));
+    }
+    if swept.is_empty() {
+        log.say("nothing to clean up");
+    }
+    Ok(0)
+}
+
 pub fn run(cli: Cli) -> Result<i32> {
     let mut log = Log::new(cli.verbose, cli.quiet);
+    if cli.cleanup {
+        return cleanup(&log);
+    }
+    let name = cli.name.clone().unwrap_or_else(state::generate_name);
+    // The profile is rendered first: a template that does not render is bad
+    // input, refused before anything is touched.
+    let profile_text = if cli.apparmor != AppArmorMode::Off || cli.print_profile {
+        Some(render_profile(&cli, &name)?)
+    } else {
+        None
+    };
+    if cli.print_profile {
+        print!("{}", profile_text.unwrap_or_default());
+        return Ok(0);
+    }
+    let Some(firmware) = cli.firmware.clone() else {
+        return Err(fail("--firmware is required"));
+    };
 
     // 1. Validate everything that needs no system change.
     let init_named = !cli.init.is_empty();
@@ -123,7 +201,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     // 2. Preflight.
     preflight::check_root()?;
     preflight::check_overlay()?;
-    let fw = image::detect(&cli.firmware)?;
+    let fw = image::detect(&firmware)?;
     if fw.kind == Kind::Directory {
         // A directory can be checked before anything is mounted.
         child::check_init(&open_dir(&fw.path)?, &init, init_named)?;
@@ -133,8 +211,28 @@ pub fn run(cli: Cli) -> Result<i32> {
         .as_deref()
         .map(overlay::check_rw_dir)
         .transpose()?;
-    let name = cli.name.clone().unwrap_or_else(state::generate_name);
     let envp = environment(&cli, &name)?;
+    let mut aa_warning = None;
+    let parser = match (
+        cli.apparmor,
+        apparmor::support(cli.apparmor_parser.as_deref()),
+    ) {
+        (AppArmorMode::Off, _) => None,
+        (_, apparmor::Support::Ready(p)) => Some(p),
+        (AppArmorMode::Require, apparmor::Support::Missing(why)) => {
+            return Err(fail(format!(
+                "--apparmor require: {why}: run on a kernel with AppArmor, or use --apparmor auto"
+            )))
+        }
+        (AppArmorMode::Auto, apparmor::Support::Missing(why)) => {
+            // Said once the input is known to be good, so that a bad input
+            // still gets exactly one line.
+            aa_warning = Some(format!(
+                "warning: no AppArmor confinement: {why}; the firmware runs with namespaces and constrained /proc, /sys and /dev only (--apparmor off silences this)"
+            ));
+            None
+        }
+    };
     log.phase(format!(
         "checked firmware {} ({})",
         fw.path.display(),
@@ -146,10 +244,10 @@ pub fn run(cli: Cli) -> Result<i32> {
 
     // Per-run state, and the sweep of dead runs' leftovers.
     let mut teardown = Teardown::new();
-    if let Err(e) = state::sweep(&mut NoResources) {
+    if let Err(e) = state::sweep(&mut apparmor::Sweep) {
         log.say(format!("warning: sweeping dead runs: {e:#}"));
     }
-    let st = RunState::create(&name, &mut NoResources)?;
+    let st = RunState::create(&name, &mut apparmor::Sweep)?;
     let state_dir = st.dir.clone();
     teardown.push("state", move || st.remove());
     fault::step("state")?;
@@ -200,7 +298,24 @@ pub fn run(cli: Cli) -> Result<i32> {
         child::check_init(&open_dir(&layout.root)?, &init, init_named)?;
     }
 
-    // 6. AppArmor: the per-run profile is loaded here (see apparmor.rs).
+    if let Some(w) = aa_warning {
+        log.say(w);
+    }
+
+    // 6. The per-run AppArmor profile, recorded before it is loaded so that
+    // a sweep finds it even if fwrun dies in between.
+    let profile = apparmor::profile_name(&name);
+    let mut denials = None;
+    if let (Some(parser), Some(text)) = (&parser, &profile_text) {
+        denials = Denials::start(&profile);
+        state::record(&state_dir, &Resource::Profile(profile.clone()))?;
+        apparmor::load(parser, text)?;
+        let p = profile.clone();
+        teardown.push("apparmor", move || apparmor::unload(&p));
+        fault::step("apparmor")?;
+        log.phase(format!("loaded AppArmor profile {profile}"));
+    }
+    let follow = cli.follow_denials;
 
     // 7. Clone the init into its namespaces.
     let console_mode = cli.console.unwrap_or(if console::stdin_is_tty() {
@@ -225,6 +340,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         console: console_path,
         tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
         as_pid2: cli.as_pid2,
+        profile: parser.is_some().then(|| profile.clone()),
         argv,
         envp,
     };
@@ -263,6 +379,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             &opts,
             None,
             relay.as_mut(),
+            denials.as_mut().filter(|_| follow),
         )?;
         log.phase("the firmware's init ended");
         let (code, line) = supervise::conclude(&outcome);
@@ -277,11 +394,17 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     drop(raw);
 
-    // 9. Tear down, last acquired first.
+    // 9. Tear down, last acquired first; then say what AppArmor refused.
+    if let Some(d) = denials.as_mut() {
+        d.settle();
+    }
     let failures = teardown.run();
     log.phase("tore down");
     if let Some(line) = line {
         log.say(line);
+    }
+    if let Some(d) = &denials {
+        report_denials(&log, &profile, d);
     }
     if !failures.is_empty() {
         return Err(anyhow!("tearing down: {}", failures.join("; ")));

@@ -57,14 +57,6 @@ pub trait Sweeper {
     fn release(&mut self, r: &Resource) -> Result<()>;
 }
 
-/// A sweeper for runs that acquired nothing beyond their directory.
-pub struct NoResources;
-impl Sweeper for NoResources {
-    fn release(&mut self, _r: &Resource) -> Result<()> {
-        Ok(())
-    }
-}
-
 fn try_lock(f: &File) -> bool {
     // SAFETY: flock on a descriptor we own.
     unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
@@ -138,11 +130,13 @@ impl RunState {
         let _ = fs::remove_dir_all(&tmp);
         Err(anyhow!("could not claim {}", dir.display()))
     }
+}
 
-    /// Note a resource that must be released even if fwrun is killed.
-    #[allow(dead_code)] // the AppArmor profile is the first such resource
-    pub fn record(&self, r: &Resource) -> Result<()> {
-        let path = self.dir.join(RESOURCES);
+/// Note, in a run's state directory, a resource that must be released even
+/// if fwrun is killed.
+pub fn record(dir: &Path, r: &Resource) -> Result<()> {
+    {
+        let path = dir.join(RESOURCES);
         let mut f = OpenOptions::new()
             .create(true)
             .append(true)
@@ -151,7 +145,9 @@ impl RunState {
         writeln!(f, "{}", r.line()).with_context(|| format!("writing {}", path.display()))?;
         Ok(())
     }
+}
 
+impl RunState {
     /// Remove the directory; the lock goes with the value.
     pub fn remove(self) -> Result<()> {
         fs::remove_dir_all(&self.dir).with_context(|| format!("removing {}", self.dir.display()))

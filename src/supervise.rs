@@ -16,6 +16,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::console::{Event, Relay};
+use crate::denials::Denials;
 use crate::sys::{errno_text, pidfd_signal};
 
 /// The signals fwrun handles itself (stop) or forwards to the init.
@@ -124,6 +125,7 @@ pub fn supervise(
     opts: &Options,
     early: Option<Stop>,
     mut relay: Option<&mut Relay>,
+    mut follow: Option<&mut Denials>,
 ) -> Result<Outcome> {
     let start = Instant::now();
     let mut out = Outcome {
@@ -183,8 +185,10 @@ pub fn supervise(
                 + 1
         });
         let watched = relay.as_ref().map(|r| r.watched()).unwrap_or_default();
+        let kmsg = follow.as_ref().and_then(|d| d.fd());
         let mut pfds: Vec<libc::pollfd> = std::iter::once(sfd.as_raw_fd())
             .chain(watched.iter().map(|(fd, _)| *fd))
+            .chain(kmsg)
             .map(|fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
@@ -193,6 +197,14 @@ pub fn supervise(
             .collect();
         // SAFETY: poll on valid descriptors.
         unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        if kmsg.is_some() && pfds.last().is_some_and(|p| p.revents != 0) {
+            if let Some(d) = follow.as_deref_mut() {
+                let word = crate::denials::denied_word(crate::denials::colour());
+                for den in d.read_new() {
+                    eprintln!("fwrun: AppArmor {word} {}", crate::denials::describe(&den));
+                }
+            }
+        }
         if let Some(r) = relay.as_deref_mut() {
             for (p, (_, is_stdin)) in pfds[1..].iter().zip(&watched) {
                 if p.revents != 0 {

@@ -134,16 +134,20 @@ fn processes() -> (BTreeSet<String>, BTreeSet<String>) {
         if !name.bytes().all(|b| b.is_ascii_digit()) {
             continue;
         }
-        if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
-            ns.insert(link.to_string_lossy().into_owned());
-        }
         // A zombie holds nothing but its pid (and one whose parent was
-        // killed waits on the host's init to reap it).
+        // killed waits on the host's init to reap it, which on some hosts
+        // never comes): only live processes count.
         let stat = fs::read_to_string(e.path().join("stat")).unwrap_or_default();
         let zombie = stat
             .rsplit_once(')')
             .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if !zombie && fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "fwrun") {
+        if zombie {
+            continue;
+        }
+        if let Ok(link) = fs::read_link(e.path().join("ns/pid")) {
+            ns.insert(link.to_string_lossy().into_owned());
+        }
+        if fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "fwrun") {
             fw.insert(name);
         }
     }

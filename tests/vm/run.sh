@@ -122,9 +122,15 @@ mknod -m 600 "$root/dev/console" c 5 1
 # the dynamic loader included) and the abi files profiles refer to
 # (`abi <abi/3.0>,` reads /etc/apparmor.d/abi/3.0).
 cp "$parser" "$root/sbin/apparmor_parser"
-ldd "$parser" | grep -o '/[^ ]*' | while read -r lib; do
-    mkdir -p "$root/$(dirname "$lib")"
-    cp -L "$lib" "$root/$lib"
+# The same for every dynamically linked program at the payload's top level
+# (fwrun needs libgcc_s besides libc).
+for prog in "$parser" "$payload"/*; do
+    [[ -f $prog && -x $prog ]] || continue
+    ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+        [[ -e $root/$lib ]] && continue
+        mkdir -p "$root/$(dirname "$lib")"
+        cp -L "$lib" "$root/$lib"
+    done
 done
 mkdir -p "$root/etc/apparmor.d"
 cp -a /etc/apparmor.d/abi "$root/etc/apparmor.d/abi"

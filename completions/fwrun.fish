@@ -1,0 +1,30 @@
+complete -c fwrun -l firmware -d 'The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory holding a root file system. Its kind is read from its content, not its name. It is never written to' -r -F
+complete -c fwrun -l rw-dir -d 'Keep the firmware\'s changes in DIR (DIR/upper and DIR/work) instead of a tmpfs that is discarded at the end: the next run with the same DIR sees them' -r -F
+complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile. [default: generated, short and unique]' -r
+complete -c fwrun -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
+complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\'. Repeatable' -r
+complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
+complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
+host\t'The host\'s network'"
+complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number' -r
+complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed' -r
+complete -c fwrun -l timeout -d 'Stop the firmware after this long (e.g. 90s, 5m, 1.5h; a bare number is seconds) and exit with 124' -r
+complete -c fwrun -l on-reboot -d 'What a reboot from inside the firmware does: \'exit\' ends the run (exit code 129), \'restart\' boots the firmware again with the same writable layer' -r -f -a "exit\t'End the run, with exit code 129'
+restart\t'Boot the firmware again, keeping its writable layer'"
+complete -c fwrun -l console -d 'The firmware\'s console: \'pty\' gives the init a new pseudo-terminal as its controlling terminal and /dev/console, relayed to yours (raw mode; Ctrl-] three times within a second stops the run); \'inherit\' gives it fwrun\'s stdin, stdout and stderr. [default: pty when stdin is a terminal, inherit otherwise]' -r -f -a "pty\t'A new pseudo-terminal, relayed to fwrun\'s terminal'
+inherit\t'fwrun\'s own stdin, stdout and stderr'"
+complete -c fwrun -l apparmor -d 'Confine the firmware with a per-run AppArmor profile: \'auto\' uses it when the kernel has AppArmor and warns once when it does not; \'require\' refuses to run without it (exit 125); \'off\' never uses it' -r -f -a "auto\t'Use AppArmor when the kernel has it; warn once when it does not'
+require\t'Refuse to run without AppArmor'
+off\t'Never use AppArmor, and say nothing about it'"
+complete -c fwrun -l profile-template -d 'Render the profile from this template instead of the built-in one (tera syntax; see profiles/fwrun.profile.tera)' -r -F
+complete -c fwrun -l deny -d 'Deny the firmware every access to PATH (an AppArmor glob, as the firmware sees it), on top of the built-in list. Repeatable' -r
+complete -c fwrun -l apparmor-parser -d 'The apparmor_parser to load the profile with. [default: found in /usr/sbin or /sbin]' -r -F
+complete -c fwrun -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'
+complete -c fwrun -l as-pid2 -d 'Run INIT as pid 2 under a minimal pid 1 of fwrun\'s that reaps orphans and forwards signals: for a test program rather than a real init. The exit status is the program\'s'
+complete -c fwrun -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default: a block device node made outside /dev would escape the path rules'
+complete -c fwrun -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything'
+complete -c fwrun -l follow-denials -d 'Print AppArmor denials as they happen, not only in the summary at the end'
+complete -c fwrun -s v -l verbose -d 'Say more: each phase and how long it took'
+complete -c fwrun -s q -l quiet -d 'Say nothing but errors'
+complete -c fwrun -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c fwrun -s V -l version -d 'Print version'

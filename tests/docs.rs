@@ -1,0 +1,782 @@
+//! fwrun's man page and shell completions, generated from the one clap
+//! definition in src/cli.rs, plus the tests that they are fresh and work.
+//!
+//! The committed files are
+//!
+//! - man/fwrun.1            (roff; `man -l man/fwrun.1`)
+//! - completions/fwrun.bash (bash)
+//! - completions/_fwrun     (zsh: a directory on $fpath)
+//! - completions/fwrun.fish (fish)
+//!
+//! After changing a flag or its doc comment in src/cli.rs, or the man page's
+//! extra sections below, regenerate them with
+//!
+//!     FWRUN_REGEN_DOCS=1 cargo test --test docs
+//!
+//! and commit the result: `docs_are_fresh` fails until then.
+//!
+//! The other tests need `man` (Debian package man-db, which brings
+//! groff-base), `zsh` and `fish`; they fail, saying which package is missing,
+//! rather than skip. None needs root.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use clap::CommandFactory;
+use clap_complete::Shell;
+use clap_mangen::roff::{bold, italic, roman, Inline, Roff};
+use clap_mangen::Man;
+
+use fwrun::cli::Cli;
+
+const REGEN_VAR: &str = "FWRUN_REGEN_DOCS";
+const REGEN_COMMAND: &str = "FWRUN_REGEN_DOCS=1 cargo test --test docs";
+
+const MAN_PAGE: &str = "man/fwrun.1";
+const BASH: &str = "completions/fwrun.bash";
+const ZSH: &str = "completions/_fwrun";
+const FISH: &str = "completions/fwrun.fish";
+
+// ---------------------------------------------------------------------------
+// The man page's sections that the clap definition cannot hold. This is the
+// only place their text lives. Text in `backquotes` is set in bold: flags,
+// commands, file and variable names; everything else is plain. No roff here:
+// the renderer escapes what needs escaping.
+// ---------------------------------------------------------------------------
+
+/// One block of an extra section.
+enum Block {
+    /// A paragraph.
+    Para(&'static str),
+    /// A tagged paragraph: the tag in bold, then the text, indented.
+    Item(&'static str, &'static str),
+    /// Lines shown as they are, indented (commands).
+    Code(&'static str),
+}
+use Block::{Code, Item, Para};
+
+/// The SYNOPSIS lines: `fwrun` and words starting with '-' are set in bold,
+/// UPPERCASE words in italics, the rest as it is. Flags not named here are
+/// under OPTIONS.
+const SYNOPSIS: &[&str] = &[
+    "fwrun [OPTIONS] --firmware PATH [-- INIT [ARG]...]",
+    "fwrun --cleanup [-v | -q]",
+];
+
+/// The extra sections, in the order they follow OPTIONS.
+const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
+    (
+        "EXIT STATUS",
+        &[
+            Para(
+                "fwrun exits with the init's own exit status when the init exits \
+                 (with `--as-pid2`, the program's), and with 128+N when it dies of \
+                 signal N (139 for SIGSEGV), so that a CI step fails when the \
+                 firmware's test fails. Otherwise:",
+            ),
+            Item(
+                "0",
+                "The firmware powered off or halted. (In a pid namespace, reboot(2) \
+                 ends the init with SIGINT for these, and with SIGHUP for a reboot.)",
+            ),
+            Item(
+                "129",
+                "The firmware rebooted, and `--on-reboot` is `exit` (the default); \
+                 with `restart`, fwrun boots it again instead.",
+            ),
+            Item(
+                "124",
+                "`--timeout` expired: the firmware was stopped as for Ctrl-C.",
+            ),
+            Item(
+                "125",
+                "fwrun itself failed: a bad flag, a bad image, or a setup step. \
+                 One line on standard error says what went wrong and what to do.",
+            ),
+            Item(
+                "126",
+                "The init exists in the firmware but cannot be executed.",
+            ),
+            Item("127", "The init was not found in the firmware."),
+            Item(
+                "130, 143, 129",
+                "fwrun itself was stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP \
+                 respectively: it asked the init to stop with `--stop-signal`, killed the \
+                 firmware if it had not stopped within `--stop-timeout`, tore \
+                 everything down, and exits with 128 plus the signal's number. \
+                 Ctrl-] three times on the console stops a run as Ctrl-C does.",
+            ),
+        ],
+    ),
+    (
+        "ENVIRONMENT",
+        &[
+            Item(
+                "NO_COLOR",
+                "When set and not empty, fwrun's own messages use no colours.",
+            ),
+            Item(
+                "TERM",
+                "Passed on to the init (vt100 when unset). Nothing else of the \
+                 caller's environment is: the init gets `PATH`, `HOME`=/, `TERM`, \
+                 `container`=fwrun, `FWRUN_NAME` and the `--env` values.",
+            ),
+            Item(
+                "FWRUN_FAULT",
+                "Only in builds with the fault-injection feature, which fwrun's \
+                 own tests use and release builds never have. STEP makes fwrun \
+                 fail right after the named step of a run, STEP:kill makes it \
+                 send itself SIGKILL there. Other builds ignore it.",
+            ),
+        ],
+    ),
+    (
+        "FILES",
+        &[Item(
+            "/run/fwrun/NAME/",
+            "The state of the run named NAME (what it acquired, its pid), \
+             locked for as long as the run lives. A later run, or \
+             `fwrun --cleanup`, removes it once its run is dead.",
+        )],
+    ),
+    (
+        "EXAMPLES",
+        &[
+            Para("fwrun must run as root, hence the sudo below."),
+            Para("Boot a firmware image and watch its console; Ctrl-C stops it:"),
+            Code("sudo fwrun --firmware rootfs.ext4 -- /sbin/init"),
+            Para(
+                "A CI step: run the firmware's self-test with its output on fwrun's \
+                 own, for at most five minutes; fwrun exits with the self-test's \
+                 status, or 124 when time is up:",
+            ),
+            Code("sudo fwrun --firmware fw.ext2 --console inherit --timeout 5m -- /usr/bin/selftest"),
+            Para("Keep what the firmware writes in ./state, so that the next run with the same directory sees it:"),
+            Code("sudo fwrun --firmware fw.squashfs --rw-dir ./state -- /bin/sh -c 'touch /etc/provisioned'"),
+            Para(
+                "A systemd firmware with the host's network and a serial adapter, \
+                 stopped the way systemd asks to be:",
+            ),
+            Code(
+                "sudo fwrun --firmware debian.ext4 --net host --bind /dev/ttyUSB0:/dev/ttyS1 \\\n    \
+                 --stop-signal RTMIN+4 -- /lib/systemd/systemd",
+            ),
+            Para("Remove what runs that were killed left behind:"),
+            Code("sudo fwrun --cleanup"),
+        ],
+    ),
+    (
+        "SEE ALSO",
+        &[Para(
+            "`namespaces`(7), `pid_namespaces`(7), `mount_namespaces`(7), \
+             `unshare`(1), `systemd-nspawn`(1)",
+        )],
+    ),
+];
+
+/// Plain text with `backquoted` spans set in bold.
+fn inlines(text: &str) -> Vec<Inline> {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(i, part)| if i % 2 == 1 { bold(part) } else { roman(part) })
+        .collect()
+}
+
+fn render_extra_sections() -> Roff {
+    let mut roff = Roff::new();
+    for (title, blocks) in EXTRA_SECTIONS {
+        roff.control("SH", [*title]);
+        for (i, block) in blocks.iter().enumerate() {
+            match block {
+                Para(text) => {
+                    if i > 0 {
+                        roff.control("PP", []);
+                    }
+                    roff.text(inlines(text));
+                }
+                Item(tag, text) => {
+                    roff.control("TP", []);
+                    roff.text([bold(*tag)]);
+                    roff.text(inlines(text));
+                }
+                Code(lines) => {
+                    if i > 0 {
+                        roff.control("PP", []);
+                    }
+                    roff.control("RS", ["4"]);
+                    roff.control("nf", []);
+                    roff.text([roman(*lines)]);
+                    roff.control("fi", []);
+                    roff.control("RE", []);
+                }
+            }
+        }
+    }
+    roff
+}
+
+// ---------------------------------------------------------------------------
+// The generator.
+// ---------------------------------------------------------------------------
+
+/// The man page: clap_mangen's sections from the clap definition, with the
+/// extra sections above between OPTIONS and VERSION. Two things differ from
+/// clap_mangen's own page: the title line (clap_mangen leaves the date empty,
+/// which shifts its other fields) and the SYNOPSIS (clap_mangen lists every
+/// flag without its value and cannot tell --firmware is required; the
+/// `SYNOPSIS` constant above says it, and `extra_text_names_real_flags`
+/// keeps it honest). The definition's after_help (short examples and exit
+/// codes for --help) is left out: the extra sections say it at length.
+fn man_page() -> Vec<u8> {
+    let mut cmd = Cli::command();
+    cmd.build();
+    let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
+    let has_subcommands = cmd.get_subcommands().any(|s| !s.is_hide_set());
+    let version = cmd.get_version().map(str::to_owned);
+    let has_author = cmd.get_author().is_some();
+    let man = Man::new(cmd);
+
+    let render = |f: &dyn Fn(&mut Vec<u8>) -> std::io::Result<()>| {
+        let mut buf = Vec::new();
+        f(&mut buf).expect("rendering into memory");
+        String::from_utf8(buf).expect("roff is UTF-8")
+    };
+    // Every render_* writes the same preamble (an apostrophe fix) first:
+    // the page has it once, at its top.
+    let preamble = Roff::new().render();
+    let mut page = preamble.clone();
+    let mut add = |piece: String| {
+        page.push_str(piece.strip_prefix(&preamble).unwrap_or(&piece));
+    };
+
+    // .TH title section date source manual; no date, so that the page is
+    // the same whenever it is generated.
+    let source = match &version {
+        Some(v) => format!("fwrun {v}"),
+        None => "fwrun".to_owned(),
+    };
+    add(format!(".TH FWRUN 1 \"\" \"{source}\" \"User Commands\"\n"));
+    add(render(&|w| man.render_name_section(w)));
+    add(render(&|w| synopsis().to_writer(w)));
+    add(render(&|w| man.render_description_section(w)));
+    if has_args {
+        add(render(&|w| man.render_options_section(w)));
+    }
+    if has_subcommands {
+        add(render(&|w| man.render_subcommands_section(w)));
+    }
+    add(render(&|w| render_extra_sections().to_writer(w)));
+    if version.is_some() {
+        add(render(&|w| man.render_version_section(w)));
+    }
+    if has_author {
+        add(render(&|w| man.render_authors_section(w)));
+    }
+    page.into_bytes()
+}
+
+/// SYNOPSIS: the lines of the `SYNOPSIS` constant with `fwrun` and the
+/// flags in bold and the UPPERCASE placeholders in italics.
+fn synopsis() -> Roff {
+    let mut roff = Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    for (i, line) in SYNOPSIS.iter().enumerate() {
+        if i > 0 {
+            roff.control("br", []);
+        }
+        let mut parts = Vec::new();
+        let mut plain = String::new();
+        let mut chars = line.chars().peekable();
+        while let Some(c) = chars.next() {
+            if !(c.is_alphanumeric() || c == '-' || c == '_') {
+                plain.push(c);
+                continue;
+            }
+            let mut word = c.to_string();
+            while let Some(&n) = chars
+                .peek()
+                .filter(|n| n.is_alphanumeric() || **n == '-' || **n == '_')
+            {
+                word.push(n);
+                chars.next();
+            }
+            let styled = if word == "fwrun" || word.starts_with('-') {
+                bold(word)
+            } else if word.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                italic(word)
+            } else {
+                plain.push_str(&word);
+                continue;
+            };
+            if !plain.is_empty() {
+                parts.push(roman(std::mem::take(&mut plain)));
+            }
+            parts.push(styled);
+        }
+        if !plain.is_empty() {
+            parts.push(roman(plain));
+        }
+        roff.text(parts);
+    }
+    roff
+}
+
+fn completion(shell: Shell) -> Vec<u8> {
+    let mut cmd = Cli::command();
+    let mut buf = Vec::new();
+    clap_complete::generate(shell, &mut cmd, "fwrun", &mut buf);
+    buf
+}
+
+/// Every generated file: its path under the crate's root and its content.
+fn render_all() -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        (MAN_PAGE, man_page()),
+        (BASH, completion(Shell::Bash)),
+        (ZSH, completion(Shell::Zsh)),
+        (FISH, completion(Shell::Fish)),
+    ]
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn path(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+fn regen_requested() -> bool {
+    std::env::var_os(REGEN_VAR).is_some_and(|v| !v.is_empty() && v != "0")
+}
+
+/// The rendered files; with FWRUN_REGEN_DOCS set, also written to disk. Every
+/// test goes through here first, so that in a regeneration run no test reads
+/// a file while it is being written.
+fn generated() -> &'static [(&'static str, Vec<u8>)] {
+    static DOCS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+    DOCS.get_or_init(|| {
+        let docs = render_all();
+        if regen_requested() {
+            for (rel, content) in &docs {
+                let p = path(rel);
+                fs::create_dir_all(p.parent().unwrap()).unwrap();
+                if fs::read(&p).ok().as_ref() != Some(content) {
+                    fs::write(&p, content).unwrap_or_else(|e| panic!("writing {rel}: {e}"));
+                    // Past the test harness's capture, so that it is seen.
+                    let _ = writeln!(std::io::stderr(), "docs: wrote {rel}");
+                }
+            }
+        }
+        docs
+    })
+}
+
+/// Where `old` and `new` first differ, as "line N: - old / + new".
+fn first_difference(old: &[u8], new: &[u8]) -> String {
+    let old = String::from_utf8_lossy(old);
+    let new = String::from_utf8_lossy(new);
+    let (mut o, mut n) = (old.lines(), new.lines());
+    for line in 1.. {
+        match (o.next(), n.next()) {
+            (Some(a), Some(b)) if a == b => continue,
+            (None, None) => return "only in line endings".into(),
+            (a, b) => {
+                return format!(
+                    "line {line}:\n      committed: {}\n      generated: {}",
+                    a.unwrap_or("(end of file)"),
+                    b.unwrap_or("(end of file)")
+                )
+            }
+        }
+    }
+    unreachable!()
+}
+
+#[test]
+fn docs_are_fresh() {
+    let docs = generated();
+    if regen_requested() {
+        return;
+    }
+    let mut stale = String::new();
+    for (rel, content) in docs {
+        match fs::read(path(rel)) {
+            Ok(committed) if &committed == content => {}
+            Ok(committed) => {
+                let _ = writeln!(
+                    stale,
+                    "  {rel} differs from what src/cli.rs and tests/docs.rs give, at {}",
+                    first_difference(&committed, content)
+                );
+            }
+            Err(e) => {
+                let _ = writeln!(stale, "  {rel}: {e}");
+            }
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "the man page or the completions are stale:\n{stale}\
+         Regenerate them, check the diff and commit them:\n\n    {REGEN_COMMAND}\n"
+    );
+}
+
+/// Every flag that the SYNOPSIS and the extra sections name is one of
+/// fwrun's, so that renaming or removing a flag cannot leave the man page's
+/// hand-written text behind unnoticed.
+#[test]
+fn extra_text_names_real_flags() {
+    let cmd = Cli::command();
+    let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
+    let shorts: Vec<char> = cmd.get_arguments().filter_map(|a| a.get_short()).collect();
+    let mut texts: Vec<(&str, String)> = SYNOPSIS
+        .iter()
+        .map(|l| ("SYNOPSIS", l.to_string()))
+        .collect();
+    for (title, blocks) in EXTRA_SECTIONS {
+        for block in *blocks {
+            texts.push(match block {
+                Para(t) | Code(t) => (title, t.to_string()),
+                Item(tag, t) => (title, format!("{tag} {t}")),
+            });
+        }
+    }
+    let mut unknown = Vec::new();
+    for (title, text) in &texts {
+        for line in text.lines() {
+            // Flags start a word: "--x", "(--x", "`--x`"; "a-b" and
+            // "RTMIN+4" are not flags. After a lone "--" come the init's.
+            let words = line.split(|c: char| c.is_whitespace() || "`([|,".contains(c));
+            for word in words {
+                if word == "--" {
+                    break;
+                }
+                let word = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+                let known = if let Some(long) = word.strip_prefix("--") {
+                    longs.contains(&long)
+                } else if let Some(short) = word.strip_prefix('-') {
+                    let mut c = short.chars();
+                    matches!((c.next(), c.next()), (Some(s), None) if shorts.contains(&s))
+                } else {
+                    true
+                };
+                if !known {
+                    unknown.push(format!("{title}: {word}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unknown.is_empty(),
+        "the man page's hand-written text in tests/docs.rs names flags fwrun does not have: {unknown:?}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The committed files work.
+// ---------------------------------------------------------------------------
+
+/// A scratch directory for one test, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(what: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("fwrun-docs-{}-{what}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Scratch(dir)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `cmd` in the crate's root with a time limit, with HOME, ZDOTDIR and
+/// the XDG directories in `scratch` so that no user configuration is read or
+/// written.
+fn run(mut cmd: Command, scratch: &Scratch, package: &str) -> Output {
+    let home = &scratch.0;
+    cmd.current_dir(root())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("ZDOTDIR", home)
+        .env_remove("BASH_ENV")
+        .env_remove("ENV")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| {
+        panic!("cannot run {cmd:?}: {e}; install Debian's {package} (scripts/deps.sh does)")
+    });
+    // Drain stdout and stderr while waiting, so that a chatty command
+    // cannot block on a full pipe.
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|r| Box::new(r) as _));
+    let stderr = drain(child.stderr.take().map(|r| Box::new(r) as _));
+    let limit = Duration::from_secs(60);
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} took longer than {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {}\n--- stdout:\n{}\n--- stderr:\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// `MANWIDTH=100 man -l man/fwrun.1` (man-db) formats the page without a word
+/// on stderr, even with all of groff's warnings on, and the page shows the
+/// flags and the extra sections.
+#[test]
+fn man_page_renders_without_warnings() {
+    generated();
+    let mut man = Command::new("man");
+    // --warnings=w: every groff warning, not only man-db's default few.
+    man.args(["--warnings=w", "-l", MAN_PAGE])
+        .env("MANWIDTH", "100")
+        .env("LC_ALL", "C.UTF-8")
+        .env_remove("MAN_KEEP_FORMATTING")
+        .env_remove("MANPAGER")
+        .env_remove("PAGER")
+        .env_remove("MANOPT");
+    let out = run(man, &Scratch::new("man"), "man-db");
+    assert!(
+        out.status.success(),
+        "man -l {MAN_PAGE} failed: {}",
+        describe(&out)
+    );
+    assert!(
+        out.stderr.is_empty(),
+        "man -l {MAN_PAGE} warned: {}",
+        describe(&out)
+    );
+    let page = text(&out.stdout);
+    for needle in [
+        "--firmware",
+        "--on-reboot",
+        "EXIT STATUS",
+        "ENVIRONMENT",
+        "FWRUN_FAULT",
+        "FILES",
+        "/run/fwrun/NAME/",
+        "EXAMPLES",
+        "sudo fwrun --firmware rootfs.ext4 -- /sbin/init",
+    ] {
+        assert!(
+            page.contains(needle),
+            "man -l {MAN_PAGE} does not show {needle:?}:\n{page}"
+        );
+    }
+}
+
+/// groff with every warning on (-ww) finds nothing to say about the page.
+#[test]
+fn man_page_passes_groff_warnings() {
+    generated();
+    let mut groff = Command::new("groff");
+    groff.args(["-k", "-ww", "-z", "-man", MAN_PAGE]);
+    let out = run(groff, &Scratch::new("groff"), "groff-base");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "groff -k -ww -z -man {MAN_PAGE} warned: {}",
+        describe(&out)
+    );
+}
+
+/// What every shell must offer for `fwrun --fir`: `--firmware`, and nothing
+/// that does not start with `--fir` (more only if a flag like
+/// `--firmware-kind` is added one day).
+fn offers_firmware(offered: &[&str]) -> bool {
+    offered.contains(&"--firmware") && offered.iter().all(|o| o.starts_with("--fir"))
+}
+
+/// bash: the script loads, registers a completion for fwrun, and its
+/// function, called as bash calls it (COMP_WORDS=(fwrun --fir),
+/// COMP_CWORD=1), puts `--firmware` in COMPREPLY.
+#[test]
+fn bash_completion_completes_a_flag() {
+    generated();
+    let script = format!(
+        r#"set -u
+source {BASH} || exit 10
+complete -p fwrun || exit 11
+COMP_WORDS=(fwrun --fir)
+COMP_CWORD=1
+COMP_LINE="fwrun --fir"
+COMP_POINT=${{#COMP_LINE}}
+COMPREPLY=()
+_fwrun fwrun --fir fwrun || exit 12
+printf 'reply:%s\n' "${{COMPREPLY[@]}}"
+"#
+    );
+    let mut bash = Command::new("bash");
+    bash.args(["--norc", "--noprofile", "-c", &script]);
+    let out = run(bash, &Scratch::new("bash"), "bash");
+    assert!(out.status.success(), "bash completion: {}", describe(&out));
+    let replies: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_prefix("reply:"))
+        .map(str::trim)
+        .collect();
+    assert!(
+        offers_firmware(&replies),
+        "bash completion of 'fwrun --fir': {}",
+        describe(&out)
+    );
+}
+
+/// fish: `complete -C` after sourcing the script offers `--firmware` for
+/// `fwrun --fir`.
+#[test]
+fn fish_completion_completes_a_flag() {
+    generated();
+    let mut fish = Command::new("fish");
+    fish.args([
+        "--no-config",
+        "-c",
+        &format!("source {FISH}; or exit 10; complete -C 'fwrun --fir'"),
+    ]);
+    let out = run(fish, &Scratch::new("fish"), "fish");
+    assert!(out.status.success(), "fish completion: {}", describe(&out));
+    let offered: Vec<&str> = std::str::from_utf8(&out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap_or(""))
+        .collect();
+    assert!(
+        offers_firmware(&offered),
+        "fish completion of 'fwrun --fir': {}",
+        describe(&out)
+    );
+}
+
+/// zsh: the file parses (`zsh -n`), and a real completion works. An outer
+/// zsh starts an interactive zsh on a pseudo-terminal (the zsh/zpty module)
+/// whose .zshrc runs compinit with completions/ on $fpath, wraps compadd to
+/// record every match offered, and binds Ctrl-T to a widget that completes
+/// the word under the cursor and saves the command line. The outer zsh types
+/// `fwrun --fir` and Ctrl-T; the matches must include `--firmware` and, when
+/// it is the only one, the line must have become `fwrun --firmware...`.
+/// Without a working completions/_fwrun, zsh offers nothing and the line
+/// stays as typed.
+#[test]
+fn zsh_completion_completes_a_flag() {
+    generated();
+
+    let scratch = Scratch::new("zsh-parse");
+    let mut parse = Command::new("zsh");
+    parse.args(["-n", ZSH]);
+    let out = run(parse, &scratch, "zsh");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "zsh -n {ZSH}: {}",
+        describe(&out)
+    );
+
+    let scratch = Scratch::new("zsh");
+    let dir = &scratch.0;
+    let at = |name: &str| {
+        dir.join(name)
+            .to_str()
+            .expect("a UTF-8 temporary directory")
+            .to_owned()
+    };
+    let (ready, done, matches, line) = (at("ready"), at("done"), at("matches"), at("line"));
+    let completions = path(ZSH).parent().unwrap().to_owned();
+    // The inner shell's (run() points ZDOTDIR here); no system-wide rc files.
+    fs::write(dir.join(".zshenv"), "unsetopt GLOBAL_RCS\n").unwrap();
+    fs::write(
+        dir.join(".zshrc"),
+        format!(
+            r#"PS1='%% '
+fpath=({completions:?} $fpath)
+autoload -U compinit && compinit -u -d {zcompdump:?}
+compadd() {{
+  local -a hits
+  builtin compadd -O hits "$@"
+  (( $#hits )) && print -rl -- $hits >> {matches:?}
+  builtin compadd "$@"
+}}
+fwrun-test-complete() {{
+  zle complete-word
+  print -r -- "$BUFFER" > {line:?}
+  : > {done:?}
+}}
+zle -N fwrun-test-complete
+bindkey '^T' fwrun-test-complete
+: > {ready:?}
+"#,
+            zcompdump = at("zcompdump"),
+        ),
+    )
+    .unwrap();
+    let driver = format!(
+        r#"
+wait_for() {{ local i; for i in {{1..400}}; do [[ -e $1 ]] && return 0; sleep 0.05; done; return 1 }}
+zmodload zsh/zpty || exit 20
+zpty inner zsh -i || exit 21
+wait_for {ready:?} || {{ zpty -r -t inner out; print -ru2 -- "the inner zsh never got ready: $out"; exit 22 }}
+zpty -w -n inner $'fwrun --fir\C-t'
+wait_for {done:?} || {{ zpty -r -t inner out; print -ru2 -- "the completion never ended: $out"; exit 23 }}
+zpty -d inner
+"#
+    );
+    let mut zsh = Command::new("zsh");
+    zsh.args(["-f", "-c", &driver]);
+    let out = run(zsh, &scratch, "zsh");
+    let read = |p: &str| fs::read_to_string(p).unwrap_or_default();
+    let (matches, line) = (read(&matches), read(&line));
+    let mut offered: Vec<&str> = matches.lines().collect();
+    offered.sort_unstable();
+    offered.dedup();
+    // A single match is also inserted into the line.
+    let inserted = offered != ["--firmware"] || line.starts_with("fwrun --firmware");
+    assert!(
+        out.status.success() && offers_firmware(&offered) && inserted,
+        "zsh completion of 'fwrun --fir': offered {offered:?}, line {line:?}; {}",
+        describe(&out)
+    );
+}

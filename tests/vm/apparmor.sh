@@ -1,0 +1,116 @@
+# apparmor.sh: the guest script proving fwrun's AppArmor layer on a real
+# AppArmor kernel. /payload holds fwrun and the test firmware images
+# (tests/vm.rs puts them there). Prints ok/not ok lines; exits 1 if any
+# check failed.
+
+failures=0
+ok() { echo "ok - $*"; }
+not_ok() { echo "not ok - $*"; failures=$((failures + 1)); }
+check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
+profiles=/sys/kernel/security/apparmor/profiles
+fwrun=/payload/fwrun
+fw=/payload/fw.ext2
+loaded() { grep -q "^$1 (enforce)\$" "$profiles"; }
+gone() { ! grep -q "^$1 " "$profiles"; }
+# wait_for FILE TEXT: poll (5 s at most) until FILE holds TEXT.
+wait_for() {
+  i=0
+  while ! grep -q "$2" "$1" 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 500 ] && return 1
+    usleep 10000
+  done
+}
+show() { sed 's/^/    | /' "$1"; }
+
+# 1. The profile is loaded in enforce mode while the firmware runs, the
+#    init runs under it, and it is gone after the run.
+$fwrun --name aa1 --firmware $fw -- /test/signals.sh >/tmp/aa1.out 2>/tmp/aa1.err &
+pid=$!
+check "run aa1 starts" wait_for /tmp/aa1.out ready
+check "its profile is loaded in enforce mode" loaded fwrun-aa1
+init=$(for p in /proc/[0-9]*; do grep -q '^fwrun-aa1 ' $p/attr/current 2>/dev/null && echo ${p#/proc/}; done | head -n 1)
+check "the init's attr/current names the profile" test -n "$init"
+check "fwrun itself is not confined" grep -q unconfined /proc/$pid/attr/current
+kill -TERM $pid; wait $pid; code=$?
+check "SIGTERM stops it (exit 143, got $code)" test $code = 143
+check "the profile is gone after the run" gone fwrun-aa1
+check "no state is left" test -z "$(ls /run/fwrun)"
+
+# 2. What a firmware must never manage is refused, even after it mounts its
+#    own /proc and /sys, and fwrun's report lists it.
+$fwrun --name aa2 --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/aa2.err
+code=$?
+show /tmp/aa2.out; show /tmp/aa2.err
+check "escape.sh: every check passed (exit $code)" test $code = 0
+check "escape.sh ran under the profile" grep -q '^attr=fwrun-aa2 (enforce)' /tmp/aa2.out
+for what in 'open /proc/sysrq-trigger' '/proc/sys/vm/drop_caches' '/proc/sys/kernel/panic' \
+    '/sys/kernel/mm/transparent_hugepage/enabled' '/proc/kcore' 'capable mknod' 'capable sys_time' \
+    'capable sys_module' '(proc)' '(sysfs)' '(devtmpfs)'; do
+  check "the denial report lists $what" grep -qF "$what" /tmp/aa2.err
+done
+check "the report says DENIED" grep -q 'AppArmor DENIED' /tmp/aa2.err
+check "the profile is gone after the run" gone fwrun-aa2
+
+# 2b. With --allow-mknod the path rules still refuse the dangerous nodes.
+$fwrun --name aa3 --allow-mknod --firmware $fw -- /test/devices.sh >/tmp/aa3.out 2>/tmp/aa3.err
+code=$?
+show /tmp/aa3.out; show /tmp/aa3.err
+check "devices.sh: every check passed (exit $code)" test $code = 0
+check "the report lists /dev/mem" grep -qF 'mknod /dev/mem' /tmp/aa3.err
+
+# 2c. --follow-denials prints them while the firmware runs.
+$fwrun --name aa4 --follow-denials --firmware $fw -- /bin/sh -c 'umount -l /proc; mount -t proc proc /proc; echo h > /proc/sysrq-trigger; exit 0' 2>/tmp/aa4.err
+check "--follow-denials prints a denial live" grep -qE '^fwrun: AppArmor DENIED open /proc/sysrq-trigger' /tmp/aa4.err
+show /tmp/aa4.err
+
+# 3. What a firmware normally does still works: the demo boots (its rcS
+#    mounts proc, sysfs, devpts, tmpfs), runs its services, powers off.
+$fwrun --name aa5 --firmware $fw >/tmp/aa5.out 2>/tmp/aa5.err
+code=$?
+show /tmp/aa5.out; show /tmp/aa5.err
+check "the demo firmware boots and powers off under the profile (exit $code)" test $code = 0
+check "it said it powered off" grep -q 'firmware powered off' /tmp/aa5.err
+check "nothing was denied" sh -c '! grep -q DENIED /tmp/aa5.err'
+
+# 4. fwrun SIGKILLed mid-run: its profile stays loaded until a sweep.
+$fwrun --name aa6 --firmware $fw -- /test/signals.sh >/tmp/aa6.out 2>&1 &
+pid=$!
+check "run aa6 starts" wait_for /tmp/aa6.out ready
+kill -KILL $pid; wait $pid
+check "after SIGKILL the dead run's profile is still loaded" loaded fwrun-aa6
+$fwrun --cleanup >/tmp/cleanup.out 2>&1
+show /tmp/cleanup.out
+check "fwrun --cleanup unloads it" gone fwrun-aa6
+check "and removes its state" test -z "$(ls /run/fwrun)"
+$fwrun --name aa7 --firmware $fw -- /test/signals.sh >/tmp/aa7.out 2>&1 &
+pid=$!
+wait_for /tmp/aa7.out ready
+kill -KILL $pid; wait $pid
+$fwrun --firmware $fw -- /bin/true
+check "the next run sweeps a killed run's profile too" gone fwrun-aa7
+
+# 5. --apparmor require works here, and nothing of fwrun's is left.
+check "--apparmor require runs on this kernel" $fwrun --apparmor require --firmware $fw -- /bin/true
+check "no fwrun profile is left" sh -c "! grep -q '^fwrun' $profiles"
+# Loop devices free themselves (autoclear) once their last mount is gone.
+no_loops() {
+  i=0
+  while grep -l . /sys/block/loop*/loop/backing_file 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 500 ] && return 1
+    usleep 10000
+  done >/dev/null
+}
+check "no loop device is left" no_loops
+# 6. A parser that is missing or fails is a launcher error, with its words.
+$fwrun --apparmor require --apparmor-parser /nonexistent --firmware $fw -- /bin/true 2>/tmp/p1.err
+code=$?
+check "a missing parser: exit 125 (got $code)" test $code = 125
+check "the message names it" grep -q '/nonexistent' /tmp/p1.err
+$fwrun --apparmor require --apparmor-parser /bin/false --firmware $fw -- /bin/true 2>/tmp/p2.err
+code=$?
+check "a failing parser: exit 125 (got $code)" test $code = 125
+check "the message says it could not load the profile" grep -q 'could not load the profile' /tmp/p2.err
+show /tmp/p1.err; show /tmp/p2.err
+check "no state is left after them" test -z "$(ls /run/fwrun)"
+echo "failures=$failures"
+[ $failures = 0 ]
