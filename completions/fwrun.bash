@@ -23,7 +23,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --print-profile --apparmor-parser --follow-denials --verbose --quiet --help --version"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -90,6 +90,10 @@ _fwrun() {
                     return 0
                     ;;
                 --apparmor-parser)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --report)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

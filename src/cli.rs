@@ -151,6 +151,18 @@ pub struct Cli {
     #[arg(long)]
     pub follow_denials: bool,
 
+    /// At the end, list what the firmware added (A), modified (M), deleted
+    /// (D) and replaced (R, a directory made anew) in its root, read from
+    /// the overlay's upper layer.
+    #[arg(long)]
+    pub changes: bool,
+
+    /// Write a JSON report of the run to FILE: name, firmware, init,
+    /// times, phases, how it ended, exit code, changes, AppArmor denials.
+    /// Written even when the run fails.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
+
     /// Say more: each phase and how long it took.
     #[arg(short, long, conflicts_with = "quiet")]
     pub verbose: bool,

@@ -4,6 +4,7 @@
 //! command-line definition.
 
 pub mod apparmor;
+pub mod changes;
 pub mod child;
 pub mod cli;
 pub mod console;
@@ -17,6 +18,7 @@ pub mod namespace;
 pub mod overlay;
 pub mod pid2;
 pub mod preflight;
+pub mod report;
 pub mod rootfs;
 pub mod run;
 pub mod signals;

@@ -7,7 +7,7 @@ use std::ffi::{CString, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Instant, SystemTime};
 
 use anyhow::{anyhow, Context, Result};
 use nix::mount::MsFlags;
@@ -20,19 +20,21 @@ use crate::denials::{self, Denials};
 use crate::error::fail;
 use crate::image::{self, Kind};
 use crate::overlay::{self, Layout};
+use crate::report::{self, Phase, Report};
 use crate::state::{self, Resource, RunState};
 use crate::supervise::{self, Options};
 use crate::teardown::Teardown;
-use crate::{apparmor, fault, lower, namespace, preflight, rootfs, sys};
+use crate::{apparmor, changes, fault, lower, namespace, preflight, rootfs, sys};
 
 const DEFAULT_INIT: &str = "/sbin/init";
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Status lines for a person, on stderr.
+/// Status lines for a person, on stderr, and the phases' durations.
 pub struct Log {
     verbose: bool,
     quiet: bool,
     last: Instant,
+    pub phases: Vec<Phase>,
 }
 
 impl Log {
@@ -41,16 +43,21 @@ impl Log {
             verbose,
             quiet,
             last: Instant::now(),
+            phases: Vec::new(),
         }
     }
 
-    /// A phase ended: say so (with its duration) under -v.
-    pub fn phase(&mut self, what: impl AsRef<str>) {
+    /// Phase `name` ended: note its duration; say what it did under -v.
+    pub fn phase(&mut self, name: &str, what: impl AsRef<str>) {
         let now = Instant::now();
+        let ms = now.duration_since(self.last).as_secs_f64() * 1000.0;
         if self.verbose {
-            let ms = now.duration_since(self.last).as_secs_f64() * 1000.0;
             eprintln!("fwrun: {} ({ms:.1} ms)", what.as_ref());
         }
+        self.phases.push(Phase {
+            name: name.to_string(),
+            ms: (ms * 1000.0).round() / 1000.0,
+        });
         self.last = now;
     }
 
@@ -167,11 +174,74 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.cleanup {
         return cleanup(&log);
     }
+    let report_path = cli.report.as_deref().map(report::check_path).transpose()?;
     let name = cli.name.clone().unwrap_or_else(state::generate_name);
+    let mut rep = Report {
+        version: report::VERSION,
+        name: name.clone(),
+        firmware: report::Firmware {
+            path: cli
+                .firmware
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            kind: None,
+        },
+        init: if cli.init.is_empty() {
+            vec![DEFAULT_INIT.into()]
+        } else {
+            cli.init
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        },
+        start: report::timestamp(SystemTime::now()),
+        end: String::new(),
+        phases: Vec::new(),
+        ending: report::Ending {
+            kind: "launcher-error".into(),
+            signal: None,
+            stop_reason: None,
+            error: None,
+        },
+        exit_code: 0,
+        boots: 0,
+        changes: None,
+        apparmor: report::AppArmor {
+            mode: format!("{:?}", cli.apparmor).to_lowercase(),
+            profile: None,
+            denials: Vec::new(),
+        },
+    };
+    let result = launch(&cli, &mut log, &mut rep, &name);
+    rep.end = report::timestamp(SystemTime::now());
+    rep.phases = std::mem::take(&mut log.phases);
+    match &result {
+        Ok(code) => rep.exit_code = *code,
+        Err(e) => {
+            rep.exit_code = crate::error::exit_code(e);
+            rep.ending = report::Ending {
+                kind: "launcher-error".into(),
+                signal: None,
+                stop_reason: None,
+                error: Some(crate::error::one_line(e)),
+            };
+        }
+    }
+    if let Some(path) = report_path {
+        if let Err(e) = report::write(&rep, &path) {
+            log.say(format!("warning: {e:#}"));
+        }
+    }
+    result
+}
+
+fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32> {
+    let name = name.to_string();
     // The profile is rendered first: a template that does not render is bad
     // input, refused before anything is touched.
     let profile_text = if cli.apparmor != AppArmorMode::Off || cli.print_profile {
-        Some(render_profile(&cli, &name)?)
+        Some(render_profile(cli, &name)?)
     } else {
         None
     };
@@ -202,6 +272,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     preflight::check_root()?;
     preflight::check_overlay()?;
     let fw = image::detect(&firmware)?;
+    rep.firmware.kind = Some(fw.kind.label().to_string());
     if fw.kind == Kind::Directory {
         // A directory can be checked before anything is mounted.
         child::check_init(&open_dir(&fw.path)?, &init, init_named)?;
@@ -211,7 +282,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         .as_deref()
         .map(overlay::check_rw_dir)
         .transpose()?;
-    let envp = environment(&cli, &name)?;
+    let envp = environment(cli, &name)?;
     let mut aa_warning = None;
     let parser = match (
         cli.apparmor,
@@ -233,11 +304,14 @@ pub fn run(cli: Cli) -> Result<i32> {
             None
         }
     };
-    log.phase(format!(
-        "checked firmware {} ({})",
-        fw.path.display(),
-        fw.kind.label()
-    ));
+    log.phase(
+        "preflight",
+        format!(
+            "checked firmware {} ({})",
+            fw.path.display(),
+            fw.kind.label()
+        ),
+    );
 
     // Signals are read from a signalfd from here on.
     let mut sfd = supervise::block_signals()?;
@@ -269,7 +343,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     let ws = layout.workspace.clone();
     teardown.push("workspace", move || sys::umount_detach(&ws));
     fault::step("workspace")?;
-    log.phase("entered a private mount namespace");
+    log.phase("namespace", "entered a private mount namespace");
 
     // 4. Lower layer.
     overlay::mkdir(&layout.lower)?;
@@ -277,23 +351,29 @@ pub fn run(cli: Cli) -> Result<i32> {
     let lw = layout.lower.clone();
     teardown.push("lower", move || sys::umount_detach(&lw));
     fault::step("lower")?;
-    log.phase(match &loop_dev {
-        Some(dev) => format!("mounted the image read-only on {dev}"),
-        None => "bound the directory read-only".into(),
-    });
+    log.phase(
+        "lower",
+        match &loop_dev {
+            Some(dev) => format!("mounted the image read-only on {dev}"),
+            None => "bound the directory read-only".into(),
+        },
+    );
 
     // 5. Upper layer and overlay.
     overlay::mount_overlay(&layout, rw_dir.as_deref(), &label)?;
     let rt = layout.root.clone();
     teardown.push("overlay", move || sys::umount_detach(&rt));
     fault::step("overlay")?;
-    log.phase(match &rw_dir {
-        Some(d) => format!(
-            "mounted the overlay {label} (changes kept in {})",
-            d.display()
-        ),
-        None => format!("mounted the overlay {label} (changes in a tmpfs)"),
-    });
+    log.phase(
+        "overlay",
+        match &rw_dir {
+            Some(d) => format!(
+                "mounted the overlay {label} (changes kept in {})",
+                d.display()
+            ),
+            None => format!("mounted the overlay {label} (changes in a tmpfs)"),
+        },
+    );
     if fw.kind != Kind::Directory {
         child::check_init(&open_dir(&layout.root)?, &init, init_named)?;
     }
@@ -313,7 +393,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         let p = profile.clone();
         teardown.push("apparmor", move || apparmor::unload(&p));
         fault::step("apparmor")?;
-        log.phase(format!("loaded AppArmor profile {profile}"));
+        log.phase("apparmor", format!("loaded AppArmor profile {profile}"));
+        rep.apparmor.profile = Some(profile.clone());
     }
     let follow = cli.follow_denials;
 
@@ -345,6 +426,12 @@ pub fn run(cli: Cli) -> Result<i32> {
         envp,
     };
     if let Some(why) = supervise::pending_stop() {
+        // Stopped before the firmware started.
+        rep.ending = supervise::ending(&supervise::Outcome {
+            ending: supervise::Ending::Exited(0),
+            stopped: Some(why),
+            sent: Vec::new(),
+        });
         return Ok(why.exit_code());
     }
     let mut relay = pty
@@ -359,17 +446,19 @@ pub fn run(cli: Cli) -> Result<i32> {
         stop_timeout: cli.stop_timeout,
         timeout: cli.timeout,
     };
-    let mut boots = 0;
-    let (code, line) = loop {
-        boots += 1;
+    let (code, line, outcome) = loop {
+        rep.boots += 1;
         let started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
         fault::step("clone")?;
-        log.phase(format!(
-            "started {} as pid {} of run {name} (host pid {})",
-            init.display(),
-            if spec.as_pid2 { 2 } else { 1 },
-            started.pid
-        ));
+        log.phase(
+            "start",
+            format!(
+                "started {} as pid {} of run {name} (host pid {})",
+                init.display(),
+                if spec.as_pid2 { 2 } else { 1 },
+                started.pid
+            ),
+        );
 
         // 8. Supervise.
         let outcome = supervise::supervise(
@@ -381,30 +470,63 @@ pub fn run(cli: Cli) -> Result<i32> {
             relay.as_mut(),
             denials.as_mut().filter(|_| follow),
         )?;
-        log.phase("the firmware's init ended");
+        log.phase("run", "the firmware's init ended");
         let (code, line) = supervise::conclude(&outcome);
         if supervise::rebooted(&outcome) && cli.on_reboot == OnReboot::Restart {
             log.say(format!(
                 "firmware rebooted; booting it again (boot {})",
-                boots + 1
+                rep.boots + 1
             ));
             continue;
         }
-        break (code, line);
+        break (code, line, outcome);
     };
     drop(raw);
+    rep.ending = supervise::ending(&outcome);
+
+    // What the firmware changed, while the layers are still mounted.
+    if cli.changes || cli.report.is_some() {
+        let upper = match &rw_dir {
+            Some(d) => d.join("upper"),
+            None => layout.workspace.join("upper"),
+        };
+        let found = changes::scan(&upper, &layout.lower);
+        if cli.changes {
+            // Asked for, so said even under -q.
+            eprintln!(
+                "fwrun: {} change{} in the firmware's root{}",
+                found.len(),
+                if found.len() == 1 { "" } else { "s" },
+                if found.is_empty() { "" } else { ":" }
+            );
+            for c in &found {
+                eprintln!("fwrun:   {} {}", c.change.letter(), c.path);
+            }
+        }
+        rep.changes = Some(found);
+    }
 
     // 9. Tear down, last acquired first; then say what AppArmor refused.
     if let Some(d) = denials.as_mut() {
         d.settle();
     }
     let failures = teardown.run();
-    log.phase("tore down");
+    log.phase("teardown", "tore down");
     if let Some(line) = line {
         log.say(line);
     }
     if let Some(d) = &denials {
-        report_denials(&log, &profile, d);
+        report_denials(log, &profile, d);
+        rep.apparmor.denials = d
+            .summary()
+            .into_iter()
+            .map(|(den, count)| report::Denial {
+                operation: den.operation,
+                target: den.target,
+                requested: den.requested,
+                count,
+            })
+            .collect();
     }
     if !failures.is_empty() {
         return Err(anyhow!("tearing down: {}", failures.join("; ")));

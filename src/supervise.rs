@@ -261,6 +261,35 @@ fn reap(pid: libc::pid_t) -> Result<Option<Ending>> {
     }
 }
 
+/// How the run ended, for the report.
+pub fn ending(out: &Outcome) -> crate::report::Ending {
+    let (kind, signal, stop_reason) = match (out.stopped, out.ending) {
+        (Some(Stop::TimedOut), _) => ("timeout", None, None),
+        (Some(why), _) => (
+            "interrupted",
+            None,
+            Some(match why {
+                Stop::Interrupted => "ctrl-c",
+                Stop::Terminated => "sigterm",
+                Stop::HungUp => "sighup",
+                Stop::Escaped | Stop::TimedOut => "console-escape",
+            }),
+        ),
+        (None, Ending::Exited(_)) => ("exited", None, None),
+        (None, _) if rebooted(out) => ("rebooted", None, None),
+        (None, Ending::Signaled(libc::SIGINT)) if !out.sent.contains(&libc::SIGINT) => {
+            ("powered-off", None, None)
+        }
+        (None, Ending::Signaled(sig)) => ("signaled", Some(crate::signals::name(sig)), None),
+    };
+    crate::report::Ending {
+        kind: kind.into(),
+        signal,
+        stop_reason: stop_reason.map(str::to_string),
+        error: None,
+    }
+}
+
 /// Whether the firmware rebooted itself (rather than being stopped).
 pub fn rebooted(out: &Outcome) -> bool {
     out.stopped.is_none()

@@ -136,6 +136,77 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
         ],
     ),
     (
+        "APPARMOR",
+        &[
+            Para(
+                "Where the kernel has AppArmor, each run loads a profile named \
+                 fwrun-NAME, rendered from profiles/fwrun.profile.tera with the deny \
+                 list in profiles/deny.list (`--print-profile` shows it), and the \
+                 init enters it just before its exec. It holds even after the \
+                 firmware mounts its own /proc, /sys or /dev: /proc/sysrq-trigger, \
+                 /proc/kcore, the host's memory, port, watchdog, clock and block \
+                 devices, /sys/firmware and /sys/kernel/security are refused, \
+                 writes under a firmware-mounted /proc/sys and /sys are refused \
+                 outside what its network namespace owns, setting the clock, \
+                 loading modules and (unless `--allow-mknod`) making device nodes \
+                 are refused, and proc or sysfs may be mounted only at /proc and \
+                 /sys, devtmpfs nowhere.",
+            ),
+            Para(
+                "After the run fwrun reads the kernel log (or the audit log when \
+                 auditd runs) for the profile's DENIED records and prints a \
+                 summary: operation, path or capability, requested access, count. \
+                 `--follow-denials` prints them as they happen. Without AppArmor \
+                 in the kernel, `--apparmor auto` says so once and runs with the \
+                 other layers; `require` refuses to run.",
+            ),
+        ],
+    ),
+    (
+        "REPORT",
+        &[
+            Para(
+                "`--report` FILE writes one JSON object (schemas/report.schema.json \
+                 in fwrun's sources), also when the run fails after its flags were \
+                 read. Its fields:",
+            ),
+            Item("version", "The format's version, 1."),
+            Item("name", "The run's name."),
+            Item(
+                "firmware",
+                "`path` as given and `kind`: ext2, ext3, ext4, squashfs, directory, \
+                 or null if it was never read.",
+            ),
+            Item("init", "The init and its arguments."),
+            Item("start, end", "UTC times, RFC 3339 with milliseconds."),
+            Item(
+                "phases",
+                "Each phase with its duration in milliseconds (`name`, `ms`): \
+                 preflight, namespace, lower, overlay, apparmor, start, run, teardown.",
+            ),
+            Item(
+                "ending",
+                "`kind`: exited, signaled, powered-off, rebooted, timeout, \
+                 interrupted or launcher-error; `signal` (signaled: its name), \
+                 `stop_reason` (interrupted: ctrl-c, sigterm, sighup or \
+                 console-escape), `error` (launcher-error: the message).",
+            ),
+            Item("exit_code", "fwrun's exit status."),
+            Item("boots", "How many times the firmware was started (`--on-reboot` restart)."),
+            Item(
+                "changes",
+                "What the firmware changed in its root (`path`, `change`: added, \
+                 modified, deleted, replaced-directory), or null if the overlay \
+                 was never mounted.",
+            ),
+            Item(
+                "apparmor",
+                "`mode`, `profile` (null when none was loaded) and `denials` \
+                 (`operation`, `target`, `requested`, `count`).",
+            ),
+        ],
+    ),
+    (
         "FILES",
         &[Item(
             "/run/fwrun/NAME/",
