@@ -11,5 +11,7 @@ scripts/deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
 # One test at a time within each test binary: the leak check after each
-# root test looks at the whole machine.
-cargo test --locked -- --test-threads=1
+# root test looks at the whole machine. The fault-injection feature lets the
+# reliability tests make fwrun fail or die after each named step; release
+# builds never have it.
+cargo test --locked --features fault-injection -- --test-threads=1

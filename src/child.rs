@@ -38,13 +38,26 @@ pub struct ChildSpec {
     pub envp: Vec<CString>,
 }
 
-/// A started firmware.
+/// A started firmware. Dropped before it was reaped (a later setup step
+/// failed), it is killed and reaped.
 pub struct Started {
     pub pid: libc::pid_t,
     pub pidfd: OwnedFd,
+    /// Set once the init has been waited for.
+    pub reaped: bool,
     /// Held open for the child's life: if fwrun dies before the child has set
     /// its parent-death signal, the child sees the pipe close and exits.
     _lifeline: OwnedFd,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SIGKILL of the namespace's init ends every process in it.
+            let _ = sys::pidfd_signal(&self.pidfd, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        }
+    }
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd)> {
@@ -73,11 +86,22 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
             drop(err_w);
             drop(life_r);
             let mut msg = String::new();
-            let _ = File::from(err_r).read_to_string(&mut msg);
+            let mut pipe = File::from(err_r);
+            let mut buf = [0u8; 4096];
+            // Read until end of file (the exec happened) or the child's
+            // message has arrived in full.
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                msg.push_str(&String::from_utf8_lossy(&buf[..n]));
+                crate::fault::kill_requested(&msg);
+            }
             if msg.is_empty() {
                 return Ok(Started {
                     pid,
                     pidfd,
+                    reaped: false,
                     _lifeline: life_w,
                 });
             }
@@ -93,6 +117,7 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
 }
 
 fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
+    crate::fault::in_child(err_w.as_raw_fd());
     let (code, msg) = match setup(spec, &life_r) {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
         Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {

@@ -9,15 +9,56 @@ pub fn at(step: &str) {
     let Ok(spec) = std::env::var("FWRUN_FAULT") else {
         return;
     };
-    let (want, how) = spec.split_once(':').unwrap_or((spec.as_str(), "fail"));
+    // Step names hold ':' themselves (teardown:overlay): only a last ":kill"
+    // is the mode.
+    let (want, kill) = match spec.strip_suffix(":kill") {
+        Some(s) => (s, true),
+        None => (spec.as_str(), false),
+    };
     if want != step {
         return;
     }
-    if how == "kill" {
+    if kill {
+        // In the firmware's init (pid 1 of its namespace, which can neither
+        // signal fwrun nor itself), ask fwrun over the setup pipe to kill
+        // itself, then wait for the parent-death signal.
+        let pipe = CHILD_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+        // SAFETY: plain syscalls on a descriptor this process holds.
+        unsafe {
+            if pipe >= 0 {
+                libc::write(pipe, KILL_REQUEST.as_ptr().cast(), KILL_REQUEST.len());
+                loop {
+                    libc::pause();
+                }
+            }
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    FAILED.with(|f| f.set(true));
+}
+
+/// What the child writes on the setup pipe to have fwrun SIGKILL itself.
+pub const KILL_REQUEST: &str = "fault-kill\t";
+
+#[cfg(feature = "fault-injection")]
+static CHILD_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+/// In the child: the setup pipe, for a :kill at a child step.
+#[cfg(feature = "fault-injection")]
+pub fn in_child(pipe: i32) {
+    CHILD_PIPE.store(pipe, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn in_child(_pipe: i32) {}
+
+/// In fwrun: the child asked, at a :kill fault, to be killed with fwrun.
+pub fn kill_requested(msg: &str) {
+    if cfg!(feature = "fault-injection") && msg.starts_with(KILL_REQUEST) {
         // SAFETY: plain syscall.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }
-    FAILED.with(|f| f.set(true));
 }
 
 #[cfg(feature = "fault-injection")]

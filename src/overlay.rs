@@ -81,6 +81,19 @@ pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
             "--rw-dir '{shown}' is on an overlayfs, which cannot be an overlay's upper layer: pick a directory on ext4, xfs, btrfs or tmpfs"
         )));
     }
+    // Made now, so that a directory the firmware's changes cannot go to is
+    // refused before anything is mounted, in words about --rw-dir.
+    for sub in ["upper", "work"] {
+        match fs::DirBuilder::new().mode(0o755).create(dir.join(sub)) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(fail(format!(
+                    "--rw-dir '{shown}' cannot hold the firmware's changes ({}): pick a writable directory",
+                    crate::image::io_reason(&e)
+                )))
+            }
+            _ => {}
+        }
+    }
     fs::canonicalize(dir).with_context(|| format!("resolving --rw-dir '{shown}'"))
 }
 

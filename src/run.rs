@@ -448,7 +448,7 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
     };
     let (code, line, outcome) = loop {
         rep.boots += 1;
-        let started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
+        let mut started = child::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
         fault::step("clone")?;
         log.phase(
             "start",
@@ -470,6 +470,7 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
             relay.as_mut(),
             denials.as_mut().filter(|_| follow),
         )?;
+        started.reaped = true;
         log.phase("run", "the firmware's init ended");
         let (code, line) = supervise::conclude(&outcome);
         if supervise::rebooted(&outcome) && cli.on_reboot == OnReboot::Restart {

@@ -84,7 +84,13 @@ impl RunState {
         fs::DirBuilder::new()
             .mode(0o700)
             .create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+            .map_err(|e| {
+                fail(format!(
+                    "cannot create {}: {}: fwrun needs a writable {STATE_ROOT}",
+                    tmp.display(),
+                    crate::image::io_reason(&e)
+                ))
+            })?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(true)

@@ -26,8 +26,10 @@ impl Teardown {
     pub fn run(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
         while let Some((name, undo)) = self.steps.pop() {
-            crate::fault::at(&format!("teardown:{name}"));
             if let Err(e) = undo() {
+                failures.push(format!("undoing {name}: {e:#}"));
+            }
+            if let Err(e) = crate::fault::step(&format!("teardown:{name}")) {
                 failures.push(format!("undoing {name}: {e:#}"));
             }
         }
