@@ -11,7 +11,8 @@ packages=(
   util-linux       # losetup, unshare, findmnt
   apparmor         # apparmor_parser and /etc/apparmor.d/abi
   qemu-system-x86  # the AppArmor VM tier
-  cpio             # its initramfs
+  cpio xz-utils    # its initramfs, and Debian's kernel unpacked
+  binutils         # objcopy, to strip the binary the VM tier boots
   zsh fish man-db  # the completion and man page tests
   bubblewrap systemd-container hyperfine  # the benchmark
 )

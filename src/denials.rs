@@ -174,14 +174,14 @@ impl Denials {
     /// own, a moment after the fact. Read until the log has been quiet for
     /// a little while (bounded).
     pub fn settle(&mut self) {
-        let quiet = Duration::from_millis(60);
-        let limit = Instant::now() + Duration::from_millis(600);
+        let quiet = Duration::from_millis(25);
+        let limit = Instant::now() + Duration::from_millis(400);
         let mut last_new = Instant::now();
         while Instant::now() < limit && last_new.elapsed() < quiet {
             if !self.read_new().is_empty() {
                 last_new = Instant::now();
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(5));
         }
     }
 

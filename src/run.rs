@@ -238,9 +238,15 @@ pub fn run(cli: Cli) -> Result<i32> {
 
 fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32> {
     let name = name.to_string();
-    // The profile is rendered first: a template that does not render is bad
-    // input, refused before anything is touched.
-    let profile_text = if cli.apparmor != AppArmorMode::Off || cli.print_profile {
+    let support = (cli.apparmor != AppArmorMode::Off)
+        .then(|| apparmor::support(cli.apparmor_parser.as_deref()));
+    // The profile is rendered first, when it will be used or was given: a
+    // template that does not render is bad input, refused before anything
+    // is touched.
+    let profile_text = if cli.print_profile
+        || cli.profile_template.is_some()
+        || matches!(support, Some(apparmor::Support::Ready(_)))
+    {
         Some(render_profile(cli, &name)?)
     } else {
         None
@@ -284,18 +290,15 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
         .transpose()?;
     let envp = environment(cli, &name)?;
     let mut aa_warning = None;
-    let parser = match (
-        cli.apparmor,
-        apparmor::support(cli.apparmor_parser.as_deref()),
-    ) {
-        (AppArmorMode::Off, _) => None,
-        (_, apparmor::Support::Ready(p)) => Some(p),
-        (AppArmorMode::Require, apparmor::Support::Missing(why)) => {
+    let parser = match (cli.apparmor, support) {
+        (_, None) => None,
+        (_, Some(apparmor::Support::Ready(p))) => Some(p),
+        (AppArmorMode::Require, Some(apparmor::Support::Missing(why))) => {
             return Err(fail(format!(
                 "--apparmor require: {why}: run on a kernel with AppArmor, or use --apparmor auto"
             )))
         }
-        (AppArmorMode::Auto, apparmor::Support::Missing(why)) => {
+        (_, Some(apparmor::Support::Missing(why))) => {
             // Said once the input is known to be good, so that a bad input
             // still gets exactly one line.
             aa_warning = Some(format!(

@@ -112,5 +112,31 @@ check "a failing parser: exit 125 (got $code)" test $code = 125
 check "the message says it could not load the profile" grep -q 'could not load the profile' /tmp/p2.err
 show /tmp/p1.err; show /tmp/p2.err
 check "no state is left after them" test -z "$(ls /run/fwrun)"
+# 7. Fault injection at the AppArmor steps (the binary under test is built
+#    with the fault-injection feature): a failure there leaves nothing; a
+#    SIGKILL there leaves the profile for the sweep, and nothing after it.
+if FWRUN_FAULT=none $fwrun --firmware $fw -- /bin/true 2>/dev/null; then
+  for step in apparmor teardown:apparmor; do
+    FWRUN_FAULT=$step $fwrun --name f1 --firmware $fw -- /bin/true 2>/tmp/f.err
+    code=$?
+    check "FWRUN_FAULT=$step: exit 125 (got $code)" test $code = 125
+    check "FWRUN_FAULT=$step: the profile is gone" gone fwrun-f1
+    check "FWRUN_FAULT=$step: no state is left" test -z "$(ls /run/fwrun)"
+    FWRUN_FAULT=$step:kill $fwrun --name f2 --firmware $fw -- /bin/true 2>/dev/null
+    code=$?
+    check "FWRUN_FAULT=$step:kill kills fwrun (got $code)" test $code = 137
+    $fwrun --cleanup >/dev/null 2>&1
+    check "after $step:kill, --cleanup leaves no profile" gone fwrun-f2
+    check "after $step:kill, --cleanup leaves no state" test -z "$(ls /run/fwrun)"
+  done
+fi
+
+# 8. What the profile costs: -v phase times of 5 runs with and without it.
+for mode in require off; do
+  for i in 1 2 3 4 5; do
+    $fwrun -v --apparmor $mode --firmware $fw -- /bin/true 2>&1 | sed -n "s/^fwrun: \(.*\) (\([0-9.]*\) ms)\$/COST $mode \1: \2/p" | sed 's/ fwrun-[^ ]*//; s/pid [0-9]*/pid N/; s/loop[0-9]*/loopN/; s/run [^ ]* (host pid [0-9]*)/run/'
+  done
+done
+
 echo "failures=$failures"
 [ $failures = 0 ]
