@@ -32,6 +32,9 @@ pub struct ChildSpec {
     pub tty: Option<RawFd>,
     /// Run the init as pid 2 under fwrun's minimal pid 1.
     pub as_pid2: bool,
+    /// The program to exec (the init, its PATH lookup done); argv[0] stays
+    /// as the user gave it.
+    pub program: CString,
     /// The AppArmor profile to attach at exec.
     pub profile: Option<String>,
     pub argv: Vec<CString>,
@@ -158,8 +161,8 @@ pub(crate) fn exec_init(spec: &ChildSpec) -> (i32, String) {
         }
     }
     // SAFETY: NULL-terminated arrays of valid C strings.
-    unsafe { libc::execve(argv[0], argv.as_ptr(), envp.as_ptr()) };
-    exec_failure(&spec.argv[0], Errno::last())
+    unsafe { libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    exec_failure(&spec.program, Errno::last())
 }
 
 /// The exit code and message for an init that could not be exec'd.
@@ -243,14 +246,25 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
-/// Default dispositions and an empty mask, as a freshly booted init expects
-/// (fwrun blocks the signals it reads from a signalfd, and Rust ignores
-/// SIGPIPE).
+/// Default dispositions and an empty mask, as a freshly booted init expects.
+/// exec resets caught signals by itself; what survives it is the mask
+/// (fwrun blocks the signals it reads from a signalfd) and ignored signals
+/// (Rust ignores SIGPIPE; a shell's background job ignores SIGINT and
+/// SIGQUIT). Only those are reset: the kernel lists them in SigIgn.
 pub(crate) fn reset_signals() {
+    let ignored = std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
     // SAFETY: resetting dispositions and the mask of this single thread.
     unsafe {
         for sig in 1..=libc::SIGRTMAX() {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            let bit = 1u64 << (sig - 1);
+            let reset = ignored.is_none_or(|mask| mask & bit != 0);
+            if reset && sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
@@ -298,13 +312,33 @@ fn loopback_up() -> Result<()> {
 /// Check, before the clone, that the init exists inside `root` (symlinks
 /// resolved inside it, never on the host) and can be executed.
 /// `named` says whether the user gave the init or it is the default.
-pub fn check_init(root_fd: &OwnedFd, init: &Path, named: bool) -> Result<()> {
+///
+/// A bare name (`sh`) is looked up in the firmware's PATH, as a shell would;
+/// the path found is returned.
+pub fn check_init(root_fd: &OwnedFd, init: &Path, named: bool) -> Result<PathBuf> {
     let shown = init.display();
-    if !init.is_absolute() {
+    let init = if init.is_absolute() {
+        init.to_path_buf()
+    } else if init.components().count() == 1 {
+        crate::run::PATH
+            .split(':')
+            .map(|dir| Path::new(dir).join(init))
+            .find(|p| sys::open_in_root(root_fd, p).is_ok())
+            .ok_or_else(|| {
+                fail_with(
+                    INIT_NOT_FOUND,
+                    format!(
+                        "init '{shown}' was not found in the firmware's PATH ({}): give its full path after --",
+                        crate::run::PATH
+                    ),
+                )
+            })?
+    } else {
         return Err(crate::error::fail(format!(
-            "init '{shown}' must be an absolute path inside the firmware"
+            "init '{shown}' must be an absolute path inside the firmware, or a bare name to look up in its PATH"
         )));
-    }
+    };
+    let init = init.as_path();
     let fd = match sys::open_in_root(root_fd, init) {
         Ok(fd) => fd,
         Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) if !named => {
@@ -338,5 +372,5 @@ pub fn check_init(root_fd: &OwnedFd, init: &Path, named: bool) -> Result<()> {
             format!("init '{shown}' is not executable: give it an execute bit (chmod +x) or name another init"),
         ));
     }
-    Ok(())
+    Ok(init.to_path_buf())
 }

@@ -107,8 +107,18 @@ fn mask_dir(path: &Path) -> Result<()> {
     )
 }
 
-fn exists(path: &Path) -> bool {
-    fs::symlink_metadata(path).is_ok()
+/// Ok if the mount failed only because its target does not exist.
+fn skip_missing(r: Result<()>) -> Result<()> {
+    match r {
+        Err(e)
+            if e.chain().any(|c| {
+                c.downcast_ref::<nix::errno::Errno>() == Some(&nix::errno::Errno::ENOENT)
+            }) =>
+        {
+            Ok(())
+        }
+        r => r,
+    }
 }
 
 /// /proc of the new pid namespace, with the host's secrets masked and the
@@ -125,23 +135,18 @@ pub fn mount_proc(root: &Path) -> Result<()> {
             "the host's /dev/null is not the null device (char 1:3); refusing to mask /proc with it"
         ));
     }
+    // A path this kernel does not have is skipped: the mount says ENOENT,
+    // with no lookup beforehand.
     for f in PROC_MASKED_FILES {
-        let p = proc_.join(f);
-        if exists(&p) {
-            sys::bind(null, &p, false).with_context(|| format!("masking /proc/{f}"))?;
-        }
+        skip_missing(sys::bind(null, &proc_.join(f), false))
+            .with_context(|| format!("masking /proc/{f}"))?;
     }
     for d in PROC_MASKED_DIRS {
-        let p = proc_.join(d);
-        if exists(&p) {
-            mask_dir(&p).with_context(|| format!("masking /proc/{d}"))?;
-        }
+        skip_missing(mask_dir(&proc_.join(d))).with_context(|| format!("masking /proc/{d}"))?;
     }
     for r in PROC_READ_ONLY {
-        let p = proc_.join(r);
-        if exists(&p) {
-            make_read_only(&p).with_context(|| format!("making /proc/{r} read-only"))?;
-        }
+        skip_missing(make_read_only(&proc_.join(r)))
+            .with_context(|| format!("making /proc/{r} read-only"))?;
     }
     Ok(())
 }
@@ -158,10 +163,7 @@ pub fn mount_sys(root: &Path) -> Result<()> {
         .context("mounting /sys in the firmware root")?;
     sys::remount_ro(&sys_, NOSUID_NODEV_NOEXEC).context("making /sys read-only")?;
     for d in SYS_MASKED_DIRS {
-        let p = sys_.join(d);
-        if exists(&p) {
-            mask_dir(&p).with_context(|| format!("masking /sys/{d}"))?;
-        }
+        skip_missing(mask_dir(&sys_.join(d))).with_context(|| format!("masking /sys/{d}"))?;
     }
     Ok(())
 }

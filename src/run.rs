@@ -27,7 +27,7 @@ use crate::teardown::Teardown;
 use crate::{apparmor, changes, fault, lower, namespace, preflight, rootfs, sys};
 
 const DEFAULT_INIT: &str = "/sbin/init";
-const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Status lines for a person, on stderr, and the phases' durations.
 pub struct Log {
@@ -278,10 +278,11 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
     preflight::check_root()?;
     preflight::check_overlay()?;
     let fw = image::detect(&firmware)?;
+    let mut program = init.clone();
     rep.firmware.kind = Some(fw.kind.label().to_string());
     if fw.kind == Kind::Directory {
         // A directory can be checked before anything is mounted.
-        child::check_init(&open_dir(&fw.path)?, &init, init_named)?;
+        program = child::check_init(&open_dir(&fw.path)?, &init, init_named)?;
     }
     let rw_dir = cli
         .rw_dir
@@ -378,7 +379,7 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
         },
     );
     if fw.kind != Kind::Directory {
-        child::check_init(&open_dir(&layout.root)?, &init, init_named)?;
+        program = child::check_init(&open_dir(&layout.root)?, &init, init_named)?;
     }
 
     if let Some(w) = aa_warning {
@@ -424,6 +425,7 @@ fn launch(cli: &Cli, log: &mut Log, rep: &mut Report, name: &str) -> Result<i32>
         console: console_path,
         tty: pty.as_ref().map(|p| p.slave.as_raw_fd()),
         as_pid2: cli.as_pid2,
+        program: c_string(&program.into_os_string())?,
         profile: parser.is_some().then(|| profile.clone()),
         argv,
         envp,

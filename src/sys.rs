@@ -28,7 +28,8 @@ pub fn mount(
         } else {
             "bind"
         });
-        anyhow!("mounting {what} at {}: {}", target.display(), errno_text(e))
+        // The Errno stays in the chain: callers can tell ENOENT apart.
+        anyhow::Error::new(e).context(format!("mounting {what} at {}", target.display()))
     })
 }
 
@@ -38,20 +39,16 @@ pub fn bind(src: &Path, target: &Path, recursive: bool) -> Result<()> {
         flags |= MsFlags::MS_REC;
     }
     nix::mount::mount(Some(src), target, None::<&str>, flags, None::<&str>).map_err(|e| {
-        anyhow!(
-            "binding {} at {}: {}",
-            src.display(),
-            target.display(),
-            errno_text(e)
-        )
+        anyhow::Error::new(e).context(format!("binding {} at {}", src.display(), target.display()))
     })
 }
 
 /// Make the bind mount at `target` read-only (keeping nosuid/nodev/noexec).
 pub fn remount_ro(target: &Path, extra: MsFlags) -> Result<()> {
     let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra;
-    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-        .map_err(|e| anyhow!("making {} read-only: {}", target.display(), errno_text(e)))
+    nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>).map_err(|e| {
+        anyhow::Error::new(e).context(format!("making {} read-only", target.display()))
+    })
 }
 
 pub fn umount_detach(target: &Path) -> Result<()> {

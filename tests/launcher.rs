@@ -171,6 +171,9 @@ fn exit_codes_follow_the_init() {
         (&["/test/not-executable"], 126, "/test/not-executable"),
         (&["/test"], 126, "'/test' is a directory"),
         (&["test/exit.sh"], 125, "absolute path"),
+        // A bare name is looked up in the firmware's PATH.
+        (&["sh", "-c", "exit 5"], 5, ""),
+        (&["no-such-program"], 127, "PATH"),
     ];
     for (init, code, says) in cases {
         let mut args = vec!["--firmware", fw, "--"];
