@@ -197,10 +197,16 @@ impl Denials {
     }
 }
 
-/// Whether to colour stderr: a terminal, and NO_COLOR unset.
+/// Whether to colour stderr: a terminal, and NO_COLOR unset or empty.
 pub fn colour() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-        && nix::unistd::isatty(std::io::stderr()).unwrap_or(false)
+    wants_colour(
+        std::env::var_os("NO_COLOR").as_deref(),
+        nix::unistd::isatty(std::io::stderr()).unwrap_or(false),
+    )
+}
+
+fn wants_colour(no_color: Option<&std::ffi::OsStr>, terminal: bool) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// "DENIED", in red where colour is wanted.
@@ -234,6 +240,17 @@ mod tests {
         assert_eq!(d.requested, "wc");
         assert!(Denial::parse(REC, "fwrun-t2").is_none(), "another run's");
         assert!(Denial::parse(&REC.replace("DENIED", "AUDIT"), "fwrun-t1").is_none());
+    }
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        use std::ffi::OsStr;
+        assert!(wants_colour(None, true));
+        assert!(wants_colour(Some(OsStr::new("")), true));
+        assert!(!wants_colour(Some(OsStr::new("1")), true));
+        assert!(!wants_colour(None, false));
+        assert_eq!(denied_word(false), "DENIED");
+        assert!(denied_word(true).contains("\x1b[31m"));
     }
 
     #[test]

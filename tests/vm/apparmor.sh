@@ -77,6 +77,21 @@ $fwrun --name aa6 --firmware $fw -- /test/signals.sh >/tmp/aa6.out 2>&1 &
 pid=$!
 check "run aa6 starts" wait_for /tmp/aa6.out ready
 kill -KILL $pid; wait $pid
+# confined PROFILE: a live process runs under it.
+confined() {
+  for p in /proc/[0-9]*; do
+    grep -q "^$1 " $p/attr/current 2>/dev/null && ! grep -q '^State:.*Z' $p/status 2>/dev/null && return 0
+  done
+  return 1
+}
+gone_within_1s() {
+  i=0
+  while confined "$1"; do
+    i=$((i + 1)); [ $i -gt 100 ] && return 1
+    usleep 10000
+  done
+}
+check "the confined firmware died with fwrun (within 1 s)" gone_within_1s fwrun-aa6
 check "after SIGKILL the dead run's profile is still loaded" loaded fwrun-aa6
 $fwrun --cleanup >/tmp/cleanup.out 2>&1
 show /tmp/cleanup.out
