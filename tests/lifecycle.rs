@@ -3,72 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use common::bg::*;
 use common::*;
 
-/// A fwrun started in the background, its stdout read line by line.
-struct Bg {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
-}
-
-impl Bg {
-    fn start(args: &[&str]) -> Bg {
-        let mut child = fwrun()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let out = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Bg {
-            child,
-            lines: rx,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Wait (with a deadline) for a line of the firmware's output.
-    fn expect(&mut self, line: &str) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !self.seen.iter().any(|l| l == line) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => panic!("never saw {line:?}; saw {:?}", self.seen),
-            }
-        }
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall.
-        assert_eq!(unsafe { libc::kill(self.child.id() as i32, sig) }, 0);
-    }
-
-    /// Wait for fwrun to exit: (exit code, stderr, time since it was asked to stop).
-    fn finish(mut self, since: Instant) -> (i32, String, Duration) {
-        let status = self.child.wait().unwrap();
-        let took = since.elapsed();
-        let mut err = String::new();
-        std::io::Read::read_to_string(&mut self.child.stderr.take().unwrap(), &mut err).unwrap();
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(l);
-        }
-        (status.code().unwrap_or(-1), err, took)
-    }
+/// How fwrun ended after it was asked to stop at `since`: (exit code,
+/// stderr, how long it took).
+fn stopped(bg: Bg, since: Instant) -> (i32, String, Duration) {
+    let out = bg.finish();
+    (out.code().unwrap_or(-1), out.stderr, since.elapsed())
 }
 
 fn fw() -> String {
@@ -82,7 +26,7 @@ fn sigint_stops_an_obedient_firmware_quickly() {
     bg.expect("ready");
     let t = Instant::now();
     bg.signal(libc::SIGINT);
-    let (code, err, took) = bg.finish(t);
+    let (code, err, took) = stopped(bg, t);
     assert_eq!(code, 130, "{err}");
     assert!(
         took < Duration::from_secs(3),
@@ -99,7 +43,7 @@ fn a_firmware_that_ignores_sigterm_is_killed_after_stop_timeout() {
         bg.expect("ready");
         let t = Instant::now();
         bg.signal(libc::SIGINT);
-        let (code, err, took) = bg.finish(t);
+        let (code, err, took) = stopped(bg, t);
         assert_eq!(code, 130, "{init}: {err}");
         assert!(
             took >= Duration::from_secs(2),
@@ -126,7 +70,7 @@ fn a_second_sigint_kills_at_once() {
     // The init has been asked (it says so) before the second Ctrl-C.
     bg.expect("got TERM");
     bg.signal(libc::SIGINT);
-    let (code, err, took) = bg.finish(t);
+    let (code, err, took) = stopped(bg, t);
     assert_eq!(code, 130, "{err}");
     assert!(took < Duration::from_secs(3), "took {took:?}");
 }
@@ -147,7 +91,7 @@ fn sigterm_sighup_and_forwarded_signals() {
         }
         let t = Instant::now();
         bg.signal(sig);
-        let (got, err, _) = bg.finish(t);
+        let (got, err, _) = stopped(bg, t);
         assert_eq!(got, code, "{err}");
     }
 }
@@ -175,7 +119,7 @@ fn sigkill_of_fwrun_takes_the_firmware_with_it_and_the_next_run_sweeps() {
     let ns = ns.to_string_lossy().into_owned();
     assert!(!g.before().pid_namespaces.contains(&ns));
     bg.signal(libc::SIGKILL);
-    let _ = bg.child.wait();
+    let _ = bg.finish();
     let t = Instant::now();
     // No process of the firmware's pid namespace survives it by more than a second.
     while footprint().pid_namespaces.contains(&ns) {

@@ -22,43 +22,27 @@
 //! would, with the default, and leave that advisory out when they count the
 //! lines of a refusal.
 //!
-//! TODO (AppArmor rows, for the VM tier, which has a kernel with AppArmor;
-//! this host has none, so fwrun never reaches them here):
-//! - the fault steps `apparmor` and `teardown:apparmor` (fail, and :kill then
-//!   `--cleanup` / a next run: the profile `fwrun-NAME` must be unloaded by
-//!   the sweep, as it is recorded in /run/fwrun/NAME/resources);
-//! - `--apparmor require` with apparmor_parser missing (`--apparmor-parser
-//!   /nonexistent`): exit 125, one line naming the parser;
-//! - `--apparmor require` with an apparmor_parser that fails (a script that
-//!   prints to stderr and exits 1): exit 125, its stderr shown, nothing
-//!   loaded, nothing left;
-//! - `--profile-template` with a syntax error (tera) and with a template that
-//!   renders but apparmor_parser rejects: exit 125, one line naming the
-//!   template, nothing loaded.
+//! The AppArmor rows (the `apparmor` fault steps, a missing or failing
+//! apparmor_parser under `--apparmor require`) need a kernel with AppArmor:
+//! they are in the VM tier (tests/vm/apparmor.sh). A template with a syntax
+//! error is in tests/apparmor.rs.
 
 mod common;
 
 use std::ffi::{CString, OsStr, OsString};
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{symlink, PermissionsExt};
-use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::bg::*;
 use common::*;
 
-/// How long one fwrun may take before the test kills it and fails.
-const DEADLINE: Duration = Duration::from_secs(30);
-/// How long a long-running firmware may take to say it is ready.
-const READY: Duration = Duration::from_secs(10);
 const STATE_ROOT: &str = "/run/fwrun";
-/// The advisory line fwrun prints in --apparmor auto mode on a host
-/// without AppArmor (not an error).
-const NO_APPARMOR: &str = "fwrun: warning: no AppArmor confinement";
 
 /// Arguments of any printable kind (str, String, Path, OsStr) as OsStrings.
 macro_rules! args {
@@ -73,97 +57,6 @@ fn state_dir(name: &str) -> PathBuf {
 
 fn ext2() -> PathBuf {
     image("fw.ext2")
-}
-
-// ---------------------------------------------------------------------------
-// Running fwrun, with deadlines.
-
-/// How a fwrun ended and what it printed.
-struct Out {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    fn code(&self) -> Option<i32> {
-        self.status.code()
-    }
-
-    fn signal(&self) -> Option<i32> {
-        self.status.signal()
-    }
-
-    /// stderr's lines, without the advisory of a host without AppArmor.
-    fn errors(&self) -> Vec<&str> {
-        self.stderr
-            .lines()
-            .filter(|l| !l.starts_with(NO_APPARMOR))
-            .collect()
-    }
-
-    fn show(&self) -> String {
-        format!(
-            "{}\n--- stdout:\n{}--- stderr:\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-/// Read all of `r` in a thread; the text arrives on the channel at its end
-/// of file.
-fn slurp<R: Read + Send + 'static>(mut r: R) -> Receiver<String> {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = r.read_to_end(&mut v);
-        let _ = tx.send(String::from_utf8_lossy(&v).into_owned());
-    });
-    rx
-}
-
-/// Wait for `child` until `deadline`; past it, kill it and fail.
-fn wait_until(child: &mut Child, deadline: Instant, what: &str) -> ExitStatus {
-    loop {
-        if let Some(st) = child.try_wait().expect("waiting for fwrun") {
-            return st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what}: fwrun did not end within its deadline (killed it)");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// The rest of a pipe's text, waiting at most until `deadline` (a firmware
-/// process that outlived fwrun would hold the pipe open).
-fn rest(rx: &Receiver<String>, deadline: Instant, what: &str) -> String {
-    let left = deadline
-        .saturating_duration_since(Instant::now())
-        .max(Duration::from_secs(2));
-    rx.recv_timeout(left)
-        .unwrap_or_else(|_| panic!("{what}: fwrun's output stayed open after it ended"))
-}
-
-/// Run `cmd` (a fwrun) to its end, within DEADLINE.
-fn finish(mut cmd: Command) -> Out {
-    let what = format!("{cmd:?}");
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-    let out = slurp(child.stdout.take().unwrap());
-    let err = slurp(child.stderr.take().unwrap());
-    let deadline = Instant::now() + DEADLINE;
-    let status = wait_until(&mut child, deadline, &what);
-    Out {
-        status,
-        stdout: rest(&out, deadline, &what),
-        stderr: rest(&err, deadline, &what),
-    }
 }
 
 fn cmd(args: &[OsString]) -> Command {
@@ -213,107 +106,6 @@ fn shown(p: &Path) -> String {
             }
         })
         .collect()
-}
-
-/// A fwrun in the background whose stdout is read line by line.
-struct Bg {
-    child: Child,
-    lines: Receiver<String>,
-    seen: Vec<String>,
-    err: Receiver<String>,
-    what: String,
-    finished: bool,
-}
-
-impl Drop for Bg {
-    /// A test that failed half-way must not leave its firmware running.
-    fn drop(&mut self) {
-        if !self.finished {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-impl Bg {
-    fn start(args: &[OsString]) -> Bg {
-        let mut c = cmd(args);
-        let what = format!("{c:?}");
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {what}: {e}"));
-        let out = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let err = slurp(child.stderr.take().unwrap());
-        Bg {
-            child,
-            lines,
-            seen: Vec::new(),
-            err,
-            what,
-            finished: false,
-        }
-    }
-
-    /// Wait (with a deadline) for a line of the firmware's output.
-    fn expect(&mut self, line: &str) {
-        let deadline = Instant::now() + READY;
-        while !self.seen.iter().any(|l| l == line) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => self.seen.push(l),
-                Err(_) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
-                    panic!(
-                        "{}: never saw {line:?}; saw {:?}; stderr: {}",
-                        self.what,
-                        self.seen,
-                        self.err
-                            .recv_timeout(Duration::from_secs(2))
-                            .unwrap_or_default()
-                    )
-                }
-            }
-        }
-    }
-
-    fn pid(&self) -> i32 {
-        self.child.id() as i32
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: plain syscall on our own child, not yet reaped.
-        assert_eq!(unsafe { libc::kill(self.pid(), sig) }, 0, "kill {sig}");
-    }
-
-    fn finish(mut self) -> Out {
-        self.finished = true;
-        let deadline = Instant::now() + DEADLINE;
-        let status = wait_until(&mut self.child, deadline, &self.what);
-        let stderr = rest(&self.err, deadline, &self.what);
-        while let Ok(l) = self.lines.recv_timeout(Duration::from_secs(2)) {
-            self.seen.push(l);
-        }
-        let mut stdout = self.seen.join("\n");
-        if !stdout.is_empty() {
-            stdout.push('\n');
-        }
-        Out {
-            status,
-            stdout,
-            stderr,
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 //! leak check that runs after every test.
 #![allow(dead_code)]
 
+pub mod bg;
+
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
