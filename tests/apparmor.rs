@@ -187,3 +187,32 @@ fn without_apparmor_require_refuses_auto_warns_once_off_is_silent() {
     let r = run(&["--apparmor", "off", "--firmware", fw, "--", "/bin/true"]);
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
+
+/// fwrun compiles its profiles with fwrun::apparmor::LOAD_OPTIONS, for
+/// speed: the binary policy must be the one the parser's defaults give.
+#[test]
+fn load_options_compile_the_same_policy() {
+    let text = print_profile(&["--deny", "/dev/ttyUSB*"]).stdout;
+    let s = Scratch::new("opt");
+    let f = s.path("profile");
+    fs::write(&f, &text).unwrap();
+    let compile = |opts: &[&str]| {
+        let out = Command::new("apparmor_parser")
+            .args(["-QK", "-S"])
+            .args(opts)
+            .arg(&f)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.len() > 1000, "no binary policy came out");
+        out.stdout
+    };
+    assert!(
+        compile(&[]) == compile(fwrun::apparmor::LOAD_OPTIONS),
+        "the load options change the compiled policy"
+    );
+}

@@ -40,16 +40,24 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # --- What is measured ----------------------------------------------------------
-# fwrun itself: rebuilt when cargo is at hand (a no-op when it is up to date),
-# so that the figures belong to the checkout.
+# fwrun itself: built when missing. When it exists, cargo still runs (a no-op
+# when the binary is up to date) so that the figures belong to the checkout;
+# if that build fails (work in progress), the existing binary is measured and
+# the report says so.
 cargo=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
-if [ -x "$cargo" ]; then
+build_note=
+if [ ! -x target/release/fwrun ]; then
+  [ -x "$cargo" ] || die "target/release/fwrun is missing and cargo is not in PATH: run cargo build --release first"
   say "building fwrun (cargo build --release)"
   "$cargo" build --release --quiet || die "cargo build --release failed"
-elif [ ! -x target/release/fwrun ]; then
-  die "target/release/fwrun is missing and cargo is not in PATH: run cargo build --release first"
-else
-  say "cargo not found: using the existing target/release/fwrun"
+elif [ ! -x "$cargo" ]; then
+  build_note="cargo not found: measured the existing target/release/fwrun"
+elif ! "$cargo" build --release --quiet; then
+  build_note="cargo build --release failed: measured the existing target/release/fwrun"
+fi
+if [ -n "$build_note" ]; then
+  build_note="$build_note (built $(date -u -r target/release/fwrun '+%Y-%m-%d %H:%M UTC'))"
+  say "warning: $build_note"
 fi
 # The busybox test firmware (the script rebuilds only when its sources changed).
 say "building the test firmware (tests/firmware/build.sh target/fwtest)"
@@ -98,6 +106,12 @@ if [ -s "$tmp/leftovers.before" ]; then
 fi
 
 # --- Helpers ------------------------------------------------------------------
+# Other work that would skew the figures (builds, test runs, VMs), sampled
+# after each timing and named in the report.
+others() {
+  ps -eo args= | awk '$1 ~ /(^|\/)(cargo|rustc|clippy-driver|qemu-system[^\/]*)$/ || $1 ~ /\/target\/debug\// { n = $1; sub(/.*\//, "", n); print n }' \
+    | sort -u >>"$tmp/others"
+}
 # bench NAME RUNS WARMUP COMMAND...: hyperfine COMMAND (run directly, no
 # shell in between), its JSON kept as $tmp/NAME.json; the command line as
 # shown in the report is kept as $tmp/NAME.cmd.
@@ -108,6 +122,7 @@ bench() {
   say "timing $name: $*"
   hyperfine --shell=none --style basic --warmup "$warm" --runs "$runs" \
     --command-name "$name" --export-json "$tmp/$name.json" -- "$*" >&2
+  others
 }
 # The median of a hyperfine run, in ms.
 median_ms() { jq -r '.results[0].median * 1000' "$tmp/$1.json"; }
@@ -119,7 +134,8 @@ holds() { awk "BEGIN { exit !($1) }"; }
 verdict() { if holds "$1"; then echo PASS; else echo MISS; fi; }
 
 # --- 1, 2: fwrun ---------------------------------------------------------------
-# Each must work before it is timed: hyperfine would time a failure too.
+# Each is tried once first, so that a failure is reported plainly (hyperfine
+# would only say that the command failed).
 $fwrun --firmware $img -q -- /bin/true || die "fwrun from $img failed"
 $fwrun --firmware $dir -q -- /bin/true || die "fwrun from $dir failed"
 bench fwrun-ext2 $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
@@ -156,7 +172,7 @@ done
 if [ -n "$nspawn_cmd" ]; then
   nspawn_note=
   # Anything nspawn says on a good run is kept for the report.
-  nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ')
+  nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ' | sed 's/ *$//')
   # shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
   bench nspawn $slow_runs 3 $nspawn_cmd
 else
@@ -288,7 +304,7 @@ report=$tmp/RESULTS.md
   echo
   echo "- date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- kernel: $(uname -srm); $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo))"
-  echo "- fwrun: $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($($fwrun --version 2>/dev/null | head -n1))"
+  echo "- fwrun: $(git -C "$repo" describe --always --dirty 2>/dev/null || echo '?') ($($fwrun --version 2>/dev/null | head -n1))${build_note:+; $build_note}"
   echo "- tools: $(hyperfine --version), bubblewrap $(bwrap --version | awk '{ print $2 }'), $(systemd-nspawn --version | head -n1 | awk '{ print "systemd", $2 }'), $(unshare --version | awk '{ print $NF }' | sed 's/^/util-linux /')"
   echo "- firmware: busybox test firmware (tests/firmware/build.sh): $img ($(du -k $img | cut -f1) KiB), $dir"
   echo "- reproduce: \`sudo tests/bench/bench.sh\`"
@@ -364,7 +380,12 @@ report=$tmp/RESULTS.md
   echo
   echo "## Notes"
   echo
-  echo "- Load average (1, 5, 15 min) before: $load_before; after: $load_after. Other work on the machine shows up in the figures."
+  echo "- Load average (1, 5, 15 min) before: $load_before; after: $load_after (the parallel runs raise it)."
+  if [ -s "$tmp/others" ]; then
+    echo "- **Other work ran during the benchmark** (its figures are disturbed): $(sort -u "$tmp/others" | tr '\n' ' ' | sed 's/ *$//')."
+  else
+    echo "- No build, test run or VM was seen running during the benchmark."
+  fi
   echo "- Each command runs with no stdin and its output discarded (hyperfine \`--shell=none\`)."
   echo "- systemd-nspawn runs on a copy of $dir (it writes /etc/localtime, /etc/resolv.conf and /var/log/journal into the tree it boots)."
   if [ -n "$nspawn_cmd" ] && [ -n "${nspawn_warn// /}" ]; then
