@@ -10,6 +10,7 @@ fi
 scripts/deps.sh
 cargo fmt --check
 cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --features fault-injection -- -D warnings
 # One test at a time within each test binary: the leak check after each
 # root test looks at the whole machine. The fault-injection feature lets the
 # reliability tests make fwrun fail or die after each named step; release

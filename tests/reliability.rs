@@ -37,7 +37,6 @@ use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use common::bg::*;
 use common::*;
@@ -344,6 +343,7 @@ fn fault_injection_is_compiled_in() {
 #[cfg(feature = "fault-injection")]
 mod faults {
     use super::*;
+    use std::time::{Duration, Instant};
 
     /// What follows a SIGKILL of fwrun.
     #[derive(Debug, Clone, Copy)]
