@@ -15,4 +15,8 @@ cargo clippy --locked --all-targets --features fault-injection -- -D warnings
 # root test looks at the whole machine. The fault-injection feature lets the
 # reliability tests make fwrun fail or die after each named step; release
 # builds never have it.
-cargo test --locked --features fault-injection -- --test-threads=1
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --locked --features fault-injection -- --test-threads=1 2>&1 | tee "$log"
+# One closing line for all the test binaries together.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "%d passed, %d failed\n", p, f }' "$log"
