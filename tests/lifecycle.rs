@@ -293,3 +293,31 @@ fn pty_console_shell_ctrl_c_escape_and_terminal_restored() {
     assert!(!b.is_empty());
     assert_eq!(b, a, "the terminal's settings were not restored");
 }
+
+#[test]
+fn inherit_console_ctrl_c_reaches_fwrun_which_stops_the_init() {
+    let _g = guard();
+    // fwrun in the foreground of a real terminal, the init on fwrun's own
+    // stdin/stdout: the terminal's Ctrl-C goes to fwrun's process group
+    // only (the init leads a session of its own), and the init gets the
+    // stop signal (SIGTERM), which signals.sh reports.
+    let script = format!(
+        "{bin} --console inherit --firmware {fw} -- /test/signals.sh; echo \"exit=$?\"",
+        bin = env!("CARGO_BIN_EXE_fwrun"),
+        fw = fw()
+    );
+    let mut cmd = std::process::Command::new("bash");
+    cmd.args(["-c", &script]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+    p.exp_string("ready").unwrap();
+    p.send_control('c').unwrap();
+    let (said, code) = p.exp_regex("exit=[0-9]+").unwrap();
+    p.exp_eof().unwrap();
+    assert_eq!(code, "exit=130", "{said}");
+    assert!(said.contains("got TERM"), "{said}");
+    assert!(
+        !said.contains("got INT"),
+        "the terminal's Ctrl-C reached the init: {said}"
+    );
+    assert!(said.contains("firmware stopped: interrupted"), "{said}");
+}
