@@ -55,14 +55,22 @@ pub fn run(args: &[&str]) -> Run {
     }
 }
 
+/// An image's checksum; for a directory, its listing with each file's
+/// checksum (so that any change to the tree shows).
 pub fn sha256(path: &Path) -> String {
-    let out = Command::new("sha256sum").arg(path).output().unwrap();
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+    let out = if path.is_dir() {
+        Command::new("sh")
+            .arg("-c")
+            .arg("cd \"$1\" && find . -type f -exec sha256sum {} + | sort && find . | sort")
+            .arg("sh")
+            .arg(path)
+            .output()
+            .unwrap()
+    } else {
+        Command::new("sha256sum").arg(path).output().unwrap()
+    };
+    assert!(out.status.success(), "checksumming {}", path.display());
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A unique scratch directory under target/, removed on drop.
