@@ -22,9 +22,10 @@ Examples:
 
 Exit status:
   the init's own status when it exits; 128+N when it dies of signal N;
-  0 when the firmware powers off or halts; 129 when it reboots;
-  124 --timeout expired; 125 fwrun itself failed; 126 init not executable;
-  127 init not found; 130 stopped by Ctrl-C; 143 stopped by SIGTERM.";
+  0 when the firmware powers off or halts; 129 when it reboots (with
+  --on-reboot exit); 124 --timeout expired; 125 fwrun itself failed;
+  126 init not executable; 127 init not found; 130, 143, 129 when fwrun
+  was stopped by Ctrl-C, SIGTERM or SIGHUP.";
 
 /// Run an embedded device's firmware (its root file system image and its
 /// init) on this machine, isolated so that its accidents cannot hurt the host.
@@ -34,7 +35,13 @@ Exit status:
 /// constrained /proc, /sys and /dev, and tears everything down when the init
 /// exits or on Ctrl-C. It must run as root.
 #[derive(Debug, Parser)]
-#[command(name = "fwrun", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(
+    name = "fwrun",
+    version,
+    after_help = EXAMPLES,
+    max_term_width = 100,
+    override_usage = "fwrun [OPTIONS] --firmware <PATH> [-- <INIT> [ARGS]...]\n       fwrun --cleanup [-v | -q]"
+)]
 pub struct Cli {
     /// The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory
     /// holding a root file system. Its kind is read from its content, not its

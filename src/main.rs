@@ -14,9 +14,16 @@ fn main() {
                 std::process::exit(0);
             }
             // One line, as for every other bad input.
+            // clap's first paragraph, its lines joined (a missing argument's
+            // name comes on the line after the sentence).
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("bad arguments");
-            let first = first.strip_prefix("error: ").unwrap_or(first);
+            let first: Vec<&str> = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect();
+            let first = first.join(" ");
+            let first = first.strip_prefix("error: ").unwrap_or(&first);
             eprintln!("fwrun: {first} (see fwrun --help)");
             std::process::exit(error::LAUNCHER_FAILED);
         }
