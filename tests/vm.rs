@@ -70,5 +70,42 @@ fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
         "only {} checks ran:\n{console}",
         checks.len()
     );
+    print_profile_cost(&console);
     let _ = fs::remove_dir_all(&payload);
+}
+
+/// The guest script's "COST MODE PHASE: MS" lines (fwrun -v, five runs
+/// with the profile and five without), as medians: what the AppArmor
+/// profile costs against the whole run. Shown with --nocapture.
+fn print_profile_cost(console: &str) {
+    let mut by: std::collections::BTreeMap<(String, String), Vec<f64>> = Default::default();
+    for line in console.lines() {
+        let Some(rest) = line.strip_prefix("COST ") else {
+            continue;
+        };
+        let Some((head, ms)) = rest.rsplit_once(' ') else {
+            continue;
+        };
+        let Ok(ms) = ms.parse::<f64>() else { continue };
+        let (mode, phase) = head.split_once(' ').unwrap_or((head, ""));
+        let phase = phase
+            .split(" /")
+            .next()
+            .unwrap_or(phase)
+            .trim_end_matches(':');
+        by.entry((mode.to_string(), phase.to_string()))
+            .or_default()
+            .push(ms);
+    }
+    let mut total: std::collections::BTreeMap<String, f64> = Default::default();
+    println!("AppArmor profile cost in the VM (fwrun -v, medians of 5 runs, ms):");
+    for ((mode, phase), mut v) in by {
+        v.sort_by(f64::total_cmp);
+        let median = v[v.len() / 2];
+        *total.entry(mode.clone()).or_default() += median;
+        println!("  {mode:8} {phase:48} {median:8.1}");
+    }
+    for (mode, t) in total {
+        println!("  {mode:8} {:48} {t:8.1}", "whole run (sum of the phases)");
+    }
 }
