@@ -378,14 +378,6 @@ pub fn unload(profile: &str) -> Result<()> {
     }
 }
 
-/// Whether a profile is loaded (for tests and reports).
-pub fn loaded(profile: &str) -> bool {
-    fs::read_to_string(Path::new(SECURITYFS).join("profiles"))
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(" (").next() == Some(profile))
-}
-
 /// In the child, the last step before exec: move into `profile`, so that
 /// the init starts confined and nothing of fwrun's own setup ran confined.
 ///
