@@ -3,10 +3,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
-
+use common::bg::*;
 use common::*;
 use serde_json::Value;
 
@@ -109,34 +106,17 @@ fn a_ctrl_c_stop_is_reported() {
     let _g = guard();
     let s = Scratch::new("report-int");
     let out = s.path("r.json");
-    let mut child = fwrun()
-        .args([
-            "--report",
-            out.to_str().unwrap(),
-            "--firmware",
-            &fw(),
-            "--",
-            "/test/signals.sh",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let l = lines
-            .next()
-            .expect("fwrun ended before the firmware was ready")
-            .unwrap();
-        if l == "ready" {
-            break;
-        }
-        assert!(Instant::now() < deadline);
-    }
-    // SAFETY: plain syscall.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    assert_eq!(child.wait().unwrap().code(), Some(130));
+    let mut bg = Bg::start(&[
+        "--report",
+        out.to_str().unwrap(),
+        "--firmware",
+        &fw(),
+        "--",
+        "/test/signals.sh",
+    ]);
+    bg.expect("ready");
+    bg.signal(libc::SIGINT);
+    assert_eq!(bg.finish().code(), Some(130));
     let v = read_report(&out);
     assert_eq!(v["ending"]["kind"], "interrupted");
     assert_eq!(v["ending"]["stop_reason"], "ctrl-c");
