@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
-use crate::signals;
+use crate::firmware::rootfs::Bind;
+use crate::sys::signals;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -218,39 +219,9 @@ pub enum Console {
     Inherit,
 }
 
-/// One --bind.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bind {
-    pub src: PathBuf,
-    pub dst: PathBuf,
-    pub read_only: bool,
-}
-
-/// The longest run name: it must fit in a hostname and in interface names
-/// derived from it.
-pub const NAME_MAX: usize = 32;
-
+/// A run's name, checked as the state directory checks it.
 pub fn parse_name(s: &str) -> Result<String, String> {
-    if s.is_empty() {
-        return Err("the name is empty".into());
-    }
-    if s.len() > NAME_MAX {
-        return Err(format!("'{s}' is longer than {NAME_MAX} characters"));
-    }
-    if let Some(c) = s
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "'{}' holds '{}': use only letters, digits, '.', '_' and '-'",
-            s.escape_default(),
-            c.escape_default()
-        ));
-    }
-    if s.starts_with(['.', '-']) {
-        return Err(format!("'{s}' must start with a letter or digit"));
-    }
-    Ok(s.to_string())
+    crate::state::check_name(s).map(|()| s.to_string())
 }
 
 fn parse_hostname(s: &str) -> Result<String, String> {

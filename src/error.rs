@@ -70,6 +70,14 @@ pub fn one_line(err: &anyhow::Error) -> String {
         .collect()
 }
 
+/// An I/O error's reason without Rust's "(os error N)" suffix.
+pub fn io_reason(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
+        None => e.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! This file only maps the run's result to an exit code.
 
 use clap::Parser;
-use fwrun::{cli, error, run};
+use fwrun::{cli, config, error, run};
 
 fn main() {
     let cli = match cli::Cli::try_parse() {
@@ -28,7 +28,7 @@ fn main() {
             std::process::exit(error::LAUNCHER_FAILED);
         }
     };
-    let code = match run::run(cli) {
+    let code = match config::RunConfig::from_cli(cli).and_then(run::run) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("fwrun: {}", error::one_line(&e));

@@ -188,7 +188,7 @@ fn without_apparmor_require_refuses_auto_warns_once_off_is_silent() {
     assert_eq!((r.code, r.stderr.as_str()), (0, ""));
 }
 
-/// fwrun compiles its profiles with fwrun::apparmor::LOAD_OPTIONS, for
+/// fwrun compiles its profiles with fwrun::confine::apparmor::LOAD_OPTIONS, for
 /// speed: the binary policy must be the one the parser's defaults give.
 #[test]
 fn load_options_compile_the_same_policy() {
@@ -212,7 +212,7 @@ fn load_options_compile_the_same_policy() {
         out.stdout
     };
     assert!(
-        compile(&[]) == compile(fwrun::apparmor::LOAD_OPTIONS),
+        compile(&[]) == compile(fwrun::confine::apparmor::LOAD_OPTIONS),
         "the load options change the compiled policy"
     );
 }

@@ -304,9 +304,20 @@ fn literals_after(text: &str, call: &str) -> Vec<String> {
 /// and every row of the table still exists in src/.
 #[test]
 fn every_fault_step_in_src_is_in_the_table() {
+    fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            if e.path().is_dir() {
+                rust_files(&e.path(), out);
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    let mut files = Vec::new();
+    rust_files(&repo().join("src"), &mut files);
     let mut in_src = std::collections::BTreeSet::new();
-    for e in fs::read_dir(repo().join("src")).unwrap().flatten() {
-        let text = fs::read_to_string(e.path()).unwrap_or_default();
+    for path in files {
+        let text = fs::read_to_string(path).unwrap_or_default();
         in_src.extend(literals_after(&text, "fault::step("));
         in_src.extend(
             literals_after(&text, "teardown.push(")

@@ -2,14 +2,17 @@
 //! Its fields are documented in the man page and pinned by
 //! schemas/report.schema.json.
 
+pub mod changes;
+pub mod log;
+
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::changes::Change;
 use crate::error::fail;
+use crate::report::changes::Change;
 
 /// The report's format version; bumped when a field changes meaning.
 pub const VERSION: u32 = 1;
@@ -31,6 +34,55 @@ pub struct Report {
     /// --report was given and the overlay was mounted).
     pub changes: Option<Vec<Change>>,
     pub apparmor: AppArmor,
+}
+
+impl Report {
+    /// A report for a run just starting; until it ends, it reads as a
+    /// launcher error.
+    pub fn begin(
+        name: &str,
+        firmware: &Path,
+        init: impl Iterator<Item = String>,
+        apparmor_mode: String,
+    ) -> Report {
+        Report {
+            version: VERSION,
+            name: name.to_string(),
+            firmware: Firmware {
+                path: firmware.display().to_string(),
+                kind: None,
+            },
+            init: init.collect(),
+            start: timestamp(SystemTime::now()),
+            end: String::new(),
+            phases: Vec::new(),
+            ending: Ending {
+                kind: "launcher-error".into(),
+                signal: None,
+                stop_reason: None,
+                error: None,
+            },
+            exit_code: 0,
+            boots: 0,
+            changes: None,
+            apparmor: AppArmor {
+                mode: apparmor_mode,
+                profile: None,
+                denials: Vec::new(),
+            },
+        }
+    }
+
+    /// The run failed in fwrun itself.
+    pub fn fail(&mut self, code: i32, message: String) {
+        self.exit_code = code;
+        self.ending = Ending {
+            kind: "launcher-error".into(),
+            signal: None,
+            stop_reason: None,
+            error: Some(message),
+        };
+    }
 }
 
 #[derive(Debug, Serialize)]

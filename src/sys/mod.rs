@@ -1,6 +1,8 @@
 //! Thin wrappers over the system calls fwrun makes, each failure turned into
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
+pub mod signals;
+
 use std::ffi::CString;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;

@@ -198,6 +198,43 @@ impl Denials {
 }
 
 /// Whether to colour stderr: a terminal, and NO_COLOR unset or empty.
+/// The end-of-run summary of what AppArmor refused, as lines to say (none
+/// when nothing was refused).
+pub fn summary_lines(profile: &str, d: &Denials) -> Vec<String> {
+    let summary = d.summary();
+    if summary.is_empty() {
+        return Vec::new();
+    }
+    let word = denied_word(colour());
+    let mut lines = vec![format!(
+        "AppArmor {word} {} access{} of the firmware (profile {profile}):",
+        d.seen.len(),
+        if d.seen.len() == 1 { "" } else { "es" }
+    )];
+    for (den, n) in summary {
+        let times = if n > 1 {
+            format!("  x{n}")
+        } else {
+            String::new()
+        };
+        lines.push(format!("  {}{times}", describe(&den)));
+    }
+    lines
+}
+
+/// The denials as the report lists them.
+pub fn for_report(d: &Denials) -> Vec<crate::report::Denial> {
+    d.summary()
+        .into_iter()
+        .map(|(den, count)| crate::report::Denial {
+            operation: den.operation,
+            target: den.target,
+            requested: den.requested,
+            count,
+        })
+        .collect()
+}
+
 pub fn colour() -> bool {
     wants_colour(
         std::env::var_os("NO_COLOR").as_deref(),

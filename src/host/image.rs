@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::error::fail;
+use crate::error::{fail, io_reason};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -183,14 +183,6 @@ pub fn classify(head: &[u8], size: u64) -> Result<Kind, String> {
         }
     }
     Err("is not an image fwrun knows (no ext2/3/4 or squashfs signature): give an ext2/3/4 or squashfs image, or a directory".into())
-}
-
-/// An I/O error's reason without Rust's "(os error N)" suffix.
-pub fn io_reason(e: &std::io::Error) -> String {
-    match e.raw_os_error() {
-        Some(n) => nix::errno::Errno::from_raw(n).desc().to_lowercase(),
-        None => e.to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -20,8 +20,8 @@ use serde::Serialize;
 use crate::error::fail;
 
 /// The default template and deny list, built into the binary.
-pub const DEFAULT_TEMPLATE: &str = include_str!("../profiles/fwrun.profile.tera");
-pub const DENY_LIST: &str = include_str!("../profiles/deny.list");
+pub const DEFAULT_TEMPLATE: &str = include_str!("../../profiles/fwrun.profile.tera");
+pub const DENY_LIST: &str = include_str!("../../profiles/deny.list");
 
 /// Capabilities the firmware never gets: the host's clock, kernel modules,
 /// raw I/O ports, the security policy itself, the kernel log, wake alarms.

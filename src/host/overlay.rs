@@ -59,14 +59,14 @@ pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
                 .map_err(|e| {
                     fail(format!(
                         "cannot create --rw-dir '{shown}': {}",
-                        crate::image::io_reason(&e)
+                        crate::error::io_reason(&e)
                     ))
                 })?;
         }
         Err(e) => {
             return Err(fail(format!(
                 "cannot use --rw-dir '{shown}': {}",
-                crate::image::io_reason(&e)
+                crate::error::io_reason(&e)
             )))
         }
     }
@@ -88,7 +88,7 @@ pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
             Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
                 return Err(fail(format!(
                     "--rw-dir '{shown}' cannot hold the firmware's changes ({}): pick a writable directory",
-                    crate::image::io_reason(&e)
+                    crate::error::io_reason(&e)
                 )))
             }
             _ => {}

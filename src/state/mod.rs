@@ -6,6 +6,8 @@
 //! private mount namespace and die with it. What outlives a SIGKILL is this
 //! directory and the resources recorded in it.
 
+pub mod teardown;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -69,7 +71,7 @@ fn state_root() -> Result<&'static Path> {
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(root),
         Err(e) => Err(fail(format!(
             "cannot create {STATE_ROOT}: {}: fwrun needs a writable /run (a tmpfs, as on any systemd host)",
-            crate::image::io_reason(&e)
+            crate::error::io_reason(&e)
         ))),
     }
 }
@@ -88,7 +90,7 @@ impl RunState {
                 fail(format!(
                     "cannot create {}: {}: fwrun needs a writable {STATE_ROOT}",
                     tmp.display(),
-                    crate::image::io_reason(&e)
+                    crate::error::io_reason(&e)
                 ))
             })?;
         let lock = OpenOptions::new()
@@ -215,9 +217,7 @@ pub fn sweep(sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
             }
             continue;
         }
-        if crate::cli::parse_name(&name).is_err()
-            || !path.join(INFO).exists() && !path.join(LOCK).exists()
-        {
+        if check_name(&name).is_err() || !path.join(INFO).exists() && !path.join(LOCK).exists() {
             continue;
         }
         if sweep_one(&path, sweeper)? {
@@ -225,6 +225,35 @@ pub fn sweep(sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
         }
     }
     Ok(swept)
+}
+
+/// The longest run name: it must fit in a hostname and in interface names
+/// derived from it.
+pub const NAME_MAX: usize = 32;
+
+/// Check a run name: letters, digits, '.', '_', '-', at most [`NAME_MAX`]
+/// characters, starting with a letter or digit.
+pub fn check_name(s: &str) -> Result<(), String> {
+    if s.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if s.len() > NAME_MAX {
+        return Err(format!("'{s}' is longer than {NAME_MAX} characters"));
+    }
+    if let Some(c) = s
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Err(format!(
+            "'{}' holds '{}': use only letters, digits, '.', '_' and '-'",
+            s.escape_default(),
+            c.escape_default()
+        ));
+    }
+    if s.starts_with(['.', '-']) {
+        return Err(format!("'{s}' must start with a letter or digit"));
+    }
+    Ok(())
 }
 
 /// A short name nobody else is using: six hex digits from the kernel's
@@ -258,7 +287,7 @@ mod tests {
     #[test]
     fn generated_names_are_valid_and_differ() {
         let a = generate_name();
-        assert!(crate::cli::parse_name(&a).is_ok(), "{a}");
+        assert!(check_name(&a).is_ok(), "{a}");
         let all: std::collections::HashSet<_> = (0..50).map(|_| generate_name()).collect();
         assert!(all.len() > 45);
     }

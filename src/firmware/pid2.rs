@@ -14,7 +14,8 @@ use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use crate::child::{exec_init, ChildSpec};
+use crate::firmware::exec::exec_init;
+use crate::firmware::spec::ChildSpec;
 
 /// Start the program as pid 2 and become its pid 1. Returns only if the fork
 /// failed, with the error pipe, the exit code and the message.

@@ -10,7 +10,6 @@ use anyhow::{anyhow, Context, Result};
 use nix::mount::{MntFlags, MsFlags};
 use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
 
-use crate::cli::Bind;
 use crate::sys::{self, errno_text};
 
 /// /proc files that get /dev/null bound over them (they leak the host's
@@ -53,6 +52,14 @@ const NOSUID_NODEV_NOEXEC: MsFlags = MsFlags::MS_NOSUID
     .union(MsFlags::MS_NODEV)
     .union(MsFlags::MS_NOEXEC);
 
+/// One --bind, as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    pub src: PathBuf,
+    pub dst: PathBuf,
+    pub read_only: bool,
+}
+
 /// A --bind whose source was checked on the host.
 #[derive(Debug, Clone)]
 pub struct ResolvedBind {
@@ -67,7 +74,7 @@ pub fn resolve_bind(b: &Bind) -> Result<ResolvedBind> {
         crate::error::fail(format!(
             "--bind source '{}' cannot be used: {}: give an existing host path",
             b.src.display(),
-            crate::image::io_reason(&e)
+            crate::error::io_reason(&e)
         ))
     })?;
     Ok(ResolvedBind {

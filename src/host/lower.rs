@@ -8,8 +8,8 @@ use std::path::Path;
 use anyhow::{anyhow, Result};
 use nix::mount::MsFlags;
 
-use crate::image::{Firmware, Kind};
-use crate::loopdev;
+use crate::host::image::{Firmware, Kind};
+use crate::host::loopdev;
 use crate::sys;
 
 /// Mount the firmware read-only at `target`. Returns the loop device used,
@@ -24,7 +24,7 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
         anyhow!(
             "opening {}: {}",
             fw.path.display(),
-            crate::image::io_reason(&e)
+            crate::error::io_reason(&e)
         )
     })?;
     let dev = loopdev::attach(&image, label)?;

@@ -60,6 +60,20 @@ fn whiteout(meta: &fs::Metadata) -> bool {
 }
 
 /// The changes in `upper` relative to `lower`, sorted by path.
+/// The --changes listing: a count, then one line per change.
+pub fn listing(found: &[Change]) -> String {
+    let mut out = format!(
+        "fwrun: {} change{} in the firmware's root{}\n",
+        found.len(),
+        if found.len() == 1 { "" } else { "s" },
+        if found.is_empty() { "" } else { ":" }
+    );
+    for c in found {
+        out.push_str(&format!("fwrun:   {} {}\n", c.change.letter(), c.path));
+    }
+    out
+}
+
 pub fn scan(upper: &Path, lower: &Path) -> Vec<Change> {
     let mut out = Vec::new();
     walk(upper, lower, PathBuf::from("/"), false, &mut out);

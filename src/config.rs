@@ -1,0 +1,236 @@
+//! The run's configuration, validated once: the command line (cli.rs) turned
+//! into plain values that the layers below read. Only this module and
+//! main.rs know the clap definition.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Result;
+
+use crate::cli::{self, Cli};
+use crate::error::fail;
+use crate::firmware::exec::PATH;
+use crate::firmware::rootfs::{self, ResolvedBind};
+
+/// The init started when none is given after `--`.
+pub const DEFAULT_INIT: &str = "/sbin/init";
+
+/// The firmware's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Net {
+    None,
+    Host,
+}
+
+/// Whether the per-run AppArmor profile is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppArmorMode {
+    Auto,
+    Require,
+    Off,
+}
+
+/// What a reboot from inside the firmware does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnReboot {
+    Exit,
+    Restart,
+}
+
+/// The firmware's console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    Pty,
+    Inherit,
+}
+
+/// The command line's choices, named the same here.
+macro_rules! same_variants {
+    ($($ty:ident { $($v:ident),* })*) => {$(
+        impl From<cli::$ty> for $ty {
+            fn from(c: cli::$ty) -> $ty {
+                match c { $(cli::$ty::$v => $ty::$v),* }
+            }
+        }
+    )*};
+}
+same_variants! {
+    Net { None, Host }
+    AppArmorMode { Auto, Require, Off }
+    OnReboot { Exit, Restart }
+    Console { Pty, Inherit }
+}
+/// What this invocation does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Boot the firmware at this path.
+    Run(PathBuf),
+    /// Print the AppArmor profile and exit.
+    PrintProfile,
+    /// Only sweep what dead runs left.
+    Cleanup,
+}
+
+/// The AppArmor layer's settings.
+#[derive(Debug, Clone)]
+pub struct AppArmorConfig {
+    pub mode: AppArmorMode,
+    pub template: Option<PathBuf>,
+    pub deny: Vec<String>,
+    pub allow_mknod: bool,
+    pub parser: Option<PathBuf>,
+    pub follow_denials: bool,
+}
+
+/// Everything a run needs to know, checked.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub action: Action,
+    pub name: String,
+    pub hostname: String,
+    /// The init's argv (the default init when none was given).
+    pub init: Vec<OsString>,
+    /// Whether the user named the init (a missing default init is a
+    /// different mistake from a missing named one).
+    pub init_named: bool,
+    pub rw_dir: Option<PathBuf>,
+    pub binds: Vec<ResolvedBind>,
+    /// The init's whole environment, in order.
+    pub env: Vec<(String, String)>,
+    pub net: Net,
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    pub timeout: Option<Duration>,
+    pub on_reboot: OnReboot,
+    pub console: Option<Console>,
+    pub as_pid2: bool,
+    pub apparmor: AppArmorConfig,
+    pub changes: bool,
+    pub report: Option<PathBuf>,
+    pub verbose: bool,
+    pub quiet: bool,
+}
+
+impl RunConfig {
+    /// Turn the parsed command line into a configuration. Fails (exit 125,
+    /// one line) on what clap could not check: a --bind source that does
+    /// not exist.
+    pub fn from_cli(cli: Cli) -> Result<RunConfig> {
+        let action = if cli.cleanup {
+            Action::Cleanup
+        } else if cli.print_profile {
+            Action::PrintProfile
+        } else {
+            Action::Run(
+                cli.firmware
+                    .clone()
+                    .ok_or_else(|| fail("--firmware is required"))?,
+            )
+        };
+        let name = cli.name.unwrap_or_else(crate::state::generate_name);
+        let binds = match action {
+            Action::Run(_) => cli
+                .bind
+                .iter()
+                .map(rootfs::resolve_bind)
+                .collect::<Result<Vec<_>>>()?,
+            _ => Vec::new(),
+        };
+        let init_named = !cli.init.is_empty();
+        let init = if init_named {
+            cli.init
+        } else {
+            vec![DEFAULT_INIT.into()]
+        };
+        Ok(RunConfig {
+            action,
+            hostname: cli.hostname.unwrap_or_else(|| name.clone()),
+            env: environment(&cli.env, &name),
+            name,
+            init,
+            init_named,
+            rw_dir: cli.rw_dir,
+            binds,
+            net: cli.net.into(),
+            stop_signal: cli.stop_signal,
+            stop_timeout: cli.stop_timeout,
+            timeout: cli.timeout,
+            on_reboot: cli.on_reboot.into(),
+            console: cli.console.map(Console::from),
+            as_pid2: cli.as_pid2,
+            apparmor: AppArmorConfig {
+                mode: cli.apparmor.into(),
+                template: cli.profile_template,
+                deny: cli.deny,
+                allow_mknod: cli.allow_mknod,
+                parser: cli.apparmor_parser,
+                follow_denials: cli.follow_denials,
+            },
+            changes: cli.changes,
+            report: cli.report,
+            verbose: cli.verbose,
+            quiet: cli.quiet,
+        })
+    }
+}
+
+/// The init's environment: small, clean, and the user's --env on top.
+fn environment(user: &[(String, String)], name: &str) -> Vec<(String, String)> {
+    let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
+    let mut vars: Vec<(String, String)> = vec![
+        ("PATH".into(), PATH.into()),
+        ("HOME".into(), "/".into()),
+        ("TERM".into(), term),
+        ("container".into(), "fwrun".into()),
+        ("FWRUN_NAME".into(), name.into()),
+    ];
+    for (k, v) in user {
+        vars.retain(|(old, _)| old != k);
+        vars.push((k.clone(), v.clone()));
+    }
+    vars
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn config(args: &[&str]) -> RunConfig {
+        let cli =
+            Cli::try_parse_from(std::iter::once("fwrun").chain(args.iter().copied())).unwrap();
+        RunConfig::from_cli(cli).unwrap()
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = config(&["--firmware", "x", "--name", "t1"]);
+        assert_eq!(c.action, Action::Run("x".into()));
+        assert_eq!(c.hostname, "t1");
+        assert_eq!(c.init, [DEFAULT_INIT]);
+        assert!(!c.init_named);
+    }
+
+    #[test]
+    fn env_overrides_replace_in_place_of_appending_twice() {
+        let c = config(&["--firmware", "x", "--name", "t", "--env", "HOME=/root"]);
+        let homes: Vec<_> = c.env.iter().filter(|(k, _)| k == "HOME").collect();
+        assert_eq!(homes, [&("HOME".to_string(), "/root".to_string())]);
+        assert!(c.env.contains(&("FWRUN_NAME".into(), "t".into())));
+    }
+
+    #[test]
+    fn a_missing_bind_source_is_bad_input() {
+        let cli = Cli::try_parse_from([
+            "fwrun",
+            "--firmware",
+            "x",
+            "--bind",
+            "/nonexistent/fwrun-test:/x",
+        ])
+        .unwrap();
+        let e = RunConfig::from_cli(cli).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), 125);
+    }
+}

@@ -1,0 +1,157 @@
+//! The init, looked up inside the firmware's root before the clone and
+//! exec'd as the child's last step, with signals reset and the AppArmor
+//! profile entered just before. An exec failure becomes exit code 126/127.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, Result};
+use nix::errno::Errno;
+
+use crate::error::{self, fail_with, INIT_NOT_EXECUTABLE, INIT_NOT_FOUND, LAUNCHER_FAILED};
+use crate::firmware::spec::ChildSpec;
+use crate::sys::{self, errno_text};
+
+/// The init's PATH, and where a bare init name is looked up.
+pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Exec the init; returns only on failure, with the exit code and message.
+pub fn exec_init(spec: &ChildSpec) -> (i32, String) {
+    let argv: Vec<*const libc::c_char> = spec
+        .argv
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    let envp: Vec<*const libc::c_char> = spec
+        .envp
+        .iter()
+        .map(|a| a.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect();
+    reset_signals();
+    // The last step before exec, so that nothing of fwrun's own setup ran
+    // confined.
+    if let Some(profile) = &spec.profile {
+        if let Err(e) = crate::confine::apparmor::confine_before_exec(profile) {
+            return (LAUNCHER_FAILED, error::one_line(&e));
+        }
+    }
+    // SAFETY: NULL-terminated arrays of valid C strings.
+    unsafe { libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    exec_failure(&spec.program, Errno::last())
+}
+
+/// The exit code and message for an init that could not be exec'd.
+fn exec_failure(init: &CString, e: Errno) -> (i32, String) {
+    let init = init.to_string_lossy();
+    match e {
+        Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => (
+            INIT_NOT_FOUND,
+            format!("init '{init}' (or the interpreter its #! line names) was not found in the firmware: give the init's path inside the firmware after --"),
+        ),
+        Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => (
+            INIT_NOT_EXECUTABLE,
+            format!("init '{init}' cannot be executed ({}): check its mode and that it is a program for this machine", errno_text(e)),
+        ),
+        e => (
+            LAUNCHER_FAILED,
+            format!("executing init '{init}': {}", errno_text(e)),
+        ),
+    }
+}
+
+/// Default dispositions and an empty mask, as a freshly booted init expects.
+/// exec resets caught signals by itself; what survives it is the mask
+/// (fwrun blocks the signals it reads from a signalfd) and ignored signals
+/// (Rust ignores SIGPIPE; a shell's background job ignores SIGINT and
+/// SIGQUIT). Only those are reset: the kernel lists them in SigIgn.
+pub fn reset_signals() {
+    let ignored = std::fs::read_to_string("/proc/thread-self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        });
+    // SAFETY: resetting dispositions and the mask of this single thread.
+    unsafe {
+        for sig in 1..=libc::SIGRTMAX() {
+            let bit = 1u64 << (sig - 1);
+            let reset = ignored.is_none_or(|mask| mask & bit != 0);
+            if reset && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
+    }
+}
+
+/// Check, before the clone, that the init exists inside `root` (symlinks
+/// resolved inside it, never on the host) and can be executed.
+/// `named` says whether the user gave the init or it is the default.
+///
+/// A bare name (`sh`) is looked up in the firmware's PATH, as a shell would;
+/// the path found is returned.
+pub fn check_init(root_fd: &OwnedFd, init: &Path, named: bool) -> Result<PathBuf> {
+    let shown = init.display();
+    let init = if init.is_absolute() {
+        init.to_path_buf()
+    } else if init.components().count() == 1 {
+        PATH
+            .split(':')
+            .map(|dir| Path::new(dir).join(init))
+            .find(|p| sys::open_in_root(root_fd, p).is_ok())
+            .ok_or_else(|| {
+                fail_with(
+                    INIT_NOT_FOUND,
+                    format!(
+                        "init '{shown}' was not found in the firmware's PATH ({}): give its full path after --",
+                        PATH
+                    ),
+                )
+            })?
+    } else {
+        return Err(crate::error::fail(format!(
+            "init '{shown}' must be an absolute path inside the firmware, or a bare name to look up in its PATH"
+        )));
+    };
+    let init = init.as_path();
+    let fd = match sys::open_in_root(root_fd, init) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP) if !named => {
+            return Err(crate::error::fail(format!(
+                "the firmware has no {shown}, so it does not look like a firmware root: give its init after -- (e.g. -- /bin/sh)"
+            )))
+        }
+        Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP)) => {
+            return Err(fail_with(
+                INIT_NOT_FOUND,
+                format!(
+                    "init '{shown}' was not found in the firmware ({}): give the init's path inside the firmware after --",
+                    errno_text(e)
+                ),
+            ))
+        }
+        Err(e) => return Err(anyhow!("looking up init '{shown}' in the firmware: {}", errno_text(e))),
+    };
+    let st = nix::sys::stat::fstat(&fd)
+        .map_err(|e| anyhow!("looking up init '{shown}': {}", errno_text(e)))?;
+    let fmt = st.st_mode & libc::S_IFMT;
+    if fmt == libc::S_IFDIR {
+        return Err(fail_with(
+            INIT_NOT_EXECUTABLE,
+            format!("init '{shown}' is a directory: give the path of a program"),
+        ));
+    }
+    if fmt != libc::S_IFREG || st.st_mode & 0o111 == 0 {
+        return Err(fail_with(
+            INIT_NOT_EXECUTABLE,
+            format!("init '{shown}' is not executable: give it an execute bit (chmod +x) or name another init"),
+        ));
+    }
+    Ok(init.to_path_buf())
+}

@@ -1,0 +1,99 @@
+//! The firmware's init process, seen from the launcher: clone it into its
+//! namespaces (the child's side is setup.rs, then exec.rs) and wait until it
+//! has exec'd the init or reported why it could not. A setup error travels
+//! back over a close-on-exec pipe; end of file on that pipe means the exec
+//! succeeded.
+
+pub mod exec;
+pub mod pid2;
+pub mod rootfs;
+pub mod setup;
+pub mod spec;
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+
+use anyhow::{anyhow, Result};
+
+use crate::error::{fail_with, LAUNCHER_FAILED};
+use crate::firmware::spec::ChildSpec;
+use crate::sys::{self, errno_text, Forked};
+
+/// A started firmware. Dropped before it was reaped (a later setup step
+/// failed), it is killed and reaped.
+pub struct Started {
+    pub pid: libc::pid_t,
+    pub pidfd: OwnedFd,
+    /// Set once the init has been waited for.
+    pub reaped: bool,
+    /// Held open for the child's life: if fwrun dies before the child has set
+    /// its parent-death signal, the child sees the pipe close and exits.
+    _lifeline: OwnedFd,
+}
+
+impl Drop for Started {
+    fn drop(&mut self) {
+        if !self.reaped {
+            // SIGKILL of the namespace's init ends every process in it.
+            let _ = sys::pidfd_signal(&self.pidfd, libc::SIGKILL);
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(self.pid), None);
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| anyhow!("creating a pipe: {}", errno_text(e)))
+}
+
+/// Clone the child into `namespaces` and wait until it has exec'd the init
+/// (or failed to).
+pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
+    let (err_r, err_w) = pipe()?;
+    let (life_r, life_w) = pipe()?;
+    // SAFETY: fwrun is single-threaded (signals are read with a signalfd, no
+    // handler thread), so the child may allocate.
+    match unsafe { sys::fork_into(namespaces) } {
+        Err(e) => Err(anyhow!(
+            "creating the firmware's namespaces (clone3): {}",
+            errno_text(e)
+        )),
+        Ok(Forked::Child) => {
+            drop(err_r);
+            drop(life_w);
+            crate::firmware::setup::child_main(spec, err_w, life_r)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            drop(err_w);
+            drop(life_r);
+            let mut msg = String::new();
+            let mut pipe = File::from(err_r);
+            let mut buf = [0u8; 4096];
+            // Read until end of file (the exec happened) or the child's
+            // message has arrived in full.
+            while let Ok(n) = pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                msg.push_str(&String::from_utf8_lossy(&buf[..n]));
+                crate::fault::kill_requested(&msg);
+            }
+            if msg.is_empty() {
+                return Ok(Started {
+                    pid,
+                    pidfd,
+                    reaped: false,
+                    _lifeline: life_w,
+                });
+            }
+            // The child failed before or at exec and is exiting: reap it.
+            let _ = nix::sys::wait::waitpid(nix::unistd::Pid::from_raw(pid), None);
+            let (code, text) = msg
+                .split_once('\t')
+                .and_then(|(c, t)| Some((c.parse().ok()?, t.to_string())))
+                .unwrap_or((LAUNCHER_FAILED, msg));
+            Err(fail_with(code, text))
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! The child's side, inside the new namespaces: die with fwrun, take the
+//! console, prepare the root (rootfs.rs), set the hostname, bring up `lo`,
+//! pivot_root, close what fwrun held; then exec (exec.rs), directly or under
+//! fwrun's minimal pid 1 (pid2.rs).
+
+use std::fs::File;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+
+use anyhow::{anyhow, Context, Result};
+use nix::errno::Errno;
+
+use crate::error;
+use crate::firmware::exec::exec_init;
+use crate::firmware::spec::ChildSpec;
+use crate::firmware::{pid2, rootfs};
+use crate::sys::errno_text;
+
+pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
+    crate::fault::in_child(err_w.as_raw_fd());
+    let (code, msg) = match setup(spec, &life_r) {
+        Err(e) => (error::exit_code(&e), error::one_line(&e)),
+        Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
+            Ok(never) => match never {},
+            Err((err_w, code, msg)) => {
+                let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
+                // SAFETY: leave without running the parent's destructors.
+                unsafe { libc::_exit(code) }
+            }
+        },
+        Ok(()) => exec_init(spec),
+    };
+    let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
+    // SAFETY: leave without running the parent's destructors in the child.
+    unsafe { libc::_exit(code) }
+}
+
+fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
+    // Die with fwrun. If fwrun died before this line, the lifeline is closed.
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+        .map_err(|e| anyhow!("setting the parent-death signal: {}", errno_text(e)))?;
+    let mut pfd = libc::pollfd {
+        fd: life_r.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: poll on one valid descriptor, no wait.
+    if unsafe { libc::poll(&mut pfd, 1, 0) } != 0 {
+        return Err(anyhow!("fwrun went away during setup"));
+    }
+    // The init leads a session of its own: a terminal's Ctrl-C goes to fwrun,
+    // which stops the firmware with its stop signal.
+    nix::unistd::setsid().map_err(|e| anyhow!("creating a new session: {}", errno_text(e)))?;
+    if let Some(tty) = spec.tty {
+        // SAFETY: dup2 and ioctl on descriptors this process holds.
+        unsafe {
+            for fd in 0..3 {
+                if libc::dup2(tty, fd) < 0 {
+                    return Err(anyhow!(
+                        "giving the init its terminal: {}",
+                        errno_text(Errno::last())
+                    ));
+                }
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(anyhow!(
+                    "making the pty the init's controlling terminal: {}",
+                    errno_text(Errno::last())
+                ));
+            }
+        }
+    }
+    rootfs::mount_proc(&spec.root)?;
+    crate::fault::step("proc")?;
+    rootfs::mount_sys(&spec.root)?;
+    crate::fault::step("sys")?;
+    rootfs::mount_dev(&spec.root, spec.console.as_deref())?;
+    crate::fault::step("dev")?;
+    rootfs::mount_binds(&spec.root, &spec.binds)?;
+    nix::unistd::sethostname(&spec.hostname)
+        .map_err(|e| anyhow!("setting the hostname: {}", errno_text(e)))?;
+    if spec.new_net {
+        loopback_up().context("bringing up lo in the firmware's network")?;
+    }
+    rootfs::pivot_into(&spec.root)?;
+    crate::fault::step("pivot_root")?;
+    // Nothing of fwrun's (lock, image, pipes) reaches the init.
+    // SAFETY: plain syscall.
+    unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            3u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        )
+    };
+    Ok(())
+}
+
+#[repr(C)]
+struct IfReqFlags {
+    name: [u8; libc::IFNAMSIZ],
+    flags: libc::c_short,
+    _pad: [u8; 22],
+}
+
+/// `ip link set lo up`, with one ioctl.
+fn loopback_up() -> Result<()> {
+    // SAFETY: a socket we own, ioctls on a struct of the size the kernel reads.
+    unsafe {
+        let s = libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0);
+        if s < 0 {
+            return Err(anyhow!("socket: {}", errno_text(Errno::last())));
+        }
+        let mut req = IfReqFlags {
+            name: [0; libc::IFNAMSIZ],
+            flags: 0,
+            _pad: [0; 22],
+        };
+        req.name[..2].copy_from_slice(b"lo");
+        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req);
+        if r == 0 {
+            req.flags |= libc::IFF_UP as libc::c_short;
+            r = libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
+        }
+        let e = Errno::last();
+        libc::close(s);
+        if r != 0 {
+            return Err(anyhow!("{}", errno_text(e)));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,30 @@
+//! What the firmware's init process is given: everything prepared by the
+//! launcher before the clone, so that the child does as little as possible.
+
+use std::ffi::CString;
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+
+use crate::firmware::rootfs::ResolvedBind;
+
+/// Everything the child needs.
+pub struct ChildSpec {
+    pub root: PathBuf,
+    pub hostname: String,
+    pub new_net: bool,
+    pub binds: Vec<ResolvedBind>,
+    /// Bound at /dev/console: the pty's slave, or the user's terminal.
+    pub console: Option<PathBuf>,
+    /// In pty mode, the slave: the init's stdin, stdout, stderr and
+    /// controlling terminal.
+    pub tty: Option<RawFd>,
+    /// Run the init as pid 2 under fwrun's minimal pid 1.
+    pub as_pid2: bool,
+    /// The program to exec (the init, its PATH lookup done); argv[0] stays
+    /// as the user gave it.
+    pub program: CString,
+    /// The AppArmor profile to attach at exec.
+    pub profile: Option<String>,
+    pub argv: Vec<CString>,
+    pub envp: Vec<CString>,
+}

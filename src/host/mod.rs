@@ -1,0 +1,10 @@
+//! The host's side of a run, done by the launcher before the clone: preflight
+//! checks, the image's kind, the launcher's private mount namespace, the
+//! read-only lower layer (loop device or directory bind) and the overlay.
+
+pub mod image;
+pub mod loopdev;
+pub mod lower;
+pub mod namespace;
+pub mod overlay;
+pub mod preflight;

@@ -1,0 +1,251 @@
+//! Supervision: wait for the init, forward signals, stop the firmware on
+//! Ctrl-C, SIGTERM, SIGHUP or --timeout (stop signal first, SIGKILL of the
+//! whole pid namespace after --stop-timeout; a second Ctrl-C kills at once).
+//!
+//! fwrun reads its signals from a signalfd: they are blocked from the start,
+//! so none is lost between setup and supervision, and no handler thread
+//! exists that a clone could copy in the middle of its work.
+
+pub mod console;
+pub mod ending;
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Result};
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::confine::denials::Denials;
+use crate::supervise::console::{Event, Relay};
+use crate::supervise::ending::{Ending, Outcome, Stop};
+use crate::sys::{errno_text, pidfd_signal};
+
+/// The signals fwrun handles itself (stop) or forwards to the init.
+const STOP: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
+const FORWARD: &[Signal] = &[
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGQUIT,
+    Signal::SIGCONT,
+    Signal::SIGWINCH,
+];
+
+fn handled() -> SigSet {
+    let mut set = SigSet::empty();
+    for s in STOP.iter().chain(FORWARD).chain([&Signal::SIGCHLD]) {
+        set.add(*s);
+    }
+    set
+}
+
+/// Block the signals fwrun reads itself. Called first thing, so a Ctrl-C
+/// during setup is held until supervision (or seen by [`interrupted`]).
+pub fn block_signals() -> Result<SignalFd> {
+    let set = handled();
+    nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| anyhow!("blocking signals: {}", errno_text(e)))?;
+    SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK)
+        .map_err(|e| anyhow!("creating a signalfd: {}", errno_text(e)))
+}
+
+/// Whether a stop signal arrived during setup.
+pub fn pending_stop() -> Option<Stop> {
+    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
+    // SAFETY: sigpending into our set.
+    unsafe { libc::sigpending(&mut set) };
+    [
+        (libc::SIGINT, Stop::Interrupted),
+        (libc::SIGTERM, Stop::Terminated),
+        (libc::SIGHUP, Stop::HungUp),
+    ]
+    .into_iter()
+    // SAFETY: membership test on an initialised set.
+    .find(|(s, _)| unsafe { libc::sigismember(&set, *s) } == 1)
+    .map(|(_, why)| why)
+}
+
+pub struct Options {
+    pub stop_signal: i32,
+    pub stop_timeout: Duration,
+    pub timeout: Option<Duration>,
+}
+
+/// What the supervisor watches besides signals and the init.
+#[derive(Default)]
+pub struct Watch<'a> {
+    /// The pty console, relayed both ways.
+    pub relay: Option<&'a mut Relay>,
+    /// AppArmor denials, printed as they come (--follow-denials).
+    pub follow: Option<&'a mut Denials>,
+}
+
+/// The supervisor's state while the init runs.
+struct Supervisor<'a> {
+    pidfd: &'a OwnedFd,
+    opts: &'a Options,
+    start: Instant,
+    out: Outcome,
+    /// When the firmware gets SIGKILL, once a stop has begun.
+    kill_at: Option<Instant>,
+}
+
+impl Supervisor<'_> {
+    fn send(&mut self, sig: i32) {
+        self.out.sent.push(sig);
+        // ESRCH: it is already gone, which the wait will tell.
+        let _ = pidfd_signal(self.pidfd, sig);
+    }
+
+    /// Ask the init to stop; a second request kills at once.
+    fn stop(&mut self, why: Stop) {
+        if self.out.stopped.is_some() {
+            self.kill();
+            return;
+        }
+        self.out.stopped = Some(why);
+        self.send(self.opts.stop_signal);
+        self.kill_at = Some(Instant::now() + self.opts.stop_timeout);
+    }
+
+    /// SIGKILL of the namespace's init kills every process in it.
+    fn kill(&mut self) {
+        self.send(libc::SIGKILL);
+        self.kill_at = None;
+    }
+
+    /// Act on the deadlines that have passed; how long poll may wait for
+    /// the next one (-1: none).
+    fn deadlines(&mut self) -> i32 {
+        let now = Instant::now();
+        let timeout_at = self
+            .opts
+            .timeout
+            .map(|t| self.start + t)
+            .filter(|_| self.out.stopped.is_none());
+        if timeout_at.is_some_and(|t| now >= t) {
+            self.stop(Stop::TimedOut);
+        }
+        if self.kill_at.is_some_and(|k| now >= k) {
+            self.kill();
+        }
+        let timeout_at = timeout_at.filter(|_| self.out.stopped.is_none());
+        [timeout_at, self.kill_at]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(-1, |n| {
+                n.saturating_duration_since(Instant::now())
+                    .as_millis()
+                    .min(i32::MAX as u128) as i32
+                    + 1
+            })
+    }
+
+    fn on_signal(&mut self, sig: i32, relay: Option<&Relay>) {
+        match sig {
+            libc::SIGCHLD => {}
+            libc::SIGINT => self.stop(Stop::Interrupted),
+            libc::SIGTERM => self.stop(Stop::Terminated),
+            libc::SIGHUP => self.stop(Stop::HungUp),
+            // The pty's size follows the terminal's; the kernel tells the
+            // firmware's foreground processes.
+            libc::SIGWINCH if relay.is_some() => {
+                if let Some(r) = relay {
+                    console::copy_winsize(&r.master);
+                }
+            }
+            other => self.send(other),
+        }
+    }
+}
+
+/// Wait for the init to end, acting on signals and deadlines meanwhile.
+pub fn supervise(
+    sfd: &mut SignalFd,
+    pid: libc::pid_t,
+    pidfd: &OwnedFd,
+    opts: &Options,
+    mut watch: Watch,
+) -> Result<Outcome> {
+    let mut sup = Supervisor {
+        pidfd,
+        opts,
+        start: Instant::now(),
+        out: Outcome {
+            ending: Ending::Exited(0),
+            stopped: None,
+            sent: Vec::new(),
+        },
+        kill_at: None,
+    };
+    loop {
+        if let Some(ending) = reap(pid)? {
+            if let Some(r) = watch.relay.as_deref_mut() {
+                r.drain();
+            }
+            sup.out.ending = ending;
+            return Ok(sup.out);
+        }
+        let wait_ms = sup.deadlines();
+        let watched = watch
+            .relay
+            .as_ref()
+            .map(|r| r.watched())
+            .unwrap_or_default();
+        let kmsg = watch.follow.as_ref().and_then(|d| d.fd());
+        let mut pfds: Vec<libc::pollfd> = std::iter::once(sfd.as_raw_fd())
+            .chain(watched.iter().map(|(fd, _)| *fd))
+            .chain(kmsg)
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: poll on valid descriptors.
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        if kmsg.is_some() && pfds.last().is_some_and(|p| p.revents != 0) {
+            if let Some(d) = watch.follow.as_deref_mut() {
+                print_denials(d);
+            }
+        }
+        if let Some(r) = watch.relay.as_deref_mut() {
+            for (p, (_, is_stdin)) in pfds[1..].iter().zip(&watched) {
+                if p.revents != 0 {
+                    if let Event::Escape = r.ready(*is_stdin) {
+                        sup.stop(Stop::Escaped);
+                    }
+                }
+            }
+        }
+        while let Ok(Some(info)) = sfd.read_signal() {
+            sup.on_signal(info.ssi_signo as i32, watch.relay.as_deref());
+        }
+    }
+}
+
+/// --follow-denials: the denials logged since the last look.
+fn print_denials(d: &mut Denials) {
+    let word = crate::confine::denials::denied_word(crate::confine::denials::colour());
+    for den in d.read_new() {
+        eprintln!(
+            "fwrun: AppArmor {word} {}",
+            crate::confine::denials::describe(&den)
+        );
+    }
+}
+
+fn reap(pid: libc::pid_t) -> Result<Option<Ending>> {
+    match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+        Ok(WaitStatus::Exited(_, code)) => Ok(Some(Ending::Exited(code))),
+        Ok(WaitStatus::Signaled(_, sig, _)) => Ok(Some(Ending::Signaled(sig as i32))),
+        Ok(_) => Ok(None),
+        Err(e) => Err(anyhow!(
+            "waiting for the firmware's init: {}",
+            errno_text(e)
+        )),
+    }
+}
