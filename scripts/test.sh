@@ -9,6 +9,7 @@ if [ "$(id -u)" != 0 ]; then
 fi
 scripts/deps.sh
 cargo fmt --check
+python3 scripts/check-layout.py
 cargo clippy --locked --all-targets -- -D warnings
 cargo clippy --locked --all-targets --features fault-injection -- -D warnings
 # One test at a time within each test binary: the leak check after each

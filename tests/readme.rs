@@ -72,3 +72,57 @@ fn both_commands_install_what_they_need_first() {
         );
     }
 }
+
+/// Every source file named in README's "How the code is laid out" table,
+/// a bare `name.rs` in a folder's row taken as being in that folder.
+fn files_in_layout_table() -> std::collections::BTreeSet<String> {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## How the code is laid out")
+        .nth(1)
+        .expect("README.md has a '## How the code is laid out' section");
+    let section = section.split("\n## ").next().unwrap();
+    let mut named = std::collections::BTreeSet::new();
+    for row in section.lines().filter(|l| l.starts_with("| `src/")) {
+        let ticks: Vec<&str> = row.split('`').skip(1).step_by(2).collect();
+        let folder = ticks[0].strip_suffix('/');
+        for t in &ticks {
+            match (folder, t.strip_suffix(".rs")) {
+                (_, Some(_)) if t.starts_with("src/") => {
+                    named.insert(t.to_string());
+                }
+                (Some(dir), Some(_)) if !t.contains('/') => {
+                    named.insert(format!("{dir}/{t}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    named
+}
+
+#[test]
+fn the_layout_section_matches_the_tree() {
+    fn walk(dir: &Path, out: &mut std::collections::BTreeSet<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let rel = p.strip_prefix(repo()).unwrap();
+                out.insert(rel.display().to_string());
+            }
+        }
+    }
+    let mut tree = std::collections::BTreeSet::new();
+    walk(&repo().join("src"), &mut tree);
+    // lib.rs only declares the modules.
+    tree.remove("src/lib.rs");
+    let named = files_in_layout_table();
+    let missing: Vec<_> = tree.difference(&named).collect();
+    let stale: Vec<_> = named.difference(&tree).collect();
+    assert!(
+        missing.is_empty() && stale.is_empty(),
+        "README's layout table: files not described {missing:?}, described but absent {stale:?}"
+    );
+}
