@@ -23,7 +23,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -87,6 +87,18 @@ _fwrun() {
                     ;;
                 --deny)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-add)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cap-drop)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --seccomp)
+                    COMPREPLY=($(compgen -W "on off" -- "${cur}"))
                     return 0
                     ;;
                 --apparmor-parser)

@@ -18,6 +18,10 @@ require\t'Refuse to run without AppArmor'
 off\t'Never use AppArmor, and say nothing about it'"
 complete -c fwrun -l profile-template -d 'Render the profile from this template instead of the built-in one (tera syntax; see profiles/fwrun.profile.tera)' -r -F
 complete -c fwrun -l deny -d 'Deny the firmware every access to PATH (an AppArmor glob, as the firmware sees it), on top of the built-in list. Repeatable' -r
+complete -c fwrun -l cap-add -d 'Give the firmware a capability it does not get by default (e.g. SYS_TIME, which lets it set the host\'s clock). Repeatable. By default it keeps every capability but sys_module, sys_time, sys_rawio, syslog, wake_alarm, sys_pacct, mac_admin, mac_override, audit_control, bpf, perfmon, block_suspend, mknod (see --allow-mknod) and, under --net host, net_admin' -r
+complete -c fwrun -l cap-drop -d 'Take a capability away from the firmware (e.g. NET_RAW). Repeatable' -r
+complete -c fwrun -l seccomp -d 'The seccomp filter: \'on\' refuses the calls that reach the host (modules, the clock, swap, the kernel log\'s destructive actions, …) and hands the firmware\'s mounts to fwrun, which keeps /proc, /sys and /dev constrained. \'off\' is for debugging only: without it, a firmware\'s own mounts undo those constraints' -r -f -a "on\t'The filter and the mount interception'
+off\t'Neither (debugging only)'"
 complete -c fwrun -l apparmor-parser -d 'The apparmor_parser to load the profile with. [default: found in /usr/sbin or /sbin]' -r -F
 complete -c fwrun -l report -d 'Write a JSON report of the run to FILE: name, firmware, init, times, phases, how it ended, exit code, changes, AppArmor denials. Written even when the run fails' -r -F
 complete -c fwrun -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'

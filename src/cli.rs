@@ -144,6 +144,27 @@ pub struct Cli {
     #[arg(long)]
     pub allow_mknod: bool,
 
+    /// Give the firmware a capability it does not get by default (e.g.
+    /// SYS_TIME, which lets it set the host's clock). Repeatable. By default
+    /// it keeps every capability but sys_module, sys_time, sys_rawio,
+    /// syslog, wake_alarm, sys_pacct, mac_admin, mac_override,
+    /// audit_control, bpf, perfmon, block_suspend, mknod (see
+    /// --allow-mknod) and, under --net host, net_admin.
+    #[arg(long, value_name = "CAP", value_parser = parse_cap)]
+    pub cap_add: Vec<caps::Capability>,
+
+    /// Take a capability away from the firmware (e.g. NET_RAW). Repeatable.
+    #[arg(long, value_name = "CAP", value_parser = parse_cap)]
+    pub cap_drop: Vec<caps::Capability>,
+
+    /// The seccomp filter: 'on' refuses the calls that reach the host
+    /// (modules, the clock, swap, the kernel log's destructive actions, …)
+    /// and hands the firmware's mounts to fwrun, which keeps /proc, /sys
+    /// and /dev constrained. 'off' is for debugging only: without it, a
+    /// firmware's own mounts undo those constraints.
+    #[arg(long, value_name = "MODE", default_value = "on")]
+    pub seccomp: Seccomp,
+
     /// Print the AppArmor profile this run would load, and exit without
     /// running anything.
     #[arg(long)]
@@ -191,6 +212,14 @@ pub enum Net {
     None,
     /// The host's network.
     Host,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Seccomp {
+    /// The filter and the mount interception.
+    On,
+    /// Neither (debugging only).
+    Off,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -277,6 +306,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
         }
         _ => Err(format!("'{s}' is not KEY=VALUE")),
     }
+}
+
+fn parse_cap(s: &str) -> Result<caps::Capability, String> {
+    crate::confine::caps::parse(s)
 }
 
 fn parse_signal(s: &str) -> Result<i32, String> {

@@ -83,6 +83,15 @@ pub struct AppArmorConfig {
     pub follow_denials: bool,
 }
 
+/// The kernel-enforced layers' settings.
+#[derive(Debug, Clone)]
+pub struct KernelConfig {
+    pub cap_add: Vec<caps::Capability>,
+    pub cap_drop: Vec<caps::Capability>,
+    /// The seccomp filter and the mount interception (off only to debug).
+    pub seccomp: bool,
+}
+
 /// Everything a run needs to know, checked.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -106,6 +115,7 @@ pub struct RunConfig {
     pub console: Option<Console>,
     pub as_pid2: bool,
     pub apparmor: AppArmorConfig,
+    pub kernel: KernelConfig,
     pub changes: bool,
     pub report: Option<PathBuf>,
     pub verbose: bool,
@@ -166,6 +176,11 @@ impl RunConfig {
                 allow_mknod: cli.allow_mknod,
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
+            },
+            kernel: KernelConfig {
+                cap_add: cli.cap_add,
+                cap_drop: cli.cap_drop,
+                seccomp: cli.seccomp == cli::Seccomp::On,
             },
             changes: cli.changes,
             report: cli.report,

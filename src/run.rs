@@ -17,7 +17,9 @@ use nix::sys::signalfd::SignalFd;
 
 use crate::config::{Action, AppArmorMode, Console, Net, OnReboot, RunConfig};
 use crate::confine::apparmor::{self, Support};
+use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
+use crate::confine::notify::{self, Notifier, Refusal};
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::{self, exec, spec::ChildSpec};
@@ -96,10 +98,10 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
         });
         return Ok(why.exit_code());
     }
-    let (code, line, outcome) = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
-    rep.ending = ending::ending(&outcome);
-    finish(cfg, &prep, &mut acq, line, log, rep)?;
-    Ok(code)
+    let booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
+    rep.ending = ending::ending(&booted.outcome);
+    finish(cfg, &prep, &mut acq, &booted, log, rep)?;
+    Ok(booted.code)
 }
 
 /// What the checks before any system change found.
@@ -116,6 +118,10 @@ struct Prepared {
     aa_warning: Option<String>,
     argv: Vec<CString>,
     envp: Vec<CString>,
+    /// The capabilities the init keeps.
+    caps: Vec<caps::Capability>,
+    /// The devices of the host file systems bound into the firmware.
+    host_devs: Vec<(u32, u32)>,
 }
 
 /// Phases 1-2: validate everything that needs no system change, then
@@ -166,11 +172,13 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         }
         (_, Some(Support::Missing(why))) => {
             aa_warning = Some(format!(
-                "warning: no AppArmor confinement: {why}; the firmware runs with namespaces and constrained /proc, /sys and /dev only (--apparmor off silences this)"
+                "warning: no AppArmor confinement: {why}; {} (--apparmor off silences this)",
+                without_apparmor(cfg)
             ));
             None
         }
     };
+    let caps = kernel_layers(cfg, log, rep);
     log.phase(
         "preflight",
         format!(
@@ -180,6 +188,8 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         ),
     );
     Ok(Prepared {
+        caps,
+        host_devs: host_devices(cfg),
         fw,
         program,
         rw_dir,
@@ -189,6 +199,28 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         argv,
         envp,
     })
+}
+
+/// The capabilities the init keeps, said under -v and put in the report.
+fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capability> {
+    let caps = capabilities::kept(&CapsRequest {
+        allow_mknod: cfg.apparmor.allow_mknod,
+        host_network: cfg.net == Net::Host,
+        add: &cfg.kernel.cap_add,
+        drop: &cfg.kernel.cap_drop,
+    });
+    rep.confinement.capabilities = caps.iter().map(|c| capabilities::short_name(*c)).collect();
+    rep.confinement.dropped_capabilities = capabilities::dropped(&caps)
+        .into_iter()
+        .map(capabilities::short_name)
+        .collect();
+    rep.confinement.seccomp = cfg.kernel.seccomp;
+    log.detail(format!(
+        "the init keeps every capability but {}; seccomp filter {}",
+        rep.confinement.dropped_capabilities.join(", "),
+        if cfg.kernel.seccomp { "on" } else { "off" }
+    ));
+    caps
 }
 
 /// What a run holds while the firmware runs; dropped, it is torn down.
@@ -323,16 +355,8 @@ fn boot(
     sfd: &mut SignalFd,
     log: &mut Log,
     rep: &mut Report,
-) -> Result<(i32, Option<String>, Outcome)> {
-    let console_mode = cfg.console.unwrap_or(if console::stdin_is_tty() {
-        Console::Pty
-    } else {
-        Console::Inherit
-    });
-    let pty = match console_mode {
-        Console::Pty => Some(console::open_pty()?),
-        Console::Inherit => None,
-    };
+) -> Result<Booted> {
+    let pty = open_console(cfg)?;
     let spec = child_spec(cfg, prep, acq, pty.as_ref())?;
     let mut relay = pty
         .as_ref()
@@ -352,6 +376,7 @@ fn boot(
         .as_mut()
         .and_then(|(_, d)| d.as_mut())
         .filter(|_| cfg.apparmor.follow_denials);
+    let mut refused = Vec::new();
     loop {
         rep.boots += 1;
         let mut started = firmware::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
@@ -366,17 +391,19 @@ fn boot(
                 started.pid
             ),
         );
-        let outcome = supervise::supervise(
-            sfd,
-            started.pid,
-            &started.pidfd,
-            &opts,
-            Watch {
-                relay: relay.as_mut(),
-                follow: follow.as_deref_mut(),
-            },
-        )?;
+        let mut notifier = started
+            .listener
+            .take()
+            .map(|l| Notifier::new(l, started.pid, prep.host_devs.clone()));
+        let watch = Watch {
+            relay: relay.as_mut(),
+            follow: follow.as_deref_mut(),
+            notify: notifier.as_mut(),
+            follow_refusals: cfg.apparmor.follow_denials,
+        };
+        let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
+        refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, line) = ending::conclude(&outcome);
         if ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart {
@@ -386,7 +413,33 @@ fn boot(
             ));
             continue;
         }
-        return Ok((code, line, outcome));
+        return Ok(Booted {
+            code,
+            line,
+            outcome,
+            refused,
+        });
+    }
+}
+
+/// How the last boot ended, and what fwrun refused over all boots.
+struct Booted {
+    code: i32,
+    line: Option<String>,
+    outcome: Outcome,
+    refused: Vec<Refusal>,
+}
+
+/// A pty for the console, unless it inherits fwrun's (the default without
+/// a terminal).
+fn open_console(cfg: &RunConfig) -> Result<Option<console::Pty>> {
+    let tty = console::stdin_is_tty();
+    match cfg
+        .console
+        .unwrap_or(if tty { Console::Pty } else { Console::Inherit })
+    {
+        Console::Pty => Ok(Some(console::open_pty()?)),
+        Console::Inherit => Ok(None),
     }
 }
 
@@ -412,6 +465,8 @@ fn child_spec(
         as_pid2: cfg.as_pid2,
         program: c_string(acq.program.as_os_str())?,
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
+        caps: prep.caps.clone(),
+        seccomp: cfg.kernel.seccomp,
         argv: prep.argv.clone(),
         envp: prep.envp.clone(),
     })
@@ -423,7 +478,7 @@ fn finish(
     cfg: &RunConfig,
     prep: &Prepared,
     acq: &mut Acquired,
-    line: Option<String>,
+    booted: &Booted,
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<()> {
@@ -444,9 +499,21 @@ fn finish(
     }
     let failures = acq.teardown.run();
     log.phase("teardown", "tore down");
-    if let Some(line) = line {
+    if let Some(line) = &booted.line {
         log.say(line);
     }
+    for line in notify::summary_lines(&booted.refused) {
+        log.say(line);
+    }
+    rep.confinement.refused = notify::summary(&booted.refused)
+        .into_iter()
+        .map(|(r, count)| report::Refused {
+            syscall: r.syscall,
+            target: r.target,
+            reason: r.reason,
+            count,
+        })
+        .collect();
     if let Some((profile, Some(d))) = &acq.profile {
         for line in denials::summary_lines(profile, d) {
             log.say(line);
@@ -480,6 +547,35 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
         Some(p) => e.context(format!("--profile-template '{}'", p.display())),
         None => e,
     })
+}
+
+/// What still holds when the kernel has no AppArmor, for the warning.
+fn without_apparmor(cfg: &RunConfig) -> &'static str {
+    if cfg.kernel.seccomp {
+        "the firmware still runs in its namespaces with constrained /proc, /sys and /dev, fewer capabilities and a seccomp filter that keeps its mounts, the clock, modules and the kernel log away from the host"
+    } else {
+        "the firmware runs in its namespaces with fewer capabilities, but with --seccomp off its own mounts can undo the constraints on /proc, /sys and /dev"
+    }
+}
+
+/// The devices of the host's file systems that the firmware gets binds of:
+/// the host's /dev (its nodes and /proc's masks), its ptys (the console),
+/// the --bind sources, and under --net host the host's sysfs.
+fn host_devices(cfg: &RunConfig) -> Vec<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    let mut paths: Vec<&Path> = vec![Path::new("/dev/null"), Path::new("/dev/pts")];
+    paths.extend(cfg.binds.iter().map(|b| b.src.as_path()));
+    if cfg.net == Net::Host {
+        paths.push(Path::new("/sys"));
+    }
+    let mut devs: Vec<(u32, u32)> = paths
+        .into_iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| (libc::major(m.dev()), libc::minor(m.dev())))
+        .collect();
+    devs.sort();
+    devs.dedup();
+    devs
 }
 
 /// The init, found inside the root at `root` (symlinks resolved inside it).

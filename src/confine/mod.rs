@@ -1,5 +1,13 @@
-//! Confinement of the firmware beyond its namespaces: the per-run AppArmor
-//! profile (render, load, enter, unload) and what it denied.
+//! Confinement of the firmware beyond its namespaces. What the kernel
+//! enforces on every host: a reduced capability set (`caps.rs`) and a
+//! seccomp filter (`seccomp.rs`) whose mount calls and refused calls the
+//! supervisor answers (`notify.rs`, deciding mounts in `mounts.rs`). Where
+//! the kernel has AppArmor, the per-run profile (`apparmor.rs`) and what it
+//! denied (`denials.rs`).
 
 pub mod apparmor;
+pub mod caps;
 pub mod denials;
+pub mod mounts;
+pub mod notify;
+pub mod seccomp;

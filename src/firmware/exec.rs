@@ -3,7 +3,7 @@
 //! profile entered just before. An exec failure becomes exit code 126/127.
 
 use std::ffi::CString;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
@@ -17,7 +17,9 @@ use crate::sys::{self, errno_text};
 pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Exec the init; returns only on failure, with the exit code and message.
-pub fn exec_init(spec: &ChildSpec) -> (i32, String) {
+/// With `confine_with` (the socket to the supervisor), the process is
+/// confined first; without, it already is (fwrun's pid 1 of --as-pid2).
+pub fn exec_init(spec: &ChildSpec, confine_with: Option<&OwnedFd>) -> (i32, String) {
     let argv: Vec<*const libc::c_char> = spec
         .argv
         .iter()
@@ -31,16 +33,36 @@ pub fn exec_init(spec: &ChildSpec) -> (i32, String) {
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     reset_signals();
-    // The last step before exec, so that nothing of fwrun's own setup ran
-    // confined.
-    if let Some(profile) = &spec.profile {
-        if let Err(e) = crate::confine::apparmor::confine_before_exec(profile) {
+    if let Some(sock) = confine_with {
+        if let Err(e) = confine(spec, sock) {
             return (LAUNCHER_FAILED, error::one_line(&e));
         }
     }
     // SAFETY: NULL-terminated arrays of valid C strings.
     unsafe { libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
     exec_failure(&spec.program, Errno::last())
+}
+
+/// The last steps before exec, so that nothing of fwrun's own setup ran
+/// confined: enter the AppArmor profile, drop capabilities, install the
+/// seccomp filter and send its notification descriptor to the supervisor
+/// over `sock`.
+pub fn confine(spec: &ChildSpec, sock: &OwnedFd) -> Result<()> {
+    if let Some(profile) = &spec.profile {
+        crate::confine::apparmor::confine_before_exec(profile)?;
+    }
+    crate::confine::caps::apply(&spec.caps)?;
+    if spec.seccomp {
+        if !spec.caps.contains(&caps::Capability::CAP_SYS_ADMIN) {
+            // Without CAP_SYS_ADMIN, a filter needs no_new_privs.
+            nix::sys::prctl::set_no_new_privs()
+                .map_err(|e| anyhow!("setting no_new_privs: {}", errno_text(e)))?;
+        }
+        let listener = crate::confine::seccomp::install()?;
+        sys::send_fd(sock.as_fd(), listener.as_fd())
+            .map_err(|e| anyhow!("handing the seccomp descriptor to fwrun: {}", errno_text(e)))?;
+    }
+    Ok(())
 }
 
 /// The exit code and message for an init that could not be exec'd.

@@ -12,7 +12,7 @@ pub mod spec;
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{anyhow, Result};
 
@@ -27,6 +27,8 @@ pub struct Started {
     pub pidfd: OwnedFd,
     /// Set once the init has been waited for.
     pub reaped: bool,
+    /// The seccomp filter's notification descriptor, when it has one.
+    pub listener: Option<OwnedFd>,
     /// Held open for the child's life: if fwrun dies before the child has set
     /// its parent-death signal, the child sees the pipe close and exits.
     _lifeline: OwnedFd,
@@ -52,6 +54,13 @@ fn pipe() -> Result<(OwnedFd, OwnedFd)> {
 pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
     let (err_r, err_w) = pipe()?;
     let (life_r, life_w) = pipe()?;
+    let (notify_r, notify_w) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
     // SAFETY: fwrun is single-threaded (signals are read with a signalfd, no
     // handler thread), so the child may allocate.
     match unsafe { sys::fork_into(namespaces) } {
@@ -60,30 +69,18 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
             errno_text(e)
         )),
         Ok(Forked::Child) => {
-            drop(err_r);
-            drop(life_w);
-            crate::firmware::setup::child_main(spec, err_w, life_r)
+            drop((err_r, life_w, notify_r));
+            crate::firmware::setup::child_main(spec, err_w, life_r, notify_w)
         }
         Ok(Forked::Parent { pid, pidfd }) => {
-            drop(err_w);
-            drop(life_r);
-            let mut msg = String::new();
-            let mut pipe = File::from(err_r);
-            let mut buf = [0u8; 4096];
-            // Read until end of file (the exec happened) or the child's
-            // message has arrived in full.
-            while let Ok(n) = pipe.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                msg.push_str(&String::from_utf8_lossy(&buf[..n]));
-                crate::fault::kill_requested(&msg);
-            }
+            drop((err_w, life_r, notify_w));
+            let (msg, listener) = hear_from_child(err_r, notify_r)?;
             if msg.is_empty() {
                 return Ok(Started {
                     pid,
                     pidfd,
                     reaped: false,
+                    listener,
                     _lifeline: life_w,
                 });
             }
@@ -96,4 +93,49 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
             Err(fail_with(code, text))
         }
     }
+}
+
+/// Read the child's setup pipe until end of file (the exec happened) or its
+/// message has arrived in full, and take the seccomp filter's descriptor
+/// when the child sends it (just before its exec).
+fn hear_from_child(err_r: OwnedFd, notify_r: OwnedFd) -> Result<(String, Option<OwnedFd>)> {
+    let mut msg = String::new();
+    let mut pipe = File::from(err_r);
+    let mut notify = Some(notify_r);
+    let mut listener = None;
+    let mut buf = [0u8; 4096];
+    loop {
+        let mut pfds = [
+            pipe.as_raw_fd(),
+            notify.as_ref().map_or(-1, |n| n.as_raw_fd()),
+        ]
+        .map(|fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        });
+        // SAFETY: poll on descriptors we hold (-1 is skipped).
+        if unsafe { libc::poll(pfds.as_mut_ptr(), 2, -1) } < 0 {
+            continue;
+        }
+        if pfds[1].revents != 0 {
+            if let Some(n) = notify.take() {
+                listener = sys::recv_fd(n.as_fd())
+                    .map_err(|e| anyhow!("receiving the seccomp descriptor: {}", errno_text(e)))?;
+            }
+            continue;
+        }
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                msg.push_str(&String::from_utf8_lossy(&buf[..n]));
+                crate::fault::kill_requested(&msg);
+            }
+        }
+    }
+    if let (Some(n), true) = (notify.take(), msg.is_empty()) {
+        // Sent before the exec, so it is there if it was sent at all.
+        listener = sys::recv_fd(n.as_fd()).ok().flatten();
+    }
+    Ok((msg, listener))
 }

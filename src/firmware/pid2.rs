@@ -35,7 +35,7 @@ pub fn start(spec: &ChildSpec, err_w: OwnedFd) -> Result<Infallible, (OwnedFd, i
         )),
         Ok(ForkResult::Child) => {
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            let (code, msg) = exec_init(spec);
+            let (code, msg) = exec_init(spec, None);
             let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
             // SAFETY: leave without running destructors.
             unsafe { libc::_exit(code) }

@@ -11,14 +11,21 @@ use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
 
 use crate::error;
-use crate::firmware::exec::exec_init;
+use crate::firmware::exec::{confine, exec_init};
 use crate::firmware::spec::ChildSpec;
 use crate::firmware::{pid2, rootfs};
 use crate::sys::errno_text;
 
-pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
+pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd, notify: OwnedFd) -> ! {
     crate::fault::in_child(err_w.as_raw_fd());
-    let (code, msg) = match setup(spec, &life_r) {
+    let ready = setup(spec, &life_r).and_then(|()| {
+        // fwrun's pid 1 of --as-pid2 is confined like the init it starts.
+        if spec.as_pid2 {
+            confine(spec, &notify)?;
+        }
+        Ok(())
+    });
+    let (code, msg) = match ready {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
         Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
             Ok(never) => match never {},
@@ -28,7 +35,7 @@ pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
                 unsafe { libc::_exit(code) }
             }
         },
-        Ok(()) => exec_init(spec),
+        Ok(()) => exec_init(spec, Some(&notify)),
     };
     let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
     // SAFETY: leave without running the parent's destructors in the child.

@@ -23,8 +23,13 @@ pub struct ChildSpec {
     /// The program to exec (the init, its PATH lookup done); argv[0] stays
     /// as the user gave it.
     pub program: CString,
-    /// The AppArmor profile to attach at exec.
+    /// The AppArmor profile to enter just before exec.
     pub profile: Option<String>,
+    /// The capabilities the init keeps.
+    pub caps: Vec<caps::Capability>,
+    /// Install the seccomp filter and send its notification descriptor to
+    /// the supervisor.
+    pub seccomp: bool,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }

@@ -34,6 +34,7 @@ pub struct Report {
     /// --report was given and the overlay was mounted).
     pub changes: Option<Vec<Change>>,
     pub apparmor: AppArmor,
+    pub confinement: Confinement,
 }
 
 impl Report {
@@ -70,6 +71,7 @@ impl Report {
                 profile: None,
                 denials: Vec::new(),
             },
+            confinement: Confinement::default(),
         }
     }
 
@@ -118,6 +120,26 @@ pub struct AppArmor {
     /// The profile's name, when one was loaded.
     pub profile: Option<String>,
     pub denials: Vec<Denial>,
+}
+
+/// The kernel-enforced layers: what the init kept, and what fwrun refused.
+#[derive(Debug, Default, Serialize)]
+pub struct Confinement {
+    /// The capabilities the init kept, and those it lost (short names).
+    pub capabilities: Vec<String>,
+    pub dropped_capabilities: Vec<String>,
+    /// Whether the seccomp filter and the mount interception were on.
+    pub seccomp: bool,
+    /// The calls fwrun refused, each with how often.
+    pub refused: Vec<Refused>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Refused {
+    pub syscall: String,
+    pub target: String,
+    pub reason: String,
+    pub count: usize,
 }
 
 #[derive(Debug, Serialize)]

@@ -19,6 +19,7 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::confine::denials::Denials;
+use crate::confine::notify::Notifier;
 use crate::supervise::console::{Event, Relay};
 use crate::supervise::ending::{Ending, Outcome, Stop};
 use crate::sys::{errno_text, pidfd_signal};
@@ -80,6 +81,10 @@ pub struct Watch<'a> {
     pub relay: Option<&'a mut Relay>,
     /// AppArmor denials, printed as they come (--follow-denials).
     pub follow: Option<&'a mut Denials>,
+    /// The seccomp filter's calls, answered here.
+    pub notify: Option<&'a mut Notifier>,
+    /// Print each refused call as it happens.
+    pub follow_refusals: bool,
 }
 
 /// The supervisor's state while the init runs.
@@ -196,7 +201,10 @@ pub fn supervise(
             .map(|r| r.watched())
             .unwrap_or_default();
         let kmsg = watch.follow.as_ref().and_then(|d| d.fd());
+        let notify = watch.notify.as_ref().map(|n| n.fd());
+        // signalfd, the notifications, the console, the kernel log.
         let mut pfds: Vec<libc::pollfd> = std::iter::once(sfd.as_raw_fd())
+            .chain(std::iter::once(notify.unwrap_or(-1)))
             .chain(watched.iter().map(|(fd, _)| *fd))
             .chain(kmsg)
             .map(|fd| libc::pollfd {
@@ -205,15 +213,16 @@ pub fn supervise(
                 revents: 0,
             })
             .collect();
-        // SAFETY: poll on valid descriptors.
+        // SAFETY: poll on valid descriptors (-1 is skipped).
         unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        serve_notifications(&mut watch, pfds[1].revents);
         if kmsg.is_some() && pfds.last().is_some_and(|p| p.revents != 0) {
             if let Some(d) = watch.follow.as_deref_mut() {
                 print_denials(d);
             }
         }
         if let Some(r) = watch.relay.as_deref_mut() {
-            for (p, (_, is_stdin)) in pfds[1..].iter().zip(&watched) {
+            for (p, (_, is_stdin)) in pfds[2..].iter().zip(&watched) {
                 if p.revents != 0 {
                     if let Event::Escape = r.ready(*is_stdin) {
                         sup.stop(Stop::Escaped);
@@ -224,6 +233,22 @@ pub fn supervise(
         while let Ok(Some(info)) = sfd.read_signal() {
             sup.on_signal(info.ssi_signo as i32, watch.relay.as_deref());
         }
+    }
+}
+
+/// Answer the filter's pending call; stop watching once every process
+/// under the filter is gone.
+fn serve_notifications(watch: &mut Watch, revents: libc::c_short) {
+    if revents & libc::POLLIN != 0 {
+        if let Some(n) = watch.notify.as_deref_mut() {
+            if let Some(r) = n.serve() {
+                if watch.follow_refusals {
+                    eprintln!("fwrun: refused {}", r.describe());
+                }
+            }
+        }
+    } else if revents & (libc::POLLHUP | libc::POLLERR) != 0 {
+        watch.notify = None;
     }
 }
 

@@ -4,7 +4,7 @@
 pub mod signals;
 
 use std::ffi::CString;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
@@ -121,23 +121,24 @@ struct OpenHow {
     mode: u64,
     resolve: u64,
 }
-const RESOLVE_IN_ROOT: u64 = 0x10;
+/// openat2's resolve flags.
+pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
-/// Open `path` as if `root` were "/" (absolute symlinks and ".." stay inside
-/// `root`), as an O_PATH descriptor.
-pub fn open_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
-    use std::os::fd::AsRawFd;
+/// openat2(2): open `path` from `dir` with `flags` (close-on-exec added)
+/// and the `resolve` restrictions.
+pub fn openat2(dir: BorrowedFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
     let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let how = OpenHow {
-        flags: (libc::O_PATH | libc::O_CLOEXEC) as u64,
+        flags: (flags | libc::O_CLOEXEC) as u64,
         mode: 0,
-        resolve: RESOLVE_IN_ROOT,
+        resolve,
     };
     // SAFETY: plain syscall with valid pointers that outlive it.
     let fd = unsafe {
         libc::syscall(
             libc::SYS_openat2,
-            root.as_raw_fd(),
+            dir.as_raw_fd(),
             c.as_ptr(),
             &how as *const OpenHow,
             std::mem::size_of::<OpenHow>(),
@@ -151,9 +152,110 @@ pub fn open_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
     }
 }
 
+/// Open `path` as if `root` were "/" (absolute symlinks and ".." stay inside
+/// `root`), as an O_PATH descriptor.
+pub fn open_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
+    openat2(root.as_fd(), path, libc::O_PATH, RESOLVE_IN_ROOT)
+}
+
+/// statx of an open descriptor, with the mount id.
+pub fn statx_fd(fd: BorrowedFd) -> Option<libc::statx> {
+    // SAFETY: statx into a zeroed struct, with an empty path and AT_EMPTY_PATH.
+    unsafe {
+        let mut st: libc::statx = std::mem::zeroed();
+        let r = libc::statx(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
+            &mut st,
+        );
+        (r == 0).then_some(st)
+    }
+}
+
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+const MOUNT_ATTR_RDONLY: u64 = 0x1;
+
+/// Set or clear the read-only flag of the mount at `fd` alone (what a
+/// remount with MS_BIND does), keeping its other flags.
+pub fn set_read_only(fd: BorrowedFd, read_only: bool) -> Result<(), Errno> {
+    let attr = MountAttr {
+        attr_set: if read_only { MOUNT_ATTR_RDONLY } else { 0 },
+        attr_clr: if read_only { 0 } else { MOUNT_ATTR_RDONLY },
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: plain syscall with a valid struct and an empty path.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(())
+    }
+}
+
+/// Send a descriptor over a unix socket (SCM_RIGHTS).
+pub fn send_fd(sock: BorrowedFd, fd: BorrowedFd) -> Result<(), Errno> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let fds = [fd.as_raw_fd()];
+    let iov = [std::io::IoSlice::new(b"fd")];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &iov,
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::empty(),
+        None,
+    )
+    .map(|_| ())
+}
+
+/// Receive a descriptor sent with [`send_fd`]; None at end of file (the
+/// sender closed its end without sending).
+pub fn recv_fd(sock: BorrowedFd) -> Result<Option<OwnedFd>, Errno> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+    let mut buf = [0u8; 2];
+    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
+    let mut space = nix::cmsg_space!([RawFd; 1]);
+    let msg = loop {
+        match recvmsg::<()>(
+            sock.as_raw_fd(),
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(Errno::EINTR) => continue,
+            r => break r?,
+        }
+    };
+    for c in msg.cmsgs().map_err(|_| Errno::EBADMSG)? {
+        if let ControlMessageOwned::ScmRights(fds) = c {
+            if let Some(fd) = fds.first() {
+                // SAFETY: the kernel just gave us this descriptor.
+                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Send a signal through a pidfd (no pid reuse race).
 pub fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
     // SAFETY: plain syscall.
     let r = unsafe {
         libc::syscall(

@@ -1,0 +1,151 @@
+//! The firmware's capabilities: everything an init uses, minus what reaches
+//! the host however it is namespaced (the clock, kernel modules, raw I/O,
+//! the kernel log, the LSMs, audit, BPF). Computed by the launcher, applied
+//! by the child just before its exec: dropped from the bounding set and
+//! from the effective, permitted and inheritable sets, so that the exec of
+//! the init (as root) cannot bring them back.
+
+use std::str::FromStr;
+
+use anyhow::{anyhow, Result};
+use caps::{CapSet, Capability, CapsHashSet};
+
+/// Dropped on every run: each reaches the host from any namespace.
+pub const DROPPED: &[Capability] = &[
+    Capability::CAP_SYS_MODULE,
+    Capability::CAP_SYS_TIME,
+    Capability::CAP_SYS_RAWIO,
+    Capability::CAP_SYSLOG,
+    Capability::CAP_WAKE_ALARM,
+    Capability::CAP_SYS_PACCT,
+    Capability::CAP_MAC_ADMIN,
+    Capability::CAP_MAC_OVERRIDE,
+    Capability::CAP_AUDIT_CONTROL,
+    Capability::CAP_BPF,
+    Capability::CAP_PERFMON,
+    Capability::CAP_BLOCK_SUSPEND,
+];
+
+/// What decides the set, besides the fixed list.
+pub struct CapsRequest<'a> {
+    pub allow_mknod: bool,
+    /// The firmware shares the host's network: its interfaces are the host's.
+    pub host_network: bool,
+    pub add: &'a [Capability],
+    pub drop: &'a [Capability],
+}
+
+/// The capabilities the init keeps, sorted by number.
+pub fn kept(req: &CapsRequest) -> Vec<Capability> {
+    let mut dropped: Vec<Capability> = DROPPED.to_vec();
+    if !req.allow_mknod {
+        dropped.push(Capability::CAP_MKNOD);
+    }
+    if req.host_network {
+        dropped.push(Capability::CAP_NET_ADMIN);
+    }
+    let mut keep: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| (!dropped.contains(c) || req.add.contains(c)) && !req.drop.contains(c))
+        .collect();
+    keep.sort_by_key(|c| c.index());
+    keep
+}
+
+/// The capabilities of the whole set that are not in `keep`, sorted.
+pub fn dropped(keep: &[Capability]) -> Vec<Capability> {
+    let mut d: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| !keep.contains(c))
+        .collect();
+    d.sort_by_key(|c| c.index());
+    d
+}
+
+/// A capability's short name, as the command line takes it: `sys_time`.
+pub fn short_name(c: Capability) -> String {
+    c.to_string()
+        .trim_start_matches("CAP_")
+        .to_ascii_lowercase()
+}
+
+/// `SYS_TIME`, `sys_time` or `CAP_SYS_TIME`.
+pub fn parse(name: &str) -> Result<Capability, String> {
+    Capability::from_str(&caps::to_canonical(name)).map_err(|_| {
+        format!("'{name}' is not a capability: use a name like SYS_TIME or NET_RAW (man 7 capabilities)")
+    })
+}
+
+/// In the child, before exec: keep only `keep`, in every set. Needs
+/// CAP_SETPCAP, which the child still has.
+pub fn apply(keep: &[Capability]) -> Result<()> {
+    let keep_set: CapsHashSet = keep.iter().copied().collect();
+    for c in caps::all() {
+        if !keep_set.contains(&c) {
+            caps::drop(None, CapSet::Bounding, c)
+                .map_err(|e| anyhow!("dropping {c} from the bounding set: {e}"))?;
+        }
+    }
+    caps::clear(None, CapSet::Ambient)
+        .map_err(|e| anyhow!("clearing ambient capabilities: {e}"))?;
+    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
+        let now = caps::read(None, set).map_err(|e| anyhow!("reading capabilities: {e}"))?;
+        let next: CapsHashSet = now.intersection(&keep_set).copied().collect();
+        caps::set(None, set, &next).map_err(|e| anyhow!("setting capabilities: {e}"))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(add: &'a [Capability], drop: &'a [Capability]) -> CapsRequest<'a> {
+        CapsRequest {
+            allow_mknod: false,
+            host_network: false,
+            add,
+            drop,
+        }
+    }
+
+    #[test]
+    fn the_default_set_keeps_what_an_init_needs_and_nothing_that_reaches_the_host() {
+        let keep = kept(&req(&[], &[]));
+        for c in [
+            Capability::CAP_SYS_ADMIN,
+            Capability::CAP_NET_ADMIN,
+            Capability::CAP_SYS_BOOT,
+            Capability::CAP_CHOWN,
+            Capability::CAP_SETPCAP,
+        ] {
+            assert!(keep.contains(&c), "{c} must be kept");
+        }
+        for c in DROPPED.iter().chain([&Capability::CAP_MKNOD]) {
+            assert!(!keep.contains(c), "{c} must be dropped");
+        }
+        assert_eq!(keep.len() + dropped(&keep).len(), caps::all().len());
+    }
+
+    #[test]
+    fn mknod_host_network_add_and_drop() {
+        let keep = kept(&CapsRequest {
+            allow_mknod: true,
+            host_network: true,
+            add: &[Capability::CAP_SYS_TIME],
+            drop: &[Capability::CAP_NET_RAW],
+        });
+        assert!(keep.contains(&Capability::CAP_MKNOD));
+        assert!(keep.contains(&Capability::CAP_SYS_TIME));
+        assert!(!keep.contains(&Capability::CAP_NET_ADMIN));
+        assert!(!keep.contains(&Capability::CAP_NET_RAW));
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(parse("sys_time"), Ok(Capability::CAP_SYS_TIME));
+        assert_eq!(parse("CAP_NET_RAW"), Ok(Capability::CAP_NET_RAW));
+        assert!(parse("time").is_err());
+        assert_eq!(short_name(Capability::CAP_SYS_ADMIN), "sys_admin");
+    }
+}

@@ -1,0 +1,413 @@
+//! What the firmware's mount(2) and umount2(2) calls may do, decided by the
+//! supervisor when the seccomp filter hands them over (confine/notify.rs).
+//!
+//! fwrun's own mounts (every mount in the firmware's namespace when its init
+//! starts, but its root) are the constraint: masked /proc, read-only
+//! /proc/sys and /sys, a curated /dev, the user's binds. So:
+//! - `proc` at /proc, `sysfs` at /sys, `devtmpfs` at /dev and `devpts` at
+//!   /dev/pts, where fwrun's stand, succeed without mounting anything;
+//! - proc, sysfs, devtmpfs and the kernel's own file systems (debugfs,
+//!   tracefs, securityfs, …) anywhere else are refused;
+//! - a remount that would make one of fwrun's read-only mounts, any sysfs or
+//!   a part of /proc writable is refused;
+//! - a remount of one of fwrun's mounts, or of anything whose file system is
+//!   the host's (a bind), changes only that mount's read-only flag, never
+//!   the file system behind it (busybox's `umount -a -r` remounts busy
+//!   mounts read-only without MS_BIND, which would reach the host);
+//! - fwrun's mounts cannot be unmounted or moved, nor bound without their
+//!   submounts (that would uncover what the masks hide);
+//! - everything else (tmpfs, devpts elsewhere, binds inside the root, the
+//!   firmware's own file systems) goes ahead unchanged.
+//!
+//! The checks read the caller's memory and resolve its paths, then let the
+//! call continue: another thread of the caller could change the memory in
+//! between. fwrun guards against accidents, not against an attacker, so
+//! this race is accepted.
+
+/// One mount of fwrun's, as /proc/PID/mountinfo shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub id: u64,
+    /// Where the firmware sees it.
+    pub path: String,
+    pub fstype: String,
+    pub read_only: bool,
+}
+
+/// A path resolved as the calling process sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Target {
+    /// The mount the path is on.
+    pub mnt_id: u64,
+    /// Whether the path is that mount's root (a mount point).
+    pub mount_root: bool,
+    /// The file system's device (major, minor).
+    pub dev: (u32, u32),
+    /// statfs's f_type.
+    pub fs_magic: i64,
+}
+
+/// Resolves paths as the calling process would (its root, its cwd).
+pub trait Resolve {
+    fn resolve(&self, path: &str) -> Option<Target>;
+}
+
+/// What the supervisor answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let the kernel run the call.
+    Continue,
+    /// Answer success without doing anything.
+    Pretend,
+    /// Answer EPERM, for this reason.
+    Refuse(String),
+    /// Do the remount as a change of the mount's read-only flag only.
+    RemountFlagOnly { read_only: bool },
+}
+
+/// A mount(2) call's arguments, read from the caller's memory.
+#[derive(Debug, Clone, Default)]
+pub struct MountCall {
+    pub source: Option<String>,
+    pub target: String,
+    pub fstype: Option<String>,
+    pub flags: u64,
+}
+
+/// The kernel's own file systems: one per host (or per boot), never the
+/// firmware's.
+pub const KERNEL_FILESYSTEMS: &[&str] = &[
+    "debugfs",
+    "tracefs",
+    "securityfs",
+    "configfs",
+    "bpf",
+    "efivarfs",
+    "pstore",
+    "binfmt_misc",
+];
+
+/// Where each constrained file system stands.
+const CONSTRAINED: &[(&str, &str)] = &[
+    ("proc", "/proc"),
+    ("sysfs", "/sys"),
+    ("devtmpfs", "/dev"),
+    ("devpts", "/dev/pts"),
+];
+
+const PROC_SUPER_MAGIC: i64 = 0x9fa0;
+const SYSFS_MAGIC: i64 = 0x6265_6572;
+
+const MS_RDONLY: u64 = libc::MS_RDONLY;
+const MS_REMOUNT: u64 = libc::MS_REMOUNT;
+const MS_BIND: u64 = libc::MS_BIND;
+const MS_MOVE: u64 = libc::MS_MOVE;
+const MS_REC: u64 = libc::MS_REC;
+const PROPAGATION: u64 = libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE;
+
+/// fwrun's mounts in the firmware, and the file systems that are the host's.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub mounts: Vec<Mount>,
+    /// Devices of file systems shared with the host (what binds bring in).
+    pub host_devs: Vec<(u32, u32)>,
+}
+
+impl Table {
+    /// Read from /proc/PID/mountinfo's text: every mount but the root.
+    pub fn from_mountinfo(text: &str, host_devs: Vec<(u32, u32)>) -> Table {
+        let mounts = text
+            .lines()
+            .filter_map(parse_mountinfo_line)
+            .filter(|m| m.path != "/")
+            .collect();
+        Table { mounts, host_devs }
+    }
+
+    /// fwrun's mount that `t` is the root of.
+    fn ours(&self, t: &Target) -> Option<&Mount> {
+        if !t.mount_root {
+            return None;
+        }
+        self.mounts.iter().find(|m| m.id == t.mnt_id)
+    }
+
+    fn has_submounts(&self, m: &Mount) -> bool {
+        let prefix = format!("{}/", m.path.trim_end_matches('/'));
+        self.mounts.iter().any(|o| o.path.starts_with(&prefix))
+    }
+}
+
+fn unescape(s: &str) -> String {
+    // mountinfo writes space, tab, newline and backslash as \ooo.
+    let mut out = String::new();
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\' {
+            let oct: String = chars.by_ref().take(3).collect();
+            if let Ok(n) = u8::from_str_radix(&oct, 8) {
+                out.push(n as char);
+                continue;
+            }
+            out.push(c);
+            out.push_str(&oct);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn parse_mountinfo_line(line: &str) -> Option<Mount> {
+    let (left, right) = line.split_once(" - ")?;
+    let l: Vec<&str> = left.split(' ').collect();
+    let r: Vec<&str> = right.split(' ').collect();
+    Some(Mount {
+        id: l.first()?.parse().ok()?,
+        path: unescape(l.get(4)?),
+        fstype: r.first()?.to_string(),
+        read_only: l.get(5)?.split(',').any(|o| o == "ro"),
+    })
+}
+
+/// Decide a mount(2) call.
+pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
+    let flags = call.flags;
+    if flags & MS_REMOUNT != 0 {
+        return decide_remount(call, table, r);
+    }
+    if flags & (MS_MOVE | MS_BIND) != 0 {
+        let Some(src) = call.source.as_deref() else {
+            return Verdict::Continue;
+        };
+        let Some(m) = r.resolve(src).and_then(|s| table.ours(&s).cloned()) else {
+            return Verdict::Continue;
+        };
+        if flags & MS_MOVE != 0 {
+            return Verdict::Refuse(format!("fwrun's mount at {} stays where it is", m.path));
+        }
+        if flags & MS_REC == 0 && table.has_submounts(&m) {
+            return Verdict::Refuse(format!(
+                "a bind of {} without its submounts would uncover what they hide",
+                m.path
+            ));
+        }
+        return Verdict::Continue;
+    }
+    if flags & PROPAGATION != 0 {
+        return Verdict::Continue;
+    }
+    let fstype = call.fstype.as_deref().unwrap_or("");
+    if KERNEL_FILESYSTEMS.contains(&fstype) {
+        return Verdict::Refuse(format!("{fstype} is the host kernel's own"));
+    }
+    let Some((_, home)) = CONSTRAINED.iter().find(|(t, _)| *t == fstype) else {
+        return Verdict::Continue;
+    };
+    let at_home = r
+        .resolve(&call.target)
+        .and_then(|t| table.ours(&t).cloned())
+        .is_some_and(|m| m.path == *home);
+    match (at_home, fstype) {
+        (true, _) => Verdict::Pretend,
+        (false, "devpts") => Verdict::Continue,
+        (false, "devtmpfs") => Verdict::Refuse("devtmpfs holds the host's devices".into()),
+        (false, _) => Verdict::Refuse(format!(
+            "{fstype} belongs at {home}, where fwrun mounted it constrained; another would not be"
+        )),
+    }
+}
+
+fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
+    let Some(t) = r.resolve(&call.target) else {
+        return Verdict::Continue;
+    };
+    let ours = table.ours(&t);
+    let read_only = call.flags & MS_RDONLY != 0;
+    if !read_only {
+        if let Some(m) = ours.filter(|m| m.read_only) {
+            return Verdict::Refuse(format!("fwrun's {} stays read-only", m.path));
+        }
+        if t.fs_magic == SYSFS_MAGIC {
+            return Verdict::Refuse("/sys stays read-only".into());
+        }
+        if t.fs_magic == PROC_SUPER_MAGIC && ours.is_none_or(|m| m.path != "/proc") {
+            return Verdict::Refuse("the read-only parts of /proc stay read-only".into());
+        }
+    }
+    if ours.is_some() || table.host_devs.contains(&t.dev) {
+        return Verdict::RemountFlagOnly { read_only };
+    }
+    Verdict::Continue
+}
+
+/// Decide an umount2(2) call.
+pub fn decide_umount(target: &str, table: &Table, r: &dyn Resolve) -> Verdict {
+    match r.resolve(target).and_then(|t| table.ours(&t).cloned()) {
+        Some(m) => Verdict::Refuse(format!("fwrun's mount at {} stays for the run", m.path)),
+        None => Verdict::Continue,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    const INFO: &str = "\
+100 99 0:50 / / rw,relatime - overlay fwrun-t rw,lowerdir=/l
+101 100 0:60 / /proc rw,nosuid,nodev,noexec - proc proc rw
+102 101 0:60 /sys /proc/sys ro,nosuid,nodev,noexec - proc proc rw
+103 101 0:5 /null /proc/kcore rw,nosuid - devtmpfs udev rw
+104 100 0:61 / /sys ro,nosuid,nodev,noexec - sysfs sysfs rw
+105 100 0:62 / /dev rw,nosuid,nodev - tmpfs dev rw
+106 105 0:63 / /dev/pts rw - devpts devpts rw
+107 100 8:1 /srv/data /data ro,nodev - ext4 /dev/sda1 rw
+108 100 8:1 /srv/my\\040dir /my\\040dir rw - ext4 /dev/sda1 rw
+";
+
+    /// Paths as the firmware sees them, and what they resolve to.
+    struct Fake(HashMap<&'static str, Target>);
+    impl Resolve for Fake {
+        fn resolve(&self, path: &str) -> Option<Target> {
+            self.0.get(path).copied()
+        }
+    }
+
+    fn t(mnt_id: u64, mount_root: bool, dev: (u32, u32), fs_magic: i64) -> Target {
+        Target {
+            mnt_id,
+            mount_root,
+            dev,
+            fs_magic,
+        }
+    }
+
+    fn world() -> (Table, Fake) {
+        let table = Table::from_mountinfo(INFO, vec![(0, 5), (8, 1)]);
+        let fake = Fake(HashMap::from([
+            ("/", t(100, true, (0, 50), 0x794c_7630)),
+            ("/proc", t(101, true, (0, 60), PROC_SUPER_MAGIC)),
+            ("/proc/sys", t(102, true, (0, 60), PROC_SUPER_MAGIC)),
+            ("/proc/sys/kernel", t(102, false, (0, 60), PROC_SUPER_MAGIC)),
+            ("/proc/kcore", t(103, true, (0, 5), 0x0102_1994)),
+            ("/sys", t(104, true, (0, 61), SYSFS_MAGIC)),
+            ("/dev", t(105, true, (0, 62), 0x0102_1994)),
+            ("/dev/pts", t(106, true, (0, 63), 0x1cd1)),
+            ("/data", t(107, true, (8, 1), 0xef53)),
+            ("/mnt", t(100, false, (0, 50), 0x794c_7630)),
+            ("/tmp", t(100, false, (0, 50), 0x794c_7630)),
+            ("/mnt/hostbind", t(120, true, (0, 5), 0x0102_1994)),
+            ("/run", t(121, true, (0, 70), 0x0102_1994)),
+        ]));
+        (table, fake)
+    }
+
+    fn mount(fstype: &str, target: &str, flags: u64) -> MountCall {
+        MountCall {
+            source: Some(fstype.into()),
+            target: target.into(),
+            fstype: Some(fstype.into()),
+            flags,
+        }
+    }
+
+    fn decide(call: MountCall) -> Verdict {
+        let (table, fake) = world();
+        decide_mount(&call, &table, &fake)
+    }
+
+    #[test]
+    fn mountinfo_is_read_without_the_root_and_with_escapes() {
+        let (table, _) = world();
+        assert_eq!(table.mounts.len(), 8);
+        assert!(table.mounts.iter().all(|m| m.path != "/"));
+        let ps = table.mounts.iter().find(|m| m.path == "/proc/sys").unwrap();
+        assert!(ps.read_only);
+        assert!(table.mounts.iter().any(|m| m.path == "/my dir"));
+    }
+
+    #[test]
+    fn a_device_rcs_mounts_succeed_where_fwrun_stands() {
+        for (fs, at) in CONSTRAINED {
+            assert_eq!(decide(mount(fs, at, 0)), Verdict::Pretend, "{fs} at {at}");
+        }
+        assert_eq!(decide(mount("tmpfs", "/tmp", 0)), Verdict::Continue);
+        assert_eq!(decide(mount("devpts", "/mnt", 0)), Verdict::Continue);
+    }
+
+    #[test]
+    fn kernel_file_systems_elsewhere_are_refused() {
+        for fs in ["proc", "sysfs", "devtmpfs", "debugfs", "securityfs", "bpf"] {
+            assert!(
+                matches!(decide(mount(fs, "/mnt", 0)), Verdict::Refuse(_)),
+                "{fs}"
+            );
+        }
+        // debugfs even at a path fwrun mounted something.
+        assert!(matches!(
+            decide(mount("debugfs", "/sys", 0)),
+            Verdict::Refuse(_)
+        ));
+    }
+
+    #[test]
+    fn remounts() {
+        let rw = MS_REMOUNT;
+        let ro = MS_REMOUNT | MS_RDONLY;
+        let refuse = |c| matches!(decide(c), Verdict::Refuse(_));
+        assert!(refuse(mount("", "/sys", rw)));
+        assert!(refuse(mount("", "/sys", rw | MS_BIND)));
+        assert!(refuse(mount("", "/proc/sys", rw | MS_BIND)));
+        assert!(refuse(mount("", "/data", rw | MS_BIND)), ":ro bind");
+        // A bind of a part of /proc/sys that the firmware made itself.
+        assert!(refuse(mount("", "/proc/sys/kernel", rw | MS_BIND)));
+        // The root is the firmware's: remount rw goes ahead.
+        assert_eq!(decide(mount("", "/", rw)), Verdict::Continue);
+        // umount -a -r: read-only remounts without MS_BIND touch only the
+        // mount, for fwrun's mounts and for host file systems.
+        let flag_only = Verdict::RemountFlagOnly { read_only: true };
+        assert_eq!(decide(mount("", "/proc/kcore", ro)), flag_only);
+        assert_eq!(decide(mount("", "/dev", ro)), flag_only);
+        assert_eq!(decide(mount("", "/mnt/hostbind", ro)), flag_only);
+        assert_eq!(decide(mount("", "/run", ro)), Verdict::Continue);
+        assert_eq!(decide(mount("", "/", ro)), Verdict::Continue);
+    }
+
+    #[test]
+    fn moves_binds_and_umounts_of_fwrun_mounts() {
+        let (table, fake) = world();
+        let mv = MountCall {
+            source: Some("/proc/sys".into()),
+            target: "/mnt".into(),
+            fstype: None,
+            flags: MS_MOVE,
+        };
+        assert!(matches!(
+            decide_mount(&mv, &table, &fake),
+            Verdict::Refuse(_)
+        ));
+        let bind = |flags| MountCall {
+            source: Some("/proc".into()),
+            target: "/mnt".into(),
+            fstype: None,
+            flags,
+        };
+        assert!(matches!(
+            decide_mount(&bind(MS_BIND), &table, &fake),
+            Verdict::Refuse(_)
+        ));
+        assert_eq!(
+            decide_mount(&bind(MS_BIND | MS_REC), &table, &fake),
+            Verdict::Continue
+        );
+        for p in ["/proc/sys", "/proc", "/sys", "/dev"] {
+            assert!(
+                matches!(decide_umount(p, &table, &fake), Verdict::Refuse(_)),
+                "{p}"
+            );
+        }
+        assert_eq!(decide_umount("/run", &table, &fake), Verdict::Continue);
+        assert_eq!(decide_umount("/nowhere", &table, &fake), Verdict::Continue);
+    }
+}

@@ -1,0 +1,339 @@
+//! The supervisor's side of the seccomp filter: it receives the calls the
+//! filter hands over (SECCOMP_RET_USER_NOTIF), reads their arguments from
+//! the caller's memory, decides (confine/mounts.rs for mounts; the others
+//! are refused, but for read-only clock adjustments), answers, and keeps
+//! each refusal for --follow-denials, the summary and the report.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::FileExt;
+
+use nix::errno::Errno;
+
+use crate::confine::mounts::{self, MountCall, Resolve, Table, Target, Verdict};
+use crate::confine::seccomp;
+use crate::sys;
+
+/// One call fwrun refused the firmware.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Refusal {
+    pub syscall: String,
+    /// What it was aimed at, as the firmware named it (a path, a file
+    /// system type); empty when the call names nothing.
+    pub target: String,
+    pub reason: String,
+}
+
+impl Refusal {
+    pub fn describe(&self) -> String {
+        match self.target.is_empty() {
+            true => format!("{}: {}", self.syscall, self.reason),
+            false => format!("{} {}: {}", self.syscall, self.target, self.reason),
+        }
+    }
+}
+
+/// Serves one boot's notifications.
+pub struct Notifier {
+    listener: OwnedFd,
+    /// fwrun's mounts; None when they could not be read (the init ended
+    /// at once): every mount call is then refused.
+    table: Option<Table>,
+    /// Every refusal, in order.
+    pub refused: Vec<Refusal>,
+}
+
+impl Notifier {
+    /// `init` is the pid (in fwrun's namespace) of a process in the
+    /// firmware's mount namespace as its init starts: its mounts are
+    /// fwrun's. `host_devs` are the devices of the host file systems bound
+    /// into the firmware.
+    pub fn new(listener: OwnedFd, init: libc::pid_t, host_devs: Vec<(u32, u32)>) -> Self {
+        let table = std::fs::read_to_string(format!("/proc/{init}/mountinfo"))
+            .ok()
+            .map(|info| Table::from_mountinfo(&info, host_devs));
+        Notifier {
+            listener,
+            table,
+            refused: Vec::new(),
+        }
+    }
+
+    pub fn fd(&self) -> RawFd {
+        self.listener.as_raw_fd()
+    }
+
+    /// Receive and answer one call. Returns the refusal, if it was one.
+    pub fn serve(&mut self) -> Option<Refusal> {
+        // SAFETY: a zeroed struct of the size the kernel writes, as it asks.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        // SAFETY: ioctl on our listener with a valid struct.
+        if unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } < 0 {
+            // ENOENT: the caller went away (a signal, or it died).
+            return None;
+        }
+        let (verdict, refusal) = self.decide(&req);
+        if !self.still_valid(req.id) {
+            return None;
+        }
+        let answer = match verdict {
+            Verdict::Continue => Answer::Continue,
+            Verdict::Pretend => Answer::Errno(0),
+            Verdict::Refuse(_) => Answer::Errno(libc::EPERM),
+            Verdict::RemountFlagOnly { read_only } => {
+                Answer::Errno(remount_flag_only(req.pid as libc::pid_t, &req, read_only))
+            }
+        };
+        self.answer(req.id, answer);
+        if let Some(r) = &refusal {
+            self.refused.push(r.clone());
+        }
+        refusal
+    }
+
+    fn decide(&self, req: &libc::seccomp_notif) -> (Verdict, Option<Refusal>) {
+        let pid = req.pid as libc::pid_t;
+        let nr = req.data.nr as libc::c_long;
+        let a = req.data.args;
+        let name = seccomp::syscall_name(nr);
+        let refuse = |target: String, reason: String| {
+            let r = Refusal {
+                syscall: name.into(),
+                target,
+                reason: reason.clone(),
+            };
+            (Verdict::Refuse(reason), Some(r))
+        };
+        match nr {
+            libc::SYS_mount | libc::SYS_umount2 if self.table.is_none() => refuse(
+                String::new(),
+                "fwrun could not read the firmware's mounts".into(),
+            ),
+            libc::SYS_mount => {
+                let table = self.table.as_ref().expect("checked above");
+                let mem = Memory::open(pid);
+                let call = MountCall {
+                    source: mem.string(a[0]),
+                    target: mem.string(a[1]).unwrap_or_default(),
+                    fstype: mem.string(a[2]),
+                    flags: a[3],
+                };
+                let resolver = InProcess(pid);
+                match mounts::decide_mount(&call, table, &resolver) {
+                    Verdict::Refuse(why) => {
+                        let what = match &call.fstype {
+                            Some(t) if call.flags & libc::MS_REMOUNT == 0 && !t.is_empty() => {
+                                format!("{t} at {}", call.target)
+                            }
+                            _ => call.target.clone(),
+                        };
+                        refuse(what, why)
+                    }
+                    v => (v, None),
+                }
+            }
+            libc::SYS_umount2 => {
+                let table = self.table.as_ref().expect("checked above");
+                let target = Memory::open(pid).string(a[0]).unwrap_or_default();
+                match mounts::decide_umount(&target, table, &InProcess(pid)) {
+                    Verdict::Refuse(why) => refuse(target, why),
+                    v => (v, None),
+                }
+            }
+            libc::SYS_adjtimex | libc::SYS_clock_adjtime => {
+                // struct timex starts with `modes`: 0 only reads the clock.
+                let buf = if nr == libc::SYS_adjtimex { a[0] } else { a[1] };
+                match Memory::open(pid).u32_at(buf) {
+                    Some(0) => (Verdict::Continue, None),
+                    _ => refuse(String::new(), seccomp::describe(nr).into()),
+                }
+            }
+            libc::SYS_syslog => refuse(
+                format!("action {}", a[0] as u32),
+                seccomp::describe(nr).into(),
+            ),
+            _ => refuse(String::new(), seccomp::describe(nr).into()),
+        }
+    }
+
+    fn still_valid(&self, id: u64) -> bool {
+        // SAFETY: ioctl on our listener with a valid id.
+        unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+    }
+
+    fn answer(&self, id: u64, answer: Answer) {
+        let mut resp = libc::seccomp_notif_resp {
+            id,
+            val: 0,
+            error: 0,
+            flags: 0,
+        };
+        match answer {
+            Answer::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
+            Answer::Errno(e) => resp.error = -e,
+        }
+        // SAFETY: ioctl on our listener with a valid struct. ENOENT: the
+        // caller went away meanwhile.
+        unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
+    }
+}
+
+enum Answer {
+    Continue,
+    /// 0 for success.
+    Errno(i32),
+}
+
+/// The caller's memory, through /proc/PID/mem.
+struct Memory(Option<File>);
+
+impl Memory {
+    fn open(pid: libc::pid_t) -> Memory {
+        Memory(File::open(format!("/proc/{pid}/mem")).ok())
+    }
+
+    /// A NUL-terminated string at `addr` (at most PATH_MAX bytes).
+    fn string(&self, addr: u64) -> Option<String> {
+        let f = self.0.as_ref().filter(|_| addr != 0)?;
+        let mut out = Vec::new();
+        let mut at = addr;
+        while out.len() < libc::PATH_MAX as usize {
+            // Read up to the end of the page, which is mapped if `at` is.
+            let n = 4096 - (at % 4096) as usize;
+            let mut buf = vec![0u8; n];
+            let got = f.read_at(&mut buf, at).ok().filter(|g| *g > 0)?;
+            if let Some(end) = buf[..got].iter().position(|b| *b == 0) {
+                out.extend_from_slice(&buf[..end]);
+                return Some(String::from_utf8_lossy(&out).into_owned());
+            }
+            out.extend_from_slice(&buf[..got]);
+            at += got as u64;
+        }
+        None
+    }
+
+    fn u32_at(&self, addr: u64) -> Option<u32> {
+        let f = self.0.as_ref().filter(|_| addr != 0)?;
+        let mut b = [0u8; 4];
+        f.read_exact_at(&mut b, addr).ok()?;
+        Some(u32::from_ne_bytes(b))
+    }
+}
+
+/// Paths resolved as process `pid` sees them: absolute ones inside its
+/// root, relative ones from its working directory.
+struct InProcess(libc::pid_t);
+
+impl InProcess {
+    fn open(&self, path: &str) -> Option<OwnedFd> {
+        let (base, resolve) = match path.starts_with('/') {
+            true => (format!("/proc/{}/root", self.0), sys::RESOLVE_IN_ROOT),
+            false => (format!("/proc/{}/cwd", self.0), 0),
+        };
+        let dir = File::open(base).ok()?;
+        sys::openat2(
+            dir.as_fd(),
+            std::path::Path::new(path),
+            libc::O_PATH,
+            resolve | sys::RESOLVE_NO_MAGICLINKS,
+        )
+        .ok()
+    }
+}
+
+impl Resolve for InProcess {
+    fn resolve(&self, path: &str) -> Option<Target> {
+        let fd = self.open(path)?;
+        let st = sys::statx_fd(fd.as_fd())?;
+        // SAFETY: fstatfs into a zeroed struct.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
+            return None;
+        }
+        Some(Target {
+            mnt_id: st.stx_mnt_id,
+            mount_root: st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0,
+            dev: (st.stx_dev_major, st.stx_dev_minor),
+            fs_magic: fs.f_type,
+        })
+    }
+}
+
+/// A remount reduced to the mount's read-only flag: done in a child that
+/// joins the caller's mount namespace (the kernel changes mounts of the
+/// caller's namespace only). Returns 0 or the errno.
+fn remount_flag_only(pid: libc::pid_t, req: &libc::seccomp_notif, read_only: bool) -> i32 {
+    let target = Memory::open(pid)
+        .string(req.data.args[1])
+        .unwrap_or_default();
+    let Some(fd) = InProcess(pid).open(&target) else {
+        return libc::ENOENT;
+    };
+    let Ok(ns) = File::open(format!("/proc/{pid}/ns/mnt")) else {
+        return libc::ESRCH;
+    };
+    // SAFETY: fwrun is single-threaded; the child only makes syscalls and
+    // leaves with _exit.
+    match unsafe { libc::fork() } {
+        -1 => Errno::last() as i32,
+        0 => {
+            // SAFETY: plain syscalls on descriptors this process holds.
+            let code = unsafe {
+                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
+                    Errno::last() as i32
+                } else {
+                    match sys::set_read_only(fd.as_fd(), read_only) {
+                        Ok(()) => 0,
+                        Err(e) => e as i32,
+                    }
+                }
+            };
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            match libc::WIFEXITED(status) {
+                true => libc::WEXITSTATUS(status),
+                false => libc::EIO,
+            }
+        }
+    }
+}
+
+/// Each distinct refusal with how often it happened, in order of first
+/// appearance.
+pub fn summary(refused: &[Refusal]) -> Vec<(Refusal, usize)> {
+    let mut out: Vec<(Refusal, usize)> = Vec::new();
+    for r in refused {
+        match out.iter_mut().find(|(seen, _)| seen == r) {
+            Some((_, n)) => *n += 1,
+            None => out.push((r.clone(), 1)),
+        }
+    }
+    out
+}
+
+/// The end-of-run lines about what fwrun refused (none when nothing was).
+pub fn summary_lines(refused: &[Refusal]) -> Vec<String> {
+    let s = summary(refused);
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "refused {} call{} of the firmware:",
+        refused.len(),
+        if refused.len() == 1 { "" } else { "s" }
+    )];
+    for (r, n) in s {
+        let times = if n > 1 {
+            format!("  x{n}")
+        } else {
+            String::new()
+        };
+        lines.push(format!("  {}{times}", r.describe()));
+    }
+    lines
+}

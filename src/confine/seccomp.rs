@@ -1,0 +1,309 @@
+//! The firmware's seccomp filter: a short classic-BPF program, installed by
+//! the child as its last step before exec (after the AppArmor change and the
+//! capability drop). It holds on every host, with or without an LSM.
+//!
+//! - The new mount API (fsopen, fsmount, move_mount, open_tree, …) answers
+//!   ENOSYS, so util-linux falls back to mount(2), which fwrun can see.
+//! - mount(2) and umount2(2), and every call the firmware may not make
+//!   (modules, the clock, swap, accounting, raw I/O ports, BPF, perf, keys,
+//!   open_by_handle_at, the destructive syslog actions), go to fwrun's
+//!   supervisor through the filter's notification descriptor
+//!   (SECCOMP_RET_USER_NOTIF): it decides, answers, and logs each refusal
+//!   (confine/notify.rs, confine/mounts.rs).
+//! - Everything else is allowed. A call from another architecture's entry
+//!   (32-bit x86 on a 64-bit kernel, x32) answers ENOSYS: the filter checks
+//!   this machine's table only.
+
+use std::os::fd::{FromRawFd, OwnedFd};
+
+use anyhow::{anyhow, Result};
+
+use crate::sys::errno_text;
+
+/// How a call is treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Treat {
+    /// Answered by the supervisor.
+    Notify,
+    /// Fails at once with ENOSYS (the caller falls back to another call).
+    NoSys,
+}
+
+/// The calls the supervisor answers, with what they do (for the refusal
+/// log), and the ones that answer ENOSYS.
+pub fn table() -> Vec<(libc::c_long, Treat)> {
+    use Treat::*;
+    let mut t = vec![
+        (libc::SYS_mount, Notify),
+        (libc::SYS_umount2, Notify),
+        (libc::SYS_kexec_load, Notify),
+        (libc::SYS_kexec_file_load, Notify),
+        (libc::SYS_init_module, Notify),
+        (libc::SYS_finit_module, Notify),
+        (libc::SYS_delete_module, Notify),
+        (libc::SYS_clock_settime, Notify),
+        (libc::SYS_clock_adjtime, Notify),
+        (libc::SYS_settimeofday, Notify),
+        (libc::SYS_adjtimex, Notify),
+        (libc::SYS_swapon, Notify),
+        (libc::SYS_swapoff, Notify),
+        (libc::SYS_acct, Notify),
+        (libc::SYS_open_by_handle_at, Notify),
+        (libc::SYS_perf_event_open, Notify),
+        (libc::SYS_bpf, Notify),
+        (libc::SYS_add_key, Notify),
+        (libc::SYS_keyctl, Notify),
+        (libc::SYS_request_key, Notify),
+        (libc::SYS_fsopen, NoSys),
+        (libc::SYS_fsconfig, NoSys),
+        (libc::SYS_fsmount, NoSys),
+        (libc::SYS_fspick, NoSys),
+        (libc::SYS_move_mount, NoSys),
+        (libc::SYS_open_tree, NoSys),
+        (libc::SYS_mount_setattr, NoSys),
+        // open_tree_attr (Linux 6.15), the same number on every
+        // architecture's unified table.
+        (467, NoSys),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    t.extend([(libc::SYS_iopl, Notify), (libc::SYS_ioperm, Notify)]);
+    t
+}
+
+/// What a call does, in the words of the refusal log.
+pub fn describe(nr: libc::c_long) -> &'static str {
+    match nr {
+        libc::SYS_kexec_load | libc::SYS_kexec_file_load => "loads a new kernel",
+        libc::SYS_init_module | libc::SYS_finit_module => "loads a kernel module",
+        libc::SYS_delete_module => "removes a kernel module",
+        libc::SYS_clock_settime | libc::SYS_settimeofday => "sets the host's clock",
+        libc::SYS_clock_adjtime | libc::SYS_adjtimex => "adjusts the host's clock",
+        libc::SYS_swapon | libc::SYS_swapoff => "changes the host's swap",
+        libc::SYS_acct => "switches process accounting for the host",
+        libc::SYS_open_by_handle_at => "opens host files by handle, past every mount",
+        libc::SYS_perf_event_open => "watches the host's performance counters",
+        libc::SYS_bpf => "loads BPF programs into the kernel",
+        libc::SYS_add_key | libc::SYS_keyctl | libc::SYS_request_key => {
+            "uses the kernel keyrings, shared with the host"
+        }
+        libc::SYS_syslog => "clears, consumes or reconfigures the host's kernel log",
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_iopl | libc::SYS_ioperm => "reaches the host's I/O ports",
+        _ => "is refused",
+    }
+}
+
+/// The name of a call the filter sends to the supervisor.
+pub fn syscall_name(nr: libc::c_long) -> &'static str {
+    match nr {
+        libc::SYS_mount => "mount",
+        libc::SYS_umount2 => "umount2",
+        libc::SYS_kexec_load => "kexec_load",
+        libc::SYS_kexec_file_load => "kexec_file_load",
+        libc::SYS_init_module => "init_module",
+        libc::SYS_finit_module => "finit_module",
+        libc::SYS_delete_module => "delete_module",
+        libc::SYS_clock_settime => "clock_settime",
+        libc::SYS_clock_adjtime => "clock_adjtime",
+        libc::SYS_settimeofday => "settimeofday",
+        libc::SYS_adjtimex => "adjtimex",
+        libc::SYS_swapon => "swapon",
+        libc::SYS_swapoff => "swapoff",
+        libc::SYS_acct => "acct",
+        libc::SYS_open_by_handle_at => "open_by_handle_at",
+        libc::SYS_perf_event_open => "perf_event_open",
+        libc::SYS_bpf => "bpf",
+        libc::SYS_add_key => "add_key",
+        libc::SYS_keyctl => "keyctl",
+        libc::SYS_request_key => "request_key",
+        libc::SYS_syslog => "syslog",
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_iopl => "iopl",
+        #[cfg(target_arch = "x86_64")]
+        libc::SYS_ioperm => "ioperm",
+        _ => "syscall",
+    }
+}
+
+/// syslog(2) actions that only read: the kernel log may be read, not
+/// cleared, consumed or reconfigured. 0 and 1 (close, open) do nothing.
+pub const SYSLOG_READ_ONLY: &[u32] = &[0, 1, 3, 9, 10];
+
+#[cfg(target_arch = "x86_64")]
+const NATIVE_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+const NATIVE_ARCH: u32 = 0xC000_00B7;
+
+const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+const JGE: u16 = (libc::BPF_JMP | libc::BPF_JGE | libc::BPF_K) as u16;
+const RET: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+const OFFSET_NR: u32 = 0;
+const OFFSET_ARCH: u32 = 4;
+const OFFSET_ARG0: u32 = 16;
+
+fn op(code: u16, k: u32) -> libc::sock_filter {
+    libc::sock_filter {
+        code,
+        jt: 0,
+        jf: 0,
+        k,
+    }
+}
+
+fn jump(code: u16, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+    libc::sock_filter { code, jt, jf, k }
+}
+
+fn errno(e: i32) -> u32 {
+    libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA)
+}
+
+/// The filter program.
+pub fn program() -> Vec<libc::sock_filter> {
+    let mut p = vec![
+        op(LD_W_ABS, OFFSET_ARCH),
+        jump(JEQ, NATIVE_ARCH, 1, 0),
+        op(RET, errno(libc::ENOSYS)),
+        op(LD_W_ABS, OFFSET_NR),
+    ];
+    #[cfg(target_arch = "x86_64")]
+    p.extend([
+        // x32 calls carry this bit in their number.
+        jump(JGE, 0x4000_0000, 0, 1),
+        op(RET, errno(libc::ENOSYS)),
+    ]);
+    for (nr, treat) in table() {
+        let ret = match treat {
+            Treat::Notify => libc::SECCOMP_RET_USER_NOTIF,
+            Treat::NoSys => errno(libc::ENOSYS),
+        };
+        p.push(jump(JEQ, nr as u32, 0, 1));
+        p.push(op(RET, ret));
+    }
+    // syslog: the read-only actions pass, the others go to the supervisor.
+    let n = SYSLOG_READ_ONLY.len() as u8;
+    p.push(jump(JEQ, libc::SYS_syslog as u32, 0, n + 2));
+    p.push(op(LD_W_ABS, OFFSET_ARG0));
+    for (i, action) in SYSLOG_READ_ONLY.iter().enumerate() {
+        // On a match, jump over the rest and the notify to the allow.
+        p.push(jump(JEQ, *action, n - i as u8, 0));
+    }
+    p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
+    p.push(op(RET, libc::SECCOMP_RET_ALLOW));
+    p
+}
+
+/// Install the filter on this thread (and what it execs); returns the
+/// notification descriptor. Needs CAP_SYS_ADMIN or no_new_privs.
+pub fn install() -> Result<OwnedFd> {
+    let prog = program();
+    let fprog = libc::sock_fprog {
+        len: prog.len() as u16,
+        filter: prog.as_ptr() as *mut libc::sock_filter,
+    };
+    // SAFETY: a valid program that outlives the call.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+            &fprog as *const libc::sock_fprog,
+        )
+    };
+    if fd < 0 {
+        return Err(anyhow!(
+            "installing the seccomp filter: {}",
+            errno_text(nix::errno::Errno::last())
+        ));
+    }
+    // SAFETY: a new descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run the program on one call, as the kernel would.
+    fn verdict(nr: libc::c_long, arch: u32, arg0: u64) -> u32 {
+        let prog = program();
+        let mut data = [0u8; 64];
+        data[0..4].copy_from_slice(&(nr as i32).to_ne_bytes());
+        data[4..8].copy_from_slice(&arch.to_ne_bytes());
+        data[16..24].copy_from_slice(&arg0.to_ne_bytes());
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let i = prog[pc];
+            match i.code {
+                LD_W_ABS => {
+                    let k = i.k as usize;
+                    acc = u32::from_ne_bytes(data[k..k + 4].try_into().unwrap());
+                    pc += 1;
+                }
+                JEQ | JGE => {
+                    let hit = if i.code == JEQ {
+                        acc == i.k
+                    } else {
+                        acc >= i.k
+                    };
+                    pc += 1 + if hit { i.jt } else { i.jf } as usize;
+                }
+                RET => return i.k,
+                c => panic!("unknown opcode {c:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn the_filter_sends_allows_and_refuses_as_documented() {
+        let n = NATIVE_ARCH;
+        assert_eq!(verdict(libc::SYS_mount, n, 0), libc::SECCOMP_RET_USER_NOTIF);
+        assert_eq!(
+            verdict(libc::SYS_umount2, n, 0),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            verdict(libc::SYS_init_module, n, 0),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(verdict(libc::SYS_fsopen, n, 0), errno(libc::ENOSYS));
+        assert_eq!(verdict(libc::SYS_openat, n, 0), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(verdict(libc::SYS_read, n, 0), libc::SECCOMP_RET_ALLOW);
+        // syslog: READ_ALL passes, CONSOLE_LEVEL (dmesg -n) and READ_CLEAR
+        // (dmesg -c) go to the supervisor.
+        assert_eq!(verdict(libc::SYS_syslog, n, 3), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(verdict(libc::SYS_syslog, n, 10), libc::SECCOMP_RET_ALLOW);
+        assert_eq!(
+            verdict(libc::SYS_syslog, n, 8),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            verdict(libc::SYS_syslog, n, 4),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            verdict(libc::SYS_syslog, n, 2),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        // Another architecture's entry.
+        assert_eq!(verdict(libc::SYS_read, 0x4000_0003, 0), errno(libc::ENOSYS));
+        #[cfg(target_arch = "x86_64")]
+        assert_eq!(
+            verdict(0x4000_0000 + libc::SYS_read, n, 0),
+            errno(libc::ENOSYS)
+        );
+    }
+
+    #[test]
+    fn every_notified_call_has_a_name_and_a_reason() {
+        for (nr, t) in table() {
+            if t == Treat::Notify {
+                assert_ne!(syscall_name(nr), "syscall", "{nr}");
+                if nr != libc::SYS_mount && nr != libc::SYS_umount2 {
+                    assert_ne!(describe(nr), "is refused", "{nr}");
+                }
+            }
+        }
+    }
+}
