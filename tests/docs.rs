@@ -163,6 +163,37 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
         ],
     ),
     (
+        "CONFINEMENT",
+        &[
+            Para(
+                "The firmware is real root and may mount things. On every host, \
+                 with or without an LSM, the kernel enforces three layers besides \
+                 the namespaces: a reduced capability set (every capability but \
+                 sys_module, sys_time, sys_rawio, syslog, wake_alarm, sys_pacct, \
+                 mac_admin, mac_override, audit_control, bpf, perfmon, \
+                 block_suspend, mknod unless `--allow-mknod`, and net_admin under \
+                 `--net host`; `--cap-add` and `--cap-drop` adjust it); nodev on \
+                 fwrun's mounts; and a seccomp filter. The filter refuses kexec, \
+                 modules, setting the clock, swap, accounting, I/O ports, BPF, \
+                 perf, the kernel keyrings, open_by_handle_at and the kernel log's \
+                 destructive actions, answers ENOSYS to the new mount API, and \
+                 hands every mount(2) and umount2(2) to fwrun.",
+            ),
+            Para(
+                "fwrun lets `proc` at /proc, `sysfs` at /sys, `devtmpfs` at /dev \
+                 and `devpts` at /dev/pts succeed without mounting anything where \
+                 its constrained mounts stand; refuses proc, sysfs, devtmpfs and \
+                 the kernel's own file systems elsewhere, a remount that would make \
+                 /sys, /proc/sys or a read-only bind writable, and unmounting or \
+                 moving its mounts; applies a remount of its mounts or of a bind to \
+                 that mount alone; and lets everything else through. Refusals are \
+                 printed at the end, live with `--follow-denials`, and listed in \
+                 the report. `--seccomp off` removes the filter, for debugging \
+                 only.",
+            ),
+        ],
+    ),
+    (
         "REPORT",
         &[
             Para(
@@ -203,6 +234,13 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "apparmor",
                 "`mode`, `profile` (null when none was loaded) and `denials` \
                  (`operation`, `target`, `requested`, `count`).",
+            ),
+            Item(
+                "confinement",
+                "`capabilities` the init kept and `dropped_capabilities` (short \
+                 names, e.g. sys_time), `seccomp` (whether the filter was on) and \
+                 `refused`: each call fwrun refused the firmware (`syscall`, \
+                 `target` as the firmware named it, `reason`, `count`).",
             ),
         ],
     ),

@@ -34,6 +34,16 @@ fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
         st.success(),
         "tests/vm/kernel.sh failed to get Debian's kernel"
     );
+    // A real module file for the guest's insmod probe (loop is loaded there
+    // already, so even an insmod that got through would change nothing).
+    let module = Command::new("find")
+        .arg(&kernel)
+        .args(["-name", "loop.ko", "-print", "-quit"])
+        .output()
+        .unwrap();
+    let module = String::from_utf8_lossy(&module.stdout).trim().to_string();
+    assert!(!module.is_empty(), "the kernel package has no loop.ko");
+    fs::copy(&module, payload.join("loop.ko")).unwrap();
 
     let log = repo().join("target/vm-apparmor.log");
     let out = Command::new("bash")

@@ -17,7 +17,7 @@ out=$(cd "$out" && pwd)
 exec 9>"$out/.lock"
 flock 9
 
-stamp=$(cat "$here"/build.sh "$here"/files/* "$here"/segv.c | sha256sum | cut -c1-16)
+stamp=$(cat "$here"/build.sh "$here"/files/* "$here"/*.c | sha256sum | cut -c1-16)
 if [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$stamp" ] \
    && [ -f "$out/fw.ext2" ] && [ -f "$out/fw.ext4" ] && [ -f "$out/fw.sqfs" ]; then
   exit 0
@@ -64,6 +64,9 @@ ln -s /test/nowhere "$root/test/dangling"
 # An init that dies of a real SIGSEGV (a pid namespace's init cannot be
 # killed by a signal sent from inside, so the fault must be real).
 gcc -static -Os -o "$root/test/segv" "$here/segv.c"
+# Mounts proc the way util-linux 2.39+ does: the new mount API first, then
+# mount(2) when that answers ENOSYS.
+gcc -static -Os -o "$root/test/newmount" "$here/newmount.c"
 
 img() { truncate -s "$2" "$1"; }
 img "$out/fw.ext2" 12M

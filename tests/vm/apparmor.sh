@@ -37,8 +37,12 @@ check "the profile is gone after the run" gone fwrun-aa1
 check "no state is left" test -z "$(ls /run/fwrun)"
 
 # 2. What a firmware must never manage is refused, even after it mounts its
-#    own /proc and /sys, and fwrun's report lists it.
-$fwrun --name aa2 --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/aa2.err
+#    own /proc and /sys, and fwrun's report lists it. The profile is the
+#    second lock on the doors the kernel-enforced layers close: to prove it
+#    on its own, these runs open the first lock (--seccomp off, and the
+#    capabilities the profile denies given back).
+alone="--seccomp off --cap-add mknod --cap-add sys_time --cap-add sys_module"
+$fwrun --name aa2 $alone --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/aa2.err
 code=$?
 show /tmp/aa2.out; show /tmp/aa2.err
 check "escape.sh: every check passed (exit $code)" test $code = 0
@@ -52,16 +56,37 @@ check "the report says DENIED" grep -q 'AppArmor DENIED' /tmp/aa2.err
 check "the profile is gone after the run" gone fwrun-aa2
 
 # 2b. With --allow-mknod the path rules still refuse the dangerous nodes.
-$fwrun --name aa3 --allow-mknod --firmware $fw -- /test/devices.sh >/tmp/aa3.out 2>/tmp/aa3.err
+$fwrun --name aa3 $alone --allow-mknod --firmware $fw -- /test/devices.sh >/tmp/aa3.out 2>/tmp/aa3.err
 code=$?
 show /tmp/aa3.out; show /tmp/aa3.err
 check "devices.sh: every check passed (exit $code)" test $code = 0
 check "the report lists /dev/mem" grep -qF 'mknod /dev/mem' /tmp/aa3.err
 
 # 2c. --follow-denials prints them while the firmware runs.
-$fwrun --name aa4 --follow-denials --firmware $fw -- /bin/sh -c 'umount -l /proc; mount -t proc proc /proc; echo h > /proc/sysrq-trigger; exit 0' 2>/tmp/aa4.err
+$fwrun --name aa4 $alone --follow-denials --firmware $fw -- /bin/sh -c 'umount -l /proc; mount -t proc proc /proc; echo h > /proc/sysrq-trigger; exit 0' 2>/tmp/aa4.err
 check "--follow-denials prints a denial live" grep -qE '^fwrun: AppArmor DENIED open /proc/sysrq-trigger' /tmp/aa4.err
 show /tmp/aa4.err
+
+# 2d. Both locks together: a device's rcS runs unchanged, and the accidents
+#     of tests/confinement.rs are refused with the profile loaded too.
+$fwrun --name aa8 --firmware $fw -- /test/device-rcs.sh >/tmp/aa8.out 2>/tmp/aa8.err
+code=$?
+show /tmp/aa8.out; show /tmp/aa8.err
+check "device-rcs.sh under the profile: every check passed (exit $code)" test $code = 0
+cad=$(cat /proc/sys/kernel/ctrl-alt-del)
+printk=$(cat /proc/sys/kernel/printk)
+before=$(sha256sum $fw)
+$fwrun --name aa9 --report /tmp/aa9.json --env CAD=$cad --env LEVEL=${printk%%[!0-9]*} \
+  --env IMAGE=$fw --env MODULE=/test/loop.ko --bind /payload/loop.ko:/test/loop.ko:ro \
+  --firmware $fw -- /test/accidents.sh >/tmp/aa9.out 2>/tmp/aa9.err
+code=$?
+show /tmp/aa9.out; show /tmp/aa9.err
+check "accidents.sh under the profile: every check passed (exit $code)" test $code = 0
+check "insmod tried a real module file" grep -q 'ok - insmod /test/loop.ko' /tmp/aa9.out
+check "the guest's ctrl-alt-del is unchanged" test "$(cat /proc/sys/kernel/ctrl-alt-del)" = "$cad"
+check "the guest's printk is unchanged" test "$(cat /proc/sys/kernel/printk)" = "$printk"
+check "the image is unchanged" test "$(sha256sum $fw)" = "$before"
+check "fwrun refused the module load" grep -q '"syscall": *"f\?init_module"' /tmp/aa9.json
 
 # 3. What a firmware normally does still works: the demo boots (its rcS
 #    mounts proc, sysfs, devpts, tmpfs), runs its services, powers off.

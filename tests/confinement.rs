@@ -1,0 +1,376 @@
+//! The kernel-enforced layers, on this host (no AppArmor): a device's rcS
+//! runs as written and its accidents are refused: capabilities, the seccomp
+//! filter and the mount interception hold with `--apparmor off`. Every probe
+//! writes back what the host has, so a missing protection changes nothing.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+fn fw() -> String {
+    image("fw.ext2").to_str().unwrap().to_string()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&fs::read_to_string(path).expect("the report was written")).unwrap()
+}
+
+/// The report's refusals as "syscall target" strings.
+fn refused(report: &Value) -> Vec<String> {
+    report["confinement"]["refused"]
+        .as_array()
+        .expect("confinement.refused is a list")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["syscall"].as_str().unwrap(),
+                r["target"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn assert_all_ok(r: &Run) {
+    let oks = r.stdout.lines().filter(|l| l.starts_with("ok - ")).count();
+    assert!(
+        oks > 0 && !r.stdout.contains("not ok"),
+        "exit {}\n{}\n{}",
+        r.code,
+        r.stdout,
+        r.stderr
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+fn trimmed(path: &str) -> String {
+    fs::read_to_string(path).unwrap().trim().to_string()
+}
+
+/// CLOCK_REALTIME minus CLOCK_MONOTONIC, in seconds: moves only when
+/// someone sets the clock.
+fn clock_offset() -> f64 {
+    let read = |clock| {
+        let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+        // SAFETY: clock_gettime into our struct.
+        unsafe { libc::clock_gettime(clock, &mut ts) };
+        ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+    };
+    read(libc::CLOCK_REALTIME) - read(libc::CLOCK_MONOTONIC)
+}
+
+#[test]
+fn a_device_rcs_runs_unchanged_and_the_constraints_still_hold() {
+    let _g = guard();
+    let s = Scratch::new("confine");
+    let rep = s.path("r.json");
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--report",
+        rep.to_str().unwrap(),
+        "--",
+        "/test/device-rcs.sh",
+    ]);
+    assert_all_ok(&r);
+    let report = read_json(&rep);
+    let got = refused(&report);
+    for want in ["mount /sys", "mount /proc/sys", "umount2 /proc/sys"] {
+        assert!(got.iter().any(|g| g == want), "{want} not in {got:?}");
+    }
+    // The first group succeeded without a refusal.
+    assert!(
+        !got.iter()
+            .any(|g| g.starts_with("mount proc") || g.contains("devtmpfs")),
+        "{got:?}"
+    );
+    assert_eq!(report["confinement"]["seccomp"], true);
+    let dropped = report["confinement"]["dropped_capabilities"].to_string();
+    for cap in ["sys_module", "sys_time", "sys_rawio", "syslog", "mknod"] {
+        assert!(dropped.contains(cap), "{cap} not dropped: {dropped}");
+    }
+}
+
+#[test]
+fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
+    let _g = guard();
+    let s = Scratch::new("confine");
+    let rep = s.path("r.json");
+    let image = image("fw.ext2");
+    let sum = sha256(&image);
+    let cad = trimmed("/proc/sys/kernel/ctrl-alt-del");
+    let printk = trimmed("/proc/sys/kernel/printk");
+    let level = printk.split_whitespace().next().unwrap().to_string();
+    let offset = clock_offset();
+    let r = run(&[
+        "--firmware",
+        image.to_str().unwrap(),
+        "--apparmor",
+        "off",
+        "--report",
+        rep.to_str().unwrap(),
+        "--env",
+        &format!("CAD={cad}"),
+        "--env",
+        &format!("LEVEL={level}"),
+        "--env",
+        &format!("IMAGE={}", image.display()),
+        "--",
+        "/test/accidents.sh",
+    ]);
+    assert_all_ok(&r);
+    assert_eq!(trimmed("/proc/sys/kernel/ctrl-alt-del"), cad);
+    assert_eq!(trimmed("/proc/sys/kernel/printk"), printk);
+    assert!(
+        (clock_offset() - offset).abs() < 0.5,
+        "the host's clock moved"
+    );
+    assert_eq!(sha256(&image), sum, "the image changed");
+    let got = refused(&read_json(&rep)).join("\n");
+    for want in [
+        "clock_settime",
+        "init_module",
+        "syslog action 8",
+        "swapon",
+        "mount debugfs at /mnt/d",
+        "umount2 /proc/sys",
+    ] {
+        let found = got.lines().any(|l| l.starts_with(want))
+            || (want == "init_module" && got.contains("finit_module"))
+            || (want == "clock_settime" && got.contains("settimeofday"));
+        assert!(found, "{want} was not refused by fwrun: {got}");
+    }
+}
+
+#[test]
+fn the_new_mount_api_falls_back_to_mount_2_which_is_intercepted() {
+    let _g = guard();
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--",
+        "/test/newmount",
+    ]);
+    assert_all_ok(&r);
+    // util-linux's own mount, from this machine, in a copy of the firmware.
+    let s = Scratch::new("confine");
+    let root = s.path("root");
+    let cp = std::process::Command::new("cp")
+        .args([
+            "-a",
+            firmware().join("root").to_str().unwrap(),
+            root.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    copy_with_libraries("/usr/bin/mount", &root);
+    let r = run(&[
+        "--firmware",
+        root.to_str().unwrap(),
+        "--apparmor",
+        "off",
+        "--",
+        "/usr/bin/mount",
+        "-t",
+        "proc",
+        "proc",
+        "/proc",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("refused"), "{}", r.stderr);
+}
+
+/// Copy a host program and the libraries `ldd` names into `root`.
+fn copy_with_libraries(program: &str, root: &Path) {
+    let out = std::process::Command::new("ldd")
+        .arg(program)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut files = vec![program.to_string()];
+    files.extend(
+        text.split_whitespace()
+            .filter(|w| w.starts_with('/'))
+            .map(str::to_string),
+    );
+    for f in files {
+        let dst = root.join(f.trim_start_matches('/'));
+        fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        let _ = fs::remove_file(&dst);
+        fs::copy(&f, &dst).unwrap_or_else(|e| panic!("copying {f}: {e}"));
+    }
+}
+
+#[test]
+fn busybox_shutdown_umount_a_r_leaves_the_host_writable() {
+    let _g = guard();
+    let s = Scratch::new("confine");
+    let host_dir = s.path("hostdir");
+    fs::create_dir(&host_dir).unwrap();
+    // The bind's source is a file system of its own, as /dev is.
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "fwrun-test-hostdir"])
+        .arg(&host_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _u = Unmount(&host_dir);
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--bind",
+        &format!("{}:/data", host_dir.display()),
+        "--",
+        "/bin/sh",
+        "-c",
+        "mount -t devtmpfs devtmpfs /dev; mount -o remount,ro /data; mount -o remount,ro /dev/null; \
+         cd /data && umount -a -r; echo data=$(grep ' /data ' /proc/self/mountinfo | cut -d' ' -f6)",
+    ]);
+    let dev_probe = Path::new("/dev/.fwrun-test-probe");
+    let dev_ok = fs::write(dev_probe, b"x").is_ok();
+    let _ = fs::remove_file(dev_probe);
+    if !dev_ok {
+        // Put the host back before failing.
+        let _ = std::process::Command::new("mount")
+            .args(["-o", "remount,rw", "/dev"])
+            .status();
+    }
+    assert!(dev_ok, "the host's /dev was left read-only\n{}", r.stderr);
+    assert!(
+        fs::write(host_dir.join("after"), b"x").is_ok(),
+        "the bind's source was left read-only\n{}",
+        r.stderr
+    );
+    // Inside, the bind alone became read-only.
+    assert!(r.stdout.contains("data=ro"), "{}\n{}", r.stdout, r.stderr);
+}
+
+#[test]
+fn refusals_are_printed_as_they_happen_with_follow_denials() {
+    let _g = guard();
+    let s = Scratch::new("confine");
+    let err = s.path("stderr");
+    let mut child = fwrun()
+        .args([
+            "--firmware",
+            &fw(),
+            "--apparmor",
+            "off",
+            "--follow-denials",
+            "--",
+            "/bin/sh",
+            "-c",
+            "umount /proc/sys 2>/dev/null; exec sleep 60",
+        ])
+        .stdout(Stdio::null())
+        .stderr(fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let line = "fwrun: refused umount2 /proc/sys: ";
+    while !fs::read_to_string(&err).unwrap_or_default().contains(line) {
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "no live refusal line: {}",
+                fs::read_to_string(&err).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "printed only at the end"
+    );
+    // SAFETY: plain syscall on our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "fwrun did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn seccomp_off_and_cap_add_are_honoured() {
+    let _g = guard();
+    // With --seccomp off (debugging only) the mount is no longer
+    // intercepted: a second procfs elsewhere succeeds (inside the
+    // firmware's own mount namespace, so the host is untouched).
+    let script = "mkdir -p /mnt/p && mount -t proc proc /mnt/p && echo mounted; grep CapBnd /proc/self/status";
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--seccomp",
+        "off",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(r.stdout.contains("mounted"), "{}\n{}", r.stdout, r.stderr);
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--",
+        "/bin/sh",
+        "-c",
+        script,
+    ]);
+    assert!(!r.stdout.contains("mounted"), "{}\n{}", r.stdout, r.stderr);
+    let bounding = |out: &str| {
+        let hex = out
+            .lines()
+            .find_map(|l| l.strip_prefix("CapBnd:"))
+            .unwrap()
+            .trim()
+            .to_string();
+        u64::from_str_radix(&hex, 16).unwrap()
+    };
+    let default = bounding(&r.stdout);
+    assert_eq!(default & (1 << 25), 0, "sys_time is dropped");
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--cap-add",
+        "sys_time",
+        "--cap-drop",
+        "NET_RAW",
+        "--",
+        "/bin/sh",
+        "-c",
+        "grep CapBnd /proc/self/status",
+    ]);
+    let adjusted = bounding(&r.stdout);
+    assert_ne!(adjusted & (1 << 25), 0, "--cap-add sys_time");
+    assert_eq!(adjusted & (1 << 13), 0, "--cap-drop NET_RAW");
+    let r = run(&["--firmware", &fw(), "--cap-add", "time", "--", "/bin/true"]);
+    assert_eq!(r.code, 125);
+    assert_one_line_naming(&r, "'time' is not a capability");
+}
