@@ -145,6 +145,17 @@ bench fwrun-dir $fast_runs $warmup $fwrun --firmware $dir -q -- /bin/true
 bench fwrun-version $fast_runs $warmup $fwrun --version
 bench true $fast_runs $warmup /bin/true
 
+# --- Confinement's cost --------------------------------------------------------
+# The seccomp filter and the mount interception at start (the same run with
+# --seccomp off, a debugging flag), and on a syscall-heavy workload inside
+# the firmware: 100 walks of its whole root (find issues openat, getdents,
+# fstat and close by the thousand, none of which the filter hands over).
+heavy='for i in $(seq 100); do find / -xdev >/dev/null; done'
+$fwrun --firmware $img -q -- /bin/sh -c "$heavy" || die "the syscall-heavy run failed"
+bench fwrun-ext2-noseccomp $fast_runs $warmup $fwrun --firmware $img -q --seccomp off -- /bin/true
+bench heavy $slow_runs 3 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
+bench heavy-noseccomp $slow_runs 3 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
+
 # --- 3: bubblewrap -----------------------------------------------------------------
 bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true \
   || die "bwrap failed"
@@ -322,6 +333,7 @@ report=$tmp/RESULTS.md
     echo "| systemd-nspawn | \`systemd-nspawn -q -D DIR --register=no --keep-unit /bin/true\` | not run: $nspawn_note | 0 |"
   fi
   row floor "shell floor (unshare, mount -o loop, overlay, proc, chroot)"
+  row fwrun-ext2-noseccomp "fwrun, ext2 image, --seccomp off (debugging only)"
   row fwrun-version "fwrun --version (process start and exit only)"
   row true "/bin/true on the host (hyperfine's cost of starting a process)"
   echo
@@ -342,6 +354,16 @@ report=$tmp/RESULTS.md
   echo "| 16 parallel / 1 | $r_par |"
   echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2) ($(calc "$(median_ms parallel-16-bwrap)" 1) / $(calc "$(median_ms parallel-1-bwrap)" 1) ms) |"
   echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2) ($(calc "$(median_ms parallel-16-true)" 1) / $(calc "$(median_ms parallel-1-true)" 1) ms) |"
+  echo
+  echo "## Confinement's cost"
+  echo
+  echo "| what | command | median (ms) | runs |"
+  echo "| --- | --- | ---: | ---: |"
+  row heavy "100 walks of the root inside the firmware"
+  row heavy-noseccomp "the same, --seccomp off"
+  echo
+  echo "- The filter and the interception at start: $(calc "$ext2 - $(median_ms fwrun-ext2-noseccomp)" 2) ms ($(calc "$ext2" 2) ms with, $(calc "$(median_ms fwrun-ext2-noseccomp)" 2) ms without)."
+  echo "- $(verdict "$(median_ms heavy) <= 1.05 * $(median_ms heavy-noseccomp)"): a syscall-heavy workload within 5 % of --seccomp off (ratio $(calc "$(median_ms heavy) / $(median_ms heavy-noseccomp)" 3))"
   echo
   echo "## Targets"
   echo
