@@ -23,7 +23,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -54,7 +54,15 @@ _fwrun() {
                     return 0
                     ;;
                 --net)
-                    COMPREPLY=($(compgen -W "none host" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none host veth" -- "${cur}"))
+                    return 0
+                    ;;
+                --veth-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --net-move)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --stop-signal)

@@ -4,8 +4,11 @@ complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'
 complete -c fwrun -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
 complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\'. Repeatable' -r
 complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
-complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
-host\t'The host\'s network'"
+complete -c fwrun -l net -d 'The firmware\'s network. \'none\': a network namespace of its own with only the loopback interface, up. \'host\': the host\'s own network. \'veth[:HOSTADDR/PREFIX]\': a namespace of its own with one end of a veth pair, eth0, left down and unaddressed for the firmware to configure as on its device; the host\'s end, fw-NAME, is brought up, with the IPv4 address HOSTADDR/PREFIX if given (refused if it shares a network with a route of the host). \'bridge:BR\': the same, with the host\'s end in the existing bridge BR, which several firmwares and the host may share' -r -f -a "none\t'A network namespace of its own with only lo'
+host\t'The host\'s network'
+veth\t'A veth pair to the host'"
+complete -c fwrun -l veth-name -d 'The firmware\'s end of the veth under --net veth or bridge. [default: eth0]' -r
+complete -c fwrun -l net-move -d 'Move the host interface IFACE (a tap, a USB network adapter, a CAN interface) into the firmware\'s network, named NEWNAME there if given. At the end it comes back to the host under its own name, with its flags and MTU (its addresses are not kept). Repeatable; not with --net host' -r
 complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number' -r
 complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed' -r
 complete -c fwrun -l timeout -d 'Stop the firmware after this long (e.g. 90s, 5m, 1.5h; a bare number is seconds) and exit with 124' -r

@@ -5,9 +5,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Parser, ValueEnum};
 
 use crate::firmware::rootfs::Bind;
+use crate::network::{self, HostAddr, Move};
 use crate::sys::signals;
 
 const EXAMPLES: &str = "\
@@ -16,6 +18,9 @@ Examples:
     fwrun --firmware rootfs.ext4 -- /sbin/init
   Run one command in a squashfs firmware, keeping its changes in ./state:
     fwrun --firmware fw.squashfs --rw-dir ./state -- /bin/sh -c 'touch /etc/x'
+  Reach a firmware that sets its eth0 to 192.168.1.1/24 from this host:
+    fwrun --firmware fw.ext2 --net veth:192.168.1.2/24 -- /sbin/init
+    curl http://192.168.1.1/
   Give the firmware the host's network and a serial port:
     fwrun --firmware fw.ext2 --net host --bind /dev/ttyUSB0:/dev/ttyS1 -- /sbin/init
   Stop a systemd firmware the way systemd wants, after at most 60 s:
@@ -83,10 +88,30 @@ pub struct Cli {
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
 
-    /// The firmware's network: 'none' gives it a network namespace of its own
-    /// with only the loopback interface, up; 'host' shares the host's.
-    #[arg(long, value_name = "MODE", default_value = "none")]
+    /// The firmware's network. 'none': a network namespace of its own with
+    /// only the loopback interface, up. 'host': the host's own network.
+    /// 'veth[:HOSTADDR/PREFIX]': a namespace of its own with one end of a
+    /// veth pair, eth0, left down and unaddressed for the firmware to
+    /// configure as on its device; the host's end, fw-NAME, is brought up,
+    /// with the IPv4 address HOSTADDR/PREFIX if given (refused if it shares
+    /// a network with a route of the host). 'bridge:BR': the same, with the
+    /// host's end in the existing bridge BR, which several firmwares and
+    /// the host may share.
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = NetParser, hide_possible_values = true)]
     pub net: Net,
+
+    /// The firmware's end of the veth under --net veth or bridge.
+    /// [default: eth0]
+    #[arg(long, value_name = "NAME", value_parser = parse_ifname)]
+    pub veth_name: Option<String>,
+
+    /// Move the host interface IFACE (a tap, a USB network adapter, a CAN
+    /// interface) into the firmware's network, named NEWNAME there if given.
+    /// At the end it comes back to the host under its own name, with its
+    /// flags and MTU (its addresses are not kept). Repeatable; not with
+    /// --net host.
+    #[arg(long, value_name = "IFACE[:NEWNAME]", value_parser = parse_move)]
+    pub net_move: Vec<Move>,
 
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
     /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number.
@@ -206,12 +231,17 @@ pub struct Cli {
     pub init: Vec<OsString>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--net`'s value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Net {
     /// A network namespace of its own with only `lo`.
     None,
     /// The host's network.
     Host,
+    /// A veth pair, the host's end with this address if given.
+    Veth(Option<HostAddr>),
+    /// A veth pair, the host's end in this bridge.
+    Bridge(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -269,6 +299,67 @@ fn parse_hostname(s: &str) -> Result<String, String> {
             s.escape_default()
         ))
     }
+}
+
+/// `--net`'s parser: [`parse_net`], with the plain modes offered to the
+/// shell completions.
+#[derive(Clone)]
+struct NetParser;
+
+impl TypedValueParser for NetParser {
+    type Value = Net;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Net, clap::Error> {
+        let text = value.to_str().unwrap_or_default();
+        parse_net(text).map_err(|why| {
+            let name = arg.map_or("--net".to_string(), |a| a.to_string());
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{text}' for '{name}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            [
+                PossibleValue::new("none").help("A network namespace of its own with only lo"),
+                PossibleValue::new("host").help("The host's network"),
+                PossibleValue::new("veth").help("A veth pair to the host"),
+            ]
+            .into_iter(),
+        ))
+    }
+}
+
+fn parse_net(s: &str) -> Result<Net, String> {
+    let (mode, arg) = match s.split_once(':') {
+        Some((m, a)) => (m, Some(a)),
+        None => (s, None),
+    };
+    match (mode, arg) {
+        ("none", None) => Ok(Net::None),
+        ("host", None) => Ok(Net::Host),
+        ("veth", None) => Ok(Net::Veth(None)),
+        ("veth", Some(a)) => network::parse_host_addr(a).map(|a| Net::Veth(Some(a))),
+        ("bridge", Some(br)) => network::check_ifname(br).map(|()| Net::Bridge(br.into())),
+        ("bridge", None) => Err("give the bridge's name: bridge:BR".into()),
+        _ => Err("use none, host, veth, veth:HOSTADDR/PREFIX or bridge:BR".into()),
+    }
+}
+
+fn parse_ifname(s: &str) -> Result<String, String> {
+    network::check_ifname(s).map(|()| s.to_string())
+}
+
+fn parse_move(s: &str) -> Result<Move, String> {
+    network::parse_move(s)
 }
 
 fn parse_bind(s: &str) -> Result<Bind, String> {
@@ -413,6 +504,30 @@ mod tests {
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn network_modes() {
+        assert_eq!(parse_net("none"), Ok(Net::None));
+        assert_eq!(parse_net("veth"), Ok(Net::Veth(None)));
+        assert_eq!(
+            parse_net("veth:169.254.77.2/24").unwrap(),
+            Net::Veth(Some(network::parse_host_addr("169.254.77.2/24").unwrap()))
+        );
+        assert_eq!(parse_net("bridge:br0"), Ok(Net::Bridge("br0".into())));
+        for bad in [
+            "bridge",
+            "bridge:",
+            "veth:",
+            "veth:1.2.3.4",
+            "host:x",
+            "vet",
+        ] {
+            assert!(parse_net(bad).is_err(), "{bad}");
+        }
+        assert!(parse_net("bridge:a234567890123456")
+            .unwrap_err()
+            .contains("15 bytes"));
     }
 
     #[test]

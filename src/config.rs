@@ -12,6 +12,7 @@ use crate::cli::{self, Cli};
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
+use crate::network::{self, Move, Plan, Veth};
 
 /// The init started when none is given after `--`.
 pub const DEFAULT_INIT: &str = "/sbin/init";
@@ -21,6 +22,22 @@ pub const DEFAULT_INIT: &str = "/sbin/init";
 pub enum Net {
     None,
     Host,
+    /// A veth pair (its details are in [`RunConfig::network`]).
+    Veth,
+    /// A veth pair whose host side is in a bridge.
+    Bridge,
+}
+
+impl Net {
+    /// The mode's name, as `--net` spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Net::None => "none",
+            Net::Host => "host",
+            Net::Veth => "veth",
+            Net::Bridge => "bridge",
+        }
+    }
 }
 
 /// Whether the per-run AppArmor profile is used.
@@ -56,7 +73,6 @@ macro_rules! same_variants {
     )*};
 }
 same_variants! {
-    Net { None, Host }
     AppArmorMode { Auto, Require, Off }
     OnReboot { Exit, Restart }
     Console { Pty, Inherit }
@@ -108,6 +124,8 @@ pub struct RunConfig {
     /// The init's whole environment, in order.
     pub env: Vec<(String, String)>,
     pub net: Net,
+    /// What the firmware's network namespace is given: a veth, interfaces.
+    pub network: Plan,
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
@@ -147,6 +165,8 @@ impl RunConfig {
                 .collect::<Result<Vec<_>>>()?,
             _ => Vec::new(),
         };
+        let (net, network) =
+            network_plan(&cli.net, cli.veth_name.as_deref(), &cli.net_move, &name)?;
         let init_named = !cli.init.is_empty();
         let init = if init_named {
             cli.init
@@ -162,7 +182,8 @@ impl RunConfig {
             init_named,
             rw_dir: cli.rw_dir,
             binds,
-            net: cli.net.into(),
+            net,
+            network,
             stop_signal: cli.stop_signal,
             stop_timeout: cli.stop_timeout,
             timeout: cli.timeout,
@@ -188,6 +209,59 @@ impl RunConfig {
             quiet: cli.quiet,
         })
     }
+}
+
+/// `--net`, `--veth-name` and `--net-move` as a mode and a plan; what
+/// cannot go together is refused here.
+fn network_plan(
+    net: &cli::Net,
+    veth_name: Option<&str>,
+    moves: &[Move],
+    name: &str,
+) -> Result<(Net, Plan)> {
+    let veth = |addr, bridge| Veth {
+        host: network::host_side_name(name),
+        inside: veth_name.unwrap_or(network::DEFAULT_VETH_NAME).into(),
+        addr,
+        bridge,
+    };
+    let (net, veth) = match net {
+        cli::Net::None => (Net::None, None),
+        cli::Net::Host => (Net::Host, None),
+        cli::Net::Veth(a) => (Net::Veth, Some(veth(*a, None))),
+        cli::Net::Bridge(br) => (Net::Bridge, Some(veth(None, Some(br.clone())))),
+    };
+    if veth.is_none() && veth_name.is_some() {
+        return Err(fail("--veth-name needs --net veth or --net bridge:BR"));
+    }
+    if net == Net::Host && !moves.is_empty() {
+        return Err(fail(
+            "--net-move needs a network of the firmware's own: it cannot go with --net host",
+        ));
+    }
+    let mut inside: Vec<&str> = vec!["lo"];
+    inside.extend(veth.as_ref().map(|v| v.inside.as_str()));
+    let mut hosts: Vec<&str> = Vec::new();
+    for m in moves {
+        if hosts.contains(&m.host.as_str()) {
+            return Err(fail(format!("--net-move {} is given twice", m.host)));
+        }
+        if inside.contains(&m.inside.as_str()) {
+            return Err(fail(format!(
+                "--net-move {}: the firmware would have two interfaces named {}: move it as {}:NEWNAME",
+                m.host, m.inside, m.host
+            )));
+        }
+        hosts.push(&m.host);
+        inside.push(&m.inside);
+    }
+    Ok((
+        net,
+        Plan {
+            veth,
+            moves: moves.to_vec(),
+        },
+    ))
 }
 
 /// The init's environment: small, clean, and the user's --env on top.
@@ -233,6 +307,49 @@ mod tests {
         let homes: Vec<_> = c.env.iter().filter(|(k, _)| k == "HOME").collect();
         assert_eq!(homes, [&("HOME".to_string(), "/root".to_string())]);
         assert!(c.env.contains(&("FWRUN_NAME".into(), "t".into())));
+    }
+
+    #[test]
+    fn network_plans() {
+        let c = config(&["--firmware", "x", "--name", "t1", "--net", "veth"]);
+        let v = c.network.veth.unwrap();
+        assert_eq!(
+            (c.net, v.host.as_str(), v.inside.as_str()),
+            (Net::Veth, "fw-t1", "eth0")
+        );
+        let c = config(&[
+            "--firmware",
+            "x",
+            "--net",
+            "bridge:br0",
+            "--veth-name",
+            "lan0",
+            "--net-move",
+            "tap0:eth1",
+        ]);
+        let v = c.network.veth.unwrap();
+        assert_eq!(
+            (v.inside.as_str(), v.bridge.as_deref()),
+            ("lan0", Some("br0"))
+        );
+        assert_eq!(c.network.moves[0].inside, "eth1");
+        assert!(config(&["--firmware", "x"]).network.is_empty());
+    }
+
+    #[test]
+    fn network_flags_that_do_not_go_together() {
+        for args in [
+            &["--veth-name", "eth1"][..],
+            &["--net", "host", "--net-move", "tap0"],
+            &["--net", "veth", "--net-move", "tap0:eth0"],
+            &["--net-move", "tap0:lo"],
+            &["--net-move", "tap0", "--net-move", "tap0:x"],
+            &["--net-move", "tap0", "--net-move", "tap1:tap0"],
+        ] {
+            let cli = Cli::try_parse_from(["fwrun", "--firmware", "x"].iter().chain(args)).unwrap();
+            let e = RunConfig::from_cli(cli).unwrap_err();
+            assert_eq!(crate::error::exit_code(&e), 125, "{args:?}");
+        }
     }
 
     #[test]

@@ -26,6 +26,7 @@ use crate::firmware::{self, exec, spec::ChildSpec};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
+use crate::network::{self, attach::Attached};
 use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
@@ -47,10 +48,23 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
     }
 }
 
+/// Releases what a dead run left: its AppArmor profile, the host side of
+/// its veth.
+struct Sweep;
+
+impl state::Sweeper for Sweep {
+    fn release(&mut self, r: &Resource) -> Result<()> {
+        match r {
+            Resource::Profile(p) => apparmor::unload(p),
+            Resource::Link(name) => network::release_link(name),
+        }
+    }
+}
+
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
 pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
-    let swept = state::sweep(&mut apparmor::Sweep)?;
+    let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
         log.say(format!("removed the leftovers of dead run {name}"));
     }
@@ -69,6 +83,7 @@ fn run_with_report(cfg: &RunConfig, firmware: &Path, log: &mut Log) -> Result<i3
         cfg.init.iter().map(|a| a.to_string_lossy().into_owned()),
         format!("{:?}", cfg.apparmor.mode).to_lowercase(),
     );
+    rep.network.mode = cfg.net.label().into();
     let result = launch(cfg, firmware, log, &mut rep);
     rep.end = report::timestamp(SystemTime::now());
     rep.phases = std::mem::take(&mut log.phases);
@@ -145,6 +160,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         .collect::<Result<Vec<_>>>()?;
     preflight::check_root()?;
     preflight::check_overlay()?;
+    network::check::check(&cfg.network)?;
     let fw = image::detect(firmware)?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
@@ -236,13 +252,18 @@ struct Acquired {
 /// profile, each pushed on the teardown stack as it is acquired.
 fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) -> Result<Acquired> {
     let mut teardown = Teardown::new();
-    if let Err(e) = state::sweep(&mut apparmor::Sweep) {
+    if let Err(e) = state::sweep(&mut Sweep) {
         log.say(format!("warning: sweeping dead runs: {e:#}"));
     }
-    let st = RunState::create(&cfg.name, &mut apparmor::Sweep)?;
+    let st = RunState::create(&cfg.name, &mut Sweep)?;
     let state_dir = st.dir.clone();
     teardown.push("state", move || st.remove());
     fault::step("state")?;
+    if let Some(v) = &cfg.network.veth {
+        // Recorded before it exists, so that a sweep finds it whenever
+        // fwrun dies.
+        state::record(&state_dir, &Resource::Link(v.host.clone()))?;
+    }
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
     let program = match &prep.program {
@@ -379,7 +400,7 @@ fn boot(
     let mut refused = Vec::new();
     loop {
         rep.boots += 1;
-        let mut started = firmware::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
+        let (mut started, net) = start_firmware(cfg, &spec, log, rep)?;
         fault::step("clone")?;
         log.phase(
             "start",
@@ -406,7 +427,11 @@ fn boot(
         refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, line) = ending::conclude(&outcome);
-        if ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart {
+        let restart = ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart;
+        if let Some(net) = net {
+            hand_back(net, restart, &mut acq.teardown, log);
+        }
+        if restart {
             log.say(format!(
                 "firmware rebooted; booting it again (boot {})",
                 rep.boots + 1
@@ -419,6 +444,64 @@ fn boot(
             outcome,
             refused,
         });
+    }
+}
+
+/// Clone the init and, when the firmware gets links to the host, make them
+/// while it waits before its exec; then let it exec.
+fn start_firmware(
+    cfg: &RunConfig,
+    spec: &ChildSpec,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<(firmware::Started, Option<Attached>)> {
+    let namespaces = namespace::firmware_namespaces(spec.new_net);
+    if cfg.network.is_empty() {
+        return Ok((firmware::start(spec, namespaces)?, None));
+    }
+    let cloned = firmware::clone_child(spec, namespaces)?;
+    let attached = match network::attach::attach(&cfg.network, cloned.pid) {
+        Ok(a) => a,
+        Err(e) => return Err(cloned.abandon(e)),
+    };
+    if let Err(e) = fault::step("network") {
+        return Err(cloned.abandon(e));
+    }
+    let lines = network::describe(&cfg.network);
+    log.phase("network", lines.join("; "));
+    rep.network.interfaces = report_interfaces(&cfg.network);
+    Ok((cloned.release()?, Some(attached)))
+}
+
+/// The firmware's links, as the report lists them.
+fn report_interfaces(plan: &network::Plan) -> Vec<report::Interface> {
+    let veth = plan.veth.iter().map(|v| report::Interface {
+        name: v.inside.clone(),
+        kind: "veth".into(),
+        host_name: v.host.clone(),
+        host_address: v.addr.map(|a| a.to_string()),
+        bridge: v.bridge.clone(),
+    });
+    let moved = plan.moves.iter().map(|m| report::Interface {
+        name: m.inside.clone(),
+        kind: "moved".into(),
+        host_name: m.host.clone(),
+        host_address: None,
+        bridge: None,
+    });
+    veth.chain(moved).collect()
+}
+
+/// A boot's links after it ended: taken back now before a restart (the
+/// next boot makes a veth of the same name), else with the rest of the
+/// teardown (after the firmware's changes are read, before its state goes).
+fn hand_back(mut net: Attached, restart: bool, teardown: &mut Teardown, log: &Log) {
+    if restart {
+        for f in net.detach(true) {
+            log.say(format!("warning: {f}"));
+        }
+    } else {
+        teardown.push("network", move || net.finish());
     }
 }
 
@@ -458,7 +541,8 @@ fn child_spec(
     Ok(ChildSpec {
         root: acq.layout.root.clone(),
         hostname: cfg.hostname.clone(),
-        new_net: cfg.net == Net::None,
+        new_net: cfg.net != Net::Host,
+        wait_for_network: !cfg.network.is_empty(),
         binds: cfg.binds.clone(),
         console: console_path,
         tty: pty.map(|p| p.slave.as_raw_fd()),

@@ -213,7 +213,8 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Item(
                 "phases",
                 "Each phase with its duration in milliseconds (`name`, `ms`): \
-                 preflight, namespace, lower, overlay, apparmor, start, run, teardown.",
+                 preflight, namespace, lower, overlay, apparmor, network (under \
+                 `--net veth`, `bridge` or `--net-move`), start, run, teardown.",
             ),
             Item(
                 "ending",
@@ -241,6 +242,43 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  names, e.g. sys_time), `seccomp` (whether the filter was on) and \
                  `refused`: each call fwrun refused the firmware (`syscall`, \
                  `target` as the firmware named it, `reason`, `count`).",
+            ),
+            Item(
+                "network",
+                "`mode`: none, host, veth or bridge; `interfaces`: the firmware's \
+                 interfaces besides lo, each with its `name` in the firmware, its \
+                 `kind` (veth, or moved for a `--net-move` interface), its \
+                 `host_name` (the veth's host end, or the moved interface's own \
+                 name), the `host_address` given to the veth's host end (or \
+                 null) and the `bridge` that end is in (or null).",
+            ),
+        ],
+    ),
+    (
+        "NETWORK",
+        &[
+            Para(
+                "`--net veth` gives the firmware a veth pair: its end, eth0 (see \
+                 `--veth-name`), is made directly in the firmware's network \
+                 namespace, down and without an address, for the firmware's own \
+                 scripts to configure as on its device; the host's end, fw-NAME \
+                 (cut to 15 bytes, with a hash of NAME when it is longer), is \
+                 brought up, with the address of `--net veth:HOSTADDR/PREFIX`. \
+                 An address that shares a network with a route of the host is \
+                 refused. `--net bridge:BR` puts the host's end in the existing \
+                 bridge BR instead, so that several firmwares and the host share \
+                 one segment. `--net-move` moves a host interface in, and back \
+                 under its own name with its flags and MTU at the end.",
+            ),
+            Para(
+                "fwrun makes them with netlink between the clone and the init's \
+                 exec, so they are there when the init starts. At the end the \
+                 veth's address is taken away and the kernel deletes the pair \
+                 with the firmware's network namespace; a run killed with \
+                 SIGKILL leaves the host's end to the next run or \
+                 `fwrun --cleanup` when something still holds that namespace. \
+                 Under `--net veth` and `bridge` the firmware keeps net_admin, as \
+                 under `none`: its namespace is its own.",
             ),
         ],
     ),
@@ -274,6 +312,14 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Code(
                 "sudo fwrun --firmware debian.ext4 --net host --bind /dev/ttyUSB0:/dev/ttyS1 \\\n    \
                  --stop-signal RTMIN+4 -- /lib/systemd/systemd",
+            ),
+            Para(
+                "A firmware that sets its eth0 to 192.168.1.1/24 and serves its web \
+                 interface, reached from the host:",
+            ),
+            Code(
+                "sudo fwrun --firmware router.ext4 --net veth:192.168.1.2/24 -- /sbin/init &\n\
+                 curl http://192.168.1.1/",
             ),
             Para("Remove what runs that were killed left behind:"),
             Code("sudo fwrun --cleanup"),

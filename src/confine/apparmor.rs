@@ -418,17 +418,6 @@ pub fn confine_before_exec(profile: &str) -> Result<()> {
     ))
 }
 
-/// Sweeps a dead run's profile (see state.rs).
-pub struct Sweep;
-
-impl crate::state::Sweeper for Sweep {
-    fn release(&mut self, r: &crate::state::Resource) -> Result<()> {
-        match r {
-            crate::state::Resource::Profile(p) => unload(p),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,8 @@ pub struct ChildSpec {
     pub root: PathBuf,
     pub hostname: String,
     pub new_net: bool,
+    /// Wait before the exec until the launcher has set the network up.
+    pub wait_for_network: bool,
     pub binds: Vec<ResolvedBind>,
     /// Bound at /dev/console: the pty's slave, or the user's terminal.
     pub console: Option<PathBuf>,

@@ -30,7 +30,7 @@ pub fn check(plan: &Plan) -> Result<()> {
             }
         }
         if let Some(a) = v.addr {
-            check_clash(&mut nl, a)?;
+            check_clash(&mut nl, a, &v.host)?;
         }
     }
     for m in &plan.moves {
@@ -64,34 +64,35 @@ fn check_movable(nl: &mut Rtnl, m: &Move) -> Result<()> {
 
 /// The address must not share a network with a route the host has (other
 /// than a default route): two interfaces for the same network would take
-/// each other's traffic.
-fn check_clash(nl: &mut Rtnl, a: HostAddr) -> Result<()> {
+/// each other's traffic. A route over `own` (this run's host end, left by a
+/// dead run of the same name, which the sweep deletes) does not count.
+fn check_clash(nl: &mut Rtnl, a: HostAddr, own: &str) -> Result<()> {
     let routes = nl
         .routes4()
         .map_err(|e| anyhow!("listing the host's routes: {}", errno_text(e)))?;
-    let Some(r) = clashing_route(a, &routes) else {
-        return Ok(());
-    };
-    let dev = r
-        .oif
-        .and_then(|i| nl.link_by_index(i).ok().flatten())
-        .map(|l| format!(" dev {}", l.name))
-        .unwrap_or_default();
-    Err(fail(format!(
-        "--net veth:{a} clashes with the host's route {}/{}{dev}: pick an address in a network the host does not use",
-        r.dst, r.prefix
-    )))
+    for r in clashing_routes(a, &routes) {
+        let dev = r.oif.and_then(|i| nl.link_by_index(i).ok().flatten());
+        if dev.as_ref().is_some_and(|l| l.name == own) {
+            continue;
+        }
+        let dev = dev.map(|l| format!(" dev {}", l.name)).unwrap_or_default();
+        return Err(fail(format!(
+            "--net veth:{a} clashes with the host's route {}/{}{dev}: pick an address in a network the host does not use",
+            r.dst, r.prefix
+        )));
+    }
+    Ok(())
 }
 
-/// The first route of the main or local table, other than a default route,
+/// The routes of the main and local tables, other than default routes,
 /// whose destination overlaps `a`'s network.
-fn clashing_route(a: HostAddr, routes: &[Route]) -> Option<&Route> {
+fn clashing_routes(a: HostAddr, routes: &[Route]) -> impl Iterator<Item = &Route> {
     const MAIN: u32 = libc::RT_TABLE_MAIN as u32;
     const LOCAL: u32 = libc::RT_TABLE_LOCAL as u32;
     routes
         .iter()
         .filter(|r| matches!(r.table, MAIN | LOCAL) && r.prefix > 0)
-        .find(|r| a.overlaps(r.dst, r.prefix))
+        .filter(move |r| a.overlaps(r.dst, r.prefix))
 }
 
 #[cfg(test)]
@@ -119,7 +120,11 @@ mod tests {
             route("10.0.0.0", 8, 100),
             route("127.0.0.0", 8, 255),
         ];
-        let clash = |s: &str| clashing_route(addr(s), &routes).map(|r| r.dst.to_string());
+        let clash = |s: &str| {
+            clashing_routes(addr(s), &routes)
+                .next()
+                .map(|r| r.dst.to_string())
+        };
         assert_eq!(
             clash("169.254.77.2/24"),
             None,

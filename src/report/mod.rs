@@ -35,6 +35,7 @@ pub struct Report {
     pub changes: Option<Vec<Change>>,
     pub apparmor: AppArmor,
     pub confinement: Confinement,
+    pub network: Network,
 }
 
 impl Report {
@@ -72,6 +73,10 @@ impl Report {
                 denials: Vec::new(),
             },
             confinement: Confinement::default(),
+            network: Network {
+                mode: "none".into(),
+                interfaces: Vec::new(),
+            },
         }
     }
 
@@ -132,6 +137,29 @@ pub struct Confinement {
     pub seccomp: bool,
     /// The calls fwrun refused, each with how often.
     pub refused: Vec<Refused>,
+}
+
+/// The firmware's network.
+#[derive(Debug, Serialize)]
+pub struct Network {
+    /// none, host, veth or bridge.
+    pub mode: String,
+    /// Its interfaces besides `lo`, once they were made.
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Interface {
+    /// Its name in the firmware.
+    pub name: String,
+    /// veth (a pair with one end on the host) or moved (a host interface).
+    pub kind: String,
+    /// The veth's end on the host, or the moved interface's host name.
+    pub host_name: String,
+    /// The address of the veth's host end, when it was given one.
+    pub host_address: Option<String>,
+    /// The bridge the veth's host end is in.
+    pub bridge: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -37,18 +37,22 @@ pub struct RunState {
 pub enum Resource {
     /// A loaded AppArmor profile, by name.
     Profile(String),
+    /// The host side of a veth pair, by name.
+    Link(String),
 }
 
 impl Resource {
     fn line(&self) -> String {
         match self {
             Resource::Profile(p) => format!("profile {p}"),
+            Resource::Link(l) => format!("link {l}"),
         }
     }
 
     fn parse(line: &str) -> Option<Resource> {
         match line.split_once(' ')? {
             ("profile", p) => Some(Resource::Profile(p.to_string())),
+            ("link", l) => Some(Resource::Link(l.to_string())),
             _ => None,
         }
     }
@@ -279,8 +283,12 @@ mod tests {
 
     #[test]
     fn resource_lines_round_trip() {
-        let r = Resource::Profile("fwrun-abc".into());
-        assert_eq!(Resource::parse(&r.line()), Some(r));
+        for r in [
+            Resource::Profile("fwrun-abc".into()),
+            Resource::Link("fw-abc".into()),
+        ] {
+            assert_eq!(Resource::parse(&r.line()), Some(r));
+        }
         assert_eq!(Resource::parse("what ever"), None);
     }
 
