@@ -268,11 +268,13 @@ fault_steps! {
     loop_device: "loop" in Setup;
     lower: "lower" in Setup;
     overlay: "overlay" in Setup;
+    network: "network" in Setup;
     clone: "clone" in Started;
     proc: "proc" in Child;
     sys: "sys" in Child;
     dev: "dev" in Child;
     pivot_root: "pivot_root" in Child;
+    teardown_network: "teardown:network" in Teardown;
     teardown_overlay: "teardown:overlay" in Teardown;
     teardown_lower: "teardown:lower" in Teardown;
     teardown_workspace: "teardown:workspace" in Teardown;
@@ -378,6 +380,12 @@ mod faults {
             Place::Teardown => args!["/test/exit.sh", "0"].to_vec(),
             Place::Setup | Place::Started | Place::Child => args!["/test/signals.sh"].to_vec(),
         };
+        // The network steps run only when the firmware gets a veth.
+        let net = if fault.contains("network") {
+            "veth"
+        } else {
+            "none"
+        };
         let mut c = cmd(&args![
             "--firmware",
             img,
@@ -385,6 +393,8 @@ mod faults {
             name,
             "--timeout",
             "10s",
+            "--net",
+            net,
             "--"
         ]);
         c.args(init).env("FWRUN_FAULT", fault);

@@ -105,6 +105,8 @@ pub struct Footprint {
     pub pid_namespaces: BTreeSet<String>,
     pub fwrun_processes: BTreeSet<String>,
     pub profiles: BTreeSet<String>,
+    /// The host's network interfaces fwrun names (`fw-*`).
+    pub interfaces: BTreeSet<String>,
 }
 
 fn mount_lines() -> BTreeSet<String> {
@@ -173,6 +175,17 @@ fn profiles() -> BTreeSet<String> {
         .collect()
 }
 
+/// The interfaces of the host (the tests' network namespace) whose name
+/// fwrun gives to the host end of a veth.
+pub fn fw_interfaces() -> BTreeSet<String> {
+    fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("fw-"))
+        .collect()
+}
+
 pub fn footprint() -> Footprint {
     let (pid_namespaces, fwrun_processes) = processes();
     Footprint {
@@ -182,6 +195,7 @@ pub fn footprint() -> Footprint {
         pid_namespaces,
         fwrun_processes,
         profiles: profiles(),
+        interfaces: fw_interfaces(),
     }
 }
 
@@ -203,6 +217,7 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
         &now.fwrun_processes,
     );
     diff("AppArmor profile", &before.profiles, &now.profiles);
+    diff("interface", &before.interfaces, &now.interfaces);
     out
 }
 
