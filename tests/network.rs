@@ -453,3 +453,124 @@ fn bad_network_input_is_refused_before_anything_is_made() {
         assert!(!exists("fw-net-bad"), "{args:?}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// 6. The README's example, on link-local addresses.
+
+/// The README's "## Network" section: its code blocks, in order.
+fn readme_network_blocks() -> Vec<String> {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Network\n")
+        .nth(1)
+        .expect("README.md has a '## Network' section");
+    let section = section.split("\n## ").next().unwrap();
+    section
+        .split("```")
+        .skip(1)
+        .step_by(2)
+        .map(|b| b.trim_start_matches('\n').to_string())
+        .collect()
+}
+
+/// The README's own addresses, 192.168.1.x, moved to the link-local
+/// 169.254.77.x these tests use.
+fn link_local(s: &str) -> String {
+    s.replace("192.168.1.", "169.254.77.")
+}
+
+#[test]
+fn the_readmes_network_example_works_on_link_local_addresses() {
+    let _g = guard();
+    let blocks = readme_network_blocks();
+    let [rcs, commands] = &blocks[..] else {
+        panic!("expected the rcS and the commands: {blocks:?}")
+    };
+    let rcs: Vec<String> = rcs
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(link_local)
+        .collect();
+    let fwrun_line = commands
+        .lines()
+        .find(|l| l.starts_with("sudo fwrun "))
+        .expect("a fwrun command");
+    let words: Vec<&str> = fwrun_line.split_whitespace().collect();
+    let net = words
+        .iter()
+        .position(|w| *w == "--net")
+        .map(|i| link_local(words[i + 1]))
+        .expect("--net in the README's command");
+    let url = commands
+        .lines()
+        .find_map(|l| l.strip_prefix("curl "))
+        .map(|u| link_local(u.trim()))
+        .expect("a curl command");
+    let host = url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_string();
+    assert!(host.starts_with("169.254."), "{host}");
+    // The firmware's rcS as the README gives it, after a page to serve.
+    let script = format!(
+        "trap 'exit 0' TERM; mkdir -p /www; echo 'the README page' > /www/index.html; {}; \
+         echo ready; while :; do sleep 1 & wait $!; done",
+        rcs.join("; ")
+    );
+    let mut bg = Bg::start(&[
+        "--firmware",
+        &fw(),
+        "--name",
+        "net-readme",
+        "--net",
+        &net,
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    bg.expect("ready");
+    assert_route_over(&host, "fw-net-readme");
+    let page = http_get(&host);
+    assert!(page.contains("the README page"), "{page}");
+    bg.signal(libc::SIGTERM);
+    let out = bg.finish();
+    assert_eq!(out.code(), Some(143), "{}", out.show());
+}
+
+// ---------------------------------------------------------------------------
+// 7. Each boot of --on-reboot restart gets its links anew.
+
+#[test]
+fn every_boot_gets_its_veth_and_moved_interface() {
+    let _g = guard();
+    let tap = Made::tap("fwttap1");
+    let out = finish({
+        let mut c = fwrun();
+        c.args([
+            "--firmware",
+            &fw(),
+            "--name",
+            "net-reboot",
+            "--on-reboot",
+            "restart",
+            "--net",
+            "veth:169.254.77.2/24",
+            "--net-move",
+            "fwttap1:lan1",
+            "--",
+            "/bin/sh",
+            "-c",
+            "ip link show eth0 >/dev/null && ip link show lan1 >/dev/null && echo both; \
+             [ -e /var/first ] && exit 0; touch /var/first; reboot -f",
+        ]);
+        c
+    });
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "both\nboth\n"),
+        "{}",
+        out.show()
+    );
+    assert!(exists(tap.0), "{} did not come back", tap.0);
+}

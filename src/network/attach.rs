@@ -1,7 +1,8 @@
-//! Giving one boot of the firmware its links: the veth, made with its
-//! firmware side already in the firmware's network namespace, and the
-//! interfaces moved in. Called by the launcher after the clone, while the
-//! child waits before its exec.
+//! Giving one boot of the firmware its links, and taking them back: the
+//! veth, made with its firmware side already in the firmware's network
+//! namespace, and the interfaces moved in. Called by the launcher after the
+//! clone, while the child waits before its exec; the value it returns holds
+//! the firmware's namespace until the links are taken back.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;

@@ -8,10 +8,12 @@
 //! - `--net-move`: host interfaces moved into the firmware's namespace, and
 //!   back under their own names, with their flags and MTU, at the end.
 //!
-//! Everything is checked before anything is made (`check`); `attach` makes
-//! it for one boot, `Attached::detach` undoes it. The host side of a veth
-//! carries the run's name, is recorded in the run's state, and is deleted by
-//! the sweep when a run died without its teardown.
+//! Everything is checked before anything is made (check.rs); attach.rs
+//! makes it for one boot while the child waits, and takes it back. The host
+//! side of a veth carries the run's name and is recorded in the run's
+//! state: the kernel deletes the pair with the firmware's namespace, and the
+//! sweep deletes it when a run died while something else held that
+//! namespace.
 
 pub mod attach;
 pub mod check;

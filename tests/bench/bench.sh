@@ -85,6 +85,7 @@ leftovers() {
   if [ -d /run/fwrun ]; then
     find /run/fwrun -mindepth 1 -maxdepth 1 | sed 's/^/state: /'
   fi
+  find /sys/class/net -mindepth 1 -maxdepth 1 -name 'fw-*' -printf 'interface: %f\n'
 }
 
 tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
@@ -140,6 +141,21 @@ $fwrun --firmware $img -q -- /bin/true || die "fwrun from $img failed"
 $fwrun --firmware $dir -q -- /bin/true || die "fwrun from $dir failed"
 bench fwrun-ext2 $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
 bench fwrun-dir $fast_runs $warmup $fwrun --firmware $dir -q -- /bin/true
+# The network's cost: the same run with --net none (the default, said
+# explicitly) and with a veth pair to the host, side by side in one
+# hyperfine call. No traffic is sent.
+$fwrun --firmware $img -q --net veth -- /bin/true || die "fwrun --net veth failed"
+hyperfine --shell=none --style basic --warmup "$warmup" --runs "$fast_runs" \
+  --command-name fwrun-ext2-none --command-name fwrun-ext2-veth \
+  --export-json "$tmp/net.json" \
+  -- "$fwrun --firmware $img -q --net none -- /bin/true" \
+     "$fwrun --firmware $img -q --net veth -- /bin/true" >&2
+others
+for i in 0 1; do
+  name=$(jq -r ".results[$i].command" "$tmp/net.json")
+  jq "{results: [.results[$i]]}" "$tmp/net.json" >"$tmp/$name.json"
+  printf '%s' "$fwrun --firmware $img -q --net $([ $i = 0 ] && echo none || echo veth) -- /bin/true" >"$tmp/$name.cmd"
+done
 # What starting the binary alone costs (exec, loader, argument parsing, exit),
 # and what starting any process costs hyperfine on this machine.
 bench fwrun-version $fast_runs $warmup $fwrun --version
@@ -282,6 +298,7 @@ p1=$(median_ms parallel-1)
 p16=$(median_ms parallel-16)
 r_bwrap=$(calc "$ext2 / $bw" 2)
 r_floor=$(calc "$fl / $ext2" 2)
+veth_cost=$(calc "$(median_ms fwrun-ext2-veth) - $(median_ms fwrun-ext2-none)" 3)
 r_par=$(calc "$p16 / $p1" 2)
 rss_mib=$(calc "$rss_max / 1024" 2)
 if [ -n "$nspawn_cmd" ]; then
@@ -326,6 +343,8 @@ report=$tmp/RESULTS.md
   echo "| --- | --- | ---: | ---: |"
   row fwrun-ext2 "fwrun, ext2 image"
   row fwrun-dir "fwrun, directory"
+  row fwrun-ext2-none "fwrun, ext2 image, --net none"
+  row fwrun-ext2-veth "fwrun, ext2 image, --net veth"
   row bwrap "bubblewrap"
   if [ -n "$nspawn_cmd" ]; then
     row nspawn "systemd-nspawn"
@@ -375,6 +394,7 @@ report=$tmp/RESULTS.md
     echo "- NOT RUN: fwrun ≥ 4× faster than systemd-nspawn (nspawn cannot run here: $nspawn_note)"
   fi
   echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
+  echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none ($(calc "$veth_cost" 2) ms: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms)"
   echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
   echo "- $(verdict "$p16 <= 4 * $p1"): 16 in parallel ≤ 4 × one ($(calc "$p16" 2) ms vs 4 × $(calc "$p1" 2) = $(calc "4 * $p1" 2) ms; ratio $r_par)"
   echo
