@@ -13,11 +13,13 @@ use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
 use crate::sys::{self, errno_text};
 
 /// /proc files that get /dev/null bound over them (they leak the host's
-/// kernel memory, keys, scheduler or interrupt state).
+/// kernel memory, keys, scheduler or interrupt state, or, for kmsg, would
+/// hand the host's kernel log to whoever reads it first).
 pub const PROC_MASKED_FILES: &[&str] = &[
     "kcore",
     "kallsyms",
     "keys",
+    "kmsg",
     "latency_stats",
     "timer_list",
     "timer_stats",
