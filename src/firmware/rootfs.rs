@@ -3,14 +3,16 @@
 //! with the old root detached. Runs in the child, inside the new namespaces.
 
 use std::fs;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use nix::mount::{MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+use nix::fcntl::OFlag;
+use nix::sys::stat::{fstat, makedev, mknod, umask, FileStat, Mode, SFlag};
 
-use crate::sys::{self, errno_text};
+use crate::sys::{self, errno_text, fd_path};
 
 /// /proc files that get /dev/null bound over them (they leak the host's
 /// kernel memory, keys, scheduler or interrupt state, or, for kmsg, would
@@ -241,17 +243,38 @@ fn make_dev_nodes(dev: &Path, console: Option<&Path>) -> Result<()> {
 
 /// Mount the user's binds, creating their destinations inside the root. A
 /// destination that goes through a symlink is refused, so that the firmware's
-/// own links cannot send a bind somewhere on the host.
+/// own links cannot send a bind somewhere on the host. A bind is nodev (all
+/// of it, submounts too) unless its source is itself a device node; a `:ro`
+/// bind is read-only all the way down. Nothing the source's mounts had
+/// (nosuid, nodev, noexec) is taken away.
 pub fn mount_binds(root: &Path, binds: &[ResolvedBind]) -> Result<()> {
     for b in binds {
         let what = format!("--bind {}:{}", b.src.display(), b.dst.display());
-        let target = prepare_target(root, &b.dst, b.src.is_dir()).context(what.clone())?;
-        sys::bind(&b.src, &target, true).context(what.clone())?;
+        let (src, st) = open_source(&b.src).context(what.clone())?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let target = prepare_target(root, &b.dst, kind == libc::S_IFDIR).context(what.clone())?;
+        sys::bind(&fd_path(&src), &target, true).context(what.clone())?;
+        let mut set = 0;
+        if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+            set |= sys::MOUNT_ATTR_NODEV;
+        }
         if b.read_only {
-            sys::remount_ro(&target, MsFlags::empty()).context(what)?;
+            set |= sys::MOUNT_ATTR_RDONLY;
+        }
+        if set != 0 {
+            sys::set_mount_attrs(&target, true, set).context(what)?;
         }
     }
     Ok(())
+}
+
+/// A bind's source, opened without being opened for I/O, and what it is:
+/// the thing looked at is the thing bound.
+fn open_source(src: &Path) -> Result<(OwnedFd, FileStat)> {
+    let fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| anyhow!("opening {}: {}", src.display(), errno_text(e)))?;
+    let st = fstat(&fd).map_err(|e| anyhow!("checking {}: {}", src.display(), errno_text(e)))?;
+    Ok((fd, st))
 }
 
 fn prepare_target(root: &Path, dst: &Path, is_dir: bool) -> Result<PathBuf> {
