@@ -20,7 +20,10 @@ use crate::sys::errno_text;
 
 pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd) -> ! {
     crate::fault::in_child(err_w.as_raw_fd());
-    let (code, msg) = match setup(spec, &life_r) {
+    let done = setup(spec, &life_r);
+    // Needed only until the parent-death signal was set.
+    drop(life_r);
+    let (code, msg) = match done {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
         Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
             Ok(never) => match never {},
