@@ -2,7 +2,7 @@ complete -c fwrun -l firmware -d 'The firmware: an ext2/ext3/ext4 image, a squas
 complete -c fwrun -l rw-dir -d 'Keep the firmware\'s changes in DIR (DIR/upper and DIR/work) instead of a tmpfs that is discarded at the end: the next run with the same DIR sees them' -r -F
 complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile. [default: generated, short and unique]' -r
 complete -c fwrun -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
-complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\'. Repeatable' -r
+complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\' (every mount under SRC too). Device nodes under SRC open nothing unless SRC is itself a device node. Repeatable' -r
 complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
 complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
 host\t'The host\'s network'"

@@ -73,7 +73,9 @@ pub struct Cli {
     pub hostname: Option<String>,
 
     /// Bind a host path into the firmware at DST (an absolute path inside
-    /// it), read-only with ':ro'. Repeatable.
+    /// it), read-only with ':ro' (every mount under SRC too). Device nodes
+    /// under SRC open nothing unless SRC is itself a device node.
+    /// Repeatable.
     #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
     pub bind: Vec<Bind>,
 

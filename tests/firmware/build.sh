@@ -61,6 +61,10 @@ echo "not a program" > "$root/test/not-executable"
 chmod 0644 "$root/test/not-executable"
 ln -s /test/check.sh "$root/test/abs-link"
 ln -s /test/nowhere "$root/test/dangling"
+# A device node of the image's own (the null device, harmless if it ever
+# opened): inside the firmware it must open nothing, the root being nodev.
+mknod "$root/test/null-node" c 1 3
+chmod 0666 "$root/test/null-node"
 # An init that dies of a real SIGSEGV (a pid namespace's init cannot be
 # killed by a signal sent from inside, so the fault must be real).
 gcc -static -Os -o "$root/test/segv" "$here/segv.c"
