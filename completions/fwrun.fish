@@ -26,7 +26,7 @@ complete -c fwrun -l apparmor-parser -d 'The apparmor_parser to load the profile
 complete -c fwrun -l report -d 'Write a JSON report of the run to FILE: name, firmware, init, times, phases, how it ended, exit code, changes, AppArmor denials. Written even when the run fails' -r -F
 complete -c fwrun -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'
 complete -c fwrun -l as-pid2 -d 'Run INIT as pid 2 under a minimal pid 1 of fwrun\'s that reaps orphans and forwards signals: for a test program rather than a real init. The exit status is the program\'s'
-complete -c fwrun -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default: a block device node made outside /dev would escape the path rules'
+complete -c fwrun -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default. Even with it, a node made on fwrun\'s mounts does not open (they are nodev); one made on a file system the firmware mounts itself would'
 complete -c fwrun -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything'
 complete -c fwrun -l follow-denials -d 'Print AppArmor denials as they happen, not only in the summary at the end'
 complete -c fwrun -l changes -d 'At the end, list what the firmware added (A), modified (M), deleted (D) and replaced (R, a directory made anew) in its root, read from the overlay\'s upper layer'

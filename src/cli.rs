@@ -141,8 +141,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub deny: Vec<String>,
 
-    /// Let the firmware create device nodes (CAP_MKNOD). Off by default: a
-    /// block device node made outside /dev would escape the path rules.
+    /// Let the firmware create device nodes (CAP_MKNOD). Off by default.
+    /// Even with it, a node made on fwrun's mounts does not open (they are
+    /// nodev); one made on a file system the firmware mounts itself would.
     #[arg(long)]
     pub allow_mknod: bool,
 
