@@ -374,3 +374,38 @@ fn seccomp_off_and_cap_add_are_honoured() {
     assert_eq!(r.code, 125);
     assert_one_line_naming(&r, "'time' is not a capability");
 }
+
+#[test]
+fn under_as_pid2_fwrun_s_pid_1_is_confined_like_the_init() {
+    let _g = guard();
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--as-pid2",
+        "--",
+        "/bin/sh",
+        "-c",
+        "for p in 1 $$; do echo \"$p $(grep -E '^(Seccomp|CapBnd):' /proc/$p/status | tr -s '\\t\\n' '  ')\"; done",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    for l in &lines {
+        // Seccomp 2: a filter is installed.
+        assert!(l.contains("Seccomp: 2"), "{l}");
+    }
+    let bounding = |l: &str| {
+        let hex = l
+            .split("CapBnd: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    assert_eq!(bounding(lines[0]), bounding(lines[1]), "{}", r.stdout);
+    assert_eq!(bounding(lines[0]) & (1 << 16), 0, "pid 1 keeps sys_module");
+}
