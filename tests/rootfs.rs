@@ -277,7 +277,9 @@ fn a_symlink_left_at_dev_or_proc_is_refused() {
             "umount -l /{name} && rmdir /{name} && ln -s {} /{name}",
             host.display()
         );
-        let rw_args = ["--rw-dir", rw.to_str().unwrap()];
+        // The earlier run that planted it had fwrun's mounts unprotected
+        // (--seccomp off, or an older fwrun), so it could unmount /dev.
+        let rw_args = ["--rw-dir", rw.to_str().unwrap(), "--seccomp", "off"];
         stdout_of(&fw, &rw_args, &["/bin/sh", "-c", &plant]);
         let link = fs::read_link(rw.join("upper").join(name)).unwrap();
         assert_eq!(link, host, "the first run did not plant the link");
