@@ -28,7 +28,7 @@ use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
 use crate::supervise::console::{self, RawMode, Relay};
-use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::ending::{self, Ending, Outcome, Stopping};
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
 
@@ -89,15 +89,22 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     let mut acq = acquire(cfg, &prep, log, rep)?;
     if let Some(why) = supervise::pending_stop() {
         // Stopped before the firmware started.
-        rep.ending = ending::ending(&Outcome {
+        let outcome = Outcome {
             ending: Ending::Exited(0),
-            stopped: Some(why),
+            stopped: Some(Stopping::before_start(why, cfg.stop_timeout, cfg.timeout)),
             sent: Vec::new(),
-        });
-        return Ok(why.exit_code());
+        };
+        rep.ending = ending::ending(&outcome);
+        rep.stop = ending::stop(&outcome);
+        let (code, line) = ending::conclude(&outcome);
+        if let Some(line) = line {
+            log.say(line);
+        }
+        return Ok(code);
     }
     let (code, line, outcome) = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
     rep.ending = ending::ending(&outcome);
+    rep.stop = ending::stop(&outcome);
     finish(cfg, &prep, &mut acq, line, log, rep)?;
     Ok(code)
 }
