@@ -20,6 +20,7 @@ use crate::confine::apparmor::{self, Support};
 use crate::confine::denials::{self, Denials};
 use crate::error::fail;
 use crate::fault;
+use crate::firmware::inits::Program;
 use crate::firmware::{self, exec, spec::ChildSpec};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
@@ -105,8 +106,23 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     let (code, line, outcome) = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
     rep.ending = ending::ending(&outcome);
     rep.stop = ending::stop(&outcome);
+    let line = line.map(|l| with_hint(l, &outcome, acq.program_file.take()));
     finish(cfg, &prep, &mut acq, line, log, rep)?;
     Ok(code)
+}
+
+/// A stop that needed a kill: the line also says which stop signal the
+/// init expects, when fwrun recognises the init and sent another.
+fn with_hint(line: String, outcome: &Outcome, program: Option<Program>) -> String {
+    let sent = outcome.stopped.and_then(|s| s.signal);
+    let hint = match (outcome.killed(), sent, program) {
+        (true, Some(sent), Some(p)) => p.recognise().and_then(|init| init.hint(sent)),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{line}; {h}"),
+        None => line,
+    }
 }
 
 /// What the checks before any system change found.
@@ -202,6 +218,9 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
 struct Acquired {
     layout: Layout,
     program: PathBuf,
+    /// The init's program, opened for a hint after a kill (closed before
+    /// the teardown: declared before it).
+    program_file: Option<Program>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
     teardown: Teardown,
@@ -220,10 +239,12 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     fault::step("state")?;
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
+    let root = open_dir(&layout.root)?;
     let program = match &prep.program {
         Some(p) => p.clone(),
-        None => check_init(cfg, &layout.root)?,
+        None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
+    let program_file = Program::open(&root, &program);
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -239,6 +260,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     Ok(Acquired {
         layout,
         program,
+        program_file,
         profile,
         teardown,
     })

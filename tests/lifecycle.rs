@@ -155,6 +155,66 @@ fn a_firmware_that_ignores_sigterm_is_killed_after_stop_timeout() {
     }
 }
 
+/// An init fwrun recognises, killed because it was sent a signal it does
+/// not stop on: the line says which one it expects, and that one works.
+#[test]
+fn a_killed_busybox_init_gets_a_hint_and_the_hinted_signal_stops_it() {
+    let _g = guard();
+    let s = Scratch::new("hint");
+    // busybox init that boots and stays up; it has no ctrlaltdel action, so
+    // SIGINT does nothing.
+    let inittab = s.path("inittab");
+    std::fs::write(&inittab, "::sysinit:/bin/echo ready\n").unwrap();
+    let bind = format!("{}:/etc/inittab:ro", inittab.display());
+    let rep = s.path("r.json");
+    let run_with = |stop_signal: &str| {
+        let mut bg = Bg::start(&[
+            "--firmware",
+            &fw(),
+            "--bind",
+            &bind,
+            "--stop-signal",
+            stop_signal,
+            "--stop-timeout",
+            if stop_signal == "INT" { "1" } else { "10" },
+            "--report",
+            rep.to_str().unwrap(),
+            "--",
+            "/sbin/init",
+        ]);
+        bg.expect("ready");
+        let t = Instant::now();
+        bg.signal(libc::SIGTERM);
+        stopped(bg, t)
+    };
+    let (code, err, _) = run_with("INT");
+    assert_eq!(code, 143, "{err}");
+    assert_eq!(
+        line_starting(&err, "fwrun: terminated"),
+        "fwrun: terminated (SIGTERM to fwrun): firmware did not stop within 1 s of SIGINT: \
+         killed (every process of it); busybox init stops on SIGUSR2: try --stop-signal USR2"
+    );
+    assert_eq!(read_report(&rep)["stop"]["graceful"], false);
+
+    let (code, err, took) = run_with("USR2");
+    assert_eq!(code, 143, "{err}");
+    let line = line_starting(&err, "fwrun: terminated");
+    assert!(
+        line.starts_with(
+            "fwrun: terminated (SIGTERM to fwrun): firmware stopped on SIGUSR2 after "
+        ),
+        "{err}"
+    );
+    assert!(!line.contains("try --stop-signal"), "{line}");
+    let v = read_report(&rep);
+    let (stop, ms) = stop_of(&v);
+    assert_eq!(
+        (&stop["graceful"], &stop["signal"]),
+        (&Value::Bool(true), &"SIGUSR2".into())
+    );
+    assert!(ms <= took, "{ms:?} > {took:?}");
+}
+
 #[test]
 fn a_second_sigint_kills_at_once() {
     let _g = guard();

@@ -5,6 +5,7 @@
 //! succeeded.
 
 pub mod exec;
+pub mod inits;
 pub mod pid2;
 pub mod rootfs;
 pub mod setup;
