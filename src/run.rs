@@ -21,7 +21,7 @@ use crate::confine::denials::{self, Denials};
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::inits::Program;
-use crate::firmware::{self, exec, spec::ChildSpec};
+use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
@@ -221,6 +221,8 @@ struct Acquired {
     /// The init's program, opened for a hint after a kill (closed before
     /// the teardown: declared before it).
     program_file: Option<Program>,
+    /// The init's environment, TERM chosen for the firmware.
+    envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
     teardown: Teardown,
@@ -245,6 +247,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
     let program_file = Program::open(&root, &program);
+    let envp = firmware_env(cfg, prep, &root, log);
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -261,9 +264,42 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         layout,
         program,
         program_file,
+        envp,
         profile,
         teardown,
     })
+}
+
+/// The init's environment: TERM, unless --env gave it, becomes one the
+/// firmware has a terminfo entry for (-v says which).
+fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> Vec<CString> {
+    let wanted = cfg.env.iter().find(|(k, _)| k == "TERM").map(|(_, v)| v);
+    let Some(wanted) = wanted else {
+        return prep.envp.clone();
+    };
+    if cfg.term_given {
+        log.detail(format!("TERM={wanted} for the firmware, as --env gave it"));
+        return prep.envp.clone();
+    }
+    let choice = terminfo::choose(root, wanted);
+    log.detail(format!(
+        "TERM={} for the firmware: {}",
+        choice.term, choice.why
+    ));
+    if choice.term == *wanted {
+        return prep.envp.clone();
+    }
+    let term = CString::new(format!("TERM={}", choice.term)).expect("a terminfo name without NUL");
+    prep.envp
+        .iter()
+        .map(|e| {
+            if e.as_bytes().starts_with(b"TERM=") {
+                term.clone()
+            } else {
+                e.clone()
+            }
+        })
+        .collect()
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
@@ -442,7 +478,7 @@ fn child_spec(
         program: c_string(acq.program.as_os_str())?,
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
         argv: prep.argv.clone(),
-        envp: prep.envp.clone(),
+        envp: acq.envp.clone(),
     })
 }
 

@@ -122,9 +122,13 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             ),
             Item(
                 "TERM",
-                "Passed on to the init (vt100 when unset). Nothing else of the \
-                 caller's environment is: the init gets `PATH`, `HOME`=/, `TERM`, \
-                 `container`=fwrun, `FWRUN_NAME` and the `--env` values.",
+                "Passed on to the init (vt100 when unset) when the firmware has a \
+                 terminfo entry for it (in /usr/share/terminfo, /lib/terminfo or \
+                 /etc/terminfo); otherwise the init gets linux if the firmware has \
+                 that entry, else vt100. `--env` TERM=... is passed as given; `-v` \
+                 says which was chosen. Nothing else of the caller's environment \
+                 is: the init gets `PATH`, `HOME`=/, `TERM`, `container`=fwrun, \
+                 `FWRUN_NAME` and the `--env` values.",
             ),
             Item(
                 "FWRUN_FAULT",

@@ -10,6 +10,7 @@ pub mod pid2;
 pub mod rootfs;
 pub mod setup;
 pub mod spec;
+pub mod terminfo;
 
 use std::fs::File;
 use std::io::Read;
