@@ -6,8 +6,8 @@ complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an abso
 complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
 complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
 host\t'The host\'s network'"
-complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number' -r
-complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed' -r
+complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init powers off on USR2, sysvinit shuts down on INT (its inittab\'s ctrlaltdel entry), systemd powers off on RTMIN+4' -r
+complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed. fwrun says which happened: stopped (and how fast) or killed' -r
 complete -c fwrun -l timeout -d 'Stop the firmware after this long (e.g. 90s, 5m, 1.5h; a bare number is seconds) and exit with 124' -r
 complete -c fwrun -l on-reboot -d 'What a reboot from inside the firmware does: \'exit\' ends the run (exit code 129), \'restart\' boots the firmware again with the same writable layer' -r -f -a "exit\t'End the run, with exit code 129'
 restart\t'Boot the firmware again, keeping its writable layer'"

@@ -91,12 +91,15 @@ pub struct Cli {
     pub net: Net,
 
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
-    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number.
+    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init
+    /// powers off on USR2, sysvinit shuts down on INT (its inittab's
+    /// ctrlaltdel entry), systemd powers off on RTMIN+4.
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub stop_signal: i32,
 
     /// Seconds to wait after the stop signal before every process of the
-    /// firmware is killed.
+    /// firmware is killed. fwrun says which happened: stopped (and how
+    /// fast) or killed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 

@@ -12,6 +12,7 @@ use crate::cli::{self, Cli};
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
+use crate::firmware::terminfo::LAST_RESORT;
 
 /// The init started when none is given after `--`.
 pub const DEFAULT_INIT: &str = "/sbin/init";
@@ -107,6 +108,9 @@ pub struct RunConfig {
     pub binds: Vec<ResolvedBind>,
     /// The init's whole environment, in order.
     pub env: Vec<(String, String)>,
+    /// Whether --env set TERM: then it is passed as given, never replaced
+    /// by one the firmware has a terminfo entry for.
+    pub term_given: bool,
     pub net: Net,
     pub stop_signal: i32,
     pub stop_timeout: Duration,
@@ -157,6 +161,7 @@ impl RunConfig {
             action,
             hostname: cli.hostname.unwrap_or_else(|| name.clone()),
             env: environment(&cli.env, &name),
+            term_given: cli.env.iter().any(|(k, _)| k == "TERM"),
             name,
             init,
             init_named,
@@ -192,7 +197,7 @@ impl RunConfig {
 
 /// The init's environment: small, clean, and the user's --env on top.
 fn environment(user: &[(String, String)], name: &str) -> Vec<(String, String)> {
-    let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
+    let term = std::env::var("TERM").unwrap_or_else(|_| LAST_RESORT.into());
     let mut vars: Vec<(String, String)> = vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), "/".into()),
@@ -233,6 +238,9 @@ mod tests {
         let homes: Vec<_> = c.env.iter().filter(|(k, _)| k == "HOME").collect();
         assert_eq!(homes, [&("HOME".to_string(), "/root".to_string())]);
         assert!(c.env.contains(&("FWRUN_NAME".into(), "t".into())));
+        assert!(!c.term_given);
+        let c = config(&["--firmware", "x", "--env", "TERM=ansi"]);
+        assert!(c.term_given && c.env.contains(&("TERM".into(), "ansi".into())));
     }
 
     #[test]

@@ -22,7 +22,8 @@ use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
 use crate::error::fail;
 use crate::fault;
-use crate::firmware::{self, exec, spec::ChildSpec};
+use crate::firmware::inits::Program;
+use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
@@ -30,7 +31,7 @@ use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
 use crate::supervise::console::{self, RawMode, Relay};
-use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::ending::{self, Ending, Outcome, Stopping};
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
 
@@ -91,17 +92,42 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     let mut acq = acquire(cfg, &prep, log, rep)?;
     if let Some(why) = supervise::pending_stop() {
         // Stopped before the firmware started.
-        rep.ending = ending::ending(&Outcome {
+        let outcome = Outcome {
             ending: Ending::Exited(0),
-            stopped: Some(why),
+            stopped: Some(Stopping::before_start(why, cfg.stop_timeout, cfg.timeout)),
             sent: Vec::new(),
-        });
-        return Ok(why.exit_code());
+        };
+        rep.ending = ending::ending(&outcome);
+        rep.stop = ending::stop(&outcome);
+        let (code, line) = ending::conclude(&outcome);
+        if let Some(line) = line {
+            log.say(line);
+        }
+        return Ok(code);
     }
-    let booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
+    let mut booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
     rep.ending = ending::ending(&booted.outcome);
+    rep.stop = ending::stop(&booted.outcome);
+    booted.line = booted
+        .line
+        .take()
+        .map(|l| with_hint(l, &booted.outcome, acq.program_file.take()));
     finish(cfg, &prep, &mut acq, &booted, log, rep)?;
     Ok(booted.code)
+}
+
+/// A stop that needed a kill: the line also says which stop signal the
+/// init expects, when fwrun recognises the init and sent another.
+fn with_hint(line: String, outcome: &Outcome, program: Option<Program>) -> String {
+    let sent = outcome.stopped.and_then(|s| s.signal);
+    let hint = match (outcome.killed(), sent, program) {
+        (true, Some(sent), Some(p)) => p.recognise().and_then(|init| init.hint(sent)),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{line}; {h}"),
+        None => line,
+    }
 }
 
 /// What the checks before any system change found.
@@ -227,6 +253,11 @@ fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capa
 struct Acquired {
     layout: Layout,
     program: PathBuf,
+    /// The init's program, opened for a hint after a kill (closed before
+    /// the teardown: declared before it).
+    program_file: Option<Program>,
+    /// The init's environment, TERM chosen for the firmware.
+    envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
     teardown: Teardown,
@@ -245,10 +276,13 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     fault::step("state")?;
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
+    let root = open_dir(&layout.root)?;
     let program = match &prep.program {
         Some(p) => p.clone(),
-        None => check_init(cfg, &layout.root)?,
+        None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
+    let program_file = Program::open(&root, &program);
+    let envp = firmware_env(cfg, prep, &root, log);
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -264,9 +298,43 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     Ok(Acquired {
         layout,
         program,
+        program_file,
+        envp,
         profile,
         teardown,
     })
+}
+
+/// The init's environment: TERM, unless --env gave it, becomes one the
+/// firmware has a terminfo entry for (-v says which).
+fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> Vec<CString> {
+    let wanted = cfg.env.iter().find(|(k, _)| k == "TERM").map(|(_, v)| v);
+    let Some(wanted) = wanted else {
+        return prep.envp.clone();
+    };
+    if cfg.term_given {
+        log.detail(format!("TERM={wanted} for the firmware, as --env gave it"));
+        return prep.envp.clone();
+    }
+    let choice = terminfo::choose(root, wanted);
+    log.detail(format!(
+        "TERM={} for the firmware: {}",
+        choice.term, choice.why
+    ));
+    if choice.term == *wanted {
+        return prep.envp.clone();
+    }
+    let term = CString::new(format!("TERM={}", choice.term)).expect("a terminfo name without NUL");
+    prep.envp
+        .iter()
+        .map(|e| {
+            if e.as_bytes().starts_with(b"TERM=") {
+                term.clone()
+            } else {
+                e.clone()
+            }
+        })
+        .collect()
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
@@ -468,7 +536,7 @@ fn child_spec(
         caps: prep.caps.clone(),
         seccomp: cfg.kernel.seccomp,
         argv: prep.argv.clone(),
-        envp: prep.envp.clone(),
+        envp: acq.envp.clone(),
     })
 }
 

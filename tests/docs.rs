@@ -111,6 +111,17 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  everything down, and exits with 128 plus the signal's number. \
                  Ctrl-] three times on the console stops a run as Ctrl-C does.",
             ),
+            Para(
+                "A stopped run's exit status is the same whether the firmware stopped \
+                 on its stop signal or had to be killed. One line on standard error \
+                 (unless `-q`) and the report's `stop` tell them apart: \
+                 \"firmware stopped on SIGTERM after 0.3 s\" is a clean shutdown; \
+                 \"firmware did not stop within 10 s of SIGTERM: killed (every process \
+                 of it)\" and \"firmware killed at once (second Ctrl-C)\" are not: the \
+                 firmware did not complete its own shutdown. When fwrun recognises \
+                 the init (busybox init, sysvinit, systemd), a kill's line also names \
+                 the stop signal that init expects.",
+            ),
         ],
     ),
     (
@@ -122,9 +133,13 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             ),
             Item(
                 "TERM",
-                "Passed on to the init (vt100 when unset). Nothing else of the \
-                 caller's environment is: the init gets `PATH`, `HOME`=/, `TERM`, \
-                 `container`=fwrun, `FWRUN_NAME` and the `--env` values.",
+                "Passed on to the init (vt100 when unset) when the firmware has a \
+                 terminfo entry for it (in /usr/share/terminfo, /lib/terminfo or \
+                 /etc/terminfo); otherwise the init gets linux if the firmware has \
+                 that entry, else vt100. `--env` TERM=... is passed as given; `-v` \
+                 says which was chosen. Nothing else of the caller's environment \
+                 is: the init gets `PATH`, `HOME`=/, `TERM`, `container`=fwrun, \
+                 `FWRUN_NAME` and the `--env` values.",
             ),
             Item(
                 "FWRUN_FAULT",
@@ -221,6 +236,18 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  interrupted or launcher-error; `signal` (signaled: its name), \
                  `stop_reason` (interrupted: ctrl-c, sigterm, sighup or \
                  console-escape), `error` (launcher-error: the message).",
+            ),
+            Item(
+                "stop",
+                "How fwrun stopped the firmware, or null when it did not: `reason` \
+                 (ctrl-c, sigterm, sighup, timeout or console-escape), `signal` (the \
+                 stop signal sent), `graceful` (true: the init ended by itself after \
+                 the stop signal; false: it was killed), `killed_by` (null, or what \
+                 made fwrun kill it: stop-timeout, a second request as ctrl-c, \
+                 sigterm, sighup or console-escape, or stop-signal when that was \
+                 KILL) and `ms` (from the stop signal to the init's end). A stop \
+                 that came before the firmware started has null `signal`, \
+                 `graceful` and `ms`.",
             ),
             Item("exit_code", "fwrun's exit status."),
             Item("boots", "How many times the firmware was started (`--on-reboot` restart)."),

@@ -5,10 +5,12 @@
 //! succeeded.
 
 pub mod exec;
+pub mod inits;
 pub mod pid2;
 pub mod rootfs;
 pub mod setup;
 pub mod spec;
+pub mod terminfo;
 
 use std::fs::File;
 use std::io::Read;

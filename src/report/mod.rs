@@ -28,6 +28,9 @@ pub struct Report {
     /// Each phase of the run and how long it took, in order.
     pub phases: Vec<Phase>,
     pub ending: Ending,
+    /// How fwrun stopped the firmware; null when it did not (the firmware
+    /// ended by itself, or fwrun failed).
+    pub stop: Option<Stop>,
     pub exit_code: i32,
     pub boots: u32,
     /// The firmware's changes to its root (null unless --changes or
@@ -63,6 +66,7 @@ impl Report {
                 stop_reason: None,
                 error: None,
             },
+            stop: None,
             exit_code: 0,
             boots: 0,
             changes: None,
@@ -111,6 +115,25 @@ pub struct Ending {
     pub stop_reason: Option<String>,
     /// For launcher-error: the message fwrun printed.
     pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Stop {
+    /// What asked for the stop: ctrl-c, sigterm, sighup, timeout or
+    /// console-escape.
+    pub reason: String,
+    /// The stop signal sent to the init; null when the stop came before the
+    /// firmware started.
+    pub signal: Option<String>,
+    /// true: the init ended by itself after the stop signal; false: it was
+    /// killed; null: it had not started.
+    pub graceful: Option<bool>,
+    /// What made fwrun kill it: stop-timeout, a second stop request
+    /// (ctrl-c, sigterm, sighup, console-escape) or stop-signal (the stop
+    /// signal was SIGKILL); null when fwrun killed nothing.
+    pub killed_by: Option<String>,
+    /// From the stop signal to the init's end, in milliseconds.
+    pub ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize)]

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bg;
+pub mod report;
 
 use std::collections::BTreeSet;
 use std::fs;

@@ -55,6 +55,10 @@ echo "fwtest" > "$root/etc/hostname"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 echo "image" > "$root/etc/fw-version"
+# One terminfo entry (a placeholder: fwrun only looks for the file), so that
+# a TERM the firmware knows is passed as it is, and any other replaced.
+mkdir -p "$root/usr/share/terminfo/f"
+echo "placeholder terminfo entry" > "$root/usr/share/terminfo/f/fwtest-term"
 # Used by tests: a file the firmware may not execute, an absolute symlink to
 # the init (resolved inside the firmware, never on the host), a dangling one.
 echo "not a program" > "$root/test/not-executable"
