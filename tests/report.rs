@@ -120,7 +120,8 @@ fn sample() -> Value {
         "exit_code": 130,
         "boots": 1,
         "changes": [],
-        "apparmor": { "mode": "auto", "profile": null, "denials": [] }
+        "apparmor": { "mode": "auto", "profile": null, "denials": [] },
+        "confinement": { "capabilities": ["chown"], "dropped_capabilities": ["sys_time"], "seccomp": true, "refused": [] }
     })
 }
 
