@@ -10,8 +10,9 @@
 //!   tracefs, securityfs, …) anywhere else are refused;
 //! - a remount that would make one of fwrun's read-only mounts, any sysfs or
 //!   a part of /proc writable is refused;
-//! - a remount of one of fwrun's mounts, or of anything whose file system is
-//!   the host's (a bind), changes only that mount's read-only flag, never
+//! - a remount of one of fwrun's mounts (the root included), or of anything
+//!   whose file system is the host's (a bind), changes only that mount's
+//!   read-only flag, never
 //!   the file system behind it (busybox's `umount -a -r` remounts busy
 //!   mounts read-only without MS_BIND, which would reach the host);
 //! - fwrun's mounts cannot be unmounted or moved, nor bound without their
@@ -109,6 +110,8 @@ const PROPAGATION: u64 = libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | l
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub mounts: Vec<Mount>,
+    /// The firmware's root (the overlay), which is fwrun's too.
+    pub root: Option<u64>,
     /// Devices of file systems shared with the host (what binds bring in).
     pub host_devs: Vec<(u32, u32)>,
 }
@@ -116,12 +119,15 @@ pub struct Table {
 impl Table {
     /// Read from /proc/PID/mountinfo's text: every mount but the root.
     pub fn from_mountinfo(text: &str, host_devs: Vec<(u32, u32)>) -> Table {
-        let mounts = text
+        let (root, mounts): (Vec<Mount>, Vec<Mount>) = text
             .lines()
             .filter_map(parse_mountinfo_line)
-            .filter(|m| m.path != "/")
-            .collect();
-        Table { mounts, host_devs }
+            .partition(|m| m.path == "/");
+        Table {
+            mounts,
+            root: root.last().map(|m| m.id),
+            host_devs,
+        }
     }
 
     /// fwrun's mount that `t` is the root of.
@@ -235,7 +241,11 @@ fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
             return Verdict::Refuse("the read-only parts of /proc stay read-only".into());
         }
     }
-    if ours.is_some() || table.host_devs.contains(&t.dev) {
+    // The root is remounted as a mount too: the overlay's superblock is
+    // read-write anyway, and so the request needs no mount rule of the
+    // profile's (whose flags vary with what mount(8) copies along).
+    let root = t.mount_root && table.root == Some(t.mnt_id);
+    if ours.is_some() || root || table.host_devs.contains(&t.dev) {
         return Verdict::RemountFlagOnly { read_only };
     }
     Verdict::Continue
@@ -362,8 +372,11 @@ mod tests {
         assert!(refuse(mount("", "/data", rw | MS_BIND)), ":ro bind");
         // A bind of a part of /proc/sys that the firmware made itself.
         assert!(refuse(mount("", "/proc/sys/kernel", rw | MS_BIND)));
-        // The root is the firmware's: remount rw goes ahead.
-        assert_eq!(decide(mount("", "/", rw)), Verdict::Continue);
+        // The root is the firmware's: remount rw goes ahead, on the mount.
+        assert_eq!(
+            decide(mount("", "/", rw)),
+            Verdict::RemountFlagOnly { read_only: false }
+        );
         // umount -a -r: read-only remounts without MS_BIND touch only the
         // mount, for fwrun's mounts and for host file systems.
         let flag_only = Verdict::RemountFlagOnly { read_only: true };
@@ -371,7 +384,7 @@ mod tests {
         assert_eq!(decide(mount("", "/dev", ro)), flag_only);
         assert_eq!(decide(mount("", "/mnt/hostbind", ro)), flag_only);
         assert_eq!(decide(mount("", "/run", ro)), Verdict::Continue);
-        assert_eq!(decide(mount("", "/", ro)), Verdict::Continue);
+        assert_eq!(decide(mount("", "/", ro)), flag_only);
     }
 
     #[test]
