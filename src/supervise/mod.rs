@@ -72,6 +72,8 @@ pub struct Options {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
+    /// The run's cgroup, killed whole (cgroup.kill) with the SIGKILL.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// What the supervisor watches besides signals and the init.
@@ -118,6 +120,9 @@ impl Supervisor<'_> {
     /// SIGKILL of the namespace's init kills every process in it.
     fn kill(&mut self) {
         self.send(libc::SIGKILL);
+        if let Some(cg) = &self.opts.cgroup {
+            crate::host::cgroup::kill(cg);
+        }
         self.kill_at = None;
     }
 
