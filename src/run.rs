@@ -407,7 +407,7 @@ fn make_cgroup(
             .cgroup
             .memory
             .map(|_| cfg.cgroup.memory_swap.unwrap_or(0)),
-        pids: Some(cfg.cgroup.pids.unwrap_or(cgroup::DEFAULT_PIDS)),
+        pids: cgroup::pids_max(&path),
         cpus: cfg.cgroup.cpus,
         io_weight: cfg.cgroup.io_weight,
     };

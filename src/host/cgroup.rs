@@ -61,7 +61,12 @@ impl Limits {
 
     /// The controllers these limits need, with the flag that needs each.
     fn controllers(&self) -> Vec<(&'static str, &'static str)> {
-        let mut c = vec![("pids", "--pids")];
+        let mut c = Vec::new();
+        // The default pids limit is applied where the controller is there,
+        // and skipped quietly where it is not.
+        if self.pids.is_some() {
+            c.push(("pids", "--pids"));
+        }
         if self.memory.is_some() || self.memory_swap.is_some() {
             c.push(("memory", "--memory"));
         }
@@ -229,8 +234,13 @@ fn write_file(dir: &Path, file: &str, value: &str, flag: &str) -> Result<()> {
 }
 
 fn write_limits(path: &Path, limits: &Limits) -> Result<()> {
-    let pids = limits.pids.unwrap_or(DEFAULT_PIDS);
-    write_file(path, "pids.max", &pids.to_string(), "--pids")?;
+    match limits.pids {
+        Some(n) => write_file(path, "pids.max", &n.to_string(), "--pids")?,
+        None if path.join("pids.max").exists() => {
+            write_file(path, "pids.max", &DEFAULT_PIDS.to_string(), "--pids")?
+        }
+        None => {}
+    }
     if let Some(m) = limits.memory {
         write_file(path, "memory.max", &m.to_string(), "--memory")?;
         let swap = limits.memory_swap.unwrap_or(0);
@@ -255,6 +265,13 @@ fn write_limits(path: &Path, limits: &Limits) -> Result<()> {
 pub fn cpu_max(cpus: f64) -> String {
     const PERIOD: u64 = 100_000;
     format!("{} {PERIOD}", (cpus * PERIOD as f64).round() as u64)
+}
+
+/// The pids limit in force (pids.max), if there is one.
+pub fn pids_max(path: &Path) -> Option<u64> {
+    fs::read_to_string(path.join("pids.max"))
+        .ok()
+        .and_then(|t| t.trim().parse().ok())
 }
 
 /// Kill every process in the cgroup (cgroup.kill, Linux 5.14+). Quiet: the
