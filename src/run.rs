@@ -403,10 +403,8 @@ fn make_cgroup(
     rep.cgroup.path = Some(path.display().to_string());
     rep.cgroup.limits = report::CgroupLimits {
         memory_bytes: cfg.cgroup.memory,
-        memory_swap_bytes: cfg
-            .cgroup
-            .memory
-            .map(|_| cfg.cgroup.memory_swap.unwrap_or(0)),
+        // No swap with --memory unless --memory-swap allows some.
+        memory_swap_bytes: cfg.cgroup.memory_swap.or(cfg.cgroup.memory.map(|_| 0)),
         pids: cgroup::pids_max(&path),
         cpus: cfg.cgroup.cpus,
         io_weight: cfg.cgroup.io_weight,
