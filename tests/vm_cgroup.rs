@@ -23,6 +23,10 @@ fn a_run_gets_a_cgroup_of_its_own_on_a_cgroup_v2_kernel() {
         .unwrap();
     assert!(st.success(), "objcopy failed");
     fs::copy(fw.join("fw.ext2"), payload.join("fw.ext2")).unwrap();
+    if cfg!(feature = "fault-injection") {
+        // The guest script then also injects faults at the cgroup's steps.
+        fs::write(payload.join("fault-injection"), "").unwrap();
+    }
 
     let kernel = repo().join("target/vm-kernel");
     let st = Command::new("bash")

@@ -187,4 +187,22 @@ code=$?
 check "a bad --memory exits 125 (got $code)" test $code = 125
 check "and leaves nothing" no_cgroups_left
 
+# 8. With fault injection built in (the full test run): a failure right
+#    after the cgroup is made, or after it is removed, leaves nothing; a
+#    SIGKILL of fwrun right after it is made leaves it to the next run's
+#    sweep.
+if [ -e /payload/fault-injection ]; then
+  for step in cgroup teardown:cgroup; do
+    FWRUN_FAULT=$step $fwrun --name cg8 --apparmor off --firmware $fw -- /bin/true 2>/tmp/cg8.err
+    code=$?
+    check "fault at $step: exit 125 (got $code)" test $code = 125
+    check "fault at $step: no cgroup is left" no_cgroups_left
+  done
+  FWRUN_FAULT=cgroup:kill $fwrun --name cg9 --apparmor off --firmware $fw -- /bin/true 2>/dev/null
+  check "kill at cgroup: the cgroup is left" test -d $cg/fwrun-cg9
+  $fwrun --name cg10 --apparmor off --firmware $fw -- /bin/true
+  check "kill at cgroup: the next run sweeps it" no_cgroups_left
+  check "kill at cgroup: and its state" test -z "$(ls /run/fwrun)"
+fi
+
 [ $failures -eq 0 ]
