@@ -13,6 +13,12 @@ complete -c fwrun -l on-reboot -d 'What a reboot from inside the firmware does: 
 restart\t'Boot the firmware again, keeping its writable layer'"
 complete -c fwrun -l console -d 'The firmware\'s console: \'pty\' gives the init a new pseudo-terminal as its controlling terminal and /dev/console, relayed to yours (raw mode; Ctrl-] three times within a second stops the run); \'inherit\' gives it fwrun\'s stdin, stdout and stderr. [default: pty when stdin is a terminal, inherit otherwise]' -r -f -a "pty\t'A new pseudo-terminal, relayed to fwrun\'s terminal'
 inherit\t'fwrun\'s own stdin, stdout and stderr'"
+complete -c fwrun -l memory -d 'Limit the firmware\'s memory (memory.max of its cgroup): bytes, or with K, M or G (e.g. 64M). Swap is not used unless --memory-swap allows it. A firmware past the limit is OOM-killed (exit 137). Needs the cgroup v2 unified hierarchy, as every limit does' -r
+complete -c fwrun -l memory-swap -d 'Let the firmware use this much swap (memory.swap.max). [default: 0 with --memory]' -r
+complete -c fwrun -l pids -d 'The most processes and threads the firmware may have at once (pids.max): a fork bomb stops there. [default: 4096 on a cgroup v2 host; none on v1]' -r
+complete -c fwrun -l cpus -d 'The CPU time the firmware gets, in CPUs (cpu.max; e.g. 0.5 is half of one CPU)' -r
+complete -c fwrun -l io-weight -d 'The firmware\'s share of block I/O against its siblings, 1 to 10000 (io.weight; 100 is the kernel\'s default)' -r
+complete -c fwrun -l cgroup-parent -d 'Make the run\'s cgroup (fwrun-NAME) under this cgroup, a path below /sys/fs/cgroup, which must hold no process of its own. [default: next to fwrun\'s own cgroup]' -r -F
 complete -c fwrun -l apparmor -d 'Confine the firmware with a per-run AppArmor profile: \'auto\' uses it when the kernel has AppArmor and warns once when it does not; \'require\' refuses to run without it (exit 125); \'off\' never uses it' -r -f -a "auto\t'Use AppArmor when the kernel has it; warn once when it does not'
 require\t'Refuse to run without AppArmor'
 off\t'Never use AppArmor, and say nothing about it'"

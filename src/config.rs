@@ -120,6 +120,8 @@ pub struct RunConfig {
     pub as_pid2: bool,
     pub apparmor: AppArmorConfig,
     pub kernel: KernelConfig,
+    /// The run's cgroup limits (cgroup v2 only).
+    pub cgroup: crate::host::cgroup::Limits,
     pub changes: bool,
     pub report: Option<PathBuf>,
     pub verbose: bool,
@@ -186,6 +188,14 @@ impl RunConfig {
                 cap_add: cli.cap_add,
                 cap_drop: cli.cap_drop,
                 seccomp: cli.seccomp == cli::Seccomp::On,
+            },
+            cgroup: crate::host::cgroup::Limits {
+                memory: cli.memory,
+                memory_swap: cli.memory_swap,
+                pids: cli.pids,
+                cpus: cli.cpus,
+                io_weight: cli.io_weight,
+                parent: cli.cgroup_parent,
             },
             changes: cli.changes,
             report: cli.report,

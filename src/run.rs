@@ -24,6 +24,7 @@ use crate::error::fail;
 use crate::fault;
 use crate::firmware::inits::Program;
 use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
+use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
@@ -51,7 +52,7 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
 pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
-    let swept = state::sweep(&mut apparmor::Sweep)?;
+    let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
         log.say(format!("removed the leftovers of dead run {name}"));
     }
@@ -59,6 +60,18 @@ pub fn cleanup(log: &Log) -> Result<i32> {
         log.say("nothing to clean up");
     }
     Ok(0)
+}
+
+/// Sweeps what a dead run left: its AppArmor profile and its cgroup.
+struct Sweep;
+
+impl state::Sweeper for Sweep {
+    fn release(&mut self, r: &Resource) -> Result<()> {
+        match r {
+            Resource::Cgroup(path) => cgroup::remove(path),
+            other => apparmor::Sweep.release(other),
+        }
+    }
 }
 
 /// A run, and its --report written however it ended.
@@ -148,6 +161,8 @@ struct Prepared {
     caps: Vec<caps::Capability>,
     /// The devices of the host file systems bound into the firmware.
     host_devs: Vec<(u32, u32)>,
+    /// Whether the run gets a cgroup of its own (cgroup v2 only).
+    hierarchy: Hierarchy,
 }
 
 /// Phases 1-2: validate everything that needs no system change, then
@@ -171,6 +186,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         .collect::<Result<Vec<_>>>()?;
     preflight::check_root()?;
     preflight::check_overlay()?;
+    let hierarchy = cgroup_host(cfg, log, rep)?;
     let fw = image::detect(firmware)?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
@@ -214,6 +230,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         ),
     );
     Ok(Prepared {
+        hierarchy,
         caps,
         host_devs: host_devices(cfg),
         fw,
@@ -225,6 +242,20 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         argv,
         envp,
     })
+}
+
+/// Whether the run gets a cgroup of its own; limits on a host that cannot
+/// give one are refused here, before anything is touched.
+fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy> {
+    let hierarchy = cgroup::hierarchy();
+    cgroup::check_host(&cfg.cgroup, &hierarchy)?;
+    if let Hierarchy::Legacy(why) = &hierarchy {
+        log.detail(format!(
+            "no cgroup of its own for the firmware: this host has {why}; it shares fwrun's cgroup, without limits or accounting"
+        ));
+        rep.cgroup.none_because = Some(why.clone());
+    }
+    Ok(hierarchy)
 }
 
 /// The capabilities the init keeps, said under -v and put in the report.
@@ -260,6 +291,8 @@ struct Acquired {
     envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
+    /// The run's cgroup, on a cgroup v2 host.
+    cgroup: Option<Cgroup>,
     teardown: Teardown,
 }
 
@@ -267,10 +300,10 @@ struct Acquired {
 /// profile, each pushed on the teardown stack as it is acquired.
 fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) -> Result<Acquired> {
     let mut teardown = Teardown::new();
-    if let Err(e) = state::sweep(&mut apparmor::Sweep) {
+    if let Err(e) = state::sweep(&mut Sweep) {
         log.say(format!("warning: sweeping dead runs: {e:#}"));
     }
-    let st = RunState::create(&cfg.name, &mut apparmor::Sweep)?;
+    let st = RunState::create(&cfg.name, &mut Sweep)?;
     let state_dir = st.dir.clone();
     teardown.push("state", move || st.remove());
     fault::step("state")?;
@@ -295,12 +328,17 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         }
         _ => None,
     };
+    let cgroup = match prep.hierarchy {
+        Hierarchy::Unified => Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
+        Hierarchy::Legacy(_) => None,
+    };
     Ok(Acquired {
         layout,
         program,
         program_file,
         envp,
         profile,
+        cgroup,
         teardown,
     })
 }
@@ -413,6 +451,36 @@ fn load_profile(
     Ok((profile, denials))
 }
 
+/// The run's cgroup with its limits, recorded before it is made so that a
+/// sweep finds it even if fwrun dies in between; removed (once empty) in
+/// the teardown.
+fn make_cgroup(
+    cfg: &RunConfig,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<Cgroup> {
+    let path = cgroup::path_for(&cfg.name, &cfg.cgroup)?;
+    state::record(state_dir, &Resource::Cgroup(path.clone()))?;
+    let made = cgroup::create(&path, &cfg.cgroup);
+    let p = path.clone();
+    teardown.push("cgroup", move || cgroup::remove(&p));
+    let made = made?;
+    fault::step("cgroup")?;
+    rep.cgroup.path = Some(path.display().to_string());
+    rep.cgroup.limits = report::CgroupLimits {
+        memory_bytes: cfg.cgroup.memory,
+        // No swap with --memory unless --memory-swap allows some.
+        memory_swap_bytes: cfg.cgroup.memory_swap.or(cfg.cgroup.memory.map(|_| 0)),
+        pids: cgroup::pids_max(&path),
+        cpus: cfg.cgroup.cpus,
+        io_weight: cfg.cgroup.io_weight,
+    };
+    log.phase("cgroup", format!("made the cgroup {}", path.display()));
+    Ok(made)
+}
+
 /// Phases 7-8: clone the init into its namespaces and supervise it; boot again
 /// after a reboot under --on-reboot restart. Returns the exit code, the
 /// line to say and how the last boot ended.
@@ -438,6 +506,7 @@ fn boot(
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
         timeout: cfg.timeout,
+        cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
     let mut follow = acq
         .profile
@@ -473,7 +542,10 @@ fn boot(
         started.reaped = true;
         refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
-        let (code, line) = ending::conclude(&outcome);
+        let (code, mut line) = ending::conclude(&outcome);
+        if let Some(cg) = &acq.cgroup {
+            account(cfg, cg, &outcome, &mut line, rep);
+        }
         if ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart {
             log.say(format!(
                 "firmware rebooted; booting it again (boot {})",
@@ -487,6 +559,42 @@ fn boot(
             outcome,
             refused,
         });
+    }
+}
+
+/// What the cgroup counted, into the report; an OOM kill of the init said
+/// as such.
+fn account(
+    cfg: &RunConfig,
+    cg: &Cgroup,
+    out: &Outcome,
+    line: &mut Option<String>,
+    rep: &mut Report,
+) {
+    let usage = cgroup::usage(&cg.path);
+    if oom_killed(out, Some(&usage)) {
+        *line = Some(oom_line(cfg));
+        rep.cgroup.init_oom_killed = true;
+    }
+    rep.cgroup.set_usage(&usage);
+}
+
+/// Whether the init died of a SIGKILL that fwrun did not send while the
+/// cgroup's OOM killer had struck.
+fn oom_killed(out: &Outcome, usage: Option<&cgroup::Usage>) -> bool {
+    out.stopped.is_none()
+        && out.ending == Ending::Signaled(libc::SIGKILL)
+        && !out.sent.contains(&libc::SIGKILL)
+        && usage.and_then(|u| u.oom_kills).is_some_and(|n| n > 0)
+}
+
+fn oom_line(cfg: &RunConfig) -> String {
+    match cfg.cgroup.memory {
+        Some(m) => format!(
+            "firmware's init was killed by the kernel's OOM killer: --memory was {}",
+            cgroup::show_size(m)
+        ),
+        None => "firmware's init was killed by the kernel's OOM killer".into(),
     }
 }
 
@@ -535,6 +643,7 @@ fn child_spec(
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
         caps: prep.caps.clone(),
         seccomp: cfg.kernel.seccomp,
+        cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         argv: prep.argv.clone(),
         envp: acq.envp.clone(),
     })
@@ -567,6 +676,9 @@ fn finish(
     }
     let failures = acq.teardown.run();
     log.phase("teardown", "tore down");
+    if let Some(line) = rep.cgroup.summary() {
+        log.detail(line);
+    }
     if let Some(line) = &booted.line {
         log.say(line);
     }

@@ -228,7 +228,8 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Item(
                 "phases",
                 "Each phase with its duration in milliseconds (`name`, `ms`): \
-                 preflight, namespace, lower, overlay, apparmor, start, run, teardown.",
+                 preflight, namespace, lower, overlay, apparmor, cgroup, start, run, \
+                 teardown.",
             ),
             Item(
                 "ending",
@@ -269,16 +270,42 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  `refused`: each call fwrun refused the firmware (`syscall`, \
                  `target` as the firmware named it, `reason`, `count`).",
             ),
+            Item(
+                "cgroup",
+                "The run's own cgroup on a cgroup v2 host: `path` (null when none \
+                 was made, with `none_because` saying why: a v1 or hybrid host), \
+                 `limits` written to it (`memory_bytes`, `memory_swap_bytes`, \
+                 `pids`, `cpus`, `io_weight`; null when not set), and what it \
+                 counted: `memory_peak_bytes` (memory.peak), `cpu_user_usec` and \
+                 `cpu_system_usec` (cpu.stat), `oom_kills` (memory.events), \
+                 `pids_peak` (pids.peak, Linux 6.13+), `pids_refused` (forks \
+                 refused at the limit, pids.events); null when the kernel lacks \
+                 the file. `init_oom_killed` is true when the OOM killer ended \
+                 the init (exit 137).",
+            ),
         ],
     ),
     (
         "FILES",
-        &[Item(
-            "/run/fwrun/NAME/",
-            "The state of the run named NAME (what it acquired, its pid), \
-             locked for as long as the run lives. A later run, or \
-             `fwrun --cleanup`, removes it once its run is dead.",
-        )],
+        &[
+            Item(
+                "/run/fwrun/NAME/",
+                "The state of the run named NAME (what it acquired, its pid), \
+                 locked for as long as the run lives. A later run, or \
+                 `fwrun --cleanup`, removes it once its run is dead.",
+            ),
+            Item(
+                "/sys/fs/cgroup/…/fwrun-NAME/",
+                "The cgroup of the run named NAME, on a cgroup v2 host: next to \
+                 fwrun's own cgroup (or under `--cgroup-parent`), with the memory, \
+                 pids, cpu and io controllers passed to it. The init is cloned \
+                 into it; the firmware sees it as its /sys/fs/cgroup, writable, \
+                 and may make cgroups below it. It is killed whole (cgroup.kill) \
+                 when the stop timeout expires and removed in the teardown, or by \
+                 the sweep after fwrun was killed. On a v1 or hybrid host no \
+                 cgroup is made and the limits are refused.",
+            ),
+        ],
     ),
     (
         "EXAMPLES",

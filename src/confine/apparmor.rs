@@ -425,6 +425,8 @@ impl crate::state::Sweeper for Sweep {
     fn release(&mut self, r: &crate::state::Resource) -> Result<()> {
         match r {
             crate::state::Resource::Profile(p) => unload(p),
+            // Not this layer's: run.rs's sweeper releases it.
+            crate::state::Resource::Cgroup(_) => Ok(()),
         }
     }
 }

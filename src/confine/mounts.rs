@@ -5,7 +5,8 @@
 //! starts, but its root) are the constraint: masked /proc, read-only
 //! /proc/sys and /sys, a curated /dev, the user's binds. So:
 //! - `proc` at /proc, `sysfs` at /sys, `devtmpfs` at /dev and `devpts` at
-//!   /dev/pts, where fwrun's stand, succeed without mounting anything;
+//!   /dev/pts, and `cgroup2` at /sys/fs/cgroup, where fwrun's stand, succeed
+//!   without mounting anything;
 //! - proc, sysfs, devtmpfs and the kernel's own file systems (debugfs,
 //!   tracefs, securityfs, …) anywhere else are refused;
 //! - a remount that would make one of fwrun's read-only mounts, any sysfs or
@@ -94,6 +95,9 @@ const CONSTRAINED: &[(&str, &str)] = &[
     ("sysfs", "/sys"),
     ("devtmpfs", "/dev"),
     ("devpts", "/dev/pts"),
+    // The run's own cgroup subtree, on a cgroup v2 host: systemd mounts it
+    // again at boot.
+    ("cgroup2", "/sys/fs/cgroup"),
 ];
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -216,7 +220,9 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
         .is_some_and(|m| m.path == *home);
     match (at_home, fstype) {
         (true, _) => Verdict::Pretend,
-        (false, "devpts") => Verdict::Continue,
+        // Elsewhere (or where fwrun made no cgroup: a v1 host) it is the
+        // firmware's own cgroup namespace, as before.
+        (false, "devpts" | "cgroup2") => Verdict::Continue,
         (false, "devtmpfs") => Verdict::Refuse("devtmpfs holds the host's devices".into()),
         (false, _) => Verdict::Refuse(format!(
             "{fstype} belongs at {home}, where fwrun mounted it constrained; another would not be"
@@ -274,6 +280,7 @@ mod tests {
 106 105 0:63 / /dev/pts rw - devpts devpts rw
 107 100 8:1 /srv/data /data ro,nodev - ext4 /dev/sda1 rw
 108 100 8:1 /srv/my\\040dir /my\\040dir rw - ext4 /dev/sda1 rw
+109 104 0:64 / /sys/fs/cgroup rw,nosuid,nodev,noexec - cgroup2 cgroup2 rw
 ";
 
     /// Paths as the firmware sees them, and what they resolve to.
@@ -309,6 +316,7 @@ mod tests {
             ("/tmp", t(100, false, (0, 50), 0x794c_7630)),
             ("/mnt/hostbind", t(120, true, (0, 5), 0x0102_1994)),
             ("/run", t(121, true, (0, 70), 0x0102_1994)),
+            ("/sys/fs/cgroup", t(109, true, (0, 64), 0x6367_7270)),
         ]));
         (table, fake)
     }
@@ -330,7 +338,7 @@ mod tests {
     #[test]
     fn mountinfo_is_read_without_the_root_and_with_escapes() {
         let (table, _) = world();
-        assert_eq!(table.mounts.len(), 8);
+        assert_eq!(table.mounts.len(), 9);
         assert!(table.mounts.iter().all(|m| m.path != "/"));
         let ps = table.mounts.iter().find(|m| m.path == "/proc/sys").unwrap();
         assert!(ps.read_only);
@@ -344,6 +352,18 @@ mod tests {
         }
         assert_eq!(decide(mount("tmpfs", "/tmp", 0)), Verdict::Continue);
         assert_eq!(decide(mount("devpts", "/mnt", 0)), Verdict::Continue);
+    }
+
+    #[test]
+    fn cgroup2_at_fwruns_cgroup_mount_is_pretended_and_elsewhere_is_the_firmwares() {
+        let at_home = decide(mount("cgroup2", "/sys/fs/cgroup", 0));
+        assert_eq!(at_home, Verdict::Pretend);
+        assert_eq!(decide(mount("cgroup2", "/mnt", 0)), Verdict::Continue);
+        // Without fwrun's mount there (a v1 host), the firmware's goes ahead.
+        let (mut table, fake) = world();
+        table.mounts.retain(|m| m.path != "/sys/fs/cgroup");
+        let call = mount("cgroup2", "/sys/fs/cgroup", 0);
+        assert_eq!(decide_mount(&call, &table, &fake), Verdict::Continue);
     }
 
     #[test]

@@ -65,7 +65,7 @@ pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
     .map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
     // SAFETY: fwrun is single-threaded (signals are read with a signalfd, no
     // handler thread), so the child may allocate.
-    match unsafe { sys::fork_into(namespaces) } {
+    match unsafe { sys::fork_into(namespaces, spec.cgroup) } {
         Err(e) => Err(anyhow!(
             "creating the firmware's namespaces (clone3): {}",
             errno_text(e)

@@ -239,6 +239,30 @@ pub fn mount_sys(root: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
+/// The run's own cgroup subtree, writable, at /sys/fs/cgroup: delegated
+/// to the firmware (a systemd init makes its units there). The child is in
+/// that cgroup already; a cgroup namespace made now is rooted there (the
+/// one clone3 made is rooted at fwrun's cgroup: namespaces are copied
+/// before the child moves), and the cgroup2 mount shows only the subtree.
+pub fn mount_cgroup(root: &OwnedFd) -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))?;
+    let at = sys::open_dir_in_root(root, Path::new("sys/fs/cgroup")).map_err(|e| {
+        anyhow!(
+            "looking up /sys/fs/cgroup in the firmware root: {}",
+            errno_text(e)
+        )
+    })?;
+    sys::mount(
+        "cgroup2",
+        &fd_path(&at),
+        Some("cgroup2"),
+        NOSUID_NODEV_NOEXEC,
+        None,
+    )
+    .context("mounting the run's cgroup at /sys/fs/cgroup")
+}
+
 /// A nodev tmpfs /dev holding only the host's harmless nodes, bound in: no
 /// block device, no memory, port, watchdog or clock node. `console`, if
 /// given, is bound at /dev/console.

@@ -91,6 +91,9 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     crate::fault::step("proc")?;
     rootfs::mount_sys(&root)?;
     crate::fault::step("sys")?;
+    if spec.cgroup.is_some() {
+        rootfs::mount_cgroup(&root)?;
+    }
     rootfs::mount_dev(&root, spec.console.as_deref())?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;

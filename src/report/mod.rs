@@ -38,6 +38,8 @@ pub struct Report {
     pub changes: Option<Vec<Change>>,
     pub apparmor: AppArmor,
     pub confinement: Confinement,
+    /// The run's cgroup: its limits and what it counted.
+    pub cgroup: CgroupInfo,
 }
 
 impl Report {
@@ -76,6 +78,7 @@ impl Report {
                 denials: Vec::new(),
             },
             confinement: Confinement::default(),
+            cgroup: CgroupInfo::default(),
         }
     }
 
@@ -171,6 +174,66 @@ pub struct Denial {
     pub target: String,
     pub requested: String,
     pub count: usize,
+}
+
+/// The run's cgroup (cgroup v2 hosts), or why there was none.
+#[derive(Debug, Default, Serialize)]
+pub struct CgroupInfo {
+    /// Its path under /sys/fs/cgroup; null when none was made.
+    pub path: Option<String>,
+    /// Why none was made (a v1 or hybrid host), or null.
+    pub none_because: Option<String>,
+    pub limits: CgroupLimits,
+    /// memory.peak (Linux 5.19+).
+    pub memory_peak_bytes: Option<u64>,
+    /// cpu.stat's user_usec and system_usec.
+    pub cpu_user_usec: Option<u64>,
+    pub cpu_system_usec: Option<u64>,
+    /// memory.events' oom_kill: processes the OOM killer ended.
+    pub oom_kills: Option<u64>,
+    /// pids.peak (Linux 6.13+).
+    pub pids_peak: Option<u64>,
+    /// pids.events' max: forks refused at the pids limit.
+    pub pids_refused: Option<u64>,
+    /// The init itself was OOM-killed (exit 137).
+    pub init_oom_killed: bool,
+}
+
+/// The limits written to the run's cgroup (null: none).
+#[derive(Debug, Default, Serialize)]
+pub struct CgroupLimits {
+    pub memory_bytes: Option<u64>,
+    pub memory_swap_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub io_weight: Option<u16>,
+}
+
+impl CgroupInfo {
+    pub fn set_usage(&mut self, u: &crate::host::cgroup::Usage) {
+        self.memory_peak_bytes = u.memory_peak;
+        self.cpu_user_usec = u.cpu_user_usec;
+        self.cpu_system_usec = u.cpu_system_usec;
+        self.oom_kills = u.oom_kills;
+        self.pids_peak = u.pids_peak;
+        self.pids_refused = u.pids_refused;
+    }
+
+    /// The accounting in one line, for the end of -v.
+    pub fn summary(&self) -> Option<String> {
+        self.path.as_ref()?;
+        let opt = |v: Option<u64>, f: &dyn Fn(u64) -> String| v.map_or("n/a".into(), f);
+        let ms = |us: u64| format!("{:.1} s", us as f64 / 1e6);
+        Some(format!(
+            "cgroup: memory peak {}, CPU {} user + {} system, {} OOM kill(s), pids peak {}, {} fork(s) refused",
+            opt(self.memory_peak_bytes, &|b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            opt(self.cpu_user_usec, &ms),
+            opt(self.cpu_system_usec, &ms),
+            opt(self.oom_kills, &|n| n.to_string()),
+            opt(self.pids_peak, &|n| n.to_string()),
+            opt(self.pids_refused, &|n| n.to_string()),
+        ))
+    }
 }
 
 /// Check where the report goes before anything is touched.

@@ -37,18 +37,31 @@ pub struct RunState {
 pub enum Resource {
     /// A loaded AppArmor profile, by name.
     Profile(String),
+    /// The run's cgroup, by its path under /sys/fs/cgroup.
+    Cgroup(PathBuf),
 }
 
 impl Resource {
     fn line(&self) -> String {
         match self {
             Resource::Profile(p) => format!("profile {p}"),
+            Resource::Cgroup(p) => format!("cgroup {}", p.display()),
         }
     }
 
     fn parse(line: &str) -> Option<Resource> {
         match line.split_once(' ')? {
             ("profile", p) => Some(Resource::Profile(p.to_string())),
+            // Only a run's own cgroup: a corrupt line must not name another.
+            ("cgroup", p)
+                if p.starts_with("/sys/fs/cgroup/")
+                    && !p.split('/').any(|c| c == "..")
+                    && p.rsplit('/')
+                        .next()
+                        .is_some_and(|n| n.starts_with("fwrun-")) =>
+            {
+                Some(Resource::Cgroup(PathBuf::from(p)))
+            }
             _ => None,
         }
     }
@@ -282,6 +295,10 @@ mod tests {
         let r = Resource::Profile("fwrun-abc".into());
         assert_eq!(Resource::parse(&r.line()), Some(r));
         assert_eq!(Resource::parse("what ever"), None);
+        let c = Resource::Cgroup("/sys/fs/cgroup/ci/fwrun-abc".into());
+        assert_eq!(Resource::parse(&c.line()), Some(c));
+        assert_eq!(Resource::parse("cgroup /sys/fs/cgroup/user.slice"), None);
+        assert_eq!(Resource::parse("cgroup /sys/fs/cgroup/../fwrun-x"), None);
     }
 
     #[test]

@@ -72,6 +72,8 @@ pub struct Options {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
+    /// The run's cgroup, killed whole (cgroup.kill) with the SIGKILL.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// What the supervisor watches besides signals and the init.
@@ -137,6 +139,9 @@ impl Supervisor<'_> {
             s.kill.get_or_insert(cause);
         }
         self.send(libc::SIGKILL);
+        if let Some(cg) = &self.opts.cgroup {
+            crate::host::cgroup::kill(cg);
+        }
         self.kill_at = None;
     }
 

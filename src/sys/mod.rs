@@ -87,17 +87,30 @@ pub enum Forked {
     Parent { pid: libc::pid_t, pidfd: OwnedFd },
 }
 
-/// fork() into new namespaces, with a pidfd for the child.
+/// clone3's flag: start the child in the cgroup given by `cgroup` (5.7+).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork() into new namespaces, with a pidfd for the child, and into the
+/// cgroup whose directory `cgroup` is open on, when given (atomically: the
+/// child never runs outside it).
 ///
 /// # Safety
 /// The caller must be single-threaded: the child runs on a copy of the
 /// parent's memory and may allocate.
-pub unsafe fn fork_into(namespaces: libc::c_int) -> Result<Forked, Errno> {
+pub unsafe fn fork_into(
+    namespaces: libc::c_int,
+    cgroup: Option<libc::c_int>,
+) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
+    let mut flags = namespaces as u64 | libc::CLONE_PIDFD as u64;
+    if cgroup.is_some() {
+        flags |= CLONE_INTO_CGROUP;
+    }
     let args = CloneArgs {
-        flags: namespaces as u64 | libc::CLONE_PIDFD as u64,
+        flags,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     let ret = libc::syscall(

@@ -106,6 +106,7 @@ pub struct Footprint {
     pub pid_namespaces: BTreeSet<String>,
     pub fwrun_processes: BTreeSet<String>,
     pub profiles: BTreeSet<String>,
+    pub cgroups: BTreeSet<String>,
 }
 
 fn mount_lines() -> BTreeSet<String> {
@@ -174,6 +175,29 @@ fn profiles() -> BTreeSet<String> {
         .collect()
 }
 
+/// Every `fwrun-*` cgroup under /sys/fs/cgroup (v2, or any v1 hierarchy),
+/// a few levels deep.
+fn cgroups() -> BTreeSet<String> {
+    fn walk(dir: &Path, depth: u32, out: &mut BTreeSet<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with("fwrun-") {
+                out.insert(e.path().display().to_string());
+            } else if depth > 0 {
+                walk(&e.path(), depth - 1, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(Path::new("/sys/fs/cgroup"), 3, &mut out);
+    out
+}
+
 pub fn footprint() -> Footprint {
     let (pid_namespaces, fwrun_processes) = processes();
     Footprint {
@@ -183,6 +207,7 @@ pub fn footprint() -> Footprint {
         pid_namespaces,
         fwrun_processes,
         profiles: profiles(),
+        cgroups: cgroups(),
     }
 }
 
@@ -204,6 +229,7 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
         &now.fwrun_processes,
     );
     diff("AppArmor profile", &before.profiles, &now.profiles);
+    diff("cgroup", &before.cgroups, &now.cgroups);
     out
 }
 
