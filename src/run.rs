@@ -403,7 +403,7 @@ fn load_profile(
     state_dir: &Path,
     teardown: &mut Teardown,
 ) -> Result<(String, Option<Denials>)> {
-    let profile = apparmor::profile_name(&cfg.name);
+    let profile = cfg.apparmor.profile.clone();
     let denials = Denials::start(&profile);
     state::record(state_dir, &Resource::Profile(profile.clone()))?;
     apparmor::load(parser, text)?;
@@ -607,6 +607,7 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
     };
     apparmor::render(&apparmor::ProfileSpec {
         name: &cfg.name,
+        profile: &cfg.apparmor.profile,
         template: &template,
         extra_deny: &cfg.apparmor.deny,
         allow_mknod: cfg.apparmor.allow_mknod,

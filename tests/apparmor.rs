@@ -16,6 +16,33 @@ fn print_profile(extra: &[&str]) -> common::Run {
     run(&args)
 }
 
+/// The instance part of a profile name `fwrun-RUN-ID` in `text`: eight hex
+/// digits, fresh for every invocation (--print-profile too).
+fn instance_id<'a>(text: &'a str, run: &str) -> &'a str {
+    let head = format!("profile fwrun-{run}-");
+    let at = text
+        .find(&head)
+        .unwrap_or_else(|| panic!("no {head:?} in:\n{text}"))
+        + head.len();
+    let id = &text[at..at + 8];
+    assert!(
+        id.bytes().all(|b| b.is_ascii_hexdigit()) && text[at + 8..].starts_with(' '),
+        "not an instance id after {head:?}: {:?}",
+        &text[at..]
+    );
+    id
+}
+
+/// The profile text with its instance id replaced by 00000000, so that
+/// it can be compared with a snapshot.
+fn fixed_id(text: &str, run: &str) -> String {
+    let id = instance_id(text, run);
+    text.replace(
+        &format!("fwrun-{run}-{id}"),
+        &format!("fwrun-{run}-00000000"),
+    )
+}
+
 /// apparmor_parser's verdict on a profile text (-Q: no kernel, -K: no cache).
 fn parser_accepts(text: &str) -> Result<(), String> {
     let s = Scratch::new("qk");
@@ -45,15 +72,30 @@ fn rules(text: &str) -> Vec<&str> {
 fn the_default_profile_matches_its_snapshot() {
     let r = print_profile(&[]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    let text = fixed_id(&r.stdout, "snapshot");
     let snap = repo().join("tests/snapshots/default.profile");
     if std::env::var_os("FWRUN_REGEN_SNAPSHOTS").is_some() {
-        fs::write(&snap, &r.stdout).unwrap();
+        fs::write(&snap, &text).unwrap();
     }
     let want = fs::read_to_string(&snap).unwrap_or_default();
     assert!(
-        r.stdout == want,
+        text == want,
         "the default profile changed; if that is meant, run FWRUN_REGEN_SNAPSHOTS=1 cargo test --test apparmor and review the diff"
     );
+}
+
+/// Two runs of the same name get two profiles: neither can replace or
+/// unload the other's.
+#[test]
+fn every_invocation_names_its_own_profile() {
+    let ids: std::collections::BTreeSet<String> = (0..5)
+        .map(|_| {
+            let r = print_profile(&[]);
+            assert_eq!(r.code, 0, "{}", r.stderr);
+            instance_id(&r.stdout, "snapshot").to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), 5, "{ids:?}");
 }
 
 #[test]
@@ -153,10 +195,11 @@ fn a_template_with_a_syntax_error_is_refused_before_anything_runs() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        r.stdout.starts_with("abi <abi/3.0>,\nprofile fwrun-own {"),
+        r.stdout.starts_with("abi <abi/3.0>,\nprofile fwrun-own-"),
         "{}",
         r.stdout
     );
+    instance_id(&r.stdout, "own");
     parser_accepts(&r.stdout).unwrap();
 }
 

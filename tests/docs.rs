@@ -155,7 +155,9 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
         &[
             Para(
                 "Where the kernel has AppArmor, each run loads a profile named \
-                 fwrun-NAME, rendered from profiles/fwrun.profile.tera with the deny \
+                 fwrun-NAME-ID (ID: eight hex digits fresh for every run, so that \
+                 two runs of one name never share a profile), rendered from \
+                 profiles/fwrun.profile.tera with the deny \
                  list in profiles/deny.list (`--print-profile` shows it), and the \
                  init enters it just before its exec. It holds even after the \
                  firmware mounts its own /proc, /sys or /dev: /proc/sysrq-trigger, \
@@ -277,7 +279,9 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             "/run/fwrun/NAME/",
             "The state of the run named NAME (what it acquired, its pid), \
              locked for as long as the run lives. A later run, or \
-             `fwrun --cleanup`, removes it once its run is dead.",
+             `fwrun --cleanup`, removes it once its run is dead, after \
+             renaming it /run/fwrun/.dead-PID-SEQ-NAME, so that a new run \
+             may take the name at once; a run that ends does the same.",
         )],
     ),
     (

@@ -224,14 +224,20 @@ fn walk(dir: &str, name: String, node: &Node, out: &mut Vec<String>) {
 
 /// What the profile is made from.
 pub struct ProfileSpec<'a> {
+    /// The run's name.
     pub name: &'a str,
+    /// The profile's name ([`profile_name`]).
+    pub profile: &'a str,
     pub template: &'a str,
     pub extra_deny: &'a [String],
     pub allow_mknod: bool,
 }
 
-pub fn profile_name(run: &str) -> String {
-    format!("fwrun-{run}")
+/// The profile of one invocation of run `run`: `fwrun-RUN-INSTANCE`. The
+/// instance part differs between two runs of the same name, so that
+/// neither (nor a sweep of a dead one) can replace or unload the other's.
+pub fn profile_name(run: &str, instance: &str) -> String {
+    format!("fwrun-{run}-{instance}")
 }
 
 /// Render the profile text.
@@ -256,7 +262,7 @@ pub fn render(spec: &ProfileSpec) -> Result<String> {
 
     let mut ctx = tera::Context::new();
     ctx.insert("name", spec.name);
-    ctx.insert("profile", &profile_name(spec.name));
+    ctx.insert("profile", spec.profile);
     ctx.insert("denied_capabilities", &caps);
     ctx.insert("deny", &deny);
     ctx.insert("deny_writes", &deny_writes);
@@ -547,12 +553,14 @@ mod tests {
     fn renders_with_every_part() {
         let text = render(&ProfileSpec {
             name: "t1",
+            profile: "fwrun-t1-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &["/dev/ttyUSB*".into()],
             allow_mknod: false,
         })
         .unwrap();
-        assert!(text.contains("profile fwrun-t1 flags=(attach_disconnected,mediate_deleted) {"));
+        assert!(text
+            .contains("profile fwrun-t1-0123abcd flags=(attach_disconnected,mediate_deleted) {"));
         assert!(text.contains("abi <abi/3.0>,"));
         assert!(text.contains("audit deny capability sys_time,"));
         assert!(text.contains("audit deny capability mknod,"));
@@ -561,6 +569,7 @@ mod tests {
         assert!(text.contains("audit deny mount fstype=devtmpfs,"));
         let with_mknod = render(&ProfileSpec {
             name: "t1",
+            profile: "fwrun-t1-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &[],
             allow_mknod: true,
@@ -573,6 +582,7 @@ mod tests {
     fn bad_templates_and_paths_are_launcher_errors() {
         let e = render(&ProfileSpec {
             name: "t",
+            profile: "fwrun-t-0123abcd",
             template: "{% for x in %}",
             extra_deny: &[],
             allow_mknod: false,
@@ -582,6 +592,7 @@ mod tests {
         assert!(e.to_string().contains("template"), "{e}");
         let e = render(&ProfileSpec {
             name: "t",
+            profile: "fwrun-t-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &["/x\"\n  capability,".into()],
             allow_mknod: false,

@@ -10,8 +10,11 @@ check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 profiles=/sys/kernel/security/apparmor/profiles
 fwrun=/payload/fwrun
 fw=/payload/fw.ext2
-loaded() { grep -q "^$1 (enforce)\$" "$profiles"; }
-gone() { ! grep -q "^$1 " "$profiles"; }
+# A run's profile is fwrun-NAME-ID, ID eight hex digits fresh for every run.
+inst='[0-9a-f]\{8\}'
+# loaded NAME: run NAME's profile is loaded, in enforce mode (exactly one).
+loaded() { [ "$(grep -c "^fwrun-$1-$inst (enforce)\$" "$profiles")" = 1 ]; }
+gone() { ! grep -q "^fwrun-$1-$inst " "$profiles"; }
 # wait_for FILE TEXT: poll (5 s at most) until FILE holds TEXT.
 wait_for() {
   i=0
@@ -27,13 +30,13 @@ show() { sed 's/^/    | /' "$1"; }
 $fwrun --name aa1 --firmware $fw -- /test/signals.sh >/tmp/aa1.out 2>/tmp/aa1.err &
 pid=$!
 check "run aa1 starts" wait_for /tmp/aa1.out ready
-check "its profile is loaded in enforce mode" loaded fwrun-aa1
-init=$(for p in /proc/[0-9]*; do grep -q '^fwrun-aa1 ' $p/attr/current 2>/dev/null && echo ${p#/proc/}; done | head -n 1)
+check "its profile is loaded in enforce mode" loaded aa1
+init=$(for p in /proc/[0-9]*; do grep -q "^fwrun-aa1-$inst " $p/attr/current 2>/dev/null && echo ${p#/proc/}; done | head -n 1)
 check "the init's attr/current names the profile" test -n "$init"
 check "fwrun itself is not confined" grep -q unconfined /proc/$pid/attr/current
 kill -TERM $pid; wait $pid; code=$?
 check "SIGTERM stops it (exit 143, got $code)" test $code = 143
-check "the profile is gone after the run" gone fwrun-aa1
+check "the profile is gone after the run" gone aa1
 check "no state is left" test -z "$(ls /run/fwrun)"
 
 # 2. What a firmware must never manage is refused, even after it mounts its
@@ -46,14 +49,14 @@ $fwrun --name aa2 $alone --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/
 code=$?
 show /tmp/aa2.out; show /tmp/aa2.err
 check "escape.sh: every check passed (exit $code)" test $code = 0
-check "escape.sh ran under the profile" grep -q '^attr=fwrun-aa2 (enforce)' /tmp/aa2.out
+check "escape.sh ran under the profile" grep -q "^attr=fwrun-aa2-$inst (enforce)" /tmp/aa2.out
 for what in 'open /proc/sysrq-trigger' '/proc/sys/vm/drop_caches' '/proc/sys/kernel/panic' \
     '/sys/kernel/mm/transparent_hugepage/enabled' '/proc/kcore' 'capable mknod' 'capable sys_time' \
     'capable sys_module' '(proc)' '(sysfs)' '(devtmpfs)'; do
   check "the denial report lists $what" grep -qF "$what" /tmp/aa2.err
 done
 check "the report says DENIED" grep -q 'AppArmor DENIED' /tmp/aa2.err
-check "the profile is gone after the run" gone fwrun-aa2
+check "the profile is gone after the run" gone aa2
 
 # 2b. With --allow-mknod the path rules still refuse the dangerous nodes.
 $fwrun --name aa3 $alone --allow-mknod --firmware $fw -- /test/devices.sh >/tmp/aa3.out 2>/tmp/aa3.err
@@ -102,10 +105,10 @@ $fwrun --name aa6 --firmware $fw -- /test/signals.sh >/tmp/aa6.out 2>&1 &
 pid=$!
 check "run aa6 starts" wait_for /tmp/aa6.out ready
 kill -KILL $pid; wait $pid
-# confined PROFILE: a live process runs under it.
+# confined NAME: a live process runs under run NAME's profile.
 confined() {
   for p in /proc/[0-9]*; do
-    grep -q "^$1 " $p/attr/current 2>/dev/null && ! grep -q '^State:.*Z' $p/status 2>/dev/null && return 0
+    grep -q "^fwrun-$1-$inst " $p/attr/current 2>/dev/null && ! grep -q '^State:.*Z' $p/status 2>/dev/null && return 0
   done
   return 1
 }
@@ -116,18 +119,18 @@ gone_within_1s() {
     usleep 10000
   done
 }
-check "the confined firmware died with fwrun (within 1 s)" gone_within_1s fwrun-aa6
-check "after SIGKILL the dead run's profile is still loaded" loaded fwrun-aa6
+check "the confined firmware died with fwrun (within 1 s)" gone_within_1s aa6
+check "after SIGKILL the dead run's profile is still loaded" loaded aa6
 $fwrun --cleanup >/tmp/cleanup.out 2>&1
 show /tmp/cleanup.out
-check "fwrun --cleanup unloads it" gone fwrun-aa6
+check "fwrun --cleanup unloads it" gone aa6
 check "and removes its state" test -z "$(ls /run/fwrun)"
 $fwrun --name aa7 --firmware $fw -- /test/signals.sh >/tmp/aa7.out 2>&1 &
 pid=$!
 wait_for /tmp/aa7.out ready
 kill -KILL $pid; wait $pid
 $fwrun --firmware $fw -- /bin/true
-check "the next run sweeps a killed run's profile too" gone fwrun-aa7
+check "the next run sweeps a killed run's profile too" gone aa7
 
 # 5. --apparmor require works here, and nothing of fwrun's is left.
 check "--apparmor require runs on this kernel" $fwrun --apparmor require --firmware $fw -- /bin/true
@@ -160,13 +163,13 @@ if FWRUN_FAULT=none $fwrun --firmware $fw -- /bin/true 2>/dev/null; then
     FWRUN_FAULT=$step $fwrun --name f1 --firmware $fw -- /bin/true 2>/tmp/f.err
     code=$?
     check "FWRUN_FAULT=$step: exit 125 (got $code)" test $code = 125
-    check "FWRUN_FAULT=$step: the profile is gone" gone fwrun-f1
+    check "FWRUN_FAULT=$step: the profile is gone" gone f1
     check "FWRUN_FAULT=$step: no state is left" test -z "$(ls /run/fwrun)"
     FWRUN_FAULT=$step:kill $fwrun --name f2 --firmware $fw -- /bin/true 2>/dev/null
     code=$?
     check "FWRUN_FAULT=$step:kill kills fwrun (got $code)" test $code = 137
     $fwrun --cleanup >/dev/null 2>&1
-    check "after $step:kill, --cleanup leaves no profile" gone fwrun-f2
+    check "after $step:kill, --cleanup leaves no profile" gone f2
     check "after $step:kill, --cleanup leaves no state" test -z "$(ls /run/fwrun)"
   done
 fi
