@@ -4,7 +4,7 @@ complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'
 complete -c fwrun -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
 complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\' (every mount under SRC too). Device nodes under SRC open nothing unless SRC is itself a device node. Repeatable' -r
 complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
-complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
+complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s, whose settings it may then not change (no net_admin; the AppArmor profile refuses writes under /proc/sys/net and /sys/class/net)' -r -f -a "none\t'A network namespace of its own with only `lo`'
 host\t'The host\'s network'"
 complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init powers off on USR2, sysvinit shuts down on INT (its inittab\'s ctrlaltdel entry), systemd powers off on RTMIN+4' -r
 complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed. fwrun says which happened: stopped (and how fast) or killed' -r

@@ -87,7 +87,9 @@ pub struct Cli {
     pub env: Vec<(String, String)>,
 
     /// The firmware's network: 'none' gives it a network namespace of its own
-    /// with only the loopback interface, up; 'host' shares the host's.
+    /// with only the loopback interface, up; 'host' shares the host's, whose
+    /// settings it may then not change (no net_admin; the AppArmor profile
+    /// refuses writes under /proc/sys/net and /sys/class/net).
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub net: Net,
 

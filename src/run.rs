@@ -611,6 +611,7 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
         template: &template,
         extra_deny: &cfg.apparmor.deny,
         allow_mknod: cfg.apparmor.allow_mknod,
+        host_network: cfg.net == Net::Host,
     })
     .map_err(|e| match &cfg.apparmor.template {
         Some(p) => e.context(format!("--profile-template '{}'", p.display())),

@@ -68,20 +68,50 @@ fn rules(text: &str) -> Vec<&str> {
         .collect()
 }
 
-#[test]
-fn the_default_profile_matches_its_snapshot() {
-    let r = print_profile(&[]);
+/// The profile printed with `extra` (instance id fixed) against the
+/// snapshot in tests/snapshots/`file`.
+fn assert_matches_snapshot(extra: &[&str], file: &str) {
+    let r = print_profile(extra);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let text = fixed_id(&r.stdout, "snapshot");
-    let snap = repo().join("tests/snapshots/default.profile");
+    let snap = repo().join("tests/snapshots").join(file);
     if std::env::var_os("FWRUN_REGEN_SNAPSHOTS").is_some() {
         fs::write(&snap, &text).unwrap();
     }
     let want = fs::read_to_string(&snap).unwrap_or_default();
     assert!(
         text == want,
-        "the default profile changed; if that is meant, run FWRUN_REGEN_SNAPSHOTS=1 cargo test --test apparmor and review the diff"
+        "the profile for {extra:?} changed from tests/snapshots/{file}; if that is meant, run FWRUN_REGEN_SNAPSHOTS=1 cargo test --test apparmor and review the diff"
     );
+}
+
+#[test]
+fn the_default_profile_matches_its_snapshot() {
+    assert_matches_snapshot(&[], "default.profile");
+    // --net none is the default: the same profile.
+    assert_matches_snapshot(&["--net", "none"], "default.profile");
+}
+
+/// Under --net host the host's network is not the firmware's: net_admin is
+/// denied and /proc/sys/net, /sys/class/net are no longer carved out of
+/// the refused writes. Nothing else changes.
+#[test]
+fn the_host_network_profile_matches_its_snapshot() {
+    assert_matches_snapshot(&["--net", "host"], "net-host.profile");
+    let none = fixed_id(&print_profile(&[]).stdout, "snapshot");
+    let host = fixed_id(&print_profile(&["--net", "host"]).stdout, "snapshot");
+    assert!(rules(&host).contains(&"audit deny capability net_admin,"));
+    assert!(!none.contains("net_admin"));
+    let (none, host) = (rules(&none), rules(&host));
+    let only_none: Vec<&&str> = none.iter().filter(|r| !host.contains(r)).collect();
+    let only_host: Vec<&&str> = host.iter().filter(|r| !none.contains(r)).collect();
+    for r in only_none.iter().chain(&only_host) {
+        assert!(
+            r.ends_with(" w,") || **r == "audit deny capability net_admin,",
+            "--net host changed more than the network's rules: {r}"
+        );
+    }
+    assert!(!only_host.is_empty() && !only_none.is_empty());
 }
 
 /// Two runs of the same name get two profiles: neither can replace or
@@ -107,6 +137,8 @@ fn every_rendered_profile_passes_the_parser() {
         &["--deny", "/a,b/{c,d}/[0-9]?*"],
         &["--deny", "/x # not a comment"],
         &["--allow-mknod"],
+        &["--net", "host"],
+        &["--net", "host", "--allow-mknod", "--deny", "/dev/ttyUSB*"],
     ] {
         let r = print_profile(extra);
         assert_eq!(r.code, 0, "{extra:?}: {}", r.stderr);

@@ -164,10 +164,13 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  /proc/kcore, the host's memory, port, watchdog, clock and block \
                  devices, /sys/firmware and /sys/kernel/security are refused, \
                  writes under a firmware-mounted /proc/sys and /sys are refused \
-                 outside what its network namespace owns, setting the clock, \
+                 outside what its namespaces own, setting the clock, \
                  loading modules and (unless `--allow-mknod`) making device nodes \
                  are refused, and proc or sysfs may be mounted only at /proc and \
-                 /sys, devtmpfs nowhere.",
+                 /sys, devtmpfs nowhere. Under `--net host` the network is the \
+                 host's: the profile also refuses net_admin and writes under \
+                 /proc/sys/net, /sys/class/net and /sys/devices/virtual/net \
+                 (`--print-profile --net host` shows it).",
             ),
             Para(
                 "After the run fwrun reads the kernel log (or the audit log when \
