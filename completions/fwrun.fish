@@ -1,10 +1,10 @@
 complete -c fwrun -l firmware -d 'The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory holding a root file system. Its kind is read from its content, not its name. It is never written to' -r -F
 complete -c fwrun -l rw-dir -d 'Keep the firmware\'s changes in DIR (DIR/upper and DIR/work) instead of a tmpfs that is discarded at the end: the next run with the same DIR sees them' -r -F
-complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile. [default: generated, short and unique]' -r
+complete -c fwrun -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile (fwrun-NAME-ID, with an ID fresh for every run). [default: generated, short and unique]' -r
 complete -c fwrun -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
 complete -c fwrun -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\' (every mount under SRC too). Device nodes under SRC open nothing unless SRC is itself a device node. Repeatable' -r
 complete -c fwrun -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
-complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
+complete -c fwrun -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s, whose settings it may then not change (no net_admin; the AppArmor profile refuses writes under /proc/sys/net and /sys/class/net)' -r -f -a "none\t'A network namespace of its own with only `lo`'
 host\t'The host\'s network'"
 complete -c fwrun -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init powers off on USR2, sysvinit shuts down on INT (its inittab\'s ctrlaltdel entry), systemd powers off on RTMIN+4' -r
 complete -c fwrun -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed. fwrun says which happened: stopped (and how fast) or killed' -r
@@ -33,7 +33,7 @@ complete -c fwrun -l report -d 'Write a JSON report of the run to FILE: name, fi
 complete -c fwrun -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'
 complete -c fwrun -l as-pid2 -d 'Run INIT as pid 2 under a minimal pid 1 of fwrun\'s that reaps orphans and forwards signals: for a test program rather than a real init. The exit status is the program\'s'
 complete -c fwrun -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default. Even with it, a node made on fwrun\'s mounts does not open (they are nodev); one made on a file system the firmware mounts itself would'
-complete -c fwrun -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything'
+complete -c fwrun -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything. Its name\'s ID is fresh every time, as a run\'s is'
 complete -c fwrun -l follow-denials -d 'Print AppArmor denials as they happen, not only in the summary at the end'
 complete -c fwrun -l changes -d 'At the end, list what the firmware added (A), modified (M), deleted (D) and replaced (R, a directory made anew) in its root, read from the overlay\'s upper layer'
 complete -c fwrun -s v -l verbose -d 'Say more: each phase and how long it took'

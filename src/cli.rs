@@ -63,7 +63,8 @@ pub struct Cli {
     pub rw_dir: Option<PathBuf>,
 
     /// The run's name: letters, digits, '.', '_', '-', at most 32 characters.
-    /// It names the state directory, the overlay and the AppArmor profile.
+    /// It names the state directory, the overlay and the AppArmor profile
+    /// (fwrun-NAME-ID, with an ID fresh for every run).
     /// [default: generated, short and unique]
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
@@ -86,7 +87,9 @@ pub struct Cli {
     pub env: Vec<(String, String)>,
 
     /// The firmware's network: 'none' gives it a network namespace of its own
-    /// with only the loopback interface, up; 'host' shares the host's.
+    /// with only the loopback interface, up; 'host' shares the host's, whose
+    /// settings it may then not change (no net_admin; the AppArmor profile
+    /// refuses writes under /proc/sys/net and /sys/class/net).
     #[arg(long, value_name = "MODE", default_value = "none")]
     pub net: Net,
 
@@ -206,7 +209,7 @@ pub struct Cli {
     pub seccomp: Seccomp,
 
     /// Print the AppArmor profile this run would load, and exit without
-    /// running anything.
+    /// running anything. Its name's ID is fresh every time, as a run's is.
     #[arg(long)]
     pub print_profile: bool,
 

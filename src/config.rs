@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{self, Cli};
+use crate::confine::apparmor::profile_name;
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
@@ -82,6 +83,9 @@ pub struct AppArmorConfig {
     pub allow_mknod: bool,
     pub parser: Option<PathBuf>,
     pub follow_denials: bool,
+    /// The profile's name: the run's name and this invocation's instance id
+    /// (`fwrun-NAME-ID`), fresh every time.
+    pub profile: String,
 }
 
 /// The kernel-enforced layers' settings.
@@ -145,6 +149,7 @@ impl RunConfig {
             )
         };
         let name = cli.name.unwrap_or_else(crate::state::generate_name);
+        let profile = profile_name(&name, &crate::state::instance_id());
         let binds = match action {
             Action::Run(_) => cli
                 .bind
@@ -183,6 +188,7 @@ impl RunConfig {
                 allow_mknod: cli.allow_mknod,
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
+                profile,
             },
             kernel: KernelConfig {
                 cap_add: cli.cap_add,
@@ -240,6 +246,24 @@ mod tests {
         assert_eq!(c.hostname, "t1");
         assert_eq!(c.init, [DEFAULT_INIT]);
         assert!(!c.init_named);
+    }
+
+    #[test]
+    fn every_invocation_has_a_profile_of_its_own() {
+        let a = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        let b = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        for p in [&a, &b] {
+            let id = p.strip_prefix("fwrun-t1-").unwrap_or_else(|| panic!("{p}"));
+            assert!(
+                id.len() == 8 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{p}"
+            );
+        }
+        assert_ne!(a, b, "two runs named t1 share a profile name");
     }
 
     #[test]

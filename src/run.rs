@@ -441,7 +441,7 @@ fn load_profile(
     state_dir: &Path,
     teardown: &mut Teardown,
 ) -> Result<(String, Option<Denials>)> {
-    let profile = apparmor::profile_name(&cfg.name);
+    let profile = cfg.apparmor.profile.clone();
     let denials = Denials::start(&profile);
     state::record(state_dir, &Resource::Profile(profile.clone()))?;
     apparmor::load(parser, text)?;
@@ -719,9 +719,11 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
     };
     apparmor::render(&apparmor::ProfileSpec {
         name: &cfg.name,
+        profile: &cfg.apparmor.profile,
         template: &template,
         extra_deny: &cfg.apparmor.deny,
         allow_mknod: cfg.apparmor.allow_mknod,
+        host_network: cfg.net == Net::Host,
     })
     .map_err(|e| match &cfg.apparmor.template {
         Some(p) => e.context(format!("--profile-template '{}'", p.display())),

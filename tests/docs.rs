@@ -155,17 +155,22 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
         &[
             Para(
                 "Where the kernel has AppArmor, each run loads a profile named \
-                 fwrun-NAME, rendered from profiles/fwrun.profile.tera with the deny \
+                 fwrun-NAME-ID (ID: eight hex digits fresh for every run, so that \
+                 two runs of one name never share a profile), rendered from \
+                 profiles/fwrun.profile.tera with the deny \
                  list in profiles/deny.list (`--print-profile` shows it), and the \
                  init enters it just before its exec. It holds even after the \
                  firmware mounts its own /proc, /sys or /dev: /proc/sysrq-trigger, \
                  /proc/kcore, the host's memory, port, watchdog, clock and block \
                  devices, /sys/firmware and /sys/kernel/security are refused, \
                  writes under a firmware-mounted /proc/sys and /sys are refused \
-                 outside what its network namespace owns, setting the clock, \
+                 outside what its namespaces own, setting the clock, \
                  loading modules and (unless `--allow-mknod`) making device nodes \
                  are refused, and proc or sysfs may be mounted only at /proc and \
-                 /sys, devtmpfs nowhere.",
+                 /sys, devtmpfs nowhere. Under `--net host` the network is the \
+                 host's: the profile also refuses net_admin and writes under \
+                 /proc/sys/net, /sys/class/net and /sys/devices/virtual/net \
+                 (`--print-profile --net host` shows it).",
             ),
             Para(
                 "After the run fwrun reads the kernel log (or the audit log when \
@@ -292,7 +297,9 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "/run/fwrun/NAME/",
                 "The state of the run named NAME (what it acquired, its pid), \
                  locked for as long as the run lives. A later run, or \
-                 `fwrun --cleanup`, removes it once its run is dead.",
+                 `fwrun --cleanup`, removes it once its run is dead, after \
+                 renaming it /run/fwrun/.dead-PID-SEQ-NAME, so that a new run \
+                 may take the name at once; a run that ends does the same.",
             ),
             Item(
                 "/sys/fs/cgroup/…/fwrun-NAME/",
