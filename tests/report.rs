@@ -121,7 +121,13 @@ fn sample() -> Value {
         "boots": 1,
         "changes": [],
         "apparmor": { "mode": "auto", "profile": null, "denials": [] },
-        "confinement": { "capabilities": ["chown"], "dropped_capabilities": ["sys_time"], "seccomp": true, "refused": [] }
+        "confinement": { "capabilities": ["chown"], "dropped_capabilities": ["sys_time"], "seccomp": true, "refused": [] },
+        "cgroup": {
+            "path": null, "none_because": "this host has cgroup v1", "init_oom_killed": false,
+            "limits": { "memory_bytes": null, "memory_swap_bytes": null, "pids": null, "cpus": null, "io_weight": null },
+            "memory_peak_bytes": null, "cpu_user_usec": null, "cpu_system_usec": null,
+            "oom_kills": null, "pids_peak": null, "pids_refused": null
+        }
     })
 }
 
