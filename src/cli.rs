@@ -68,7 +68,8 @@ pub struct Cli {
     pub rw_dir: Option<PathBuf>,
 
     /// The run's name: letters, digits, '.', '_', '-', at most 32 characters.
-    /// It names the state directory, the overlay and the AppArmor profile.
+    /// It names the state directory, the overlay and the AppArmor profile
+    /// (fwrun-NAME-ID, with an ID fresh for every run).
     /// [default: generated, short and unique]
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
@@ -78,7 +79,9 @@ pub struct Cli {
     pub hostname: Option<String>,
 
     /// Bind a host path into the firmware at DST (an absolute path inside
-    /// it), read-only with ':ro'. Repeatable.
+    /// it), read-only with ':ro' (every mount under SRC too). Device nodes
+    /// under SRC open nothing unless SRC is itself a device node.
+    /// Repeatable.
     #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
     pub bind: Vec<Bind>,
 
@@ -89,7 +92,9 @@ pub struct Cli {
     pub env: Vec<(String, String)>,
 
     /// The firmware's network. 'none': a network namespace of its own with
-    /// only the loopback interface, up. 'host': the host's own network.
+    /// only the loopback interface, up. 'host': the host's own network, whose
+    /// settings it may then not change (no net_admin; the AppArmor profile
+    /// refuses writes under /proc/sys/net and /sys/class/net).
     /// 'veth[:HOSTADDR/PREFIX]': a namespace of its own with one end of a
     /// veth pair, eth0, left down and unaddressed for the firmware to
     /// configure as on its device; the host's end, fw-NAME, is brought up,
@@ -114,12 +119,15 @@ pub struct Cli {
     pub net_move: Vec<Move>,
 
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
-    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number.
+    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init
+    /// powers off on USR2, sysvinit shuts down on INT (its inittab's
+    /// ctrlaltdel entry), systemd powers off on RTMIN+4.
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub stop_signal: i32,
 
     /// Seconds to wait after the stop signal before every process of the
-    /// firmware is killed.
+    /// firmware is killed. fwrun says which happened: stopped (and how
+    /// fast) or killed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
@@ -141,6 +149,40 @@ pub struct Cli {
     /// terminal, inherit otherwise]
     #[arg(long, value_name = "MODE")]
     pub console: Option<Console>,
+
+    /// Limit the firmware's memory (memory.max of its cgroup): bytes, or
+    /// with K, M or G (e.g. 64M). Swap is not used unless --memory-swap
+    /// allows it. A firmware past the limit is OOM-killed (exit 137). Needs
+    /// the cgroup v2 unified hierarchy, as every limit does.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Let the firmware use this much swap (memory.swap.max). [default: 0
+    /// with --memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_swap: Option<u64>,
+
+    /// The most processes and threads the firmware may have at once
+    /// (pids.max): a fork bomb stops there. [default: 4096 on a cgroup v2
+    /// host; none on v1]
+    #[arg(long, value_name = "N", value_parser = parse_pids)]
+    pub pids: Option<u64>,
+
+    /// The CPU time the firmware gets, in CPUs (cpu.max; e.g. 0.5 is half
+    /// of one CPU).
+    #[arg(long, value_name = "N.N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// The firmware's share of block I/O against its siblings, 1 to 10000
+    /// (io.weight; 100 is the kernel's default).
+    #[arg(long, value_name = "N", value_parser = parse_io_weight)]
+    pub io_weight: Option<u16>,
+
+    /// Make the run's cgroup (fwrun-NAME) under this cgroup, a path below
+    /// /sys/fs/cgroup, which must hold no process of its own. [default:
+    /// next to fwrun's own cgroup]
+    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: Option<PathBuf>,
 
     /// Run INIT as pid 2 under a minimal pid 1 of fwrun's that reaps orphans
     /// and forwards signals: for a test program rather than a real init. The
@@ -164,8 +206,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub deny: Vec<String>,
 
-    /// Let the firmware create device nodes (CAP_MKNOD). Off by default: a
-    /// block device node made outside /dev would escape the path rules.
+    /// Let the firmware create device nodes (CAP_MKNOD). Off by default.
+    /// Even with it, a node made on fwrun's mounts does not open (they are
+    /// nodev); one made on a file system the firmware mounts itself would.
     #[arg(long)]
     pub allow_mknod: bool,
 
@@ -191,7 +234,7 @@ pub struct Cli {
     pub seccomp: Seccomp,
 
     /// Print the AppArmor profile this run would load, and exit without
-    /// running anything.
+    /// running anything. Its name's ID is fresh every time, as a run's is.
     #[arg(long)]
     pub print_profile: bool,
 
@@ -409,6 +452,66 @@ fn parse_signal(s: &str) -> Result<i32, String> {
     })
 }
 
+/// "65536", "64K", "64M", "1G", "1.5G" (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("'{s}' is not a size: use bytes or K, M, G (e.g. 64M)");
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 60) as f64 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_pids(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=4_194_304).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a process count: use a whole number from 1 to 4194304"
+        )),
+    }
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        // cpu.max's quota must be at least 1 ms per 100 ms period.
+        Ok(n) if n.is_finite() && (0.01..=4096.0).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a CPU count: use a number from 0.01 to 4096 (e.g. 0.5)"
+        )),
+    }
+}
+
+fn parse_io_weight(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(n) if (1..=10000).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not an I/O weight: use 1 to 10000")),
+    }
+}
+
+fn parse_cgroup_parent(s: &str) -> Result<PathBuf, String> {
+    let p = s.strip_prefix("/sys/fs/cgroup").unwrap_or(s);
+    if p.split('/').any(|c| c == ".." || c == ".") || p.contains('\0') {
+        return Err(format!(
+            "'{s}' is not a cgroup path: give it below /sys/fs/cgroup, without '.' or '..'"
+        ));
+    }
+    Ok(PathBuf::from(p.trim_matches('/')))
+}
+
 /// "90", "90s", "500ms", "5m", "1.5h".
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let t = s.trim();
@@ -528,6 +631,31 @@ mod tests {
         assert!(parse_net("bridge:a234567890123456")
             .unwrap_err()
             .contains("15 bytes"));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        for bad in ["", "M", "-1M", "64X", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_pids("256").unwrap(), 256);
+        assert!(parse_pids("0").is_err());
+        assert!(parse_pids("x").is_err());
+        assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("nan").is_err());
+        assert_eq!(parse_io_weight("100").unwrap(), 100);
+        assert!(parse_io_weight("0").is_err());
+        assert!(parse_io_weight("10001").is_err());
+        assert_eq!(
+            parse_cgroup_parent("/sys/fs/cgroup/ci.slice/").unwrap(),
+            PathBuf::from("ci.slice")
+        );
+        assert!(parse_cgroup_parent("a/../b").is_err());
     }
 
     #[test]

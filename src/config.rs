@@ -9,9 +9,11 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{self, Cli};
+use crate::confine::apparmor::profile_name;
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
+use crate::firmware::terminfo::LAST_RESORT;
 use crate::network::{self, Move, Plan, Veth};
 
 /// The init started when none is given after `--`.
@@ -97,6 +99,9 @@ pub struct AppArmorConfig {
     pub allow_mknod: bool,
     pub parser: Option<PathBuf>,
     pub follow_denials: bool,
+    /// The profile's name: the run's name and this invocation's instance id
+    /// (`fwrun-NAME-ID`), fresh every time.
+    pub profile: String,
 }
 
 /// The kernel-enforced layers' settings.
@@ -123,6 +128,9 @@ pub struct RunConfig {
     pub binds: Vec<ResolvedBind>,
     /// The init's whole environment, in order.
     pub env: Vec<(String, String)>,
+    /// Whether --env set TERM: then it is passed as given, never replaced
+    /// by one the firmware has a terminfo entry for.
+    pub term_given: bool,
     pub net: Net,
     /// What the firmware's network namespace is given: a veth, interfaces.
     pub network: Plan,
@@ -134,6 +142,8 @@ pub struct RunConfig {
     pub as_pid2: bool,
     pub apparmor: AppArmorConfig,
     pub kernel: KernelConfig,
+    /// The run's cgroup limits (cgroup v2 only).
+    pub cgroup: crate::host::cgroup::Limits,
     pub changes: bool,
     pub report: Option<PathBuf>,
     pub verbose: bool,
@@ -157,6 +167,7 @@ impl RunConfig {
             )
         };
         let name = cli.name.unwrap_or_else(crate::state::generate_name);
+        let profile = profile_name(&name, &crate::state::instance_id());
         let binds = match action {
             Action::Run(_) => cli
                 .bind
@@ -177,6 +188,7 @@ impl RunConfig {
             action,
             hostname: cli.hostname.unwrap_or_else(|| name.clone()),
             env: environment(&cli.env, &name),
+            term_given: cli.env.iter().any(|(k, _)| k == "TERM"),
             name,
             init,
             init_named,
@@ -197,11 +209,20 @@ impl RunConfig {
                 allow_mknod: cli.allow_mknod,
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
+                profile,
             },
             kernel: KernelConfig {
                 cap_add: cli.cap_add,
                 cap_drop: cli.cap_drop,
                 seccomp: cli.seccomp == cli::Seccomp::On,
+            },
+            cgroup: crate::host::cgroup::Limits {
+                memory: cli.memory,
+                memory_swap: cli.memory_swap,
+                pids: cli.pids,
+                cpus: cli.cpus,
+                io_weight: cli.io_weight,
+                parent: cli.cgroup_parent,
             },
             changes: cli.changes,
             report: cli.report,
@@ -266,7 +287,7 @@ fn network_plan(
 
 /// The init's environment: small, clean, and the user's --env on top.
 fn environment(user: &[(String, String)], name: &str) -> Vec<(String, String)> {
-    let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
+    let term = std::env::var("TERM").unwrap_or_else(|_| LAST_RESORT.into());
     let mut vars: Vec<(String, String)> = vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), "/".into()),
@@ -302,11 +323,32 @@ mod tests {
     }
 
     #[test]
+    fn every_invocation_has_a_profile_of_its_own() {
+        let a = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        let b = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        for p in [&a, &b] {
+            let id = p.strip_prefix("fwrun-t1-").unwrap_or_else(|| panic!("{p}"));
+            assert!(
+                id.len() == 8 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{p}"
+            );
+        }
+        assert_ne!(a, b, "two runs named t1 share a profile name");
+    }
+
+    #[test]
     fn env_overrides_replace_in_place_of_appending_twice() {
         let c = config(&["--firmware", "x", "--name", "t", "--env", "HOME=/root"]);
         let homes: Vec<_> = c.env.iter().filter(|(k, _)| k == "HOME").collect();
         assert_eq!(homes, [&("HOME".to_string(), "/root".to_string())]);
         assert!(c.env.contains(&("FWRUN_NAME".into(), "t".into())));
+        assert!(!c.term_given);
+        let c = config(&["--firmware", "x", "--env", "TERM=ansi"]);
+        assert!(c.term_given && c.env.contains(&("TERM".into(), "ansi".into())));
     }
 
     #[test]

@@ -22,7 +22,9 @@ use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
 use crate::error::fail;
 use crate::fault;
-use crate::firmware::{self, exec, spec::ChildSpec};
+use crate::firmware::inits::Program;
+use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
+use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
@@ -31,7 +33,7 @@ use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
 use crate::supervise::console::{self, RawMode, Relay};
-use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::ending::{self, Ending, Outcome, Stopping};
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
 
@@ -48,19 +50,6 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
     }
 }
 
-/// Releases what a dead run left: its AppArmor profile, the host side of
-/// its veth.
-struct Sweep;
-
-impl state::Sweeper for Sweep {
-    fn release(&mut self, r: &Resource) -> Result<()> {
-        match r {
-            Resource::Profile(p) => apparmor::unload(p),
-            Resource::Link(name) => network::release_link(name),
-        }
-    }
-}
-
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
 pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
@@ -72,6 +61,20 @@ pub fn cleanup(log: &Log) -> Result<i32> {
         log.say("nothing to clean up");
     }
     Ok(0)
+}
+
+/// Sweeps what a dead run left: its AppArmor profile, its cgroup, the host
+/// side of its veth.
+struct Sweep;
+
+impl state::Sweeper for Sweep {
+    fn release(&mut self, r: &Resource) -> Result<()> {
+        match r {
+            Resource::Cgroup(path) => cgroup::remove(path),
+            Resource::Link(name) => network::release_link(name),
+            other => apparmor::Sweep.release(other),
+        }
+    }
 }
 
 /// A run, and its --report written however it ended.
@@ -106,17 +109,42 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     let mut acq = acquire(cfg, &prep, log, rep)?;
     if let Some(why) = supervise::pending_stop() {
         // Stopped before the firmware started.
-        rep.ending = ending::ending(&Outcome {
+        let outcome = Outcome {
             ending: Ending::Exited(0),
-            stopped: Some(why),
+            stopped: Some(Stopping::before_start(why, cfg.stop_timeout, cfg.timeout)),
             sent: Vec::new(),
-        });
-        return Ok(why.exit_code());
+        };
+        rep.ending = ending::ending(&outcome);
+        rep.stop = ending::stop(&outcome);
+        let (code, line) = ending::conclude(&outcome);
+        if let Some(line) = line {
+            log.say(line);
+        }
+        return Ok(code);
     }
-    let booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
+    let mut booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
     rep.ending = ending::ending(&booted.outcome);
+    rep.stop = ending::stop(&booted.outcome);
+    booted.line = booted
+        .line
+        .take()
+        .map(|l| with_hint(l, &booted.outcome, acq.program_file.take()));
     finish(cfg, &prep, &mut acq, &booted, log, rep)?;
     Ok(booted.code)
+}
+
+/// A stop that needed a kill: the line also says which stop signal the
+/// init expects, when fwrun recognises the init and sent another.
+fn with_hint(line: String, outcome: &Outcome, program: Option<Program>) -> String {
+    let sent = outcome.stopped.and_then(|s| s.signal);
+    let hint = match (outcome.killed(), sent, program) {
+        (true, Some(sent), Some(p)) => p.recognise().and_then(|init| init.hint(sent)),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{line}; {h}"),
+        None => line,
+    }
 }
 
 /// What the checks before any system change found.
@@ -137,6 +165,8 @@ struct Prepared {
     caps: Vec<caps::Capability>,
     /// The devices of the host file systems bound into the firmware.
     host_devs: Vec<(u32, u32)>,
+    /// Whether the run gets a cgroup of its own (cgroup v2 only).
+    hierarchy: Hierarchy,
 }
 
 /// Phases 1-2: validate everything that needs no system change, then
@@ -161,6 +191,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
     preflight::check_root()?;
     preflight::check_overlay()?;
     network::check::check(&cfg.network)?;
+    let hierarchy = cgroup_host(cfg, log, rep)?;
     let fw = image::detect(firmware)?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
@@ -204,6 +235,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         ),
     );
     Ok(Prepared {
+        hierarchy,
         caps,
         host_devs: host_devices(cfg),
         fw,
@@ -215,6 +247,20 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         argv,
         envp,
     })
+}
+
+/// Whether the run gets a cgroup of its own; limits on a host that cannot
+/// give one are refused here, before anything is touched.
+fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy> {
+    let hierarchy = cgroup::hierarchy();
+    cgroup::check_host(&cfg.cgroup, &hierarchy)?;
+    if let Hierarchy::Legacy(why) = &hierarchy {
+        log.detail(format!(
+            "no cgroup of its own for the firmware: this host has {why}; it shares fwrun's cgroup, without limits or accounting"
+        ));
+        rep.cgroup.none_because = Some(why.clone());
+    }
+    Ok(hierarchy)
 }
 
 /// The capabilities the init keeps, said under -v and put in the report.
@@ -243,8 +289,15 @@ fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capa
 struct Acquired {
     layout: Layout,
     program: PathBuf,
+    /// The init's program, opened for a hint after a kill (closed before
+    /// the teardown: declared before it).
+    program_file: Option<Program>,
+    /// The init's environment, TERM chosen for the firmware.
+    envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
+    /// The run's cgroup, on a cgroup v2 host.
+    cgroup: Option<Cgroup>,
     teardown: Teardown,
 }
 
@@ -266,10 +319,13 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     }
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
+    let root = open_dir(&layout.root)?;
     let program = match &prep.program {
         Some(p) => p.clone(),
-        None => check_init(cfg, &layout.root)?,
+        None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
+    let program_file = Program::open(&root, &program);
+    let envp = firmware_env(cfg, prep, &root, log);
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -282,12 +338,51 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         }
         _ => None,
     };
+    let cgroup = match prep.hierarchy {
+        Hierarchy::Unified => Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
+        Hierarchy::Legacy(_) => None,
+    };
     Ok(Acquired {
         layout,
         program,
+        program_file,
+        envp,
         profile,
+        cgroup,
         teardown,
     })
+}
+
+/// The init's environment: TERM, unless --env gave it, becomes one the
+/// firmware has a terminfo entry for (-v says which).
+fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> Vec<CString> {
+    let wanted = cfg.env.iter().find(|(k, _)| k == "TERM").map(|(_, v)| v);
+    let Some(wanted) = wanted else {
+        return prep.envp.clone();
+    };
+    if cfg.term_given {
+        log.detail(format!("TERM={wanted} for the firmware, as --env gave it"));
+        return prep.envp.clone();
+    }
+    let choice = terminfo::choose(root, wanted);
+    log.detail(format!(
+        "TERM={} for the firmware: {}",
+        choice.term, choice.why
+    ));
+    if choice.term == *wanted {
+        return prep.envp.clone();
+    }
+    let term = CString::new(format!("TERM={}", choice.term)).expect("a terminfo name without NUL");
+    prep.envp
+        .iter()
+        .map(|e| {
+            if e.as_bytes().starts_with(b"TERM=") {
+                term.clone()
+            } else {
+                e.clone()
+            }
+        })
+        .collect()
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
@@ -356,7 +451,7 @@ fn load_profile(
     state_dir: &Path,
     teardown: &mut Teardown,
 ) -> Result<(String, Option<Denials>)> {
-    let profile = apparmor::profile_name(&cfg.name);
+    let profile = cfg.apparmor.profile.clone();
     let denials = Denials::start(&profile);
     state::record(state_dir, &Resource::Profile(profile.clone()))?;
     apparmor::load(parser, text)?;
@@ -364,6 +459,36 @@ fn load_profile(
     teardown.push("apparmor", move || apparmor::unload(&p));
     fault::step("apparmor")?;
     Ok((profile, denials))
+}
+
+/// The run's cgroup with its limits, recorded before it is made so that a
+/// sweep finds it even if fwrun dies in between; removed (once empty) in
+/// the teardown.
+fn make_cgroup(
+    cfg: &RunConfig,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<Cgroup> {
+    let path = cgroup::path_for(&cfg.name, &cfg.cgroup)?;
+    state::record(state_dir, &Resource::Cgroup(path.clone()))?;
+    let made = cgroup::create(&path, &cfg.cgroup);
+    let p = path.clone();
+    teardown.push("cgroup", move || cgroup::remove(&p));
+    let made = made?;
+    fault::step("cgroup")?;
+    rep.cgroup.path = Some(path.display().to_string());
+    rep.cgroup.limits = report::CgroupLimits {
+        memory_bytes: cfg.cgroup.memory,
+        // No swap with --memory unless --memory-swap allows some.
+        memory_swap_bytes: cfg.cgroup.memory_swap.or(cfg.cgroup.memory.map(|_| 0)),
+        pids: cgroup::pids_max(&path),
+        cpus: cfg.cgroup.cpus,
+        io_weight: cfg.cgroup.io_weight,
+    };
+    log.phase("cgroup", format!("made the cgroup {}", path.display()));
+    Ok(made)
 }
 
 /// Phases 7-8: clone the init into its namespaces and supervise it; boot again
@@ -391,6 +516,7 @@ fn boot(
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
         timeout: cfg.timeout,
+        cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
     let mut follow = acq
         .profile
@@ -426,11 +552,12 @@ fn boot(
         started.reaped = true;
         refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
-        let (code, line) = ending::conclude(&outcome);
-        let restart = ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart;
-        if let Some(net) = net {
-            hand_back(net, restart, &mut acq.teardown, log);
+        let (code, mut line) = ending::conclude(&outcome);
+        if let Some(cg) = &acq.cgroup {
+            account(cfg, cg, &outcome, &mut line, rep);
         }
+        let restart = ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart;
+        hand_back(net, restart, &mut acq.teardown, log);
         if restart {
             log.say(format!(
                 "firmware rebooted; booting it again (boot {})",
@@ -495,13 +622,52 @@ fn report_interfaces(plan: &network::Plan) -> Vec<report::Interface> {
 /// A boot's links after it ended: taken back now before a restart (the
 /// next boot makes a veth of the same name), else with the rest of the
 /// teardown (after the firmware's changes are read, before its state goes).
-fn hand_back(mut net: Attached, restart: bool, teardown: &mut Teardown, log: &Log) {
+fn hand_back(net: Option<Attached>, restart: bool, teardown: &mut Teardown, log: &Log) {
+    let Some(mut net) = net else {
+        return;
+    };
     if restart {
         for f in net.detach(true) {
             log.say(format!("warning: {f}"));
         }
     } else {
         teardown.push("network", move || net.finish());
+    }
+}
+
+/// What the cgroup counted, into the report; an OOM kill of the init said
+/// as such.
+fn account(
+    cfg: &RunConfig,
+    cg: &Cgroup,
+    out: &Outcome,
+    line: &mut Option<String>,
+    rep: &mut Report,
+) {
+    let usage = cgroup::usage(&cg.path);
+    if oom_killed(out, Some(&usage)) {
+        *line = Some(oom_line(cfg));
+        rep.cgroup.init_oom_killed = true;
+    }
+    rep.cgroup.set_usage(&usage);
+}
+
+/// Whether the init died of a SIGKILL that fwrun did not send while the
+/// cgroup's OOM killer had struck.
+fn oom_killed(out: &Outcome, usage: Option<&cgroup::Usage>) -> bool {
+    out.stopped.is_none()
+        && out.ending == Ending::Signaled(libc::SIGKILL)
+        && !out.sent.contains(&libc::SIGKILL)
+        && usage.and_then(|u| u.oom_kills).is_some_and(|n| n > 0)
+}
+
+fn oom_line(cfg: &RunConfig) -> String {
+    match cfg.cgroup.memory {
+        Some(m) => format!(
+            "firmware's init was killed by the kernel's OOM killer: --memory was {}",
+            cgroup::show_size(m)
+        ),
+        None => "firmware's init was killed by the kernel's OOM killer".into(),
     }
 }
 
@@ -551,8 +717,9 @@ fn child_spec(
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
         caps: prep.caps.clone(),
         seccomp: cfg.kernel.seccomp,
+        cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         argv: prep.argv.clone(),
-        envp: prep.envp.clone(),
+        envp: acq.envp.clone(),
     })
 }
 
@@ -583,6 +750,9 @@ fn finish(
     }
     let failures = acq.teardown.run();
     log.phase("teardown", "tore down");
+    if let Some(line) = rep.cgroup.summary() {
+        log.detail(line);
+    }
     if let Some(line) = &booted.line {
         log.say(line);
     }
@@ -623,9 +793,11 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
     };
     apparmor::render(&apparmor::ProfileSpec {
         name: &cfg.name,
+        profile: &cfg.apparmor.profile,
         template: &template,
         extra_deny: &cfg.apparmor.deny,
         allow_mknod: cfg.apparmor.allow_mknod,
+        host_network: cfg.net == Net::Host,
     })
     .map_err(|e| match &cfg.apparmor.template {
         Some(p) => e.context(format!("--profile-template '{}'", p.display())),

@@ -270,6 +270,48 @@ fn env_bind_and_hostname() {
     assert!(!s.path("new").exists());
 }
 
+/// TERM: the caller's when the firmware has its terminfo entry, else one
+/// it can use (the test firmware has no `linux` entry, so vt100); --env
+/// wins; -v says what was chosen.
+#[test]
+fn term_is_one_the_firmware_has_terminfo_for() {
+    let _g = guard();
+    let fw = image("fw.ext2");
+    let term_seen = |caller: &str, extra: &[&str]| {
+        let mut c = fwrun();
+        c.env("TERM", caller)
+            .args(["-v", "--firmware", fw.to_str().unwrap()])
+            .args(extra)
+            .args(["--", "/bin/sh", "-c", "echo \"TERM=$TERM\""]);
+        let out = common::bg::finish(c);
+        assert_eq!(out.code(), Some(0), "{}", out.show());
+        (out.stdout, out.stderr)
+    };
+    let (seen, said) = term_seen("tmux-256color", &[]);
+    assert_eq!(seen, "TERM=vt100\n", "{said}");
+    assert!(
+        said.contains(
+            "fwrun: TERM=vt100 for the firmware: the firmware has no terminfo entry \
+             for tmux-256color, nor for linux\n"
+        ),
+        "{said}"
+    );
+    let (seen, said) = term_seen("fwtest-term", &[]);
+    assert_eq!(seen, "TERM=fwtest-term\n", "{said}");
+    assert!(
+        said.contains(
+            "fwrun: TERM=fwtest-term for the firmware: the firmware has its terminfo entry\n"
+        ),
+        "{said}"
+    );
+    let (seen, said) = term_seen("tmux-256color", &["--env", "TERM=xterm-unknown"]);
+    assert_eq!(seen, "TERM=xterm-unknown\n", "{said}");
+    assert!(
+        said.contains("fwrun: TERM=xterm-unknown for the firmware, as --env gave it\n"),
+        "{said}"
+    );
+}
+
 #[test]
 fn name_already_running_and_bad_names() {
     let _g = guard();

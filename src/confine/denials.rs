@@ -267,16 +267,24 @@ pub fn describe(d: &Denial) -> String {
 mod tests {
     use super::*;
 
-    const REC: &str = "5,1234,5678,-;audit: type=1400 audit(1700000000.123:45): apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"fwrun-t1\" name=\"/proc/sysrq-trigger\" pid=108 comm=\"sh\" requested_mask=\"wc\" denied_mask=\"wc\" fsuid=0 ouid=0\n";
+    const REC: &str = "5,1234,5678,-;audit: type=1400 audit(1700000000.123:45): apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"fwrun-t1-0000abcd\" name=\"/proc/sysrq-trigger\" pid=108 comm=\"sh\" requested_mask=\"wc\" denied_mask=\"wc\" fsuid=0 ouid=0\n";
 
     #[test]
     fn parses_a_kernel_record() {
-        let d = Denial::parse(REC, "fwrun-t1").unwrap();
+        let d = Denial::parse(REC, "fwrun-t1-0000abcd").unwrap();
         assert_eq!(d.operation, "open");
         assert_eq!(d.target, "/proc/sysrq-trigger");
         assert_eq!(d.requested, "wc");
-        assert!(Denial::parse(REC, "fwrun-t2").is_none(), "another run's");
-        assert!(Denial::parse(&REC.replace("DENIED", "AUDIT"), "fwrun-t1").is_none());
+        assert!(
+            Denial::parse(REC, "fwrun-t2-0000abcd").is_none(),
+            "another run's"
+        );
+        assert!(
+            Denial::parse(REC, "fwrun-t1-1111abcd").is_none(),
+            "another run's with the same name"
+        );
+        assert!(Denial::parse(REC, "fwrun-t1").is_none());
+        assert!(Denial::parse(&REC.replace("DENIED", "AUDIT"), "fwrun-t1-0000abcd").is_none());
     }
 
     #[test]

@@ -5,10 +5,12 @@
 //! succeeded.
 
 pub mod exec;
+pub mod inits;
 pub mod pid2;
 pub mod rootfs;
 pub mod setup;
 pub mod spec;
+pub mod terminfo;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -94,7 +96,7 @@ pub fn clone_child(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Cloned> 
     .map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
     // SAFETY: fwrun is single-threaded (signals are read with a signalfd, no
     // handler thread), so the child may allocate.
-    match unsafe { sys::fork_into(namespaces) } {
+    match unsafe { sys::fork_into(namespaces, spec.cgroup) } {
         Err(e) => Err(anyhow!(
             "creating the firmware's namespaces (clone3): {}",
             errno_text(e)

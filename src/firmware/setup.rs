@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::error;
 use crate::firmware::exec::{confine, exec_init};
@@ -46,6 +48,8 @@ pub fn child_main(spec: &ChildSpec, fds: ChildFds) -> ! {
         }
         Ok(())
     });
+    // Needed only until the parent-death signal was set.
+    drop(life_r);
     let (code, msg) = match ready {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
         Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
@@ -98,11 +102,20 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
             }
         }
     }
-    rootfs::mount_proc(&spec.root)?;
+    let root = nix::fcntl::open(
+        &spec.root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening the firmware root: {}", errno_text(e)))?;
+    rootfs::mount_proc(&root)?;
     crate::fault::step("proc")?;
-    rootfs::mount_sys(&spec.root)?;
+    rootfs::mount_sys(&root)?;
     crate::fault::step("sys")?;
-    rootfs::mount_dev(&spec.root, spec.console.as_deref())?;
+    if spec.cgroup.is_some() {
+        rootfs::mount_cgroup(&root)?;
+    }
+    rootfs::mount_dev(&root, spec.console.as_deref())?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;
     nix::unistd::sethostname(&spec.hostname)

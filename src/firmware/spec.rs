@@ -32,6 +32,9 @@ pub struct ChildSpec {
     /// Install the seccomp filter and send its notification descriptor to
     /// the supervisor.
     pub seccomp: bool,
+    /// The run's cgroup (an open directory) to clone the init into; its
+    /// subtree is then mounted, writable, at the firmware's /sys/fs/cgroup.
+    pub cgroup: Option<RawFd>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }

@@ -70,9 +70,9 @@ dir=target/fwtest/root
 # --- Runs -----------------------------------------------------------------------
 # Enough runs for stable medians; the fast commands get more.
 if [ "${FWRUN_BENCH_QUICK:-0}" = 1 ]; then
-  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3
+  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3
 else
-  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20
+  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10
 fi
 
 # --- Leftovers -----------------------------------------------------------
@@ -169,8 +169,8 @@ bench true $fast_runs $warmup /bin/true
 heavy='for i in $(seq 100); do find / -xdev >/dev/null; done'
 $fwrun --firmware $img -q -- /bin/sh -c "$heavy" || die "the syscall-heavy run failed"
 bench fwrun-ext2-noseccomp $fast_runs $warmup $fwrun --firmware $img -q --seccomp off -- /bin/true
-bench heavy $slow_runs 3 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
-bench heavy-noseccomp $slow_runs 3 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
+bench heavy $heavy_runs 2 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
+bench heavy-noseccomp $heavy_runs 2 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
 
 # --- 3: bubblewrap -----------------------------------------------------------------
 bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true \

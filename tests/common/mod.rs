@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bg;
+pub mod report;
 
 use std::collections::BTreeSet;
 use std::fs;
@@ -105,6 +106,7 @@ pub struct Footprint {
     pub pid_namespaces: BTreeSet<String>,
     pub fwrun_processes: BTreeSet<String>,
     pub profiles: BTreeSet<String>,
+    pub cgroups: BTreeSet<String>,
     /// The host's network interfaces fwrun names (`fw-*`).
     pub interfaces: BTreeSet<String>,
 }
@@ -175,6 +177,29 @@ fn profiles() -> BTreeSet<String> {
         .collect()
 }
 
+/// Every `fwrun-*` cgroup under /sys/fs/cgroup (v2, or any v1 hierarchy),
+/// a few levels deep.
+fn cgroups() -> BTreeSet<String> {
+    fn walk(dir: &Path, depth: u32, out: &mut BTreeSet<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with("fwrun-") {
+                out.insert(e.path().display().to_string());
+            } else if depth > 0 {
+                walk(&e.path(), depth - 1, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(Path::new("/sys/fs/cgroup"), 3, &mut out);
+    out
+}
+
 /// The interfaces of the host (the tests' network namespace) whose name
 /// fwrun gives to the host end of a veth.
 pub fn fw_interfaces() -> BTreeSet<String> {
@@ -195,6 +220,7 @@ pub fn footprint() -> Footprint {
         pid_namespaces,
         fwrun_processes,
         profiles: profiles(),
+        cgroups: cgroups(),
         interfaces: fw_interfaces(),
     }
 }
@@ -217,6 +243,7 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
         &now.fwrun_processes,
     );
     diff("AppArmor profile", &before.profiles, &now.profiles);
+    diff("cgroup", &before.cgroups, &now.cgroups);
     diff("interface", &before.interfaces, &now.interfaces);
     out
 }
