@@ -127,8 +127,82 @@ fn sample() -> Value {
             "limits": { "memory_bytes": null, "memory_swap_bytes": null, "pids": null, "cpus": null, "io_weight": null },
             "memory_peak_bytes": null, "cpu_user_usec": null, "cpu_system_usec": null,
             "oom_kills": null, "pids_peak": null, "pids_refused": null
+        },
+        "network": {
+            "mode": "veth",
+            "interfaces": [{
+                "name": "eth0", "kind": "veth", "host_name": "fw-fw1",
+                "host_address": "169.254.77.2/24", "bridge": null
+            }]
         }
     })
+}
+
+/// The schema pins `network`: a veth, a bridge's veth and a moved
+/// interface pass; what fwrun never writes is refused.
+#[test]
+fn the_schema_pins_network() {
+    let with = |mode: &str, iface: Value| {
+        let mut v = sample();
+        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface] });
+        schema_errors(&v)
+    };
+    let iface = |name: &str, kind: &str, host: &str, addr: Value, br: Value| {
+        serde_json::json!({
+            "name": name, "kind": kind, "host_name": host, "host_address": addr, "bridge": br
+        })
+    };
+    let null = Value::Null;
+    let ok = [
+        (
+            "bridge",
+            iface("eth0", "veth", "fw-fw1", null.clone(), "br0".into()),
+        ),
+        (
+            "none",
+            iface("lan1", "moved", "tap0", null.clone(), null.clone()),
+        ),
+    ];
+    for (mode, i) in ok {
+        assert_eq!(with(mode, i), Vec::<String>::new());
+    }
+    let bad = [
+        (
+            "bridged",
+            iface("eth0", "veth", "fw-fw1", null.clone(), "br0".into()),
+        ),
+        (
+            "veth",
+            iface("eth0", "tap", "fw-fw1", null.clone(), null.clone()),
+        ),
+        (
+            "veth",
+            iface(
+                "eth0",
+                "veth",
+                "fw-a234567890123",
+                null.clone(),
+                null.clone(),
+            ),
+        ),
+        (
+            "veth",
+            iface(
+                "eth0",
+                "veth",
+                "fw-fw1",
+                "169.254.77.2".into(),
+                null.clone(),
+            ),
+        ),
+        (
+            "veth",
+            iface("eth:0", "veth", "fw-fw1", null.clone(), null.clone()),
+        ),
+    ];
+    for (mode, i) in bad {
+        assert!(!with(mode, i.clone()).is_empty(), "accepted: {mode} {i}");
+    }
 }
 
 /// The schema pins `stop`: each shape fwrun writes passes, and what it
