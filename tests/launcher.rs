@@ -347,5 +347,7 @@ fn name_already_running_and_bad_names() {
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert_one_line_naming(&r, "'busy' is already running");
     drop(long.stdin.take());
-    assert_eq!(long.wait().unwrap().code(), Some(0));
+    let deadline = std::time::Instant::now() + common::bg::DEADLINE;
+    let st = common::bg::wait_until(&mut long, deadline, "the first run");
+    assert_eq!(st.code(), Some(0));
 }

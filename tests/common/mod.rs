@@ -8,7 +8,7 @@ pub mod report;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,12 +47,16 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Run fwrun to its end, within `bg::DEADLINE` (past it, the run is killed
+/// and the test fails rather than hangs).
 pub fn run(args: &[&str]) -> Run {
-    let out: Output = fwrun().args(args).output().expect("starting fwrun");
+    let mut c = fwrun();
+    c.args(args);
+    let out = bg::finish(c);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
 }
 
