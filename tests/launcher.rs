@@ -6,31 +6,33 @@ use std::fs;
 
 use common::*;
 
+/// check.sh in `kind`, in both init modes: every check it makes passes.
 fn check_world(kind: &str) {
     let _g = guard();
     let img = image(kind);
     let sum = sha256(&img);
     let host = hostname();
     let name = format!("boot-{}", kind.replace('.', "-"));
-    let r = run(&[
-        "--firmware",
-        img.to_str().unwrap(),
-        "--name",
-        &name,
-        "--",
-        "/test/check.sh",
-    ]);
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("failures=0"), "{}", r.stdout);
-    assert!(!r.stdout.contains("not ok"), "{}", r.stdout);
-    // Every check ran (a check script that stopped early would print fewer).
-    assert_eq!(r.stdout.matches("\nok - ").count(), 14, "{}", r.stdout);
-    assert!(
-        r.stdout.contains(&format!("hostname={name}\n")),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("pid=1\n"), "{}", r.stdout);
+    let env = check_env();
+    for (mode, pid) in [(None, "1"), (Some("--as-pid2"), "2")] {
+        let mut args = vec!["--firmware", img.to_str().unwrap(), "--name", &name];
+        args.extend(env.iter().map(String::as_str));
+        let init_pid = format!("INIT_PID={pid}");
+        if let Some(m) = mode {
+            args.extend([m, "--env", &init_pid]);
+        }
+        args.extend(["--", "/test/check.sh"]);
+        let r = run(&args);
+        let shown = format!("{mode:?}\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 0, "{shown}");
+        assert!(r.stdout.contains("failures=0"), "{shown}");
+        assert!(!r.stdout.contains("not ok"), "{shown}");
+        // Every check ran (a check script that stopped early would print fewer).
+        let oks = r.stdout.lines().filter(|l| l.starts_with("ok - ")).count();
+        assert_eq!(oks, check_count(), "{shown}");
+        assert!(r.stdout.contains(&format!("hostname={name}\n")), "{shown}");
+        assert!(r.stdout.contains(&format!("pid={pid}\n")), "{shown}");
+    }
     assert_eq!(hostname(), host, "the host's hostname changed");
     assert_eq!(sha256(&img), sum, "the firmware changed");
 }
@@ -170,7 +172,11 @@ fn exit_codes_follow_the_init() {
         }
     }
     // An absolute symlink to the init is resolved inside the firmware.
-    let r = run(&["--firmware", fw, "--", "/test/abs-link"]);
+    let env = check_env();
+    let mut args = vec!["--firmware", fw];
+    args.extend(env.iter().map(String::as_str));
+    args.extend(["--", "/test/abs-link"]);
+    let r = run(&args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
@@ -211,33 +217,26 @@ fn twenty_runs_in_parallel() {
     let _g = guard();
     let img = image("fw.ext2");
     let sum = sha256(&img);
+    // One deadline for them all: a run that hangs fails the test.
+    let deadline = std::time::Instant::now() + common::bg::DEADLINE;
     let children: Vec<_> = (0..20)
         .map(|i| {
-            fwrun()
-                .args([
-                    "--firmware",
-                    img.to_str().unwrap(),
-                    "--name",
-                    &format!("par{i}"),
-                    "--",
-                    "/test/check.sh",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            let mut c = fwrun();
+            c.args(["--firmware", img.to_str().unwrap()])
+                .args(["--name", &format!("par{i}")])
+                .args(check_env())
+                .args(["--", "/test/check.sh"]);
+            common::bg::spawn(c)
         })
         .collect();
     for (i, c) in children.into_iter().enumerate() {
-        let out = c.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "run {i}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = c.finish_by(deadline);
+        assert_eq!(out.code(), Some(0), "run {i}: {}", out.show());
+        assert!(
+            out.stdout.contains(&format!("hostname=par{i}\n")),
+            "{}",
+            out.stdout
         );
-        assert!(stdout.contains(&format!("hostname=par{i}\n")), "{stdout}");
     }
     assert_eq!(sha256(&img), sum);
 }

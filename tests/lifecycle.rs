@@ -422,7 +422,9 @@ fn closed_stdin_and_piped_stdout_work() {
     let _g = guard();
     use std::os::unix::process::CommandExt;
     let mut c = fwrun();
-    c.args(["--firmware", &fw(), "--", "/test/check.sh"]);
+    c.args(["--firmware", &fw()])
+        .args(check_env())
+        .args(["--", "/test/check.sh"]);
     // SAFETY: only close(2) between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -430,15 +432,9 @@ fn closed_stdin_and_piped_stdout_work() {
             Ok(())
         });
     }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("failures=0"), "{stdout}");
+    let out = finish(c);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert!(out.stdout.contains("failures=0"), "{}", out.stdout);
 }
 
 #[test]

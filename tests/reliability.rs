@@ -849,7 +849,9 @@ fn init_an_absolute_symlink_runs_its_target_in_the_firmware() {
     let _g = guard();
     let img = ext2();
     let sum = sha256(&img);
-    let out = go(&args!["--firmware", img, "--", "/test/abs-link"]);
+    let mut c = cmd(&args!["--firmware", img]);
+    c.args(check_env()).args(["--", "/test/abs-link"]);
+    let out = finish(c);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert!(
         out.stdout.contains("ok - init is pid 1\n"),

@@ -60,6 +60,40 @@ pub fn run(args: &[&str]) -> Run {
     }
 }
 
+/// The names in a host directory (/proc, /sys), pids aside, space-separated.
+fn names_in(dir: &str) -> String {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    names.sort();
+    names.join(" ")
+}
+
+/// The `--env` arguments tests/firmware/files/check.sh needs: what the
+/// host's /proc and /sys hold, so that it knows which masked paths must be
+/// there (masked) and which cannot be.
+pub fn check_env() -> Vec<String> {
+    vec![
+        "--env".into(),
+        format!("HOST_PROC={}", names_in("/proc")),
+        "--env".into(),
+        format!("HOST_SYS={}", names_in("/sys")),
+    ]
+}
+
+/// How many checks tests/firmware/files/check.sh makes: its lines that
+/// start with "check " (one check each, none in a loop or a condition).
+pub fn check_count() -> usize {
+    fs::read_to_string(repo().join("tests/firmware/files/check.sh"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("check "))
+        .count()
+}
+
 /// An image's checksum; for a directory, its listing with each file's
 /// checksum (so that any change to the tree shows).
 pub fn sha256(path: &Path) -> String {
