@@ -409,6 +409,10 @@ fn mount_layers(
     log.phase(
         "lower",
         match &loop_dev {
+            Some(dev) if prep.fw.needs_recovery => format!(
+                "mounted the image read-only on {dev}, with noload: its journal needs recovery \
+                 (it was not cleanly unmounted) and is not replayed, so its last changes are not seen"
+            ),
             Some(dev) => format!("mounted the image read-only on {dev}"),
             None => "bound the directory read-only".into(),
         },

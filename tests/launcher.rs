@@ -194,10 +194,19 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
     let bare = s.path("bare-dir");
     fs::create_dir(&bare).unwrap();
     let missing = s.path("missing.img");
+    let ext4 = fs::read(image("fw.ext4")).unwrap();
+    // An ext4 image cut in half (a copy that stopped), and one cut before
+    // its superblock (1024 bytes in).
+    let truncated = s.path("truncated.ext4");
+    fs::write(&truncated, &ext4[..ext4.len() / 2]).unwrap();
+    let tiny = s.path("tiny.ext4");
+    fs::write(&tiny, &ext4[..1000]).unwrap();
     for (path, says) in [
         (&missing, "no such file"),
         (&empty, "is empty"),
         (&random, "not an image fwrun knows"),
+        (&truncated, "is a truncated ext2/3/4 image"),
+        (&tiny, "too small"),
         (&bare, "does not look like a firmware root"),
     ] {
         let r = run(&["--firmware", path.to_str().unwrap()]);
@@ -209,6 +218,138 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
             path.to_str().unwrap()
         };
         assert_one_line_naming(&r, shown);
+    }
+}
+
+/// An image that holds no /sbin/init, run with the default init: refused as
+/// a directory without one is (exit 125, one line naming it and saying
+/// what to do), after the image is mounted and before anything runs.
+#[test]
+fn an_image_without_the_default_init() {
+    let _g = guard();
+    let s = Scratch::new("noinit");
+    let tree = s.path("tree");
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/hostname"), "no-init\n").unwrap();
+    let img = s.path("noinit.ext4");
+    mkfs_ext4(&tree, &img);
+    let r = run(&["--firmware", img.to_str().unwrap()]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert_one_line_naming(&r, "/sbin/init");
+    assert!(r.stderr.contains("give its init after --"), "{}", r.stderr);
+}
+
+/// `mkfs.ext4 -d tree image` (4 MiB).
+fn mkfs_ext4(tree: &std::path::Path, img: &std::path::Path) {
+    fs::File::create(img).unwrap().set_len(4 << 20).unwrap();
+    let st = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(tree)
+        .arg(img)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfs.ext4 failed");
+}
+
+/// The features line of `dumpe2fs -h`.
+fn ext_features(img: &std::path::Path) -> String {
+    let out = std::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(img)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dumpe2fs -h {}", img.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("Filesystem features:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An ext4 image whose journal needs recovery, as a crash leaves it: the
+/// test mounts a copy read-write (in a mount namespace of its own), writes,
+/// and shuts the file system down as a power cut would (EXT4_IOC_SHUTDOWN,
+/// no log flush) before unmounting. fwrun mounts it without replaying the
+/// journal (`noload`, said under -v), runs it, and never writes it.
+#[test]
+fn an_ext4_whose_journal_needs_recovery_boots_read_only() {
+    let _g = guard();
+    let s = Scratch::new("journal");
+    let img = s.path("crashed.ext4");
+    fs::copy(image("fw.ext4"), &img).unwrap();
+    let mnt = s.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // EXT4_IOC_SHUTDOWN = _IOR('X', 125, __u32); 2 = EXT4_GOING_FLAGS_NOLOGFLUSH.
+    let crash = "mount --make-rprivate / && mount -o loop \"$1\" \"$2\" \
+        && echo 'after the crash' > \"$2/etc/fw-version\" && sync \
+        && python3 -c 'import fcntl, os, struct, sys; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.ioctl(fd, 0x8004587d, struct.pack(\"I\", 2))' \"$2\" \
+        && umount \"$2\"";
+    let st = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", crash, "sh"])
+        .arg(&img)
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "making the unclean image failed");
+    assert!(
+        ext_features(&img).contains("needs_recovery"),
+        "the shut-down file system does not need recovery: {}",
+        ext_features(&img)
+    );
+    let sum = sha256(&img);
+    let r = run(&[
+        "-v",
+        "--firmware",
+        img.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "test -x /bin/busybox && cat /etc/hostname",
+    ]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "fwtest\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("mounted the image read-only")
+            && r.stderr.contains("noload")
+            && r.stderr.contains("journal needs recovery"),
+        "-v does not say the journal was left alone:\n{}",
+        r.stderr
+    );
+    assert_eq!(sha256(&img), sum, "the image was written");
+    assert!(ext_features(&img).contains("needs_recovery"));
+}
+
+/// The image's loop device is read-only (/sys/block/loopN/ro is 1), for
+/// each kind of image.
+#[test]
+fn the_loop_device_is_read_only() {
+    let _g = guard();
+    for kind in ["fw.ext2", "fw.ext4", "fw.sqfs"] {
+        let img = fs::canonicalize(image(kind)).unwrap();
+        let mut bg = common::bg::Bg::start(&[
+            "--firmware",
+            img.to_str().unwrap(),
+            "--",
+            "/test/signals.sh",
+        ]);
+        bg.expect("ready");
+        let mut ours = Vec::new();
+        for e in fs::read_dir("/sys/block").unwrap().flatten() {
+            let back = fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+            if back.trim_end() == img.to_str().unwrap() {
+                let ro = fs::read_to_string(e.path().join("ro")).unwrap();
+                ours.push((e.file_name().to_string_lossy().into_owned(), ro));
+            }
+        }
+        bg.signal(libc::SIGTERM);
+        let out = bg.finish();
+        assert_eq!(out.code(), Some(143), "{kind}: {}", out.show());
+        assert_eq!(ours.len(), 1, "{kind}: loop devices of the image: {ours:?}");
+        assert_eq!(ours[0].1, "1\n", "{kind}: {} is writable", ours[0].0);
     }
 }
 
