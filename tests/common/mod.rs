@@ -204,6 +204,11 @@ fn processes() -> (BTreeSet<String>, BTreeSet<String>) {
     (ns, fw)
 }
 
+/// The pid namespaces that hold a live process.
+pub fn live_pid_namespaces() -> BTreeSet<String> {
+    processes().0
+}
+
 fn profiles() -> BTreeSet<String> {
     fs::read_to_string("/sys/kernel/security/apparmor/profiles")
         .unwrap_or_default()
