@@ -20,6 +20,7 @@ use crate::confine::apparmor::{self, Support};
 use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
+use crate::confine::tally::Tally;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::inits::Program;
@@ -517,7 +518,7 @@ fn boot(
         .as_mut()
         .and_then(|(_, d)| d.as_mut())
         .filter(|_| cfg.apparmor.follow_denials);
-    let mut refused = Vec::new();
+    let mut refused = Tally::default();
     loop {
         rep.boots += 1;
         let mut started = firmware::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
@@ -544,7 +545,7 @@ fn boot(
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
-        refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
+        refused.merge(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, mut line) = ending::conclude(&outcome);
         if let Some(cg) = &acq.cgroup {
@@ -607,7 +608,7 @@ struct Booted {
     code: i32,
     line: Option<String>,
     outcome: Outcome,
-    refused: Vec<Refusal>,
+    refused: Tally<Refusal>,
 }
 
 /// A pty for the console, unless it inherits fwrun's (the default without
@@ -689,13 +690,15 @@ fn finish(
     for line in notify::summary_lines(&booted.refused) {
         log.say(line);
     }
-    rep.confinement.refused = notify::summary(&booted.refused)
-        .into_iter()
+    rep.confinement.refused = booted
+        .refused
+        .kinds()
+        .iter()
         .map(|(r, count)| report::Refused {
-            syscall: r.syscall,
-            target: r.target,
-            reason: r.reason,
-            count,
+            syscall: r.syscall.clone(),
+            target: r.target.clone(),
+            reason: r.reason.clone(),
+            count: *count,
         })
         .collect();
     if let Some((profile, Some(d))) = &acq.profile {

@@ -306,12 +306,7 @@ fn an_ext4_whose_journal_needs_recovery_boots_read_only() {
         "-c",
         "test -x /bin/busybox && cat /etc/hostname",
     ]);
-    assert_eq!(
-        (r.code, r.stdout.as_str()),
-        (0, "fwtest\n"),
-        "{}",
-        r.stderr
-    );
+    assert_eq!((r.code, r.stdout.as_str()), (0, "fwtest\n"), "{}", r.stderr);
     assert!(
         r.stderr.contains("mounted the image read-only")
             && r.stderr.contains("noload")
@@ -479,7 +474,15 @@ fn the_inits_environment_is_exactly_the_clean_one_and_env() {
         let keys: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
         assert_eq!(
             keys,
-            ["EMPTY", "FWRUN_NAME", "GREETING", "HOME", "PATH", "TERM", "container"],
+            [
+                "EMPTY",
+                "FWRUN_NAME",
+                "GREETING",
+                "HOME",
+                "PATH",
+                "TERM",
+                "container"
+            ],
             "{mode:?}: {}",
             out.stdout
         );

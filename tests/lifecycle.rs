@@ -296,7 +296,14 @@ fn sigkill_of_fwrun_takes_the_firmware_with_it_and_the_next_run_sweeps() {
     // Output to files, not pipes: the measure below waits on nothing of
     // the test's own.
     let mut child = fwrun()
-        .args(["--firmware", &fw(), "--name", "killed", "--", "/test/signals.sh"])
+        .args([
+            "--firmware",
+            &fw(),
+            "--name",
+            "killed",
+            "--",
+            "/test/signals.sh",
+        ])
         .stdout(std::fs::File::create(&out).unwrap())
         .stderr(std::fs::File::create(s.path("stderr")).unwrap())
         .spawn()
@@ -503,7 +510,15 @@ fn as_pid2_returns_the_programs_status_and_reaps_orphans() {
           i=$((i + 1)); [ $i -gt 500 ] && { echo \"not reaped: $(cat /proc/$orphan/stat)\"; exit 1; }; \
           usleep 10000; \
         done; echo reaped";
-    let r = run(&["--firmware", &fw(), "--as-pid2", "--", "/bin/sh", "-c", reaps]);
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--as-pid2",
+        "--",
+        "/bin/sh",
+        "-c",
+        reaps,
+    ]);
     assert_eq!((r.code, r.stdout.as_str()), (0, "reaped\n"), "{}", r.stderr);
     let r = run(&[
         "--firmware",
