@@ -279,7 +279,7 @@ fault_steps! {
     teardown_state: "teardown:state" in Teardown;
 }
 
-/// Steps only a host with AppArmor reaches (see the TODO at the top), and
+/// Steps only a host with AppArmor reaches (see the note at the top), and
 /// those only a cgroup v2 host reaches (the run's own cgroup; this host is
 /// v1/hybrid): they belong to the VM tier.
 const VM_ONLY_STEPS: &[&str] = &["apparmor", "teardown:apparmor", "cgroup", "teardown:cgroup"];
@@ -1004,9 +1004,7 @@ fn rw_dir_on_an_overlayfs() {
 
 /// A --rw-dir on a read-only file system (here a read-only bind mount, in
 /// fwrun's own mount namespace) cannot hold the upper layer: the refusal
-/// must name the --rw-dir the user gave. (Known failing as written: fwrun
-/// says "creating /run/fwrun/NAME/mnt/rw/upper: Read-only file system (os
-/// error 30)", an internal path, with no advice.)
+/// must name the --rw-dir the user gave, not an internal path.
 #[test]
 fn rw_dir_on_a_read_only_file_system() {
     let _g = guard();
@@ -1177,9 +1175,7 @@ fn run_not_writable() {
 
 /// /run/fwrun exists but is read-only: the refusal must say so in the same
 /// terms as for a read-only /run (what, and what to do), not as an internal
-/// error about a temporary directory. (Known failing as written: fwrun says
-/// "creating /run/fwrun/.new-PID-NAME: Read-only file system (os error
-/// 30)".)
+/// error about a temporary directory.
 #[test]
 fn run_fwrun_not_writable() {
     let _g = guard();
