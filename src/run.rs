@@ -20,6 +20,7 @@ use crate::confine::apparmor::{self, Support};
 use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
+use crate::confine::tally::Tally;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::inits::Program;
@@ -419,6 +420,10 @@ fn mount_layers(
     log.phase(
         "lower",
         match &loop_dev {
+            Some(dev) if prep.fw.needs_recovery => format!(
+                "mounted the image read-only on {dev}, with noload: its journal needs recovery \
+                 (it was not cleanly unmounted) and is not replayed, so its last changes are not seen"
+            ),
             Some(dev) => format!("mounted the image read-only on {dev}"),
             None => "bound the directory read-only".into(),
         },
@@ -523,7 +528,7 @@ fn boot(
         .as_mut()
         .and_then(|(_, d)| d.as_mut())
         .filter(|_| cfg.apparmor.follow_denials);
-    let mut refused = Vec::new();
+    let mut refused = Tally::default();
     loop {
         rep.boots += 1;
         let (mut started, net) = start_firmware(cfg, &spec, log, rep)?;
@@ -550,7 +555,7 @@ fn boot(
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
-        refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
+        refused.merge(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, mut line) = ending::conclude(&outcome);
         if let Some(cg) = &acq.cgroup {
@@ -676,7 +681,7 @@ struct Booted {
     code: i32,
     line: Option<String>,
     outcome: Outcome,
-    refused: Vec<Refusal>,
+    refused: Tally<Refusal>,
 }
 
 /// A pty for the console, unless it inherits fwrun's (the default without
@@ -759,13 +764,15 @@ fn finish(
     for line in notify::summary_lines(&booted.refused) {
         log.say(line);
     }
-    rep.confinement.refused = notify::summary(&booted.refused)
-        .into_iter()
+    rep.confinement.refused = booted
+        .refused
+        .kinds()
+        .iter()
         .map(|(r, count)| report::Refused {
-            syscall: r.syscall,
-            target: r.target,
-            reason: r.reason,
-            count,
+            syscall: r.syscall.clone(),
+            target: r.target.clone(),
+            reason: r.reason.clone(),
+            count: *count,
         })
         .collect();
     if let Some((profile, Some(d))) = &acq.profile {

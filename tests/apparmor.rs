@@ -181,11 +181,7 @@ fn hostile_deny_paths_cannot_add_rules() {
         "/a\rb",
         "/x } profile y {",
         "/x {",
-        "/a\0b",
     ] {
-        if path.contains('\0') {
-            continue; // cannot be passed as an argument at all
-        }
         let r = print_profile(&["--deny", path]);
         assert_eq!(r.code, 125, "{path:?}: {}", r.stdout);
         assert_eq!(r.stdout, "", "{path:?}: nothing may be printed");

@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
 use common::bg::*;
@@ -263,6 +264,8 @@ fn sigterm_sighup_and_forwarded_signals() {
             (libc::SIGUSR1, "USR1"),
             (libc::SIGUSR2, "USR2"),
             (libc::SIGQUIT, "QUIT"),
+            (libc::SIGCONT, "CONT"),
+            (libc::SIGWINCH, "WINCH"),
         ] {
             bg.signal(fwd);
             bg.expect(&format!("got {name}"));
@@ -274,44 +277,88 @@ fn sigterm_sighup_and_forwarded_signals() {
     }
 }
 
+/// The pid of fwrun's child (the firmware's init, seen from the host).
+fn init_of(fwrun: u32) -> i32 {
+    let children = std::fs::read_to_string(format!("/proc/{fwrun}/task/{fwrun}/children")).unwrap();
+    children
+        .split_whitespace()
+        .next()
+        .expect("fwrun has a child")
+        .parse()
+        .unwrap()
+}
+
 #[test]
 fn sigkill_of_fwrun_takes_the_firmware_with_it_and_the_next_run_sweeps() {
     let g = guard();
-    let mut bg = Bg::start(&[
-        "--firmware",
-        &fw(),
-        "--name",
-        "killed",
-        "--",
-        "/test/signals.sh",
-    ]);
-    bg.expect("ready");
+    let s = Scratch::new("sigkill");
+    let out = s.path("stdout");
+    // Output to files, not pipes: the measure below waits on nothing of
+    // the test's own.
+    let mut child = fwrun()
+        .args([
+            "--firmware",
+            &fw(),
+            "--name",
+            "killed",
+            "--",
+            "/test/signals.sh",
+        ])
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(s.path("stderr")).unwrap())
+        .spawn()
+        .unwrap();
+    let ready_by = Instant::now() + READY;
+    while !std::fs::read_to_string(&out).unwrap().contains("ready\n") {
+        if Instant::now() > ready_by {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the firmware never said ready");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
     // The firmware's pid namespace: its init is fwrun's child.
-    let me = bg.child.id();
-    let children = std::fs::read_to_string(format!("/proc/{me}/task/{me}/children")).unwrap();
-    let init = children
-        .split_whitespace()
-        .next()
-        .expect("fwrun has a child");
+    let init = init_of(child.id());
     let ns = std::fs::read_link(format!("/proc/{init}/ns/pid")).unwrap();
     let ns = ns.to_string_lossy().into_owned();
     assert!(!g.before().pid_namespaces.contains(&ns));
-    bg.signal(libc::SIGKILL);
-    let _ = bg.finish();
+    // No process of the firmware's pid namespace outlives fwrun by more
+    // than a second, from the SIGKILL on.
+    // SAFETY: plain syscall on our own child, not yet reaped.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGKILL) }, 0);
     let t = Instant::now();
-    // No process of the firmware's pid namespace survives it by more than a second.
-    while footprint().pid_namespaces.contains(&ns) {
-        assert!(
-            t.elapsed() < Duration::from_secs(1),
-            "firmware processes outlived fwrun"
-        );
-        std::thread::sleep(Duration::from_millis(10));
+    while live_pid_namespaces().contains(&ns) {
+        if t.elapsed() > Duration::from_secs(1) {
+            // Do not leave it running: SIGKILL of its init ends them all.
+            // SAFETY: plain syscall.
+            unsafe { libc::kill(init, libc::SIGKILL) };
+            let _ = child.wait();
+            panic!("firmware processes outlived fwrun by more than 1 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
+    let status = wait_until(&mut child, Instant::now() + DEADLINE, "the killed fwrun");
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
     // What a SIGKILL leaves is the state directory; the next run sweeps it.
     assert!(footprint().states.contains("killed"));
     let r = run(&["--firmware", &fw(), "--", "/bin/true"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!footprint().states.contains("killed"));
+}
+
+/// An init killed from outside the firmware (SIGKILL, from the host): exit
+/// 128 + 9, said as such.
+#[test]
+fn an_init_sigkilled_from_outside_gives_137() {
+    let _g = guard();
+    let mut bg = Bg::start(&["--firmware", &fw(), "--", "/test/signals.sh"]);
+    bg.expect("ready");
+    let init = init_of(bg.child.id());
+    // SAFETY: plain syscall; the init is fwrun's child, alive.
+    assert_eq!(unsafe { libc::kill(init, libc::SIGKILL) }, 0);
+    let out = bg.finish();
+    assert_eq!(out.code(), Some(137), "{}", out.show());
+    assert!(out.stderr.contains("SIGKILL"), "{}", out.show());
 }
 
 #[test]
@@ -422,7 +469,9 @@ fn closed_stdin_and_piped_stdout_work() {
     let _g = guard();
     use std::os::unix::process::CommandExt;
     let mut c = fwrun();
-    c.args(["--firmware", &fw(), "--", "/test/check.sh"]);
+    c.args(["--firmware", &fw()])
+        .args(check_env())
+        .args(["--", "/test/check.sh"]);
     // SAFETY: only close(2) between fork and exec.
     unsafe {
         c.pre_exec(|| {
@@ -430,15 +479,9 @@ fn closed_stdin_and_piped_stdout_work() {
             Ok(())
         });
     }
-    let out = c.output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains("failures=0"), "{stdout}");
+    let out = finish(c);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    assert!(out.stdout.contains("failures=0"), "{}", out.stdout);
 }
 
 #[test]
@@ -460,6 +503,23 @@ fn as_pid2_returns_the_programs_status_and_reaps_orphans() {
         "took {:?}",
         t.elapsed()
     );
+    // An orphan (a child whose parent is gone) is reaped by the pid 1 it
+    // falls to: its /proc entry, which a zombie keeps, goes away.
+    let reaps = "(sleep 0.1 & echo $! > /tmp/orphan); orphan=$(cat /tmp/orphan); i=0; \
+        while [ -e /proc/$orphan ]; do \
+          i=$((i + 1)); [ $i -gt 500 ] && { echo \"not reaped: $(cat /proc/$orphan/stat)\"; exit 1; }; \
+          usleep 10000; \
+        done; echo reaped";
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--as-pid2",
+        "--",
+        "/bin/sh",
+        "-c",
+        reaps,
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "reaped\n"), "{}", r.stderr);
     let r = run(&[
         "--firmware",
         &fw(),

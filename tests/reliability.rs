@@ -281,7 +281,7 @@ fault_steps! {
     teardown_state: "teardown:state" in Teardown;
 }
 
-/// Steps only a host with AppArmor reaches (see the TODO at the top), and
+/// Steps only a host with AppArmor reaches (see the note at the top), and
 /// those only a cgroup v2 host reaches (the run's own cgroup; this host is
 /// v1/hybrid): they belong to the VM tier.
 const VM_ONLY_STEPS: &[&str] = &["apparmor", "teardown:apparmor", "cgroup", "teardown:cgroup"];
@@ -859,7 +859,9 @@ fn init_an_absolute_symlink_runs_its_target_in_the_firmware() {
     let _g = guard();
     let img = ext2();
     let sum = sha256(&img);
-    let out = go(&args!["--firmware", img, "--", "/test/abs-link"]);
+    let mut c = cmd(&args!["--firmware", img]);
+    c.args(check_env()).args(["--", "/test/abs-link"]);
+    let out = finish(c);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert!(
         out.stdout.contains("ok - init is pid 1\n"),
@@ -1012,9 +1014,7 @@ fn rw_dir_on_an_overlayfs() {
 
 /// A --rw-dir on a read-only file system (here a read-only bind mount, in
 /// fwrun's own mount namespace) cannot hold the upper layer: the refusal
-/// must name the --rw-dir the user gave. (Known failing as written: fwrun
-/// says "creating /run/fwrun/NAME/mnt/rw/upper: Read-only file system (os
-/// error 30)", an internal path, with no advice.)
+/// must name the --rw-dir the user gave, not an internal path.
 #[test]
 fn rw_dir_on_a_read_only_file_system() {
     let _g = guard();
@@ -1185,9 +1185,7 @@ fn run_not_writable() {
 
 /// /run/fwrun exists but is read-only: the refusal must say so in the same
 /// terms as for a read-only /run (what, and what to do), not as an internal
-/// error about a temporary directory. (Known failing as written: fwrun says
-/// "creating /run/fwrun/.new-PID-NAME: Read-only file system (os error
-/// 30)".)
+/// error about a temporary directory.
 #[test]
 fn run_fwrun_not_writable() {
     let _g = guard();

@@ -39,7 +39,11 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
     let dev_path = dev.path.to_string_lossy().into_owned();
     // nodev: the image's own device nodes open nothing.
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
-    sys::mount(&dev_path, target, Some(fstype), flags, None).map_err(|e| {
+    // A journal that needs recovery cannot be replayed on a read-only
+    // device: mount without it (the image stays as it is; what the journal
+    // held is not seen).
+    let data = fw.needs_recovery.then_some("noload");
+    sys::mount(&dev_path, target, Some(fstype), flags, data).map_err(|e| {
         let hint = match fw.kind {
             Kind::Squashfs => "the image may be damaged: rebuild it with mksquashfs",
             _ => "the image may be damaged: check it with e2fsck -n",

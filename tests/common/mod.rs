@@ -8,7 +8,7 @@ pub mod report;
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -47,13 +47,51 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Run fwrun to its end, within `bg::DEADLINE` (past it, the run is killed
+/// and the test fails rather than hangs).
 pub fn run(args: &[&str]) -> Run {
-    let out: Output = fwrun().args(args).output().expect("starting fwrun");
+    let mut c = fwrun();
+    c.args(args);
+    let out = bg::finish(c);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
+}
+
+/// The names in a host directory (/proc, /sys), pids aside, space-separated.
+fn names_in(dir: &str) -> String {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    names.sort();
+    names.join(" ")
+}
+
+/// The `--env` arguments tests/firmware/files/check.sh needs: what the
+/// host's /proc and /sys hold, so that it knows which masked paths must be
+/// there (masked) and which cannot be.
+pub fn check_env() -> Vec<String> {
+    vec![
+        "--env".into(),
+        format!("HOST_PROC={}", names_in("/proc")),
+        "--env".into(),
+        format!("HOST_SYS={}", names_in("/sys")),
+    ]
+}
+
+/// How many checks tests/firmware/files/check.sh makes: its lines that
+/// start with "check " (one check each, none in a loop or a condition).
+pub fn check_count() -> usize {
+    fs::read_to_string(repo().join("tests/firmware/files/check.sh"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("check "))
+        .count()
 }
 
 /// An image's checksum; for a directory, its listing with each file's
@@ -166,6 +204,11 @@ fn processes() -> (BTreeSet<String>, BTreeSet<String>) {
         }
     }
     (ns, fw)
+}
+
+/// The pid namespaces that hold a live process.
+pub fn live_pid_namespaces() -> BTreeSet<String> {
+    processes().0
 }
 
 fn profiles() -> BTreeSet<String> {
