@@ -20,6 +20,7 @@ use crate::confine::apparmor::{self, Support};
 use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
+use crate::control;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::{self, exec, spec::ChildSpec};
@@ -28,9 +29,11 @@ use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
 use crate::report::log::Log;
 use crate::report::{self, changes, Report};
+use crate::state::live::{self, RunFacts};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
-use crate::supervise::console::{self, RawMode, Relay};
+use crate::supervise::console::{self, RawMode, Relay, Tee};
 use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::ready::Readiness;
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
 
@@ -44,6 +47,10 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
             Ok(0)
         }
         Action::Run(firmware) => run_with_report(&cfg, firmware, &mut log),
+        Action::Enter(opts) => control::enter::enter(opts),
+        Action::List(opts) => control::list::list(opts),
+        Action::Stop(opts) => control::stop::stop(opts),
+        Action::Wait(opts) => control::wait::wait(opts),
     }
 }
 
@@ -225,6 +232,8 @@ fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capa
 
 /// What a run holds while the firmware runs; dropped, it is torn down.
 struct Acquired {
+    /// The run's state directory, where it publishes what it is doing.
+    state_dir: PathBuf,
     layout: Layout,
     program: PathBuf,
     /// The loaded profile's name, and its denials.
@@ -242,6 +251,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     let st = RunState::create(&cfg.name, &mut apparmor::Sweep)?;
     let state_dir = st.dir.clone();
     teardown.push("state", move || st.remove());
+    publish_facts(cfg, prep, &state_dir)?;
     fault::step("state")?;
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
@@ -262,11 +272,35 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         _ => None,
     };
     Ok(Acquired {
+        state_dir,
         layout,
         program,
         profile,
         teardown,
     })
+}
+
+/// What `fwrun enter` and `fwrun list` read about the run.
+fn publish_facts(cfg: &RunConfig, prep: &Prepared, dir: &Path) -> Result<()> {
+    let caps: Vec<String> = prep
+        .caps
+        .iter()
+        .map(|c| capabilities::short_name(*c))
+        .collect();
+    live::publish_facts(
+        dir,
+        &RunFacts {
+            firmware: &prep.fw.path,
+            net: match cfg.net {
+                Net::None => "none",
+                Net::Host => "host",
+            },
+            env: &cfg.env,
+            caps: &caps,
+            seccomp: cfg.kernel.seccomp,
+            host_devs: &prep.host_devs,
+        },
+    )
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
@@ -357,10 +391,22 @@ fn boot(
     rep: &mut Report,
 ) -> Result<Booted> {
     let pty = open_console(cfg)?;
-    let spec = child_spec(cfg, prep, acq, pty.as_ref())?;
+    // fwrun reads the console for readiness: in inherit mode, through
+    // pipes (their write ends stay open across boots).
+    let (mut tee, output) = match (&pty, cfg.ready.watches_console()) {
+        (None, true) => {
+            let (t, out, err) = Tee::open()?;
+            (Some(t), Some((out, err)))
+        }
+        _ => (None, None),
+    };
+    let spec = child_spec(cfg, prep, acq, pty.as_ref(), output.as_ref())?;
     let mut relay = pty
         .as_ref()
         .map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
+    if let Some(r) = relay.as_mut().filter(|_| cfg.ready.watches_console()) {
+        r.tap = Some(Vec::new());
+    }
     // The terminal is restored when this guard goes, on every path.
     let _raw = match &relay {
         Some(_) => RawMode::enter()?,
@@ -371,38 +417,31 @@ fn boot(
         stop_timeout: cfg.stop_timeout,
         timeout: cfg.timeout,
     };
-    let mut follow = acq
-        .profile
-        .as_mut()
-        .and_then(|(_, d)| d.as_mut())
-        .filter(|_| cfg.apparmor.follow_denials);
+    let mut ready = Readiness::new(&cfg.ready, &cfg.name, &acq.state_dir);
     let mut refused = Vec::new();
     loop {
         rep.boots += 1;
-        let mut started = firmware::start(&spec, namespace::firmware_namespaces(spec.new_net))?;
-        fault::step("clone")?;
-        log.phase(
-            "start",
-            format!(
-                "started {} as pid {} of run {} (host pid {})",
-                Path::new(&cfg.init[0]).display(),
-                if spec.as_pid2 { 2 } else { 1 },
-                cfg.name,
-                started.pid
-            ),
-        );
+        let (mut started, mountinfo) = start_init(cfg, &spec, acq, log)?;
+        ready.boot(started.pid);
         let mut notifier = started
             .listener
             .take()
-            .map(|l| Notifier::new(l, started.pid, prep.host_devs.clone()));
+            .map(|l| Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone()));
         let watch = Watch {
             relay: relay.as_mut(),
-            follow: follow.as_deref_mut(),
+            follow: acq
+                .profile
+                .as_mut()
+                .and_then(|(_, d)| d.as_mut())
+                .filter(|_| cfg.apparmor.follow_denials),
             notify: notifier.as_mut(),
             follow_refusals: cfg.apparmor.follow_denials,
+            tee: tee.as_mut(),
+            ready: Some(&mut ready),
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
+        rep.ready_ms = ready.ready_after.map(|d| d.as_millis() as u64);
         refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, line) = ending::conclude(&outcome);
@@ -420,6 +459,38 @@ fn boot(
             refused,
         });
     }
+}
+
+/// Clone the init and publish it in the run's state, with the mounts it
+/// starts with (the mount interception's table, for the init and for
+/// `fwrun enter`).
+fn start_init(
+    cfg: &RunConfig,
+    spec: &ChildSpec,
+    acq: &Acquired,
+    log: &mut Log,
+) -> Result<(firmware::Started, Option<String>)> {
+    let started = firmware::start(spec, namespace::firmware_namespaces(spec.new_net))?;
+    fault::step("clone")?;
+    log.phase(
+        "start",
+        format!(
+            "started {} as pid {} of run {} (host pid {})",
+            Path::new(&cfg.init[0]).display(),
+            if spec.as_pid2 { 2 } else { 1 },
+            cfg.name,
+            started.pid
+        ),
+    );
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", started.pid)).ok();
+    if let Err(e) = live::publish_init(
+        &acq.state_dir,
+        started.pid,
+        mountinfo.as_deref().unwrap_or_default(),
+    ) {
+        log.say(format!("warning: {e:#}"));
+    }
+    Ok((started, mountinfo))
 }
 
 /// How the last boot ended, and what fwrun refused over all boots.
@@ -449,6 +520,7 @@ fn child_spec(
     prep: &Prepared,
     acq: &Acquired,
     pty: Option<&console::Pty>,
+    output: Option<&(OwnedFd, OwnedFd)>,
 ) -> Result<ChildSpec> {
     let console_path = match pty {
         Some(p) => Some(p.slave_path.clone()),
@@ -462,6 +534,7 @@ fn child_spec(
         binds: cfg.binds.clone(),
         console: console_path,
         tty: pty.map(|p| p.slave.as_raw_fd()),
+        output: output.map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd())),
         as_pid2: cfg.as_pid2,
         program: c_string(acq.program.as_os_str())?,
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),

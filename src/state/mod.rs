@@ -6,6 +6,7 @@
 //! private mount namespace and die with it. What outlives a SIGKILL is this
 //! directory and the resources recorded in it.
 
+pub mod live;
 pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};

@@ -11,6 +11,8 @@ pub enum Stop {
     TimedOut,
     /// The console escape (Ctrl-] three times).
     Escaped,
+    /// --ready-timeout passed before the firmware was ready.
+    NotReady,
 }
 
 impl Stop {
@@ -19,7 +21,7 @@ impl Stop {
             Stop::Interrupted | Stop::Escaped => 128 + libc::SIGINT,
             Stop::Terminated => 128 + libc::SIGTERM,
             Stop::HungUp => 128 + libc::SIGHUP,
-            Stop::TimedOut => crate::error::TIMED_OUT,
+            Stop::TimedOut | Stop::NotReady => crate::error::TIMED_OUT,
         }
     }
 
@@ -30,6 +32,7 @@ impl Stop {
             Stop::HungUp => "hung up (SIGHUP)",
             Stop::TimedOut => "timed out",
             Stop::Escaped => "stopped from the console (Ctrl-] three times)",
+            Stop::NotReady => "not ready within --ready-timeout",
         }
     }
 }
@@ -54,6 +57,7 @@ pub struct Outcome {
 pub fn ending(out: &Outcome) -> crate::report::Ending {
     let (kind, signal, stop_reason) = match (out.stopped, out.ending) {
         (Some(Stop::TimedOut), _) => ("timeout", None, None),
+        (Some(Stop::NotReady), _) => ("timeout", None, Some("not-ready")),
         (Some(why), _) => (
             "interrupted",
             None,
@@ -61,7 +65,7 @@ pub fn ending(out: &Outcome) -> crate::report::Ending {
                 Stop::Interrupted => "ctrl-c",
                 Stop::Terminated => "sigterm",
                 Stop::HungUp => "sighup",
-                Stop::Escaped | Stop::TimedOut => "console-escape",
+                Stop::Escaped | Stop::TimedOut | Stop::NotReady => "console-escape",
             }),
         ),
         (None, Ending::Exited(_)) => ("exited", None, None),
@@ -141,6 +145,7 @@ mod tests {
             (Stop::Terminated, 143),
             (Stop::HungUp, 129),
             (Stop::TimedOut, 124),
+            (Stop::NotReady, 124),
         ] {
             assert_eq!(
                 conclude(&outcome(Ending::Signaled(15), Some(stop), &[15])).0,
