@@ -140,8 +140,9 @@ pub struct Cli {
     /// --net none), 'file:PATH' (PATH exists inside it) or 'exec:CMD' (the
     /// shell command CMD, run inside it as by 'fwrun enter', exits 0;
     /// polled). Then the run's state becomes ready (fwrun wait, fwrun list)
-    /// and fwrun says "firmware ready after N s". [default: ready once the
-    /// init runs]
+    /// and fwrun says "firmware ready after N s". To read the console in
+    /// inherit mode, fwrun passes the init's output on through pipes.
+    /// [default: ready once the init runs]
     #[arg(long, value_name = "COND", value_parser = parse_ready)]
     pub ready_when: Vec<Condition>,
 
