@@ -21,8 +21,8 @@
 
 use std::ffi::CString;
 use std::fs;
-use std::io::Write;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -177,6 +177,39 @@ fn lock_holders(locks: &str, dev: (u32, u32), ino: u64) -> Vec<i32> {
         .collect()
 }
 
+/// /proc/locks, in reads as large as the kernel gives (each read() is one
+/// consistent look at a page of it; read in small pieces, a lock released
+/// between two reads can hide another).
+fn read_locks() -> String {
+    let mut out = Vec::new();
+    if let Ok(mut f) = fs::File::open("/proc/locks") {
+        let mut buf = vec![0u8; 1 << 16];
+        while let Ok(n @ 1..) = f.read(&mut buf) {
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How many looks at /proc/locks may find a held lock's holder: other
+/// processes' locks come and go meanwhile.
+const LOOKS: usize = 5;
+
+/// Whether anyone holds the lock of `f` (a shared lock cannot be taken
+/// beside it). The authority on liveness; /proc/locks then says who.
+fn locked(f: &fs::File) -> bool {
+    // SAFETY: flock on a descriptor we own; a shared lock taken is given
+    // back at once.
+    unsafe {
+        if libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 {
+            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
+            false
+        } else {
+            true
+        }
+    }
+}
+
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
     // SAFETY: plain syscall; the descriptor it returns is ours.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
@@ -248,8 +281,7 @@ fn verify(name: &str, dir: PathBuf) -> Result<Option<Live>> {
         return Ok(None);
     };
     let holds = || {
-        let locks = fs::read_to_string("/proc/locks").unwrap_or_default();
-        lock_holders(&locks, id.0, id.1).contains(&pid)
+        locked(&lock) && (0..LOOKS).any(|_| lock_holders(&read_locks(), id.0, id.1).contains(&pid))
     };
     if !holds() {
         return Ok(None);
