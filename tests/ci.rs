@@ -305,6 +305,27 @@ fn enter_on_a_terminal_is_an_interactive_shell() {
     stop("tty1", bg);
 }
 
+#[test]
+fn console_readiness_on_the_pty_console() {
+    let _g = guard();
+    // fwrun on a terminal: the console is a pty, relayed; readiness reads it.
+    let script = format!(
+        "{} --firmware {} --name ptyready --ready-when console:'login: $' -- /test/service.sh; echo \"exit=$?\"",
+        bin(),
+        fw()
+    );
+    let mut cmd = Command::new("bash");
+    cmd.args(["-c", &script]);
+    let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+    p.exp_string("fwtest login: ").unwrap();
+    wait_ready("ptyready");
+    let o = fwrun_out(&["stop", "ptyready"]);
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    let (said, code) = p.exp_regex("exit=[0-9]+").unwrap();
+    assert_eq!(code, "exit=143", "{said}");
+    assert!(said.contains("firmware ready after"), "{said}");
+}
+
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
