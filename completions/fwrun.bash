@@ -35,7 +35,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -66,7 +66,15 @@ _fwrun() {
                     return 0
                     ;;
                 --net)
-                    COMPREPLY=($(compgen -W "none host" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "none host veth" -- "${cur}"))
+                    return 0
+                    ;;
+                --veth-name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --net-move)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --stop-signal)
@@ -98,6 +106,30 @@ _fwrun() {
                     return 0
                     ;;
                 --ready-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --memory-swap)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pids)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cpus)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-weight)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --cgroup-parent)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_fwrun_global_optspecs
-    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
+    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= veth-name= net-move= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= memory= memory-swap= pids= cpus= io-weight= cgroup-parent= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
 end
 
 function __fish_fwrun_needs_command
@@ -26,14 +26,17 @@ end
 
 complete -c fwrun -n "__fish_fwrun_needs_command" -l firmware -d 'The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory holding a root file system. Its kind is read from its content, not its name. It is never written to' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l rw-dir -d 'Keep the firmware\'s changes in DIR (DIR/upper and DIR/work) instead of a tmpfs that is discarded at the end: the next run with the same DIR sees them' -r -F
-complete -c fwrun -n "__fish_fwrun_needs_command" -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile. [default: generated, short and unique]' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l name -d 'The run\'s name: letters, digits, \'.\', \'_\', \'-\', at most 32 characters. It names the state directory, the overlay and the AppArmor profile (fwrun-NAME-ID, with an ID fresh for every run). [default: generated, short and unique]' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l hostname -d 'The firmware\'s hostname. [default: the run\'s name]' -r
-complete -c fwrun -n "__fish_fwrun_needs_command" -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\'. Repeatable' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l bind -d 'Bind a host path into the firmware at DST (an absolute path inside it), read-only with \':ro\' (every mount under SRC too). Device nodes under SRC open nothing unless SRC is itself a device node. Repeatable' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l env -d 'Set a variable in the init\'s environment. Repeatable. The init otherwise gets a small clean environment (PATH, HOME, TERM, container=fwrun), not the caller\'s' -r
-complete -c fwrun -n "__fish_fwrun_needs_command" -l net -d 'The firmware\'s network: \'none\' gives it a network namespace of its own with only the loopback interface, up; \'host\' shares the host\'s' -r -f -a "none\t'A network namespace of its own with only `lo`'
-host\t'The host\'s network'"
-complete -c fwrun -n "__fish_fwrun_needs_command" -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number' -r
-complete -c fwrun -n "__fish_fwrun_needs_command" -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l net -d 'The firmware\'s network. \'none\': a network namespace of its own with only the loopback interface, up. \'host\': the host\'s own network, whose settings it may then not change (no net_admin; the AppArmor profile refuses writes under /proc/sys/net and /sys/class/net). \'veth[:HOSTADDR/PREFIX]\': a namespace of its own with one end of a veth pair, eth0, left down and unaddressed for the firmware to configure as on its device; the host\'s end, fw-NAME, is brought up, with the IPv4 address HOSTADDR/PREFIX if given (refused if it shares a network with a route of the host). \'bridge:BR\': the same, with the host\'s end in the existing bridge BR, which several firmwares and the host may share' -r -f -a "none\t'A network namespace of its own with only lo'
+host\t'The host\'s network'
+veth\t'A veth pair to the host'"
+complete -c fwrun -n "__fish_fwrun_needs_command" -l veth-name -d 'The firmware\'s end of the veth under --net veth or bridge. [default: eth0]' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l net-move -d 'Move the host interface IFACE (a tap, a USB network adapter, a CAN interface) into the firmware\'s network, named NEWNAME there if given. At the end it comes back to the host under its own name, with its flags and MTU (its addresses are not kept). Repeatable; not with --net host' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l stop-signal -d 'The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init powers off on USR2, sysvinit shuts down on INT (its inittab\'s ctrlaltdel entry), systemd powers off on RTMIN+4' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l stop-timeout -d 'Seconds to wait after the stop signal before every process of the firmware is killed. fwrun says which happened: stopped (and how fast) or killed' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l timeout -d 'Stop the firmware after this long (e.g. 90s, 5m, 1.5h; a bare number is seconds) and exit with 124' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l on-reboot -d 'What a reboot from inside the firmware does: \'exit\' ends the run (exit code 129), \'restart\' boots the firmware again with the same writable layer' -r -f -a "exit\t'End the run, with exit code 129'
 restart\t'Boot the firmware again, keeping its writable layer'"
@@ -42,6 +45,12 @@ inherit\t'fwrun\'s own stdin, stdout and stderr'"
 complete -c fwrun -n "__fish_fwrun_needs_command" -l ready-when -d 'When the firmware counts as ready (repeatable: all must hold, each once): \'console:REGEX\' (a line of its console matches), \'tcp:ADDR:PORT\' (a connection from the host is accepted; not with --net none), \'file:PATH\' (PATH exists inside it) or \'exec:CMD\' (the shell command CMD, run inside it as by \'fwrun enter\', exits 0; polled). Then the run\'s state becomes ready (fwrun wait, fwrun list) and fwrun says "firmware ready after N s". To read the console in inherit mode, fwrun passes the init\'s output on through pipes. [default: ready once the init runs]' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l ready-timeout -d 'Stop the firmware and exit with 124 if it is not ready after this long (e.g. 30s, 2m)' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l ready-fd -d 'Once the firmware is ready, write a line ("ready") to this open file descriptor, and close it' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l memory -d 'Limit the firmware\'s memory (memory.max of its cgroup): bytes, or with K, M or G (e.g. 64M). Swap is not used unless --memory-swap allows it. A firmware past the limit is OOM-killed (exit 137). Needs the cgroup v2 unified hierarchy, as every limit does' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l memory-swap -d 'Let the firmware use this much swap (memory.swap.max). [default: 0 with --memory]' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l pids -d 'The most processes and threads the firmware may have at once (pids.max): a fork bomb stops there. [default: 4096 on a cgroup v2 host; none on v1]' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l cpus -d 'The CPU time the firmware gets, in CPUs (cpu.max; e.g. 0.5 is half of one CPU)' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l io-weight -d 'The firmware\'s share of block I/O against its siblings, 1 to 10000 (io.weight; 100 is the kernel\'s default)' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l cgroup-parent -d 'Make the run\'s cgroup (fwrun-NAME) under this cgroup, a path below /sys/fs/cgroup, which must hold no process of its own. [default: next to fwrun\'s own cgroup]' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l apparmor -d 'Confine the firmware with a per-run AppArmor profile: \'auto\' uses it when the kernel has AppArmor and warns once when it does not; \'require\' refuses to run without it (exit 125); \'off\' never uses it' -r -f -a "auto\t'Use AppArmor when the kernel has it; warn once when it does not'
 require\t'Refuse to run without AppArmor'
 off\t'Never use AppArmor, and say nothing about it'"
@@ -55,8 +64,8 @@ complete -c fwrun -n "__fish_fwrun_needs_command" -l apparmor-parser -d 'The app
 complete -c fwrun -n "__fish_fwrun_needs_command" -l report -d 'Write a JSON report of the run to FILE: name, firmware, init, times, phases, how it ended, exit code, changes, AppArmor denials. Written even when the run fails' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'
 complete -c fwrun -n "__fish_fwrun_needs_command" -l as-pid2 -d 'Run INIT as pid 2 under a minimal pid 1 of fwrun\'s that reaps orphans and forwards signals: for a test program rather than a real init. The exit status is the program\'s'
-complete -c fwrun -n "__fish_fwrun_needs_command" -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default: a block device node made outside /dev would escape the path rules'
-complete -c fwrun -n "__fish_fwrun_needs_command" -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything'
+complete -c fwrun -n "__fish_fwrun_needs_command" -l allow-mknod -d 'Let the firmware create device nodes (CAP_MKNOD). Off by default. Even with it, a node made on fwrun\'s mounts does not open (they are nodev); one made on a file system the firmware mounts itself would'
+complete -c fwrun -n "__fish_fwrun_needs_command" -l print-profile -d 'Print the AppArmor profile this run would load, and exit without running anything. Its name\'s ID is fresh every time, as a run\'s is'
 complete -c fwrun -n "__fish_fwrun_needs_command" -l follow-denials -d 'Print AppArmor denials as they happen, not only in the summary at the end'
 complete -c fwrun -n "__fish_fwrun_needs_command" -l changes -d 'At the end, list what the firmware added (A), modified (M), deleted (D) and replaced (R, a directory made anew) in its root, read from the overlay\'s upper layer'
 complete -c fwrun -n "__fish_fwrun_needs_command" -s v -l verbose -d 'Say more: each phase and how long it took'

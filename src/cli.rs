@@ -5,9 +5,11 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use clap::builder::{PossibleValue, TypedValueParser};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::firmware::rootfs::Bind;
+use crate::network::{self, HostAddr, Move};
 use crate::supervise::ready::Condition;
 use crate::sys::signals;
 
@@ -17,6 +19,9 @@ Examples:
     fwrun --firmware rootfs.ext4 -- /sbin/init
   Run one command in a squashfs firmware, keeping its changes in ./state:
     fwrun --firmware fw.squashfs --rw-dir ./state -- /bin/sh -c 'touch /etc/x'
+  Reach a firmware that sets its eth0 to 192.168.1.1/24 from this host:
+    fwrun --firmware fw.ext2 --net veth:192.168.1.2/24 -- /sbin/init
+    curl http://192.168.1.1/
   Give the firmware the host's network and a serial port:
     fwrun --firmware fw.ext2 --net host --bind /dev/ttyUSB0:/dev/ttyS1 -- /sbin/init
   Stop a systemd firmware the way systemd wants, after at most 60 s:
@@ -80,7 +85,8 @@ pub struct Cli {
     pub rw_dir: Option<PathBuf>,
 
     /// The run's name: letters, digits, '.', '_', '-', at most 32 characters.
-    /// It names the state directory, the overlay and the AppArmor profile.
+    /// It names the state directory, the overlay and the AppArmor profile
+    /// (fwrun-NAME-ID, with an ID fresh for every run).
     /// [default: generated, short and unique]
     #[arg(long, value_name = "NAME", value_parser = parse_name)]
     pub name: Option<String>,
@@ -90,7 +96,9 @@ pub struct Cli {
     pub hostname: Option<String>,
 
     /// Bind a host path into the firmware at DST (an absolute path inside
-    /// it), read-only with ':ro'. Repeatable.
+    /// it), read-only with ':ro' (every mount under SRC too). Device nodes
+    /// under SRC open nothing unless SRC is itself a device node.
+    /// Repeatable.
     #[arg(long, value_name = "SRC:DST[:ro]", value_parser = parse_bind)]
     pub bind: Vec<Bind>,
 
@@ -100,18 +108,43 @@ pub struct Cli {
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
     pub env: Vec<(String, String)>,
 
-    /// The firmware's network: 'none' gives it a network namespace of its own
-    /// with only the loopback interface, up; 'host' shares the host's.
-    #[arg(long, value_name = "MODE", default_value = "none")]
+    /// The firmware's network. 'none': a network namespace of its own with
+    /// only the loopback interface, up. 'host': the host's own network, whose
+    /// settings it may then not change (no net_admin; the AppArmor profile
+    /// refuses writes under /proc/sys/net and /sys/class/net).
+    /// 'veth[:HOSTADDR/PREFIX]': a namespace of its own with one end of a
+    /// veth pair, eth0, left down and unaddressed for the firmware to
+    /// configure as on its device; the host's end, fw-NAME, is brought up,
+    /// with the IPv4 address HOSTADDR/PREFIX if given (refused if it shares
+    /// a network with a route of the host). 'bridge:BR': the same, with the
+    /// host's end in the existing bridge BR, which several firmwares and
+    /// the host may share.
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = NetParser, hide_possible_values = true)]
     pub net: Net,
 
+    /// The firmware's end of the veth under --net veth or bridge.
+    /// [default: eth0]
+    #[arg(long, value_name = "NAME", value_parser = parse_ifname)]
+    pub veth_name: Option<String>,
+
+    /// Move the host interface IFACE (a tap, a USB network adapter, a CAN
+    /// interface) into the firmware's network, named NEWNAME there if given.
+    /// At the end it comes back to the host under its own name, with its
+    /// flags and MTU (its addresses are not kept). Repeatable; not with
+    /// --net host.
+    #[arg(long, value_name = "IFACE[:NEWNAME]", value_parser = parse_move)]
+    pub net_move: Vec<Move>,
+
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
-    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number.
+    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init
+    /// powers off on USR2, sysvinit shuts down on INT (its inittab's
+    /// ctrlaltdel entry), systemd powers off on RTMIN+4.
     #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
     pub stop_signal: i32,
 
     /// Seconds to wait after the stop signal before every process of the
-    /// firmware is killed.
+    /// firmware is killed. fwrun says which happened: stopped (and how
+    /// fast) or killed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_duration)]
     pub stop_timeout: Duration,
 
@@ -156,6 +189,40 @@ pub struct Cli {
     #[arg(long, value_name = "FD")]
     pub ready_fd: Option<i32>,
 
+    /// Limit the firmware's memory (memory.max of its cgroup): bytes, or
+    /// with K, M or G (e.g. 64M). Swap is not used unless --memory-swap
+    /// allows it. A firmware past the limit is OOM-killed (exit 137). Needs
+    /// the cgroup v2 unified hierarchy, as every limit does.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory: Option<u64>,
+
+    /// Let the firmware use this much swap (memory.swap.max). [default: 0
+    /// with --memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_swap: Option<u64>,
+
+    /// The most processes and threads the firmware may have at once
+    /// (pids.max): a fork bomb stops there. [default: 4096 on a cgroup v2
+    /// host; none on v1]
+    #[arg(long, value_name = "N", value_parser = parse_pids)]
+    pub pids: Option<u64>,
+
+    /// The CPU time the firmware gets, in CPUs (cpu.max; e.g. 0.5 is half
+    /// of one CPU).
+    #[arg(long, value_name = "N.N", value_parser = parse_cpus)]
+    pub cpus: Option<f64>,
+
+    /// The firmware's share of block I/O against its siblings, 1 to 10000
+    /// (io.weight; 100 is the kernel's default).
+    #[arg(long, value_name = "N", value_parser = parse_io_weight)]
+    pub io_weight: Option<u16>,
+
+    /// Make the run's cgroup (fwrun-NAME) under this cgroup, a path below
+    /// /sys/fs/cgroup, which must hold no process of its own. [default:
+    /// next to fwrun's own cgroup]
+    #[arg(long, value_name = "PATH", value_parser = parse_cgroup_parent)]
+    pub cgroup_parent: Option<PathBuf>,
+
     /// Run INIT as pid 2 under a minimal pid 1 of fwrun's that reaps orphans
     /// and forwards signals: for a test program rather than a real init. The
     /// exit status is the program's.
@@ -178,8 +245,9 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub deny: Vec<String>,
 
-    /// Let the firmware create device nodes (CAP_MKNOD). Off by default: a
-    /// block device node made outside /dev would escape the path rules.
+    /// Let the firmware create device nodes (CAP_MKNOD). Off by default.
+    /// Even with it, a node made on fwrun's mounts does not open (they are
+    /// nodev); one made on a file system the firmware mounts itself would.
     #[arg(long)]
     pub allow_mknod: bool,
 
@@ -205,7 +273,7 @@ pub struct Cli {
     pub seccomp: Seccomp,
 
     /// Print the AppArmor profile this run would load, and exit without
-    /// running anything.
+    /// running anything. Its name's ID is fresh every time, as a run's is.
     #[arg(long)]
     pub print_profile: bool,
 
@@ -352,12 +420,17 @@ pub struct WaitArgs {
     pub timeout: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+/// `--net`'s value.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Net {
     /// A network namespace of its own with only `lo`.
     None,
     /// The host's network.
     Host,
+    /// A veth pair, the host's end with this address if given.
+    Veth(Option<HostAddr>),
+    /// A veth pair, the host's end in this bridge.
+    Bridge(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -417,6 +490,67 @@ fn parse_hostname(s: &str) -> Result<String, String> {
     }
 }
 
+/// `--net`'s parser: [`parse_net`], with the plain modes offered to the
+/// shell completions.
+#[derive(Clone)]
+struct NetParser;
+
+impl TypedValueParser for NetParser {
+    type Value = Net;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<Net, clap::Error> {
+        let text = value.to_str().unwrap_or_default();
+        parse_net(text).map_err(|why| {
+            let name = arg.map_or("--net".to_string(), |a| a.to_string());
+            clap::Error::raw(
+                clap::error::ErrorKind::InvalidValue,
+                format!("invalid value '{text}' for '{name}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
+
+    fn possible_values(&self) -> Option<Box<dyn Iterator<Item = PossibleValue> + '_>> {
+        Some(Box::new(
+            [
+                PossibleValue::new("none").help("A network namespace of its own with only lo"),
+                PossibleValue::new("host").help("The host's network"),
+                PossibleValue::new("veth").help("A veth pair to the host"),
+            ]
+            .into_iter(),
+        ))
+    }
+}
+
+fn parse_net(s: &str) -> Result<Net, String> {
+    let (mode, arg) = match s.split_once(':') {
+        Some((m, a)) => (m, Some(a)),
+        None => (s, None),
+    };
+    match (mode, arg) {
+        ("none", None) => Ok(Net::None),
+        ("host", None) => Ok(Net::Host),
+        ("veth", None) => Ok(Net::Veth(None)),
+        ("veth", Some(a)) => network::parse_host_addr(a).map(|a| Net::Veth(Some(a))),
+        ("bridge", Some(br)) => network::check_ifname(br).map(|()| Net::Bridge(br.into())),
+        ("bridge", None) => Err("give the bridge's name: bridge:BR".into()),
+        _ => Err("use none, host, veth, veth:HOSTADDR/PREFIX or bridge:BR".into()),
+    }
+}
+
+fn parse_ifname(s: &str) -> Result<String, String> {
+    network::check_ifname(s).map(|()| s.to_string())
+}
+
+fn parse_move(s: &str) -> Result<Move, String> {
+    network::parse_move(s)
+}
+
 fn parse_bind(s: &str) -> Result<Bind, String> {
     let mut parts: Vec<&str> = s.split(':').collect();
     let read_only = match parts.as_slice() {
@@ -466,6 +600,66 @@ fn parse_signal(s: &str) -> Result<i32, String> {
     signals::parse(s).ok_or_else(|| {
         format!("'{s}' is not a signal: use a name like TERM, USR2, RTMIN+3, or a number")
     })
+}
+
+/// "65536", "64K", "64M", "1G", "1.5G" (powers of 1024).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let bad = || format!("'{s}' is not a size: use bytes or K, M, G (e.g. 64M)");
+    let value: f64 = num.parse().map_err(|_| bad())?;
+    let scale = match unit.to_ascii_uppercase().trim_end_matches(['B', 'I']) {
+        "" => 1u64,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => return Err(bad()),
+    };
+    let bytes = value * scale as f64;
+    if !bytes.is_finite() || bytes < 1.0 || bytes > (1u64 << 60) as f64 {
+        return Err(format!("'{s}' is out of range"));
+    }
+    Ok(bytes as u64)
+}
+
+fn parse_pids(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(n) if (1..=4_194_304).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a process count: use a whole number from 1 to 4194304"
+        )),
+    }
+}
+
+fn parse_cpus(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        // cpu.max's quota must be at least 1 ms per 100 ms period.
+        Ok(n) if n.is_finite() && (0.01..=4096.0).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "'{s}' is not a CPU count: use a number from 0.01 to 4096 (e.g. 0.5)"
+        )),
+    }
+}
+
+fn parse_io_weight(s: &str) -> Result<u16, String> {
+    match s.trim().parse::<u16>() {
+        Ok(n) if (1..=10000).contains(&n) => Ok(n),
+        _ => Err(format!("'{s}' is not an I/O weight: use 1 to 10000")),
+    }
+}
+
+fn parse_cgroup_parent(s: &str) -> Result<PathBuf, String> {
+    let p = s.strip_prefix("/sys/fs/cgroup").unwrap_or(s);
+    if p.split('/').any(|c| c == ".." || c == ".") || p.contains('\0') {
+        return Err(format!(
+            "'{s}' is not a cgroup path: give it below /sys/fs/cgroup, without '.' or '..'"
+        ));
+    }
+    Ok(PathBuf::from(p.trim_matches('/')))
 }
 
 /// "90", "90s", "500ms", "5m", "1.5h".
@@ -612,6 +806,55 @@ mod tests {
             Cli::try_parse_from(["fwrun", "--firmware", "x", "--ready-timeout", "2s"]).is_err()
         );
         assert!(Cli::try_parse_from(["fwrun", "--firmware", "x", "--ready-when", "nope"]).is_err());
+    }
+
+    #[test]
+    fn network_modes() {
+        assert_eq!(parse_net("none"), Ok(Net::None));
+        assert_eq!(parse_net("veth"), Ok(Net::Veth(None)));
+        assert_eq!(
+            parse_net("veth:169.254.77.2/24").unwrap(),
+            Net::Veth(Some(network::parse_host_addr("169.254.77.2/24").unwrap()))
+        );
+        assert_eq!(parse_net("bridge:br0"), Ok(Net::Bridge("br0".into())));
+        for bad in [
+            "bridge",
+            "bridge:",
+            "veth:",
+            "veth:1.2.3.4",
+            "host:x",
+            "vet",
+        ] {
+            assert!(parse_net(bad).is_err(), "{bad}");
+        }
+        assert!(parse_net("bridge:a234567890123456")
+            .unwrap_err()
+            .contains("15 bytes"));
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1.5G").unwrap(), 3 << 29);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert_eq!(parse_size("2KiB").unwrap(), 2048);
+        for bad in ["", "M", "-1M", "64X", "0"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_pids("256").unwrap(), 256);
+        assert!(parse_pids("0").is_err());
+        assert!(parse_pids("x").is_err());
+        assert_eq!(parse_cpus("0.5").unwrap(), 0.5);
+        assert!(parse_cpus("0").is_err());
+        assert!(parse_cpus("nan").is_err());
+        assert_eq!(parse_io_weight("100").unwrap(), 100);
+        assert!(parse_io_weight("0").is_err());
+        assert!(parse_io_weight("10001").is_err());
+        assert_eq!(
+            parse_cgroup_parent("/sys/fs/cgroup/ci.slice/").unwrap(),
+            PathBuf::from("ci.slice")
+        );
+        assert!(parse_cgroup_parent("a/../b").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{self, Cli, Command};
+use crate::confine::apparmor::profile_name;
 use crate::control::enter::EnterOptions;
 use crate::control::list::ListOptions;
 use crate::control::stop::StopOptions;
@@ -16,6 +17,8 @@ use crate::control::wait::WaitOptions;
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
+use crate::firmware::terminfo::LAST_RESORT;
+use crate::network::{self, Move, Plan, Veth};
 use crate::supervise::ready::ReadyOptions;
 
 /// The init started when none is given after `--`.
@@ -26,6 +29,22 @@ pub const DEFAULT_INIT: &str = "/sbin/init";
 pub enum Net {
     None,
     Host,
+    /// A veth pair (its details are in [`RunConfig::network`]).
+    Veth,
+    /// A veth pair whose host side is in a bridge.
+    Bridge,
+}
+
+impl Net {
+    /// The mode's name, as `--net` spells it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Net::None => "none",
+            Net::Host => "host",
+            Net::Veth => "veth",
+            Net::Bridge => "bridge",
+        }
+    }
 }
 
 /// Whether the per-run AppArmor profile is used.
@@ -61,7 +80,6 @@ macro_rules! same_variants {
     )*};
 }
 same_variants! {
-    Net { None, Host }
     AppArmorMode { Auto, Require, Off }
     OnReboot { Exit, Restart }
     Console { Pty, Inherit }
@@ -94,6 +112,9 @@ pub struct AppArmorConfig {
     pub allow_mknod: bool,
     pub parser: Option<PathBuf>,
     pub follow_denials: bool,
+    /// The profile's name: the run's name and this invocation's instance id
+    /// (`fwrun-NAME-ID`), fresh every time.
+    pub profile: String,
 }
 
 /// The kernel-enforced layers' settings.
@@ -120,7 +141,12 @@ pub struct RunConfig {
     pub binds: Vec<ResolvedBind>,
     /// The init's whole environment, in order.
     pub env: Vec<(String, String)>,
+    /// Whether --env set TERM: then it is passed as given, never replaced
+    /// by one the firmware has a terminfo entry for.
+    pub term_given: bool,
     pub net: Net,
+    /// What the firmware's network namespace is given: a veth, interfaces.
+    pub network: Plan,
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
@@ -131,6 +157,8 @@ pub struct RunConfig {
     pub ready: ReadyOptions,
     pub apparmor: AppArmorConfig,
     pub kernel: KernelConfig,
+    /// The run's cgroup limits (cgroup v2 only).
+    pub cgroup: crate::host::cgroup::Limits,
     pub changes: bool,
     pub report: Option<PathBuf>,
     pub verbose: bool,
@@ -157,6 +185,7 @@ impl RunConfig {
         };
         let ready = ready_options(&cli)?;
         let name = cli.name.unwrap_or_else(crate::state::generate_name);
+        let profile = profile_name(&name, &crate::state::instance_id());
         let binds = match action {
             Action::Run(_) => cli
                 .bind
@@ -165,6 +194,8 @@ impl RunConfig {
                 .collect::<Result<Vec<_>>>()?,
             _ => Vec::new(),
         };
+        let (net, network) =
+            network_plan(&cli.net, cli.veth_name.as_deref(), &cli.net_move, &name)?;
         let init_named = !cli.init.is_empty();
         let init = if init_named {
             cli.init
@@ -175,12 +206,14 @@ impl RunConfig {
             action,
             hostname: cli.hostname.unwrap_or_else(|| name.clone()),
             env: environment(&cli.env, &name),
+            term_given: cli.env.iter().any(|(k, _)| k == "TERM"),
             name,
             init,
             init_named,
             rw_dir: cli.rw_dir,
             binds,
-            net: cli.net.into(),
+            net,
+            network,
             stop_signal: cli.stop_signal,
             stop_timeout: cli.stop_timeout,
             timeout: cli.timeout,
@@ -195,11 +228,20 @@ impl RunConfig {
                 allow_mknod: cli.allow_mknod,
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
+                profile,
             },
             kernel: KernelConfig {
                 cap_add: cli.cap_add,
                 cap_drop: cli.cap_drop,
                 seccomp: cli.seccomp == cli::Seccomp::On,
+            },
+            cgroup: crate::host::cgroup::Limits {
+                memory: cli.memory,
+                memory_swap: cli.memory_swap,
+                pids: cli.pids,
+                cpus: cli.cpus,
+                io_weight: cli.io_weight,
+                parent: cli.cgroup_parent,
             },
             changes: cli.changes,
             report: cli.report,
@@ -242,7 +284,7 @@ fn ready_options(cli: &Cli) -> Result<ReadyOptions> {
     if cli.net == cli::Net::None {
         if let Some(c) = cli.ready_when.iter().find(|c| c.needs_host_network()) {
             return Err(fail(format!(
-                "--ready-when {c}: fwrun connects from the host, which cannot reach a firmware with --net none (only its own lo): use --net host, or exec:'nc -z 127.0.0.1 PORT' to try from inside"
+                "--ready-when {c}: fwrun connects from the host, which cannot reach a firmware with --net none (only its own lo): give it a link (--net veth:ADDR/PREFIX), or try from inside with exec:'nc -z 127.0.0.1 PORT'"
             )));
         }
     }
@@ -264,9 +306,62 @@ fn ready_options(cli: &Cli) -> Result<ReadyOptions> {
     })
 }
 
+/// `--net`, `--veth-name` and `--net-move` as a mode and a plan; what
+/// cannot go together is refused here.
+fn network_plan(
+    net: &cli::Net,
+    veth_name: Option<&str>,
+    moves: &[Move],
+    name: &str,
+) -> Result<(Net, Plan)> {
+    let veth = |addr, bridge| Veth {
+        host: network::host_side_name(name),
+        inside: veth_name.unwrap_or(network::DEFAULT_VETH_NAME).into(),
+        addr,
+        bridge,
+    };
+    let (net, veth) = match net {
+        cli::Net::None => (Net::None, None),
+        cli::Net::Host => (Net::Host, None),
+        cli::Net::Veth(a) => (Net::Veth, Some(veth(*a, None))),
+        cli::Net::Bridge(br) => (Net::Bridge, Some(veth(None, Some(br.clone())))),
+    };
+    if veth.is_none() && veth_name.is_some() {
+        return Err(fail("--veth-name needs --net veth or --net bridge:BR"));
+    }
+    if net == Net::Host && !moves.is_empty() {
+        return Err(fail(
+            "--net-move needs a network of the firmware's own: it cannot go with --net host",
+        ));
+    }
+    let mut inside: Vec<&str> = vec!["lo"];
+    inside.extend(veth.as_ref().map(|v| v.inside.as_str()));
+    let mut hosts: Vec<&str> = Vec::new();
+    for m in moves {
+        if hosts.contains(&m.host.as_str()) {
+            return Err(fail(format!("--net-move {} is given twice", m.host)));
+        }
+        if inside.contains(&m.inside.as_str()) {
+            return Err(fail(format!(
+                "--net-move {}: the firmware would have two interfaces named {}: move it as {}:NEWNAME",
+                m.host, m.inside, m.host
+            )));
+        }
+        hosts.push(&m.host);
+        inside.push(&m.inside);
+    }
+    Ok((
+        net,
+        Plan {
+            veth,
+            moves: moves.to_vec(),
+        },
+    ))
+}
+
 /// The init's environment: small, clean, and the user's --env on top.
 fn environment(user: &[(String, String)], name: &str) -> Vec<(String, String)> {
-    let term = std::env::var("TERM").unwrap_or_else(|_| "vt100".into());
+    let term = std::env::var("TERM").unwrap_or_else(|_| LAST_RESORT.into());
     let mut vars: Vec<(String, String)> = vec![
         ("PATH".into(), PATH.into()),
         ("HOME".into(), "/".into()),
@@ -302,11 +397,75 @@ mod tests {
     }
 
     #[test]
+    fn every_invocation_has_a_profile_of_its_own() {
+        let a = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        let b = config(&["--firmware", "x", "--name", "t1"])
+            .apparmor
+            .profile;
+        for p in [&a, &b] {
+            let id = p.strip_prefix("fwrun-t1-").unwrap_or_else(|| panic!("{p}"));
+            assert!(
+                id.len() == 8 && id.bytes().all(|c| c.is_ascii_hexdigit()),
+                "{p}"
+            );
+        }
+        assert_ne!(a, b, "two runs named t1 share a profile name");
+    }
+
+    #[test]
     fn env_overrides_replace_in_place_of_appending_twice() {
         let c = config(&["--firmware", "x", "--name", "t", "--env", "HOME=/root"]);
         let homes: Vec<_> = c.env.iter().filter(|(k, _)| k == "HOME").collect();
         assert_eq!(homes, [&("HOME".to_string(), "/root".to_string())]);
         assert!(c.env.contains(&("FWRUN_NAME".into(), "t".into())));
+        assert!(!c.term_given);
+        let c = config(&["--firmware", "x", "--env", "TERM=ansi"]);
+        assert!(c.term_given && c.env.contains(&("TERM".into(), "ansi".into())));
+    }
+
+    #[test]
+    fn network_plans() {
+        let c = config(&["--firmware", "x", "--name", "t1", "--net", "veth"]);
+        let v = c.network.veth.unwrap();
+        assert_eq!(
+            (c.net, v.host.as_str(), v.inside.as_str()),
+            (Net::Veth, "fw-t1", "eth0")
+        );
+        let c = config(&[
+            "--firmware",
+            "x",
+            "--net",
+            "bridge:br0",
+            "--veth-name",
+            "lan0",
+            "--net-move",
+            "tap0:eth1",
+        ]);
+        let v = c.network.veth.unwrap();
+        assert_eq!(
+            (v.inside.as_str(), v.bridge.as_deref()),
+            ("lan0", Some("br0"))
+        );
+        assert_eq!(c.network.moves[0].inside, "eth1");
+        assert!(config(&["--firmware", "x"]).network.is_empty());
+    }
+
+    #[test]
+    fn network_flags_that_do_not_go_together() {
+        for args in [
+            &["--veth-name", "eth1"][..],
+            &["--net", "host", "--net-move", "tap0"],
+            &["--net", "veth", "--net-move", "tap0:eth0"],
+            &["--net-move", "tap0:lo"],
+            &["--net-move", "tap0", "--net-move", "tap0:x"],
+            &["--net-move", "tap0", "--net-move", "tap1:tap0"],
+        ] {
+            let cli = Cli::try_parse_from(["fwrun", "--firmware", "x"].iter().chain(args)).unwrap();
+            let e = RunConfig::from_cli(cli).unwrap_err();
+            assert_eq!(crate::error::exit_code(&e), 125, "{args:?}");
+        }
     }
 
     #[test]

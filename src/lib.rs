@@ -6,8 +6,8 @@
 //! The layers, top down (a module imports only from layers below it):
 //! - `cli` (the clap definition) and `config` (turned once into a
 //!   [`config::RunConfig`]); `run` puts the phases in order;
-//! - `host`, `state`, `firmware`, `confine`, `supervise`, `report`: one
-//!   folder per concern;
+//! - `host`, `state`, `network`, `firmware`, `confine`, `supervise`,
+//!   `report`: one folder per concern;
 //! - `sys`, `error`, `fault`: syscall wrappers and shared plumbing.
 
 pub mod cli;
@@ -18,6 +18,7 @@ pub mod error;
 pub mod fault;
 pub mod firmware;
 pub mod host;
+pub mod network;
 pub mod report;
 pub mod run;
 pub mod state;

@@ -20,19 +20,23 @@ use crate::confine::apparmor::{self, Support};
 use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
+use crate::confine::tally::Tally;
 use crate::control;
 use crate::error::fail;
 use crate::fault;
-use crate::firmware::{self, exec, spec::ChildSpec};
+use crate::firmware::inits::Program;
+use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
+use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::{lower, namespace, preflight};
+use crate::network::{self, attach::Attached};
 use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::live::{self, RunFacts};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
 use crate::supervise::console::{self, RawMode, Relay, Tee};
-use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::ending::{self, Ending, Outcome, Stopping};
 use crate::supervise::ready::Readiness;
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
@@ -48,7 +52,7 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
         }
         Action::Run(firmware) => run_with_report(&cfg, firmware, &mut log),
         Action::Enter(opts) => control::enter::enter(opts),
-        Action::List(opts) => control::list::list(opts),
+        Action::List(opts) => control::list::list(opts, &mut Sweep),
         Action::Stop(opts) => control::stop::stop(opts),
         Action::Wait(opts) => control::wait::wait(opts),
     }
@@ -57,7 +61,7 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
 pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
-    let swept = state::sweep(&mut apparmor::Sweep)?;
+    let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
         log.say(format!("removed the leftovers of dead run {name}"));
     }
@@ -65,6 +69,20 @@ pub fn cleanup(log: &Log) -> Result<i32> {
         log.say("nothing to clean up");
     }
     Ok(0)
+}
+
+/// Sweeps what a dead run left: its AppArmor profile, its cgroup, the host
+/// side of its veth.
+struct Sweep;
+
+impl state::Sweeper for Sweep {
+    fn release(&mut self, r: &Resource) -> Result<()> {
+        match r {
+            Resource::Cgroup(path) => cgroup::remove(path),
+            Resource::Link(name) => network::release_link(name),
+            other => apparmor::Sweep.release(other),
+        }
+    }
 }
 
 /// A run, and its --report written however it ended.
@@ -76,6 +94,7 @@ fn run_with_report(cfg: &RunConfig, firmware: &Path, log: &mut Log) -> Result<i3
         cfg.init.iter().map(|a| a.to_string_lossy().into_owned()),
         format!("{:?}", cfg.apparmor.mode).to_lowercase(),
     );
+    rep.network.mode = cfg.net.label().into();
     let result = launch(cfg, firmware, log, &mut rep);
     rep.end = report::timestamp(SystemTime::now());
     rep.phases = std::mem::take(&mut log.phases);
@@ -98,17 +117,42 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     let mut acq = acquire(cfg, &prep, log, rep)?;
     if let Some(why) = supervise::pending_stop() {
         // Stopped before the firmware started.
-        rep.ending = ending::ending(&Outcome {
+        let outcome = Outcome {
             ending: Ending::Exited(0),
-            stopped: Some(why),
+            stopped: Some(Stopping::before_start(why, cfg.stop_timeout, cfg.timeout)),
             sent: Vec::new(),
-        });
-        return Ok(why.exit_code());
+        };
+        rep.ending = ending::ending(&outcome);
+        rep.stop = ending::stop(&outcome);
+        let (code, line) = ending::conclude(&outcome);
+        if let Some(line) = line {
+            log.say(line);
+        }
+        return Ok(code);
     }
-    let booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
+    let mut booted = boot(cfg, &prep, &mut acq, &mut sfd, log, rep)?;
     rep.ending = ending::ending(&booted.outcome);
+    rep.stop = ending::stop(&booted.outcome);
+    booted.line = booted
+        .line
+        .take()
+        .map(|l| with_hint(l, &booted.outcome, acq.program_file.take()));
     finish(cfg, &prep, &mut acq, &booted, log, rep)?;
     Ok(booted.code)
+}
+
+/// A stop that needed a kill: the line also says which stop signal the
+/// init expects, when fwrun recognises the init and sent another.
+fn with_hint(line: String, outcome: &Outcome, program: Option<Program>) -> String {
+    let sent = outcome.stopped.and_then(|s| s.signal);
+    let hint = match (outcome.killed(), sent, program) {
+        (true, Some(sent), Some(p)) => p.recognise().and_then(|init| init.hint(sent)),
+        _ => None,
+    };
+    match hint {
+        Some(h) => format!("{line}; {h}"),
+        None => line,
+    }
 }
 
 /// What the checks before any system change found.
@@ -129,6 +173,8 @@ struct Prepared {
     caps: Vec<caps::Capability>,
     /// The devices of the host file systems bound into the firmware.
     host_devs: Vec<(u32, u32)>,
+    /// Whether the run gets a cgroup of its own (cgroup v2 only).
+    hierarchy: Hierarchy,
 }
 
 /// Phases 1-2: validate everything that needs no system change, then
@@ -152,6 +198,8 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         .collect::<Result<Vec<_>>>()?;
     preflight::check_root()?;
     preflight::check_overlay()?;
+    network::check::check(&cfg.network)?;
+    let hierarchy = cgroup_host(cfg, log, rep)?;
     let fw = image::detect(firmware)?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
@@ -195,6 +243,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         ),
     );
     Ok(Prepared {
+        hierarchy,
         caps,
         host_devs: host_devices(cfg),
         fw,
@@ -206,6 +255,20 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         argv,
         envp,
     })
+}
+
+/// Whether the run gets a cgroup of its own; limits on a host that cannot
+/// give one are refused here, before anything is touched.
+fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy> {
+    let hierarchy = cgroup::hierarchy();
+    cgroup::check_host(&cfg.cgroup, &hierarchy)?;
+    if let Hierarchy::Legacy(why) = &hierarchy {
+        log.detail(format!(
+            "no cgroup of its own for the firmware: this host has {why}; it shares fwrun's cgroup, without limits or accounting"
+        ));
+        rep.cgroup.none_because = Some(why.clone());
+    }
+    Ok(hierarchy)
 }
 
 /// The capabilities the init keeps, said under -v and put in the report.
@@ -236,8 +299,15 @@ struct Acquired {
     state_dir: PathBuf,
     layout: Layout,
     program: PathBuf,
+    /// The init's program, opened for a hint after a kill (closed before
+    /// the teardown: declared before it).
+    program_file: Option<Program>,
+    /// The init's environment, TERM chosen for the firmware.
+    envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
     profile: Option<(String, Option<Denials>)>,
+    /// The run's cgroup, on a cgroup v2 host.
+    cgroup: Option<Cgroup>,
     teardown: Teardown,
 }
 
@@ -245,20 +315,28 @@ struct Acquired {
 /// profile, each pushed on the teardown stack as it is acquired.
 fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) -> Result<Acquired> {
     let mut teardown = Teardown::new();
-    if let Err(e) = state::sweep(&mut apparmor::Sweep) {
+    if let Err(e) = state::sweep(&mut Sweep) {
         log.say(format!("warning: sweeping dead runs: {e:#}"));
     }
-    let st = RunState::create(&cfg.name, &mut apparmor::Sweep)?;
+    let st = RunState::create(&cfg.name, &mut Sweep)?;
     let state_dir = st.dir.clone();
     teardown.push("state", move || st.remove());
-    publish_facts(cfg, prep, &state_dir)?;
     fault::step("state")?;
+    if let Some(v) = &cfg.network.veth {
+        // Recorded before it exists, so that a sweep finds it whenever
+        // fwrun dies.
+        state::record(&state_dir, &Resource::Link(v.host.clone()))?;
+    }
     let label = format!("fwrun-{}", cfg.name);
     let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
+    let root = open_dir(&layout.root)?;
     let program = match &prep.program {
         Some(p) => p.clone(),
-        None => check_init(cfg, &layout.root)?,
+        None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
+    let program_file = Program::open(&root, &program);
+    let envp = firmware_env(cfg, prep, &root, log);
+    publish_facts(cfg, prep, &envp, &state_dir)?;
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -271,36 +349,75 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         }
         _ => None,
     };
+    let cgroup = match prep.hierarchy {
+        Hierarchy::Unified => Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
+        Hierarchy::Legacy(_) => None,
+    };
     Ok(Acquired {
         state_dir,
         layout,
         program,
+        program_file,
+        envp,
         profile,
+        cgroup,
         teardown,
     })
 }
 
 /// What `fwrun enter` and `fwrun list` read about the run.
-fn publish_facts(cfg: &RunConfig, prep: &Prepared, dir: &Path) -> Result<()> {
+fn publish_facts(cfg: &RunConfig, prep: &Prepared, envp: &[CString], dir: &Path) -> Result<()> {
     let caps: Vec<String> = prep
         .caps
         .iter()
         .map(|c| capabilities::short_name(*c))
         .collect();
+    let veth = cfg.network.veth.as_ref();
     live::publish_facts(
         dir,
         &RunFacts {
             firmware: &prep.fw.path,
-            net: match cfg.net {
-                Net::None => "none",
-                Net::Host => "host",
-            },
-            env: &cfg.env,
+            net: cfg.net.label(),
+            interface: veth.map(|v| v.host.as_str()),
+            address: veth.and_then(|v| v.addr.map(|a| a.to_string())),
+            env: envp,
             caps: &caps,
             seccomp: cfg.kernel.seccomp,
             host_devs: &prep.host_devs,
         },
     )
+}
+
+/// The init's environment: TERM, unless --env gave it, becomes one the
+/// firmware has a terminfo entry for (-v says which).
+fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> Vec<CString> {
+    let wanted = cfg.env.iter().find(|(k, _)| k == "TERM").map(|(_, v)| v);
+    let Some(wanted) = wanted else {
+        return prep.envp.clone();
+    };
+    if cfg.term_given {
+        log.detail(format!("TERM={wanted} for the firmware, as --env gave it"));
+        return prep.envp.clone();
+    }
+    let choice = terminfo::choose(root, wanted);
+    log.detail(format!(
+        "TERM={} for the firmware: {}",
+        choice.term, choice.why
+    ));
+    if choice.term == *wanted {
+        return prep.envp.clone();
+    }
+    let term = CString::new(format!("TERM={}", choice.term)).expect("a terminfo name without NUL");
+    prep.envp
+        .iter()
+        .map(|e| {
+            if e.as_bytes().starts_with(b"TERM=") {
+                term.clone()
+            } else {
+                e.clone()
+            }
+        })
+        .collect()
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
@@ -337,6 +454,10 @@ fn mount_layers(
     log.phase(
         "lower",
         match &loop_dev {
+            Some(dev) if prep.fw.needs_recovery => format!(
+                "mounted the image read-only on {dev}, with noload: its journal needs recovery \
+                 (it was not cleanly unmounted) and is not replayed, so its last changes are not seen"
+            ),
             Some(dev) => format!("mounted the image read-only on {dev}"),
             None => "bound the directory read-only".into(),
         },
@@ -369,7 +490,7 @@ fn load_profile(
     state_dir: &Path,
     teardown: &mut Teardown,
 ) -> Result<(String, Option<Denials>)> {
-    let profile = apparmor::profile_name(&cfg.name);
+    let profile = cfg.apparmor.profile.clone();
     let denials = Denials::start(&profile);
     state::record(state_dir, &Resource::Profile(profile.clone()))?;
     apparmor::load(parser, text)?;
@@ -377,6 +498,36 @@ fn load_profile(
     teardown.push("apparmor", move || apparmor::unload(&p));
     fault::step("apparmor")?;
     Ok((profile, denials))
+}
+
+/// The run's cgroup with its limits, recorded before it is made so that a
+/// sweep finds it even if fwrun dies in between; removed (once empty) in
+/// the teardown.
+fn make_cgroup(
+    cfg: &RunConfig,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<Cgroup> {
+    let path = cgroup::path_for(&cfg.name, &cfg.cgroup)?;
+    state::record(state_dir, &Resource::Cgroup(path.clone()))?;
+    let made = cgroup::create(&path, &cfg.cgroup);
+    let p = path.clone();
+    teardown.push("cgroup", move || cgroup::remove(&p));
+    let made = made?;
+    fault::step("cgroup")?;
+    rep.cgroup.path = Some(path.display().to_string());
+    rep.cgroup.limits = report::CgroupLimits {
+        memory_bytes: cfg.cgroup.memory,
+        // No swap with --memory unless --memory-swap allows some.
+        memory_swap_bytes: cfg.cgroup.memory_swap.or(cfg.cgroup.memory.map(|_| 0)),
+        pids: cgroup::pids_max(&path),
+        cpus: cfg.cgroup.cpus,
+        io_weight: cfg.cgroup.io_weight,
+    };
+    log.phase("cgroup", format!("made the cgroup {}", path.display()));
+    Ok(made)
 }
 
 /// Phases 7-8: clone the init into its namespaces and supervise it; boot again
@@ -390,23 +541,9 @@ fn boot(
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<Booted> {
-    let pty = open_console(cfg)?;
-    // fwrun reads the console for readiness: in inherit mode, through
-    // pipes (their write ends stay open across boots).
-    let (mut tee, output) = match (&pty, cfg.ready.watches_console()) {
-        (None, true) => {
-            let (t, out, err) = Tee::open()?;
-            (Some(t), Some((out, err)))
-        }
-        _ => (None, None),
-    };
+    let (pty, mut tee, output) = open_console(cfg)?;
     let spec = child_spec(cfg, prep, acq, pty.as_ref(), output.as_ref())?;
-    let mut relay = pty
-        .as_ref()
-        .map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
-    if let Some(r) = relay.as_mut().filter(|_| cfg.ready.watches_console()) {
-        r.tap = Some(Vec::new());
-    }
+    let mut relay = relay_for(cfg, pty.as_ref());
     // The terminal is restored when this guard goes, on every path.
     let _raw = match &relay {
         Some(_) => RawMode::enter()?,
@@ -416,12 +553,13 @@ fn boot(
         stop_signal: cfg.stop_signal,
         stop_timeout: cfg.stop_timeout,
         timeout: cfg.timeout,
+        cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
     let mut ready = Readiness::new(&cfg.ready, &cfg.name, &acq.state_dir);
-    let mut refused = Vec::new();
+    let mut refused = Tally::default();
     loop {
         rep.boots += 1;
-        let (mut started, mountinfo) = start_init(cfg, &spec, acq, log)?;
+        let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
         ready.boot(started.pid);
         let mut notifier = started
             .listener
@@ -442,10 +580,15 @@ fn boot(
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
         rep.ready_ms = ready.ready_after.map(|d| d.as_millis() as u64);
-        refused.extend(notifier.map(|n| n.refused).unwrap_or_default());
+        refused.merge(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
-        let (code, line) = ending::conclude(&outcome);
-        if ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart {
+        let (code, mut line) = ending::conclude(&outcome);
+        if let Some(cg) = &acq.cgroup {
+            account(cfg, cg, &outcome, &mut line, rep);
+        }
+        let restart = ending::rebooted(&outcome) && cfg.on_reboot == OnReboot::Restart;
+        hand_back(net, restart, &mut acq.teardown, log);
+        if restart {
             log.say(format!(
                 "firmware rebooted; booting it again (boot {})",
                 rep.boots + 1
@@ -461,16 +604,18 @@ fn boot(
     }
 }
 
-/// Clone the init and publish it in the run's state, with the mounts it
-/// starts with (the mount interception's table, for the init and for
-/// `fwrun enter`).
+/// Start the firmware, and publish its init in the run's state with the
+/// mounts it starts with (the mount interception's table, for the init
+/// and for `fwrun enter`).
+#[allow(clippy::type_complexity)]
 fn start_init(
     cfg: &RunConfig,
     spec: &ChildSpec,
     acq: &Acquired,
     log: &mut Log,
-) -> Result<(firmware::Started, Option<String>)> {
-    let started = firmware::start(spec, namespace::firmware_namespaces(spec.new_net))?;
+    rep: &mut Report,
+) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
+    let (started, net) = start_firmware(cfg, spec, log, rep)?;
     fault::step("clone")?;
     log.phase(
         "start",
@@ -490,7 +635,114 @@ fn start_init(
     ) {
         log.say(format!("warning: {e:#}"));
     }
-    Ok((started, mountinfo))
+    Ok((started, net, mountinfo))
+}
+
+/// The pty's relay, which also hands readiness what the console says.
+fn relay_for(cfg: &RunConfig, pty: Option<&console::Pty>) -> Option<Relay> {
+    let mut relay =
+        pty.map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
+    if let Some(r) = relay.as_mut().filter(|_| cfg.ready.watches_console()) {
+        r.tap = Some(Vec::new());
+    }
+    relay
+}
+
+/// Clone the init and, when the firmware gets links to the host, make them
+/// while it waits before its exec; then let it exec.
+fn start_firmware(
+    cfg: &RunConfig,
+    spec: &ChildSpec,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<(firmware::Started, Option<Attached>)> {
+    let namespaces = namespace::firmware_namespaces(spec.new_net);
+    if cfg.network.is_empty() {
+        return Ok((firmware::start(spec, namespaces)?, None));
+    }
+    let cloned = firmware::clone_child(spec, namespaces)?;
+    let attached = match network::attach::attach(&cfg.network, cloned.pid) {
+        Ok(a) => a,
+        Err(e) => return Err(cloned.abandon(e)),
+    };
+    if let Err(e) = fault::step("network") {
+        return Err(cloned.abandon(e));
+    }
+    let lines = network::describe(&cfg.network);
+    log.phase("network", lines.join("; "));
+    rep.network.interfaces = report_interfaces(&cfg.network);
+    Ok((cloned.release()?, Some(attached)))
+}
+
+/// The firmware's links, as the report lists them.
+fn report_interfaces(plan: &network::Plan) -> Vec<report::Interface> {
+    let veth = plan.veth.iter().map(|v| report::Interface {
+        name: v.inside.clone(),
+        kind: "veth".into(),
+        host_name: v.host.clone(),
+        host_address: v.addr.map(|a| a.to_string()),
+        bridge: v.bridge.clone(),
+    });
+    let moved = plan.moves.iter().map(|m| report::Interface {
+        name: m.inside.clone(),
+        kind: "moved".into(),
+        host_name: m.host.clone(),
+        host_address: None,
+        bridge: None,
+    });
+    veth.chain(moved).collect()
+}
+
+/// A boot's links after it ended: taken back now before a restart (the
+/// next boot makes a veth of the same name), else with the rest of the
+/// teardown (after the firmware's changes are read, before its state goes).
+fn hand_back(net: Option<Attached>, restart: bool, teardown: &mut Teardown, log: &Log) {
+    let Some(mut net) = net else {
+        return;
+    };
+    if restart {
+        for f in net.detach(true) {
+            log.say(format!("warning: {f}"));
+        }
+    } else {
+        teardown.push("network", move || net.finish());
+    }
+}
+
+/// What the cgroup counted, into the report; an OOM kill of the init said
+/// as such.
+fn account(
+    cfg: &RunConfig,
+    cg: &Cgroup,
+    out: &Outcome,
+    line: &mut Option<String>,
+    rep: &mut Report,
+) {
+    let usage = cgroup::usage(&cg.path);
+    if oom_killed(out, Some(&usage)) {
+        *line = Some(oom_line(cfg));
+        rep.cgroup.init_oom_killed = true;
+    }
+    rep.cgroup.set_usage(&usage);
+}
+
+/// Whether the init died of a SIGKILL that fwrun did not send while the
+/// cgroup's OOM killer had struck.
+fn oom_killed(out: &Outcome, usage: Option<&cgroup::Usage>) -> bool {
+    out.stopped.is_none()
+        && out.ending == Ending::Signaled(libc::SIGKILL)
+        && !out.sent.contains(&libc::SIGKILL)
+        && usage.and_then(|u| u.oom_kills).is_some_and(|n| n > 0)
+}
+
+fn oom_line(cfg: &RunConfig) -> String {
+    match cfg.cgroup.memory {
+        Some(m) => format!(
+            "firmware's init was killed by the kernel's OOM killer: --memory was {}",
+            cgroup::show_size(m)
+        ),
+        None => "firmware's init was killed by the kernel's OOM killer".into(),
+    }
 }
 
 /// How the last boot ended, and what fwrun refused over all boots.
@@ -498,19 +750,31 @@ struct Booted {
     code: i32,
     line: Option<String>,
     outcome: Outcome,
-    refused: Vec<Refusal>,
+    refused: Tally<Refusal>,
 }
 
 /// A pty for the console, unless it inherits fwrun's (the default without
-/// a terminal).
-fn open_console(cfg: &RunConfig) -> Result<Option<console::Pty>> {
+/// a terminal). Inherited, and read for readiness, the init's output goes
+/// through pipes to fwrun's (their write ends stay open across boots).
+#[allow(clippy::type_complexity)]
+fn open_console(
+    cfg: &RunConfig,
+) -> Result<(
+    Option<console::Pty>,
+    Option<Tee>,
+    Option<(OwnedFd, OwnedFd)>,
+)> {
     let tty = console::stdin_is_tty();
     match cfg
         .console
         .unwrap_or(if tty { Console::Pty } else { Console::Inherit })
     {
-        Console::Pty => Ok(Some(console::open_pty()?)),
-        Console::Inherit => Ok(None),
+        Console::Pty => Ok((Some(console::open_pty()?), None, None)),
+        Console::Inherit if cfg.ready.watches_console() => {
+            let (tee, out, err) = Tee::open()?;
+            Ok((None, Some(tee), Some((out, err))))
+        }
+        Console::Inherit => Ok((None, None, None)),
     }
 }
 
@@ -530,7 +794,8 @@ fn child_spec(
     Ok(ChildSpec {
         root: acq.layout.root.clone(),
         hostname: cfg.hostname.clone(),
-        new_net: cfg.net == Net::None,
+        new_net: cfg.net != Net::Host,
+        wait_for_network: !cfg.network.is_empty(),
         binds: cfg.binds.clone(),
         console: console_path,
         tty: pty.map(|p| p.slave.as_raw_fd()),
@@ -540,8 +805,9 @@ fn child_spec(
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
         caps: prep.caps.clone(),
         seccomp: cfg.kernel.seccomp,
+        cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         argv: prep.argv.clone(),
-        envp: prep.envp.clone(),
+        envp: acq.envp.clone(),
     })
 }
 
@@ -572,19 +838,24 @@ fn finish(
     }
     let failures = acq.teardown.run();
     log.phase("teardown", "tore down");
+    if let Some(line) = rep.cgroup.summary() {
+        log.detail(line);
+    }
     if let Some(line) = &booted.line {
         log.say(line);
     }
     for line in notify::summary_lines(&booted.refused) {
         log.say(line);
     }
-    rep.confinement.refused = notify::summary(&booted.refused)
-        .into_iter()
+    rep.confinement.refused = booted
+        .refused
+        .kinds()
+        .iter()
         .map(|(r, count)| report::Refused {
-            syscall: r.syscall,
-            target: r.target,
-            reason: r.reason,
-            count,
+            syscall: r.syscall.clone(),
+            target: r.target.clone(),
+            reason: r.reason.clone(),
+            count: *count,
         })
         .collect();
     if let Some((profile, Some(d))) = &acq.profile {
@@ -612,9 +883,11 @@ fn render_profile(cfg: &RunConfig) -> Result<String> {
     };
     apparmor::render(&apparmor::ProfileSpec {
         name: &cfg.name,
+        profile: &cfg.apparmor.profile,
         template: &template,
         extra_deny: &cfg.apparmor.deny,
         allow_mknod: cfg.apparmor.allow_mknod,
+        host_network: cfg.net == Net::Host,
     })
     .map_err(|e| match &cfg.apparmor.template {
         Some(p) => e.context(format!("--profile-template '{}'", p.display())),

@@ -405,6 +405,59 @@ fn tcp_readiness_from_the_host_and_a_ready_timeout() {
     assert_eq!(o.errors().len(), 1, "{}", o.show());
 }
 
+/// `ip route get ADDR`'s device.
+fn route_dev(addr: &str) -> String {
+    let out = Command::new("ip")
+        .args(["route", "get", addr])
+        .output()
+        .expect("running ip (apt-get install iproute2)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    text.split_whitespace()
+        .skip_while(|w| *w != "dev")
+        .nth(1)
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn tcp_readiness_over_the_veth() {
+    let _g = guard();
+    // Link-local addresses on the veth fwrun makes (fwrun refuses one whose
+    // network the host already routes elsewhere).
+    let bg = Bg::start(&[
+        "--firmware",
+        &fw(),
+        "--name",
+        "webv",
+        "--net",
+        "veth:169.254.79.2/24",
+        "--ready-when",
+        "tcp:169.254.79.1:80",
+        "--",
+        "/test/net.sh",
+        "169.254.79.1/24",
+    ]);
+    wait_ready("webv");
+    assert_eq!(route_dev("169.254.79.1"), "fw-webv");
+    let mut s =
+        TcpStream::connect("169.254.79.1:80").expect("the firmware's httpd answers once ready");
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    assert!(page.contains("page of webv"), "{page}");
+    let runs = list();
+    let net = &listed(&runs, "webv").unwrap()["network"];
+    assert_eq!(net["mode"], "veth", "{net}");
+    assert_eq!(net["interface"], "fw-webv", "{net}");
+    assert_eq!(net["address"], "169.254.79.2/24", "{net}");
+    let out = stop("webv", bg);
+    assert!(
+        out.stderr.contains("firmware ready after "),
+        "{}",
+        out.show()
+    );
+}
+
 #[test]
 fn file_and_exec_readiness_and_the_ready_fd() {
     let _g = guard();

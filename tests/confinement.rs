@@ -162,7 +162,8 @@ fn the_new_mount_api_falls_back_to_mount_2_which_is_intercepted() {
         "/test/newmount",
     ]);
     assert_all_ok(&r);
-    // util-linux's own mount, from this machine, in a copy of the firmware.
+    // This machine's util-linux mount (one before 2.39 calls mount(2)
+    // directly), in a copy of the firmware.
     let s = Scratch::new("confine");
     let root = s.path("root");
     let cp = std::process::Command::new("cp")
@@ -189,6 +190,157 @@ fn the_new_mount_api_falls_back_to_mount_2_which_is_intercepted() {
     ]);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert!(!r.stderr.contains("refused"), "{}", r.stderr);
+
+    // util-linux 2.41's mount, from Debian trixie with its own libc and
+    // libraries: libmount tries the new API first, then mount(2).
+    let root = s.path("trixie");
+    copy_tree(&firmware().join("root"), &root);
+    copy_tree(&util_linux_trixie(), &root);
+    trixie_mount_succeeds_quietly(&root, &s.path("r.json"));
+    trixie_mount_tried_the_new_api_first(&root);
+    trixie_mount_uses_the_new_api_without_the_filter(&root);
+}
+
+/// `mount -t proc proc /proc` as the init: exit 0, nothing on stderr, no
+/// refusal.
+fn trixie_mount_succeeds_quietly(root: &Path, rep: &Path) {
+    let r = run(&[
+        "--firmware",
+        root.to_str().unwrap(),
+        "--apparmor",
+        "off",
+        "--report",
+        rep.to_str().unwrap(),
+        "--",
+        "/usr/bin/mount",
+        "-t",
+        "proc",
+        "proc",
+        "/proc",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.stderr, "", "mount or fwrun printed on stderr");
+    assert_eq!(refused(&read_json(rep)), Vec::<String>::new());
+}
+
+/// The same with libmount's debug lines: it is util-linux 2.39 or later,
+/// fsopen met ENOSYS, mount(2) followed, and no proc was mounted over
+/// fwrun's /proc.
+fn trixie_mount_tried_the_new_api_first(root: &Path) {
+    let count = "awk '$5 == \"/proc\"' /proc/self/mountinfo | wc -l";
+    let script = format!(
+        "/usr/bin/mount --version; echo before=$({count}); \
+         LIBMOUNT_DEBUG=all /usr/bin/mount -t proc proc /proc; echo rc=$?; echo after=$({count})"
+    );
+    let r = run(&[
+        "--firmware",
+        root.to_str().unwrap(),
+        "--apparmor",
+        "off",
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    let line = |prefix: &str| {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line:\n{}\n{}", r.stdout, r.stderr))
+            .to_string()
+    };
+    let version = line("mount from util-linux ");
+    let release: Vec<u32> = version
+        .split(|c: char| !c.is_ascii_digit())
+        .take(2)
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert!(
+        release >= vec![2, 39],
+        "util-linux {version} does not use the new mount API"
+    );
+    assert_eq!(line("rc="), "0", "{}", r.stderr);
+    assert_eq!(
+        line("before="),
+        line("after="),
+        "a proc was mounted over fwrun's /proc"
+    );
+    for want in [
+        "syscall 'fsopen' [failed: Function not implemented]",
+        "failed to init new API",
+        "mount(2) [source=proc, target=/proc, type=proc",
+    ] {
+        assert!(r.stderr.contains(want), "no {want:?} in:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("syscall 'fsmount'"), "{}", r.stderr);
+}
+
+/// Without the filter the same binary mounts through the new API (at
+/// /mnt/p, in the firmware's own mount namespace): the ENOSYS above was
+/// fwrun's, not this kernel's.
+fn trixie_mount_uses_the_new_api_without_the_filter(root: &Path) {
+    let r = run(&[
+        "--firmware",
+        root.to_str().unwrap(),
+        "--apparmor",
+        "off",
+        "--seccomp",
+        "off",
+        "--env",
+        "LIBMOUNT_DEBUG=all",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mkdir -p /mnt/p && /usr/bin/mount -t proc proc /mnt/p && echo mounted",
+    ]);
+    assert!(r.stdout.contains("mounted"), "{}\n{}", r.stdout, r.stderr);
+    for want in [
+        "syscall 'fsopen' [success]",
+        "syscall 'fsmount' [success]",
+        "syscall 'move_mount' [success]",
+    ] {
+        assert!(r.stderr.contains(want), "no {want:?} in:\n{}", r.stderr);
+    }
+    assert!(!r.stderr.contains("mount(2) ["), "{}", r.stderr);
+}
+
+/// Debian trixie's mount and everything it loads, as a tree to lay over a
+/// firmware root, fetched once by tests/firmware/util-linux-trixie.sh into
+/// /var/cache/fwrun-tests.
+fn util_linux_trixie() -> std::path::PathBuf {
+    let out = repo().join("target/fwtest-util-linux");
+    let got = std::process::Command::new("bash")
+        .arg(repo().join("tests/firmware/util-linux-trixie.sh"))
+        .arg("/var/cache/fwrun-tests")
+        .arg(&out)
+        .output()
+        .expect("running tests/firmware/util-linux-trixie.sh");
+    assert!(
+        got.status.success(),
+        "fetching util-linux's mount from Debian trixie failed; this test needs Debian's \
+         archive once, then its cache in /var/cache/fwrun-tests:\n{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
+    out.join("tree")
+}
+
+/// Copy `from`'s contents into `to`, replacing files rather than writing
+/// through links (the firmware's absolute links point into the host).
+fn copy_tree(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--remove-destination")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .unwrap();
+    assert!(
+        st.success(),
+        "copying {} to {}",
+        from.display(),
+        to.display()
+    );
 }
 
 /// Copy a host program and the libraries `ldd` names into `root`.
@@ -373,4 +525,39 @@ fn seccomp_off_and_cap_add_are_honoured() {
     let r = run(&["--firmware", &fw(), "--cap-add", "time", "--", "/bin/true"]);
     assert_eq!(r.code, 125);
     assert_one_line_naming(&r, "'time' is not a capability");
+}
+
+#[test]
+fn under_as_pid2_fwrun_s_pid_1_is_confined_like_the_init() {
+    let _g = guard();
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--as-pid2",
+        "--",
+        "/bin/sh",
+        "-c",
+        "for p in 1 $$; do echo \"$p $(grep -E '^(Seccomp|CapBnd):' /proc/$p/status | tr -s '\\t\\n' '  ')\"; done",
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", r.stdout);
+    for l in &lines {
+        // Seccomp 2: a filter is installed.
+        assert!(l.contains("Seccomp: 2"), "{l}");
+    }
+    let bounding = |l: &str| {
+        let hex = l
+            .split("CapBnd: ")
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap();
+        u64::from_str_radix(hex, 16).unwrap()
+    };
+    assert_eq!(bounding(lines[0]), bounding(lines[1]), "{}", r.stdout);
+    assert_eq!(bounding(lines[0]) & (1 << 16), 0, "pid 1 keeps sys_module");
 }

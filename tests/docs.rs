@@ -120,6 +120,17 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  everything down, and exits with 128 plus the signal's number. \
                  Ctrl-] three times on the console stops a run as Ctrl-C does.",
             ),
+            Para(
+                "A stopped run's exit status is the same whether the firmware stopped \
+                 on its stop signal or had to be killed. One line on standard error \
+                 (unless `-q`) and the report's `stop` tell them apart: \
+                 \"firmware stopped on SIGTERM after 0.3 s\" is a clean shutdown; \
+                 \"firmware did not stop within 10 s of SIGTERM: killed (every process \
+                 of it)\" and \"firmware killed at once (second Ctrl-C)\" are not: the \
+                 firmware did not complete its own shutdown. When fwrun recognises \
+                 the init (busybox init, sysvinit, systemd), a kill's line also names \
+                 the stop signal that init expects.",
+            ),
         ],
     ),
     (
@@ -131,9 +142,13 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             ),
             Item(
                 "TERM",
-                "Passed on to the init (vt100 when unset). Nothing else of the \
-                 caller's environment is: the init gets `PATH`, `HOME`=/, `TERM`, \
-                 `container`=fwrun, `FWRUN_NAME` and the `--env` values.",
+                "Passed on to the init (vt100 when unset) when the firmware has a \
+                 terminfo entry for it (in /usr/share/terminfo, /lib/terminfo or \
+                 /etc/terminfo); otherwise the init gets linux if the firmware has \
+                 that entry, else vt100. `--env` TERM=... is passed as given; `-v` \
+                 says which was chosen. Nothing else of the caller's environment \
+                 is: the init gets `PATH`, `HOME`=/, `TERM`, `container`=fwrun, \
+                 `FWRUN_NAME` and the `--env` values.",
             ),
             Item(
                 "FWRUN_FAULT",
@@ -149,17 +164,22 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
         &[
             Para(
                 "Where the kernel has AppArmor, each run loads a profile named \
-                 fwrun-NAME, rendered from profiles/fwrun.profile.tera with the deny \
+                 fwrun-NAME-ID (ID: eight hex digits fresh for every run, so that \
+                 two runs of one name never share a profile), rendered from \
+                 profiles/fwrun.profile.tera with the deny \
                  list in profiles/deny.list (`--print-profile` shows it), and the \
                  init enters it just before its exec. It holds even after the \
                  firmware mounts its own /proc, /sys or /dev: /proc/sysrq-trigger, \
                  /proc/kcore, the host's memory, port, watchdog, clock and block \
                  devices, /sys/firmware and /sys/kernel/security are refused, \
                  writes under a firmware-mounted /proc/sys and /sys are refused \
-                 outside what its network namespace owns, setting the clock, \
+                 outside what its namespaces own, setting the clock, \
                  loading modules and (unless `--allow-mknod`) making device nodes \
                  are refused, and proc or sysfs may be mounted only at /proc and \
-                 /sys, devtmpfs nowhere.",
+                 /sys, devtmpfs nowhere. Under `--net host` the network is the \
+                 host's: the profile also refuses net_admin and writes under \
+                 /proc/sys/net, /sys/class/net and /sys/devices/virtual/net \
+                 (`--print-profile --net host` shows it).",
             ),
             Para(
                 "After the run fwrun reads the kernel log (or the audit log when \
@@ -222,7 +242,8 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Item(
                 "phases",
                 "Each phase with its duration in milliseconds (`name`, `ms`): \
-                 preflight, namespace, lower, overlay, apparmor, start, run, teardown.",
+                 preflight, namespace, lower, overlay, apparmor, cgroup, network \
+                 (under `--net veth`, `bridge` or `--net-move`), start, run, teardown.",
             ),
             Item(
                 "ending",
@@ -230,6 +251,18 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  interrupted or launcher-error; `signal` (signaled: its name), \
                  `stop_reason` (interrupted: ctrl-c, sigterm, sighup or \
                  console-escape), `error` (launcher-error: the message).",
+            ),
+            Item(
+                "stop",
+                "How fwrun stopped the firmware, or null when it did not: `reason` \
+                 (ctrl-c, sigterm, sighup, timeout or console-escape), `signal` (the \
+                 stop signal sent), `graceful` (true: the init ended by itself after \
+                 the stop signal; false: it was killed), `killed_by` (null, or what \
+                 made fwrun kill it: stop-timeout, a second request as ctrl-c, \
+                 sigterm, sighup or console-escape, or stop-signal when that was \
+                 KILL) and `ms` (from the stop signal to the init's end). A stop \
+                 that came before the firmware started has null `signal`, \
+                 `graceful` and `ms`.",
             ),
             Item("exit_code", "fwrun's exit status."),
             Item("boots", "How many times the firmware was started (`--on-reboot` restart)."),
@@ -257,20 +290,85 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  `refused`: each call fwrun refused the firmware (`syscall`, \
                  `target` as the firmware named it, `reason`, `count`).",
             ),
+            Item(
+                "cgroup",
+                "The run's own cgroup on a cgroup v2 host: `path` (null when none \
+                 was made, with `none_because` saying why: a v1 or hybrid host), \
+                 `limits` written to it (`memory_bytes`, `memory_swap_bytes`, \
+                 `pids`, `cpus`, `io_weight`; null when not set), and what it \
+                 counted: `memory_peak_bytes` (memory.peak), `cpu_user_usec` and \
+                 `cpu_system_usec` (cpu.stat), `oom_kills` (memory.events), \
+                 `pids_peak` (pids.peak, Linux 6.13+), `pids_refused` (forks \
+                 refused at the limit, pids.events); null when the kernel lacks \
+                 the file. `init_oom_killed` is true when the OOM killer ended \
+                 the init (exit 137).",
+            ),
+            Item(
+                "network",
+                "`mode`: none, host, veth or bridge; `interfaces`: the firmware's \
+                 interfaces besides lo, each with its `name` in the firmware, its \
+                 `kind` (veth, or moved for a `--net-move` interface), its \
+                 `host_name` (the veth's host end, or the moved interface's own \
+                 name), the `host_address` given to the veth's host end (or \
+                 null) and the `bridge` that end is in (or null).",
+            ),
+        ],
+    ),
+    (
+        "NETWORK",
+        &[
+            Para(
+                "`--net veth` gives the firmware a veth pair: its end, eth0 (see \
+                 `--veth-name`), is made directly in the firmware's network \
+                 namespace, down and without an address, for the firmware's own \
+                 scripts to configure as on its device; the host's end, fw-NAME \
+                 (cut to 15 bytes, with a hash of NAME when it is longer), is \
+                 brought up, with the address of `--net veth:HOSTADDR/PREFIX`. \
+                 An address that shares a network with a route of the host is \
+                 refused. `--net bridge:BR` puts the host's end in the existing \
+                 bridge BR instead, so that several firmwares and the host share \
+                 one segment. `--net-move` moves a host interface in, and back \
+                 under its own name with its flags and MTU at the end.",
+            ),
+            Para(
+                "fwrun makes them with netlink between the clone and the init's \
+                 exec, so they are there when the init starts. At the end the \
+                 veth's address is taken away and the kernel deletes the pair \
+                 with the firmware's network namespace; a run killed with \
+                 SIGKILL leaves the host's end to the next run or \
+                 `fwrun --cleanup` when something still holds that namespace. \
+                 Under `--net veth` and `bridge` the firmware keeps net_admin, as \
+                 under `none`: its namespace is its own.",
+            ),
         ],
     ),
     (
         "FILES",
-        &[Item(
-            "/run/fwrun/NAME/",
-            "The state of the run named NAME (what it acquired, its pid), \
-             locked for as long as the run lives. A later run, or \
-             `fwrun --cleanup`, removes it once its run is dead. The run also \
-             publishes there what `fwrun enter`, `list`, `stop` and `wait` \
-             read: its state (booting, ready, stopping), its init's pid, its \
-             firmware and network, the init's environment, capabilities and \
-             mounts.",
-        )],
+        &[
+            Item(
+                "/run/fwrun/NAME/",
+                "The state of the run named NAME (what it acquired, its pid), \
+                 locked for as long as the run lives. A later run, or \
+                 `fwrun --cleanup`, removes it once its run is dead, after \
+                 renaming it /run/fwrun/.dead-PID-SEQ-NAME, so that a new run \
+                 may take the name at once; a run that ends does the same. The \
+                 run also publishes there what `fwrun enter`, `list`, `stop` and \
+                 `wait` read: its state (booting, ready, stopping), its init's \
+                 pid, its firmware and network, the init's environment, \
+                 capabilities and mounts.",
+            ),
+            Item(
+                "/sys/fs/cgroup/…/fwrun-NAME/",
+                "The cgroup of the run named NAME, on a cgroup v2 host: next to \
+                 fwrun's own cgroup (or under `--cgroup-parent`), with the memory, \
+                 pids, cpu and io controllers passed to it. The init is cloned \
+                 into it; the firmware sees it as its /sys/fs/cgroup, writable, \
+                 and may make cgroups below it. It is killed whole (cgroup.kill) \
+                 when the stop timeout expires and removed in the teardown, or by \
+                 the sweep after fwrun was killed. On a v1 or hybrid host no \
+                 cgroup is made and the limits are refused.",
+            ),
+        ],
     ),
     (
         "EXAMPLES",
@@ -293,6 +391,14 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Code(
                 "sudo fwrun --firmware debian.ext4 --net host --bind /dev/ttyUSB0:/dev/ttyS1 \\\n    \
                  --stop-signal RTMIN+4 -- /lib/systemd/systemd",
+            ),
+            Para(
+                "A firmware that sets its eth0 to 192.168.1.1/24 and serves its web \
+                 interface, reached from the host:",
+            ),
+            Code(
+                "sudo fwrun --firmware router.ext4 --net veth:192.168.1.2/24 -- /sbin/init &\n\
+                 curl http://192.168.1.1/",
             ),
             Para(
                 "A CI job: boot in the background, wait until the console shows \

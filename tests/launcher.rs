@@ -6,31 +6,33 @@ use std::fs;
 
 use common::*;
 
+/// check.sh in `kind`, in both init modes: every check it makes passes.
 fn check_world(kind: &str) {
     let _g = guard();
     let img = image(kind);
     let sum = sha256(&img);
     let host = hostname();
     let name = format!("boot-{}", kind.replace('.', "-"));
-    let r = run(&[
-        "--firmware",
-        img.to_str().unwrap(),
-        "--name",
-        &name,
-        "--",
-        "/test/check.sh",
-    ]);
-    assert_eq!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.contains("failures=0"), "{}", r.stdout);
-    assert!(!r.stdout.contains("not ok"), "{}", r.stdout);
-    // Every check ran (a check script that stopped early would print fewer).
-    assert_eq!(r.stdout.matches("\nok - ").count(), 14, "{}", r.stdout);
-    assert!(
-        r.stdout.contains(&format!("hostname={name}\n")),
-        "{}",
-        r.stdout
-    );
-    assert!(r.stdout.contains("pid=1\n"), "{}", r.stdout);
+    let env = check_env();
+    for (mode, pid) in [(None, "1"), (Some("--as-pid2"), "2")] {
+        let mut args = vec!["--firmware", img.to_str().unwrap(), "--name", &name];
+        args.extend(env.iter().map(String::as_str));
+        let init_pid = format!("INIT_PID={pid}");
+        if let Some(m) = mode {
+            args.extend([m, "--env", &init_pid]);
+        }
+        args.extend(["--", "/test/check.sh"]);
+        let r = run(&args);
+        let shown = format!("{mode:?}\nstdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+        assert_eq!(r.code, 0, "{shown}");
+        assert!(r.stdout.contains("failures=0"), "{shown}");
+        assert!(!r.stdout.contains("not ok"), "{shown}");
+        // Every check ran (a check script that stopped early would print fewer).
+        let oks = r.stdout.lines().filter(|l| l.starts_with("ok - ")).count();
+        assert_eq!(oks, check_count(), "{shown}");
+        assert!(r.stdout.contains(&format!("hostname={name}\n")), "{shown}");
+        assert!(r.stdout.contains(&format!("pid={pid}\n")), "{shown}");
+    }
     assert_eq!(hostname(), host, "the host's hostname changed");
     assert_eq!(sha256(&img), sum, "the firmware changed");
 }
@@ -170,7 +172,11 @@ fn exit_codes_follow_the_init() {
         }
     }
     // An absolute symlink to the init is resolved inside the firmware.
-    let r = run(&["--firmware", fw, "--", "/test/abs-link"]);
+    let env = check_env();
+    let mut args = vec!["--firmware", fw];
+    args.extend(env.iter().map(String::as_str));
+    args.extend(["--", "/test/abs-link"]);
+    let r = run(&args);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
@@ -188,10 +194,19 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
     let bare = s.path("bare-dir");
     fs::create_dir(&bare).unwrap();
     let missing = s.path("missing.img");
+    let ext4 = fs::read(image("fw.ext4")).unwrap();
+    // An ext4 image cut in half (a copy that stopped), and one cut before
+    // its superblock (1024 bytes in).
+    let truncated = s.path("truncated.ext4");
+    fs::write(&truncated, &ext4[..ext4.len() / 2]).unwrap();
+    let tiny = s.path("tiny.ext4");
+    fs::write(&tiny, &ext4[..1000]).unwrap();
     for (path, says) in [
         (&missing, "no such file"),
         (&empty, "is empty"),
         (&random, "not an image fwrun knows"),
+        (&truncated, "is a truncated ext2/3/4 image"),
+        (&tiny, "too small"),
         (&bare, "does not look like a firmware root"),
     ] {
         let r = run(&["--firmware", path.to_str().unwrap()]);
@@ -206,38 +221,158 @@ fn bad_firmware_is_refused_before_anything_is_mounted() {
     }
 }
 
+/// An image that holds no /sbin/init, run with the default init: refused as
+/// a directory without one is (exit 125, one line naming it and saying
+/// what to do), after the image is mounted and before anything runs.
+#[test]
+fn an_image_without_the_default_init() {
+    let _g = guard();
+    let s = Scratch::new("noinit");
+    let tree = s.path("tree");
+    fs::create_dir_all(tree.join("etc")).unwrap();
+    fs::write(tree.join("etc/hostname"), "no-init\n").unwrap();
+    let img = s.path("noinit.ext4");
+    mkfs_ext4(&tree, &img);
+    let r = run(&["--firmware", img.to_str().unwrap()]);
+    assert_eq!(r.code, 125, "{}", r.stderr);
+    assert_one_line_naming(&r, "/sbin/init");
+    assert!(r.stderr.contains("give its init after --"), "{}", r.stderr);
+}
+
+/// `mkfs.ext4 -d tree image` (4 MiB).
+fn mkfs_ext4(tree: &std::path::Path, img: &std::path::Path) {
+    fs::File::create(img).unwrap().set_len(4 << 20).unwrap();
+    let st = std::process::Command::new("mkfs.ext4")
+        .args(["-q", "-F", "-d"])
+        .arg(tree)
+        .arg(img)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mkfs.ext4 failed");
+}
+
+/// The features line of `dumpe2fs -h`.
+fn ext_features(img: &std::path::Path) -> String {
+    let out = std::process::Command::new("dumpe2fs")
+        .arg("-h")
+        .arg(img)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "dumpe2fs -h {}", img.display());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.starts_with("Filesystem features:"))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// An ext4 image whose journal needs recovery, as a crash leaves it: the
+/// test mounts a copy read-write (in a mount namespace of its own), writes,
+/// and shuts the file system down as a power cut would (EXT4_IOC_SHUTDOWN,
+/// no log flush) before unmounting. fwrun mounts it without replaying the
+/// journal (`noload`, said under -v), runs it, and never writes it.
+#[test]
+fn an_ext4_whose_journal_needs_recovery_boots_read_only() {
+    let _g = guard();
+    let s = Scratch::new("journal");
+    let img = s.path("crashed.ext4");
+    fs::copy(image("fw.ext4"), &img).unwrap();
+    let mnt = s.path("mnt");
+    fs::create_dir(&mnt).unwrap();
+    // EXT4_IOC_SHUTDOWN = _IOR('X', 125, __u32); 2 = EXT4_GOING_FLAGS_NOLOGFLUSH.
+    let crash = "mount --make-rprivate / && mount -o loop \"$1\" \"$2\" \
+        && echo 'after the crash' > \"$2/etc/fw-version\" && sync \
+        && python3 -c 'import fcntl, os, struct, sys; fd = os.open(sys.argv[1], os.O_RDONLY); fcntl.ioctl(fd, 0x8004587d, struct.pack(\"I\", 2))' \"$2\" \
+        && umount \"$2\"";
+    let st = std::process::Command::new("unshare")
+        .args(["-m", "sh", "-c", crash, "sh"])
+        .arg(&img)
+        .arg(&mnt)
+        .status()
+        .unwrap();
+    assert!(st.success(), "making the unclean image failed");
+    assert!(
+        ext_features(&img).contains("needs_recovery"),
+        "the shut-down file system does not need recovery: {}",
+        ext_features(&img)
+    );
+    let sum = sha256(&img);
+    let r = run(&[
+        "-v",
+        "--firmware",
+        img.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "test -x /bin/busybox && cat /etc/hostname",
+    ]);
+    assert_eq!((r.code, r.stdout.as_str()), (0, "fwtest\n"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("mounted the image read-only")
+            && r.stderr.contains("noload")
+            && r.stderr.contains("journal needs recovery"),
+        "-v does not say the journal was left alone:\n{}",
+        r.stderr
+    );
+    assert_eq!(sha256(&img), sum, "the image was written");
+    assert!(ext_features(&img).contains("needs_recovery"));
+}
+
+/// The image's loop device is read-only (/sys/block/loopN/ro is 1), for
+/// each kind of image.
+#[test]
+fn the_loop_device_is_read_only() {
+    let _g = guard();
+    for kind in ["fw.ext2", "fw.ext4", "fw.sqfs"] {
+        let img = fs::canonicalize(image(kind)).unwrap();
+        let mut bg = common::bg::Bg::start(&[
+            "--firmware",
+            img.to_str().unwrap(),
+            "--",
+            "/test/signals.sh",
+        ]);
+        bg.expect("ready");
+        let mut ours = Vec::new();
+        for e in fs::read_dir("/sys/block").unwrap().flatten() {
+            let back = fs::read_to_string(e.path().join("loop/backing_file")).unwrap_or_default();
+            if back.trim_end() == img.to_str().unwrap() {
+                let ro = fs::read_to_string(e.path().join("ro")).unwrap();
+                ours.push((e.file_name().to_string_lossy().into_owned(), ro));
+            }
+        }
+        bg.signal(libc::SIGTERM);
+        let out = bg.finish();
+        assert_eq!(out.code(), Some(143), "{kind}: {}", out.show());
+        assert_eq!(ours.len(), 1, "{kind}: loop devices of the image: {ours:?}");
+        assert_eq!(ours[0].1, "1\n", "{kind}: {} is writable", ours[0].0);
+    }
+}
+
 #[test]
 fn twenty_runs_in_parallel() {
     let _g = guard();
     let img = image("fw.ext2");
     let sum = sha256(&img);
+    // One deadline for them all: a run that hangs fails the test.
+    let deadline = std::time::Instant::now() + common::bg::DEADLINE;
     let children: Vec<_> = (0..20)
         .map(|i| {
-            fwrun()
-                .args([
-                    "--firmware",
-                    img.to_str().unwrap(),
-                    "--name",
-                    &format!("par{i}"),
-                    "--",
-                    "/test/check.sh",
-                ])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            let mut c = fwrun();
+            c.args(["--firmware", img.to_str().unwrap()])
+                .args(["--name", &format!("par{i}")])
+                .args(check_env())
+                .args(["--", "/test/check.sh"]);
+            common::bg::spawn(c)
         })
         .collect();
     for (i, c) in children.into_iter().enumerate() {
-        let out = c.wait_with_output().unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "run {i}: {stdout}\n{}",
-            String::from_utf8_lossy(&out.stderr)
+        let out = c.finish_by(deadline);
+        assert_eq!(out.code(), Some(0), "run {i}: {}", out.show());
+        assert!(
+            out.stdout.contains(&format!("hostname=par{i}\n")),
+            "{}",
+            out.stdout
         );
-        assert!(stdout.contains(&format!("hostname=par{i}\n")), "{stdout}");
     }
     assert_eq!(sha256(&img), sum);
 }
@@ -260,14 +395,107 @@ fn env_bind_and_hostname() {
         "--",
         "/bin/sh",
         "-c",
-        "echo \"$GREETING\"; hostname; cat /mnt/host/hello; echo x > /mnt/host/new || echo refused; env | grep -c ^HOSTNAME_OF_CALLER",
+        "echo \"$GREETING\"; hostname; cat /mnt/host/hello; echo x > /mnt/host/new || echo refused",
     ]);
     assert_eq!(
-        r.stdout, "hi there\nrouter-1\nfrom the host\nrefused\n0\n",
+        r.stdout, "hi there\nrouter-1\nfrom the host\nrefused\n",
         "{}",
         r.stderr
     );
     assert!(!s.path("new").exists());
+}
+
+/// TERM: the caller's when the firmware has its terminfo entry, else one
+/// it can use (the test firmware has no `linux` entry, so vt100); --env
+/// wins; -v says what was chosen.
+#[test]
+fn term_is_one_the_firmware_has_terminfo_for() {
+    let _g = guard();
+    let fw = image("fw.ext2");
+    let term_seen = |caller: &str, extra: &[&str]| {
+        let mut c = fwrun();
+        c.env("TERM", caller)
+            .args(["-v", "--firmware", fw.to_str().unwrap()])
+            .args(extra)
+            .args(["--", "/bin/sh", "-c", "echo \"TERM=$TERM\""]);
+        let out = common::bg::finish(c);
+        assert_eq!(out.code(), Some(0), "{}", out.show());
+        (out.stdout, out.stderr)
+    };
+    let (seen, said) = term_seen("tmux-256color", &[]);
+    assert_eq!(seen, "TERM=vt100\n", "{said}");
+    assert!(
+        said.contains(
+            "fwrun: TERM=vt100 for the firmware: the firmware has no terminfo entry \
+             for tmux-256color, nor for linux\n"
+        ),
+        "{said}"
+    );
+    let (seen, said) = term_seen("fwtest-term", &[]);
+    assert_eq!(seen, "TERM=fwtest-term\n", "{said}");
+    assert!(
+        said.contains(
+            "fwrun: TERM=fwtest-term for the firmware: the firmware has its terminfo entry\n"
+        ),
+        "{said}"
+    );
+    let (seen, said) = term_seen("tmux-256color", &["--env", "TERM=xterm-unknown"]);
+    assert_eq!(seen, "TERM=xterm-unknown\n", "{said}");
+    assert!(
+        said.contains("fwrun: TERM=xterm-unknown for the firmware, as --env gave it\n"),
+        "{said}"
+    );
+}
+
+/// The init's environment is fwrun's small clean one and the --env values,
+/// exactly: nothing of the caller's (fwrun itself runs with a marker in its
+/// environment), in both init modes.
+#[test]
+fn the_inits_environment_is_exactly_the_clean_one_and_env() {
+    let _g = guard();
+    let fw = image("fw.ext2");
+    for mode in [&[][..], &["--as-pid2"][..]] {
+        let mut c = fwrun();
+        c.env("HOSTNAME_OF_CALLER", "caller-marker")
+            .env("TERM", "vt100")
+            .args(["--firmware", fw.to_str().unwrap(), "--name", "envcheck"])
+            .args(["--env", "GREETING=hi there", "--env", "EMPTY="])
+            .args(mode)
+            // env(1) as the init: it prints its environment as exec gave it.
+            .args(["--", "/usr/bin/env"]);
+        let out = common::bg::finish(c);
+        assert_eq!(out.code(), Some(0), "{mode:?}: {}", out.show());
+        let mut env: Vec<(&str, &str)> = out
+            .stdout
+            .lines()
+            .map(|l| l.split_once('=').unwrap_or((l, "")))
+            .collect();
+        env.sort();
+        let keys: Vec<&str> = env.iter().map(|(k, _)| *k).collect();
+        assert_eq!(
+            keys,
+            [
+                "EMPTY",
+                "FWRUN_NAME",
+                "GREETING",
+                "HOME",
+                "PATH",
+                "TERM",
+                "container"
+            ],
+            "{mode:?}: {}",
+            out.stdout
+        );
+        for want in [
+            ("EMPTY", ""),
+            ("FWRUN_NAME", "envcheck"),
+            ("GREETING", "hi there"),
+            ("HOME", "/"),
+            ("container", "fwrun"),
+        ] {
+            assert!(env.contains(&want), "{mode:?}: {want:?}: {}", out.stdout);
+        }
+    }
 }
 
 #[test]
@@ -305,5 +533,7 @@ fn name_already_running_and_bad_names() {
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert_one_line_naming(&r, "'busy' is already running");
     drop(long.stdin.take());
-    assert_eq!(long.wait().unwrap().code(), Some(0));
+    let deadline = std::time::Instant::now() + common::bg::DEADLINE;
+    let st = common::bg::wait_until(&mut long, deadline, "the first run");
+    assert_eq!(st.code(), Some(0));
 }

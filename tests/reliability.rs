@@ -268,20 +268,23 @@ fault_steps! {
     loop_device: "loop" in Setup;
     lower: "lower" in Setup;
     overlay: "overlay" in Setup;
+    network: "network" in Setup;
     clone: "clone" in Started;
     proc: "proc" in Child;
     sys: "sys" in Child;
     dev: "dev" in Child;
     pivot_root: "pivot_root" in Child;
+    teardown_network: "teardown:network" in Teardown;
     teardown_overlay: "teardown:overlay" in Teardown;
     teardown_lower: "teardown:lower" in Teardown;
     teardown_workspace: "teardown:workspace" in Teardown;
     teardown_state: "teardown:state" in Teardown;
 }
 
-/// Steps only a host with AppArmor reaches (see the TODO at the top): they
-/// belong to the VM tier.
-const VM_ONLY_STEPS: &[&str] = &["apparmor", "teardown:apparmor"];
+/// Steps only a host with AppArmor reaches (see the note at the top), and
+/// those only a cgroup v2 host reaches (the run's own cgroup; this host is
+/// v1/hybrid): they belong to the VM tier.
+const VM_ONLY_STEPS: &[&str] = &["apparmor", "teardown:apparmor", "cgroup", "teardown:cgroup"];
 
 /// The string literals that follow `call` in `text`: `fault::step("x")`.
 fn literals_after(text: &str, call: &str) -> Vec<String> {
@@ -378,6 +381,12 @@ mod faults {
             Place::Teardown => args!["/test/exit.sh", "0"].to_vec(),
             Place::Setup | Place::Started | Place::Child => args!["/test/signals.sh"].to_vec(),
         };
+        // The network steps run only when the firmware gets a veth.
+        let net = if fault.contains("network") {
+            "veth"
+        } else {
+            "none"
+        };
         let mut c = cmd(&args![
             "--firmware",
             img,
@@ -385,6 +394,8 @@ mod faults {
             name,
             "--timeout",
             "10s",
+            "--net",
+            net,
             "--"
         ]);
         c.args(init).env("FWRUN_FAULT", fault);
@@ -848,7 +859,9 @@ fn init_an_absolute_symlink_runs_its_target_in_the_firmware() {
     let _g = guard();
     let img = ext2();
     let sum = sha256(&img);
-    let out = go(&args!["--firmware", img, "--", "/test/abs-link"]);
+    let mut c = cmd(&args!["--firmware", img]);
+    c.args(check_env()).args(["--", "/test/abs-link"]);
+    let out = finish(c);
     assert_eq!(out.code(), Some(0), "{}", out.show());
     assert!(
         out.stdout.contains("ok - init is pid 1\n"),
@@ -1001,9 +1014,7 @@ fn rw_dir_on_an_overlayfs() {
 
 /// A --rw-dir on a read-only file system (here a read-only bind mount, in
 /// fwrun's own mount namespace) cannot hold the upper layer: the refusal
-/// must name the --rw-dir the user gave. (Known failing as written: fwrun
-/// says "creating /run/fwrun/NAME/mnt/rw/upper: Read-only file system (os
-/// error 30)", an internal path, with no advice.)
+/// must name the --rw-dir the user gave, not an internal path.
 #[test]
 fn rw_dir_on_a_read_only_file_system() {
     let _g = guard();
@@ -1174,9 +1185,7 @@ fn run_not_writable() {
 
 /// /run/fwrun exists but is read-only: the refusal must say so in the same
 /// terms as for a read-only /run (what, and what to do), not as an internal
-/// error about a temporary directory. (Known failing as written: fwrun says
-/// "creating /run/fwrun/.new-PID-NAME: Read-only file system (os error
-/// 30)".)
+/// error about a temporary directory.
 #[test]
 fn run_fwrun_not_writable() {
     let _g = guard();
@@ -1327,4 +1336,112 @@ fn cleanup_removes_only_what_dead_runs_left() {
     let out = live.finish();
     assert_eq!(out.code(), Some(143), "{}", out.show());
     assert_eq!(sha256(&img), sum);
+}
+
+/// What the firmware of [`same_name_runs_race_a_sweeper`] runs: for a
+/// moment (25 looks, 10 ms apart) it checks, through a read-only bind of
+/// /run/fwrun at /fwrun-state, that its run's state directory stays there
+/// and stays its own (the same launcher pid in its info). Prints "held",
+/// or what went wrong and exits 3.
+const HOLD_STATE: &str = r#"
+s=/fwrun-state/$FWRUN_NAME
+read -r me < $s/info || { echo "no state at the start"; exit 3; }
+i=0
+while [ $i -lt 25 ]; do
+  [ -e $s/lock ] || { echo "the lock went at look $i"; exit 3; }
+  read -r now < $s/info || { echo "the info went at look $i"; exit 3; }
+  [ "$now" = "$me" ] || { echo "the state changed hands at look $i: $now"; exit 3; }
+  usleep 10000
+  i=$((i + 1))
+done
+echo held
+"#;
+
+/// Rounds of two runs with the same name started together, while another
+/// thread runs `fwrun --cleanup` over and over. Every round exactly one run
+/// starts and keeps its state directory for as long as it lives (its
+/// firmware checks); the other is refused with 125 and one line; no sweep
+/// ever removes anything (there is never a dead run to sweep); nothing is
+/// left.
+#[test]
+fn same_name_runs_race_a_sweeper() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let _g = guard();
+    let img = ext2();
+    let name = "rel-race";
+    fs::create_dir_all(STATE_ROOT).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let sweeper = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sweeps = 0;
+            let mut wrong = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let c = go(&args!["--cleanup"]);
+                if c.code() != Some(0) || c.stderr != "fwrun: nothing to clean up\n" {
+                    wrong.push(c.show());
+                }
+                sweeps += 1;
+            }
+            (sweeps, wrong)
+        })
+    };
+    let run = || {
+        Bg::start(&args![
+            "--firmware",
+            img,
+            "--name",
+            name,
+            "--bind",
+            format!("{STATE_ROOT}:/fwrun-state:ro"),
+            "--",
+            "/bin/sh",
+            "-c",
+            HOLD_STATE
+        ])
+    };
+    let rounds = 40;
+    let mut failures = Vec::new();
+    for round in 0..rounds {
+        let (a, b) = (run(), run());
+        let outs = [a.finish(), b.finish()];
+        let won: Vec<&Out> = outs.iter().filter(|o| o.code() == Some(0)).collect();
+        let lost: Vec<&Out> = outs.iter().filter(|o| o.code() == Some(125)).collect();
+        let refused = |o: &Out| {
+            o.stdout.is_empty()
+                && o.errors().len() == 1
+                && o.errors()[0].contains(&format!("'{name}' is already running"))
+        };
+        let fine = won.len() == 1
+            && won[0].stdout == "held\n"
+            && won[0].errors().is_empty()
+            && lost.len() == 1
+            && refused(lost[0]);
+        if !fine {
+            failures.push(format!(
+                "round {round}:\n{}\n{}",
+                outs[0].show(),
+                outs[1].show()
+            ));
+        }
+        assert!(!state_dir(name).exists(), "round {round}: state left");
+    }
+    stop.store(true, Ordering::Relaxed);
+    let (sweeps, wrong) = sweeper.join().expect("the sweeping thread panicked");
+    assert!(
+        failures.is_empty(),
+        "{} of {rounds} rounds went wrong:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    assert!(
+        wrong.is_empty(),
+        "a sweep beside live runs removed something or failed:\n{}",
+        wrong.join("\n")
+    );
+    assert!(
+        sweeps >= rounds,
+        "only {sweeps} sweeps ran beside {rounds} rounds"
+    );
 }

@@ -4,30 +4,9 @@
 mod common;
 
 use common::bg::*;
+use common::report::*;
 use common::*;
 use serde_json::Value;
-
-fn schema_errors(report: &Value) -> Vec<String> {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo().join("schemas/report.schema.json")).unwrap(),
-    )
-    .unwrap();
-    let v = jsonschema::validator_for(&schema).expect("the schema itself is valid");
-    v.iter_errors(report)
-        .map(|e| format!("{e} at {}", e.instance_path()))
-        .collect()
-}
-
-fn read_report(path: &std::path::Path) -> Value {
-    let text = std::fs::read_to_string(path).expect("the report was written");
-    let v: Value = serde_json::from_str(&text).expect("the report is JSON");
-    let errs = schema_errors(&v);
-    assert!(
-        errs.is_empty(),
-        "the report breaks the schema: {errs:#?}\n{text}"
-    );
-    v
-}
 
 fn fw() -> String {
     image("fw.ext2").to_str().unwrap().to_string()
@@ -121,6 +100,166 @@ fn a_ctrl_c_stop_is_reported() {
     assert_eq!(v["ending"]["kind"], "interrupted");
     assert_eq!(v["ending"]["stop_reason"], "ctrl-c");
     assert_eq!(v["exit_code"], 130);
+    assert_eq!(v["stop"]["reason"], "ctrl-c");
+    assert_eq!(v["stop"]["signal"], "SIGTERM");
+    assert_eq!(v["stop"]["graceful"], true);
+}
+
+/// A report the schema accepts, to change one thing at a time.
+fn sample() -> Value {
+    serde_json::json!({
+        "version": 1,
+        "name": "fw1",
+        "firmware": { "path": "fw.ext2", "kind": "ext2" },
+        "init": ["/sbin/init"],
+        "start": "2026-01-01T00:00:00.000Z",
+        "end": "2026-01-01T00:00:01.000Z",
+        "phases": [{ "name": "run", "ms": 1000.0 }],
+        "ending": { "kind": "interrupted", "signal": null, "stop_reason": "ctrl-c", "error": null },
+        "stop": { "reason": "ctrl-c", "signal": "SIGTERM", "graceful": true, "killed_by": null, "ms": 312.5 },
+        "exit_code": 130,
+        "boots": 1,
+        "changes": [],
+        "apparmor": { "mode": "auto", "profile": null, "denials": [] },
+        "confinement": { "capabilities": ["chown"], "dropped_capabilities": ["sys_time"], "seccomp": true, "refused": [] },
+        "cgroup": {
+            "path": null, "none_because": "this host has cgroup v1", "init_oom_killed": false,
+            "limits": { "memory_bytes": null, "memory_swap_bytes": null, "pids": null, "cpus": null, "io_weight": null },
+            "memory_peak_bytes": null, "cpu_user_usec": null, "cpu_system_usec": null,
+            "oom_kills": null, "pids_peak": null, "pids_refused": null
+        },
+        "network": {
+            "mode": "veth",
+            "interfaces": [{
+                "name": "eth0", "kind": "veth", "host_name": "fw-fw1",
+                "host_address": "169.254.77.2/24", "bridge": null
+            }]
+        }
+    })
+}
+
+/// The schema pins `network`: a veth, a bridge's veth and a moved
+/// interface pass; what fwrun never writes is refused.
+#[test]
+fn the_schema_pins_network() {
+    let with = |mode: &str, iface: Value| {
+        let mut v = sample();
+        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface] });
+        schema_errors(&v)
+    };
+    let iface = |name: &str, kind: &str, host: &str, addr: Value, br: Value| {
+        serde_json::json!({
+            "name": name, "kind": kind, "host_name": host, "host_address": addr, "bridge": br
+        })
+    };
+    let null = Value::Null;
+    let ok = [
+        (
+            "bridge",
+            iface("eth0", "veth", "fw-fw1", null.clone(), "br0".into()),
+        ),
+        (
+            "none",
+            iface("lan1", "moved", "tap0", null.clone(), null.clone()),
+        ),
+    ];
+    for (mode, i) in ok {
+        assert_eq!(with(mode, i), Vec::<String>::new());
+    }
+    let bad = [
+        (
+            "bridged",
+            iface("eth0", "veth", "fw-fw1", null.clone(), "br0".into()),
+        ),
+        (
+            "veth",
+            iface("eth0", "tap", "fw-fw1", null.clone(), null.clone()),
+        ),
+        (
+            "veth",
+            iface(
+                "eth0",
+                "veth",
+                "fw-a234567890123",
+                null.clone(),
+                null.clone(),
+            ),
+        ),
+        (
+            "veth",
+            iface(
+                "eth0",
+                "veth",
+                "fw-fw1",
+                "169.254.77.2".into(),
+                null.clone(),
+            ),
+        ),
+        (
+            "veth",
+            iface("eth:0", "veth", "fw-fw1", null.clone(), null.clone()),
+        ),
+    ];
+    for (mode, i) in bad {
+        assert!(!with(mode, i.clone()).is_empty(), "accepted: {mode} {i}");
+    }
+}
+
+/// The schema pins `stop`: each shape fwrun writes passes, and what it
+/// never writes is refused. (No run, so no root needed.)
+#[test]
+fn the_schema_pins_stop() {
+    let with = |edits: &[(&str, &str, Value)]| {
+        let mut v = sample();
+        for (obj, key, val) in edits {
+            let target = if obj.is_empty() { &mut v } else { &mut v[*obj] };
+            if val == &Value::String("<absent>".into()) {
+                target.as_object_mut().unwrap().remove(*key);
+            } else {
+                target[*key] = val.clone();
+            }
+        }
+        schema_errors(&v)
+    };
+    let null = Value::Null;
+    assert_eq!(with(&[]), Vec::<String>::new());
+    // Killed at the stop-timeout; stopped before the firmware started; a
+    // firmware that ended by itself has no stop.
+    let killed = [
+        ("stop", "graceful", false.into()),
+        ("stop", "killed_by", "stop-timeout".into()),
+    ];
+    assert_eq!(with(&killed), Vec::<String>::new());
+    let early = [
+        ("stop", "signal", null.clone()),
+        ("stop", "graceful", null.clone()),
+        ("stop", "ms", null.clone()),
+    ];
+    assert_eq!(with(&early), Vec::<String>::new());
+    let exited = [
+        ("ending", "kind", "exited".into()),
+        ("ending", "stop_reason", null.clone()),
+        ("", "stop", null.clone()),
+    ];
+    assert_eq!(with(&exited), Vec::<String>::new());
+
+    let refused: &[&[(&str, &str, Value)]] = &[
+        &[("", "stop", "<absent>".into())],
+        &[("stop", "reason", "second-ctrl-c".into())],
+        &[("stop", "killed_by", "stop-timeout".into())],
+        &[("stop", "graceful", null.clone())],
+        &[("stop", "ms", (-1).into())],
+        &[("stop", "extra", 1.into())],
+        &[("stop", "signal", null.clone())],
+        &[("", "stop", null.clone())],
+        &[
+            ("ending", "kind", "exited".into()),
+            ("ending", "stop_reason", null.clone()),
+        ],
+    ];
+    for edits in refused {
+        assert!(!with(edits).is_empty(), "accepted: {edits:?}");
+    }
 }
 
 #[test]

@@ -35,18 +35,46 @@ pub const DENIED_CAPABILITIES: &[&str] = &[
     "wake_alarm",
 ];
 
+/// Capabilities the firmware never gets under `--net host`, where the
+/// network is the host's: its interfaces, routes and firewall.
+pub const HOST_NETWORK_DENIED_CAPABILITIES: &[&str] = &["net_admin"];
+
 /// Where a firmware's own procfs or sysfs may be written: the parts its
-/// network namespace (and cgroup namespace) make its own. Relative to
-/// /proc/sys and /sys; a last part ending in '*' is a prefix.
+/// uts, ipc and cgroup namespaces make its own. Relative to /proc/sys and
+/// /sys; a last part ending in '*' is a prefix.
 pub const PROC_SYS_WRITABLE: &[&str] = &[
     "kernel/hostname",
     "kernel/domainname",
     "kernel/shm*",
     "kernel/msg*",
     "kernel/sem*",
-    "net",
 ];
-pub const SYS_WRITABLE: &[&str] = &["class/net", "devices/virtual/net", "fs/cgroup"];
+pub const SYS_WRITABLE: &[&str] = &["fs/cgroup"];
+/// And these, which its network namespace makes its own: only under
+/// `--net none`. Under `--net host` they are the host's network settings.
+pub const PROC_SYS_WRITABLE_NET: &[&str] = &["net"];
+pub const SYS_WRITABLE_NET: &[&str] = &["class/net", "devices/virtual/net"];
+
+/// The deny-write globs for /proc/sys and /sys: everything but what the
+/// firmware's namespaces make its own, which depends on its network.
+pub fn deny_writes(host_network: bool) -> Vec<String> {
+    let with_net = |base: &[&'static str], net: &[&'static str]| -> Vec<&'static str> {
+        let mut v = base.to_vec();
+        if !host_network {
+            v.extend_from_slice(net);
+        }
+        v
+    };
+    let mut globs = deny_writes_except(
+        "/proc/sys",
+        &with_net(PROC_SYS_WRITABLE, PROC_SYS_WRITABLE_NET),
+    );
+    globs.extend(deny_writes_except(
+        "/sys",
+        &with_net(SYS_WRITABLE, SYS_WRITABLE_NET),
+    ));
+    globs
+}
 
 const SECURITYFS: &str = "/sys/kernel/security/apparmor";
 const ENABLED: &str = "/sys/module/apparmor/parameters/enabled";
@@ -224,14 +252,22 @@ fn walk(dir: &str, name: String, node: &Node, out: &mut Vec<String>) {
 
 /// What the profile is made from.
 pub struct ProfileSpec<'a> {
+    /// The run's name.
     pub name: &'a str,
+    /// The profile's name ([`profile_name`]).
+    pub profile: &'a str,
     pub template: &'a str,
     pub extra_deny: &'a [String],
     pub allow_mknod: bool,
+    /// `--net host`: the firmware shares the host's network.
+    pub host_network: bool,
 }
 
-pub fn profile_name(run: &str) -> String {
-    format!("fwrun-{run}")
+/// The profile of one invocation of run `run`: `fwrun-RUN-INSTANCE`. The
+/// instance part differs between two runs of the same name, so that
+/// neither (nor a sweep of a dead one) can replace or unload the other's.
+pub fn profile_name(run: &str, instance: &str) -> String {
+    format!("fwrun-{run}-{instance}")
 }
 
 /// Render the profile text.
@@ -251,16 +287,19 @@ pub fn render(spec: &ProfileSpec) -> Result<String> {
     if !spec.allow_mknod {
         caps.push("mknod");
     }
-    let mut deny_writes = deny_writes_except("/proc/sys", PROC_SYS_WRITABLE);
-    deny_writes.extend(deny_writes_except("/sys", SYS_WRITABLE));
+    if spec.host_network {
+        caps.extend_from_slice(HOST_NETWORK_DENIED_CAPABILITIES);
+    }
+    let deny_writes = deny_writes(spec.host_network);
 
     let mut ctx = tera::Context::new();
     ctx.insert("name", spec.name);
-    ctx.insert("profile", &profile_name(spec.name));
+    ctx.insert("profile", spec.profile);
     ctx.insert("denied_capabilities", &caps);
     ctx.insert("deny", &deny);
     ctx.insert("deny_writes", &deny_writes);
     ctx.insert("extra_deny", &extra);
+    ctx.insert("host_network", &spec.host_network);
     let mut t = tera::Tera::new();
     t.autoescape_on(Vec::<&str>::new());
     t.add_raw_template("profile", spec.template).map_err(|e| {
@@ -425,6 +464,8 @@ impl crate::state::Sweeper for Sweep {
     fn release(&mut self, r: &crate::state::Resource) -> Result<()> {
         match r {
             crate::state::Resource::Profile(p) => unload(p),
+            // Not this layer's: run.rs's sweeper releases it.
+            crate::state::Resource::Cgroup(_) | crate::state::Resource::Link(_) => Ok(()),
         }
     }
 }
@@ -489,7 +530,7 @@ mod tests {
 
     #[test]
     fn proc_sys_writes_denied_except_namespaced_knobs() {
-        let g = deny_writes_except("/proc/sys", PROC_SYS_WRITABLE);
+        let g = deny_writes(false);
         for ok in [
             "/proc/sys/kernel/hostname",
             "/proc/sys/kernel/domainname",
@@ -521,7 +562,7 @@ mod tests {
 
     #[test]
     fn sys_writes_denied_except_the_network_and_cgroups() {
-        let g = deny_writes_except("/sys", SYS_WRITABLE);
+        let g = deny_writes(false);
         for ok in [
             "/sys/class/net/lo/mtu",
             "/sys/devices/virtual/net/lo/mtu",
@@ -543,16 +584,98 @@ mod tests {
         }
     }
 
+    /// Paths of the host's network settings, and paths still the
+    /// firmware's under `--net host`.
+    const NET_KNOBS: &[&str] = &[
+        "/proc/sys/net/ipv4/ip_forward",
+        "/proc/sys/net/core/somaxconn",
+        "/proc/sys/net",
+        "/sys/class/net/lo/mtu",
+        "/sys/devices/virtual/net/lo/mtu",
+        "/sys/devices/virtual/net/eth0/flags",
+    ];
+    const OWN_KNOBS: &[&str] = &[
+        "/proc/sys/kernel/hostname",
+        "/proc/sys/kernel/domainname",
+        "/proc/sys/kernel/shmmax",
+        "/proc/sys/kernel/msgmnb",
+        "/proc/sys/kernel/sem",
+        "/sys/fs/cgroup/cgroup.procs",
+    ];
+
+    #[test]
+    fn under_host_network_the_network_is_not_writable() {
+        let own = deny_writes(false);
+        let host = deny_writes(true);
+        for p in NET_KNOBS {
+            assert!(!denied(&own, p), "{p}: the firmware's own under --net none");
+            assert!(
+                denied(&host, p),
+                "{p} should be denied under --net host: {host:#?}"
+            );
+        }
+        for p in OWN_KNOBS {
+            assert!(!denied(&host, p), "{p} should stay writable: {host:#?}");
+        }
+        // Everything refused with a network of its own is refused still.
+        for p in [
+            "/proc/sys/vm/drop_caches",
+            "/proc/sys/kernel/panic",
+            "/proc/sys/netx/a",
+            "/proc/sys/n",
+            "/sys/class/gpio/export",
+            "/sys/devices/virtual/misc/x",
+            "/sys/kernel/uevent_helper",
+        ] {
+            assert!(denied(&own, p) && denied(&host, p), "{p}");
+        }
+    }
+
+    #[test]
+    fn renders_per_network_mode() {
+        let spec = |host_network| ProfileSpec {
+            name: "t1",
+            profile: "fwrun-t1-0123abcd",
+            template: DEFAULT_TEMPLATE,
+            extra_deny: &[],
+            allow_mknod: false,
+            host_network,
+        };
+        let none = render(&spec(false)).unwrap();
+        let host = render(&spec(true)).unwrap();
+        assert!(!none.contains("net_admin"), "{none}");
+        assert!(
+            host.contains("\n  audit deny capability net_admin,\n"),
+            "{host}"
+        );
+        for g in deny_writes(true) {
+            assert!(host.contains(&format!("\n  audit deny {g} w,\n")), "{g}");
+        }
+        // The rest is the same profile.
+        let rules = |t: &str| -> std::collections::BTreeSet<String> {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .filter(|l| !l.ends_with(" w,") && !l.contains("net_admin"))
+                .map(str::to_string)
+                .collect()
+        };
+        assert_eq!(rules(&none), rules(&host));
+    }
+
     #[test]
     fn renders_with_every_part() {
         let text = render(&ProfileSpec {
             name: "t1",
+            profile: "fwrun-t1-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &["/dev/ttyUSB*".into()],
             allow_mknod: false,
+            host_network: false,
         })
         .unwrap();
-        assert!(text.contains("profile fwrun-t1 flags=(attach_disconnected,mediate_deleted) {"));
+        assert!(text
+            .contains("profile fwrun-t1-0123abcd flags=(attach_disconnected,mediate_deleted) {"));
         assert!(text.contains("abi <abi/3.0>,"));
         assert!(text.contains("audit deny capability sys_time,"));
         assert!(text.contains("audit deny capability mknod,"));
@@ -561,9 +684,11 @@ mod tests {
         assert!(text.contains("audit deny mount fstype=devtmpfs,"));
         let with_mknod = render(&ProfileSpec {
             name: "t1",
+            profile: "fwrun-t1-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &[],
             allow_mknod: true,
+            host_network: false,
         })
         .unwrap();
         assert!(!with_mknod.contains("capability mknod"));
@@ -573,18 +698,22 @@ mod tests {
     fn bad_templates_and_paths_are_launcher_errors() {
         let e = render(&ProfileSpec {
             name: "t",
+            profile: "fwrun-t-0123abcd",
             template: "{% for x in %}",
             extra_deny: &[],
             allow_mknod: false,
+            host_network: false,
         })
         .unwrap_err();
         assert_eq!(crate::error::exit_code(&e), 125);
         assert!(e.to_string().contains("template"), "{e}");
         let e = render(&ProfileSpec {
             name: "t",
+            profile: "fwrun-t-0123abcd",
             template: DEFAULT_TEMPLATE,
             extra_deny: &["/x\"\n  capability,".into()],
             allow_mknod: false,
+            host_network: false,
         })
         .unwrap_err();
         assert!(e.to_string().contains("--deny"), "{e}");

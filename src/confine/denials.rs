@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::confine::tally::Tally;
+
 const AUDIT_LOG: &str = "/var/log/audit/audit.log";
 
 /// One refused access.
@@ -90,7 +92,8 @@ pub struct Denials {
     profile: String,
     source: Source,
     partial: String,
-    pub seen: Vec<Denial>,
+    /// Each kind once, with its count.
+    pub seen: Tally<Denial>,
 }
 
 fn auditd_running() -> bool {
@@ -124,7 +127,7 @@ impl Denials {
             profile: profile.to_string(),
             source,
             partial: String::new(),
-            seen: Vec::new(),
+            seen: Tally::default(),
         })
     }
 
@@ -166,7 +169,9 @@ impl Denials {
                 self.partial.drain(..complete);
             }
         }
-        self.seen.extend(new.iter().cloned());
+        for d in &new {
+            self.seen.add(d.clone());
+        }
         new
     }
 
@@ -187,11 +192,7 @@ impl Denials {
 
     /// (denial, count), most frequent first.
     pub fn summary(&self) -> Vec<(Denial, usize)> {
-        let mut counts: BTreeMap<&Denial, usize> = BTreeMap::new();
-        for d in &self.seen {
-            *counts.entry(d).or_default() += 1;
-        }
-        let mut v: Vec<(Denial, usize)> = counts.into_iter().map(|(d, n)| (d.clone(), n)).collect();
+        let mut v = self.seen.kinds().to_vec();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         v
     }
@@ -208,8 +209,8 @@ pub fn summary_lines(profile: &str, d: &Denials) -> Vec<String> {
     let word = denied_word(colour());
     let mut lines = vec![format!(
         "AppArmor {word} {} access{} of the firmware (profile {profile}):",
-        d.seen.len(),
-        if d.seen.len() == 1 { "" } else { "es" }
+        d.seen.total(),
+        if d.seen.total() == 1 { "" } else { "es" }
     )];
     for (den, n) in summary {
         let times = if n > 1 {
@@ -218,6 +219,9 @@ pub fn summary_lines(profile: &str, d: &Denials) -> Vec<String> {
             String::new()
         };
         lines.push(format!("  {}{times}", describe(&den)));
+    }
+    if d.seen.untold() > 0 {
+        lines.push(format!("  and {} more, of other kinds", d.seen.untold()));
     }
     lines
 }
@@ -267,16 +271,24 @@ pub fn describe(d: &Denial) -> String {
 mod tests {
     use super::*;
 
-    const REC: &str = "5,1234,5678,-;audit: type=1400 audit(1700000000.123:45): apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"fwrun-t1\" name=\"/proc/sysrq-trigger\" pid=108 comm=\"sh\" requested_mask=\"wc\" denied_mask=\"wc\" fsuid=0 ouid=0\n";
+    const REC: &str = "5,1234,5678,-;audit: type=1400 audit(1700000000.123:45): apparmor=\"DENIED\" operation=\"open\" class=\"file\" profile=\"fwrun-t1-0000abcd\" name=\"/proc/sysrq-trigger\" pid=108 comm=\"sh\" requested_mask=\"wc\" denied_mask=\"wc\" fsuid=0 ouid=0\n";
 
     #[test]
     fn parses_a_kernel_record() {
-        let d = Denial::parse(REC, "fwrun-t1").unwrap();
+        let d = Denial::parse(REC, "fwrun-t1-0000abcd").unwrap();
         assert_eq!(d.operation, "open");
         assert_eq!(d.target, "/proc/sysrq-trigger");
         assert_eq!(d.requested, "wc");
-        assert!(Denial::parse(REC, "fwrun-t2").is_none(), "another run's");
-        assert!(Denial::parse(&REC.replace("DENIED", "AUDIT"), "fwrun-t1").is_none());
+        assert!(
+            Denial::parse(REC, "fwrun-t2-0000abcd").is_none(),
+            "another run's"
+        );
+        assert!(
+            Denial::parse(REC, "fwrun-t1-1111abcd").is_none(),
+            "another run's with the same name"
+        );
+        assert!(Denial::parse(REC, "fwrun-t1").is_none());
+        assert!(Denial::parse(&REC.replace("DENIED", "AUDIT"), "fwrun-t1-0000abcd").is_none());
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! seccomp filter (`seccomp.rs`) whose mount calls and refused calls the
 //! supervisor answers (`notify.rs`, deciding mounts in `mounts.rs`). Where
 //! the kernel has AppArmor, the per-run profile (`apparmor.rs`) and what it
-//! denied (`denials.rs`).
+//! denied (`denials.rs`). Both count what was refused in a bounded
+//! `tally.rs`.
 
 pub mod apparmor;
 pub mod caps;
@@ -11,3 +12,4 @@ pub mod denials;
 pub mod mounts;
 pub mod notify;
 pub mod seccomp;
+pub mod tally;

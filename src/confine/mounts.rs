@@ -5,13 +5,15 @@
 //! starts, but its root) are the constraint: masked /proc, read-only
 //! /proc/sys and /sys, a curated /dev, the user's binds. So:
 //! - `proc` at /proc, `sysfs` at /sys, `devtmpfs` at /dev and `devpts` at
-//!   /dev/pts, where fwrun's stand, succeed without mounting anything;
+//!   /dev/pts, and `cgroup2` at /sys/fs/cgroup, where fwrun's stand, succeed
+//!   without mounting anything;
 //! - proc, sysfs, devtmpfs and the kernel's own file systems (debugfs,
 //!   tracefs, securityfs, …) anywhere else are refused;
 //! - a remount that would make one of fwrun's read-only mounts, any sysfs or
 //!   a part of /proc writable is refused;
-//! - a remount of one of fwrun's mounts, or of anything whose file system is
-//!   the host's (a bind), changes only that mount's read-only flag, never
+//! - a remount of one of fwrun's mounts (the root included), or of anything
+//!   whose file system is the host's (a bind), changes only that mount's
+//!   read-only flag, never
 //!   the file system behind it (busybox's `umount -a -r` remounts busy
 //!   mounts read-only without MS_BIND, which would reach the host);
 //! - fwrun's mounts cannot be unmounted or moved, nor bound without their
@@ -93,6 +95,9 @@ const CONSTRAINED: &[(&str, &str)] = &[
     ("sysfs", "/sys"),
     ("devtmpfs", "/dev"),
     ("devpts", "/dev/pts"),
+    // The run's own cgroup subtree, on a cgroup v2 host: systemd mounts it
+    // again at boot.
+    ("cgroup2", "/sys/fs/cgroup"),
 ];
 
 const PROC_SUPER_MAGIC: i64 = 0x9fa0;
@@ -109,6 +114,8 @@ const PROPAGATION: u64 = libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | l
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub mounts: Vec<Mount>,
+    /// The firmware's root (the overlay), which is fwrun's too.
+    pub root: Option<u64>,
     /// Devices of file systems shared with the host (what binds bring in).
     pub host_devs: Vec<(u32, u32)>,
 }
@@ -116,12 +123,15 @@ pub struct Table {
 impl Table {
     /// Read from /proc/PID/mountinfo's text: every mount but the root.
     pub fn from_mountinfo(text: &str, host_devs: Vec<(u32, u32)>) -> Table {
-        let mounts = text
+        let (root, mounts): (Vec<Mount>, Vec<Mount>) = text
             .lines()
             .filter_map(parse_mountinfo_line)
-            .filter(|m| m.path != "/")
-            .collect();
-        Table { mounts, host_devs }
+            .partition(|m| m.path == "/");
+        Table {
+            mounts,
+            root: root.last().map(|m| m.id),
+            host_devs,
+        }
     }
 
     /// fwrun's mount that `t` is the root of.
@@ -210,7 +220,9 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
         .is_some_and(|m| m.path == *home);
     match (at_home, fstype) {
         (true, _) => Verdict::Pretend,
-        (false, "devpts") => Verdict::Continue,
+        // Elsewhere (or where fwrun made no cgroup: a v1 host) it is the
+        // firmware's own cgroup namespace, as before.
+        (false, "devpts" | "cgroup2") => Verdict::Continue,
         (false, "devtmpfs") => Verdict::Refuse("devtmpfs holds the host's devices".into()),
         (false, _) => Verdict::Refuse(format!(
             "{fstype} belongs at {home}, where fwrun mounted it constrained; another would not be"
@@ -235,7 +247,11 @@ fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
             return Verdict::Refuse("the read-only parts of /proc stay read-only".into());
         }
     }
-    if ours.is_some() || table.host_devs.contains(&t.dev) {
+    // The root is remounted as a mount too: the overlay's superblock is
+    // read-write anyway, and so the request needs no mount rule of the
+    // profile's (whose flags vary with what mount(8) copies along).
+    let root = t.mount_root && table.root == Some(t.mnt_id);
+    if ours.is_some() || root || table.host_devs.contains(&t.dev) {
         return Verdict::RemountFlagOnly { read_only };
     }
     Verdict::Continue
@@ -264,6 +280,7 @@ mod tests {
 106 105 0:63 / /dev/pts rw - devpts devpts rw
 107 100 8:1 /srv/data /data ro,nodev - ext4 /dev/sda1 rw
 108 100 8:1 /srv/my\\040dir /my\\040dir rw - ext4 /dev/sda1 rw
+109 104 0:64 / /sys/fs/cgroup rw,nosuid,nodev,noexec - cgroup2 cgroup2 rw
 ";
 
     /// Paths as the firmware sees them, and what they resolve to.
@@ -299,6 +316,7 @@ mod tests {
             ("/tmp", t(100, false, (0, 50), 0x794c_7630)),
             ("/mnt/hostbind", t(120, true, (0, 5), 0x0102_1994)),
             ("/run", t(121, true, (0, 70), 0x0102_1994)),
+            ("/sys/fs/cgroup", t(109, true, (0, 64), 0x6367_7270)),
         ]));
         (table, fake)
     }
@@ -320,7 +338,7 @@ mod tests {
     #[test]
     fn mountinfo_is_read_without_the_root_and_with_escapes() {
         let (table, _) = world();
-        assert_eq!(table.mounts.len(), 8);
+        assert_eq!(table.mounts.len(), 9);
         assert!(table.mounts.iter().all(|m| m.path != "/"));
         let ps = table.mounts.iter().find(|m| m.path == "/proc/sys").unwrap();
         assert!(ps.read_only);
@@ -334,6 +352,18 @@ mod tests {
         }
         assert_eq!(decide(mount("tmpfs", "/tmp", 0)), Verdict::Continue);
         assert_eq!(decide(mount("devpts", "/mnt", 0)), Verdict::Continue);
+    }
+
+    #[test]
+    fn cgroup2_at_fwruns_cgroup_mount_is_pretended_and_elsewhere_is_the_firmwares() {
+        let at_home = decide(mount("cgroup2", "/sys/fs/cgroup", 0));
+        assert_eq!(at_home, Verdict::Pretend);
+        assert_eq!(decide(mount("cgroup2", "/mnt", 0)), Verdict::Continue);
+        // Without fwrun's mount there (a v1 host), the firmware's goes ahead.
+        let (mut table, fake) = world();
+        table.mounts.retain(|m| m.path != "/sys/fs/cgroup");
+        let call = mount("cgroup2", "/sys/fs/cgroup", 0);
+        assert_eq!(decide_mount(&call, &table, &fake), Verdict::Continue);
     }
 
     #[test]
@@ -362,8 +392,11 @@ mod tests {
         assert!(refuse(mount("", "/data", rw | MS_BIND)), ":ro bind");
         // A bind of a part of /proc/sys that the firmware made itself.
         assert!(refuse(mount("", "/proc/sys/kernel", rw | MS_BIND)));
-        // The root is the firmware's: remount rw goes ahead.
-        assert_eq!(decide(mount("", "/", rw)), Verdict::Continue);
+        // The root is the firmware's: remount rw goes ahead, on the mount.
+        assert_eq!(
+            decide(mount("", "/", rw)),
+            Verdict::RemountFlagOnly { read_only: false }
+        );
         // umount -a -r: read-only remounts without MS_BIND touch only the
         // mount, for fwrun's mounts and for host file systems.
         let flag_only = Verdict::RemountFlagOnly { read_only: true };
@@ -371,7 +404,7 @@ mod tests {
         assert_eq!(decide(mount("", "/dev", ro)), flag_only);
         assert_eq!(decide(mount("", "/mnt/hostbind", ro)), flag_only);
         assert_eq!(decide(mount("", "/run", ro)), Verdict::Continue);
-        assert_eq!(decide(mount("", "/", ro)), Verdict::Continue);
+        assert_eq!(decide(mount("", "/", ro)), flag_only);
     }
 
     #[test]

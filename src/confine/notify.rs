@@ -12,6 +12,7 @@ use nix::errno::Errno;
 
 use crate::confine::mounts::{self, MountCall, Resolve, Table, Target, Verdict};
 use crate::confine::seccomp;
+use crate::confine::tally::Tally;
 use crate::sys;
 
 /// One call fwrun refused the firmware.
@@ -39,8 +40,8 @@ pub struct Notifier {
     /// fwrun's mounts; None when they could not be read (the init ended
     /// at once): every mount call is then refused.
     table: Option<Table>,
-    /// Every refusal, in order.
-    pub refused: Vec<Refusal>,
+    /// The refusals, each kind once with its count.
+    pub refused: Tally<Refusal>,
 }
 
 impl Notifier {
@@ -63,7 +64,7 @@ impl Notifier {
         Notifier {
             listener,
             table: mountinfo.map(|info| Table::from_mountinfo(info, host_devs)),
-            refused: Vec::new(),
+            refused: Tally::default(),
         }
     }
 
@@ -94,7 +95,7 @@ impl Notifier {
         };
         self.answer(req.id, answer);
         if let Some(r) = &refusal {
-            self.refused.push(r.clone());
+            self.refused.add(r.clone());
         }
         refusal
     }
@@ -311,37 +312,26 @@ fn remount_flag_only(pid: libc::pid_t, req: &libc::seccomp_notif, read_only: boo
     }
 }
 
-/// Each distinct refusal with how often it happened, in order of first
-/// appearance.
-pub fn summary(refused: &[Refusal]) -> Vec<(Refusal, usize)> {
-    let mut out: Vec<(Refusal, usize)> = Vec::new();
-    for r in refused {
-        match out.iter_mut().find(|(seen, _)| seen == r) {
-            Some((_, n)) => *n += 1,
-            None => out.push((r.clone(), 1)),
-        }
-    }
-    out
-}
-
 /// The end-of-run lines about what fwrun refused (none when nothing was).
-pub fn summary_lines(refused: &[Refusal]) -> Vec<String> {
-    let s = summary(refused);
-    if s.is_empty() {
+pub fn summary_lines(refused: &Tally<Refusal>) -> Vec<String> {
+    if refused.is_empty() {
         return Vec::new();
     }
+    let total = refused.total();
     let mut lines = vec![format!(
-        "refused {} call{} of the firmware:",
-        refused.len(),
-        if refused.len() == 1 { "" } else { "s" }
+        "refused {total} call{} of the firmware:",
+        if total == 1 { "" } else { "s" }
     )];
-    for (r, n) in s {
-        let times = if n > 1 {
+    for (r, n) in refused.kinds() {
+        let times = if *n > 1 {
             format!("  x{n}")
         } else {
             String::new()
         };
         lines.push(format!("  {}{times}", r.describe()));
+    }
+    if refused.untold() > 0 {
+        lines.push(format!("  and {} more, of other kinds", refused.untold()));
     }
     lines
 }

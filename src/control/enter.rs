@@ -130,12 +130,7 @@ fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) ->
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_else(|| PATH.to_string());
     let cgroup = match &facts.cgroup {
-        Some(d) => Some(OwnedFd::from(
-            File::options()
-                .write(true)
-                .open(d.join("cgroup.procs"))
-                .with_context(|| format!("opening the run's cgroup {}", d.display()))?,
-        )),
+        Some(run) => Some(init_cgroup(init, run)?),
         None => None,
     };
     Ok(JoinSpec {
@@ -155,6 +150,26 @@ fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) ->
             .collect(),
         seccomp: facts.seccomp,
     })
+}
+
+/// The init's cgroup, as the host sees it, when it is the run's or one
+/// below it (a firmware may make its own): the command joins it there, a
+/// cgroup with processes, so never one the firmware gave controllers to.
+fn init_cgroup(init: i32, run: &std::path::Path) -> Result<OwnedFd> {
+    let text = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default();
+    let unified = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| std::path::Path::new(crate::host::cgroup::ROOT).join(p.trim_start_matches('/')));
+    let dir = unified
+        .filter(|d| d.starts_with(run) && !d.components().any(|c| c.as_os_str() == ".."))
+        .unwrap_or_else(|| run.to_path_buf());
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .with_context(|| format!("opening the run's cgroup {}", dir.display()))?;
+    Ok(f.into())
 }
 
 /// The run's environment with `extra` on top (a key given again replaces
@@ -245,7 +260,7 @@ fn spawn(spec: JoinSpec) -> Result<Child> {
         ));
     }
     // SAFETY: fwrun is single-threaded.
-    let forked = unsafe { sys::fork_into(0) };
+    let forked = unsafe { sys::fork_into(0, spec.cgroup.as_ref().map(|c| c.as_raw_fd())) };
     if !matches!(forked, Ok(Forked::Child)) {
         // SAFETY: back to fwrun's own pid namespace for any later child.
         unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };

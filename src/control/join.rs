@@ -1,5 +1,6 @@
 //! The command's side of `fwrun enter`, in the child forked into the
-//! firmware's pid namespace: join the init's other namespaces, its root and
+//! firmware's pid namespace (and the init's cgroup, when the run has one of
+//! its own): join the init's other namespaces, its root and
 //! working directory, take the terminal, close what fwrun held, confine
 //! itself as the init is (firmware/exec.rs: AppArmor profile, capabilities,
 //! seccomp filter whose descriptor goes to the parent), and exec the
@@ -33,7 +34,8 @@ pub struct JoinSpec {
     /// The init's root and working directory (opened through /proc).
     pub root: OwnedFd,
     pub cwd: OwnedFd,
-    /// The run's cgroup.procs, when it has a cgroup of its own.
+    /// The init's cgroup, when the run has a cgroup of its own: the
+    /// command is cloned into it.
     pub cgroup: Option<OwnedFd>,
     /// The pty's slave, in the firmware's own devpts.
     pub tty: Option<OwnedFd>,
@@ -78,14 +80,6 @@ fn join(spec: &JoinSpec, sock: &OwnedFd) -> Result<()> {
     }
     // SAFETY: plain syscalls on descriptors this process holds.
     unsafe {
-        if let Some(cg) = &spec.cgroup {
-            if libc::write(cg.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
-                return Err(anyhow!(
-                    "joining the run's cgroup: {}",
-                    errno_text(Errno::last())
-                ));
-            }
-        }
         check(
             libc::setns(spec.init.as_raw_fd(), NAMESPACES),
             "joining the firmware's namespaces",

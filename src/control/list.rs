@@ -7,11 +7,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Result;
 use serde::Serialize;
 
-use crate::confine::apparmor;
 use crate::control::human;
 use crate::host::preflight;
 use crate::report::timestamp;
-use crate::state::{self, live};
+use crate::state::{self, live, Sweeper};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListOptions {
@@ -38,7 +37,7 @@ pub struct Entry {
 
 #[derive(Debug, Serialize)]
 pub struct Network {
-    /// none or host.
+    /// none, host, veth or bridge.
     pub mode: String,
     /// The host's side of the firmware's link, and its address, when the
     /// mode gives it one.
@@ -46,9 +45,10 @@ pub struct Network {
     pub address: Option<String>,
 }
 
-pub fn list(opts: &ListOptions) -> Result<i32> {
+/// `sweeper` releases what dead runs left, as `fwrun --cleanup` does.
+pub fn list(opts: &ListOptions, sweeper: &mut dyn Sweeper) -> Result<i32> {
     preflight::check_root()?;
-    if let Err(e) = state::sweep(&mut apparmor::Sweep) {
+    if let Err(e) = state::sweep(sweeper) {
         eprintln!("fwrun: warning: sweeping dead runs: {e:#}");
     }
     let entries = entries()?;
@@ -78,8 +78,8 @@ pub fn entries() -> Result<Vec<Entry>> {
             uptime_s: now.saturating_sub(run.start),
             network: Network {
                 mode: facts.net,
-                interface: None,
-                address: None,
+                interface: facts.interface,
+                address: facts.address,
             },
         });
     }

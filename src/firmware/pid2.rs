@@ -43,6 +43,12 @@ pub fn start(spec: &ChildSpec, err_w: OwnedFd) -> Result<Infallible, (OwnedFd, i
         Ok(ForkResult::Parent { child }) => {
             // The program's copy of the pipe tells fwrun about its exec.
             drop(err_w);
+            // This pid 1 never execs, so close-on-exec protects nothing
+            // here: close all that fwrun held (its lock, signalfd, pty
+            // master, pipes), keeping only the console on 0, 1 and 2.
+            // SAFETY: no descriptor above 2 is used in this process again;
+            // the ones Rust values own here are never dropped (it _exits).
+            unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             let _ = nix::unistd::setpgid(child, child);
             if spec.tty.is_some() {
                 // SAFETY: fd 0 is the controlling terminal; SIGTTOU is blocked.

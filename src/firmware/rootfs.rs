@@ -1,23 +1,34 @@
 //! The firmware's root, as its init will find it: constrained /proc, /sys and
 //! /dev mounted in the new root, the user's binds, then pivot_root into it
 //! with the old root detached. Runs in the child, inside the new namespaces.
+//!
+//! /proc, /sys and /dev are looked up inside the root without following any
+//! symlink (an earlier run with --rw-dir may have left one), and mounted on
+//! the directory found. Every mount here is nodev, but for the host's device
+//! nodes bound into /dev and a --bind of a device node.
 
 use std::fs;
-use std::os::unix::fs::{symlink, FileTypeExt, MetadataExt};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
 use nix::mount::{MntFlags, MsFlags};
-use nix::sys::stat::{makedev, mknod, umask, Mode, SFlag};
+use nix::sys::stat::{fstat, makedev, mkdirat, FileStat, Mode};
 
-use crate::sys::{self, errno_text};
+use crate::error::fail;
+use crate::sys::{self, errno_text, fd_path};
 
 /// /proc files that get /dev/null bound over them (they leak the host's
-/// kernel memory, keys, scheduler or interrupt state).
+/// kernel memory, keys, scheduler or interrupt state, or, for kmsg, would
+/// hand the host's kernel log to whoever reads it first).
 pub const PROC_MASKED_FILES: &[&str] = &[
     "kcore",
     "kallsyms",
     "keys",
+    "kmsg",
     "latency_stats",
     "timer_list",
     "timer_stats",
@@ -31,7 +42,8 @@ pub const PROC_READ_ONLY: &[&str] = &["bus", "fs", "irq", "sys", "sysrq-trigger"
 /// /sys directories hidden under an empty read-only tmpfs.
 pub const SYS_MASKED_DIRS: &[&str] = &["firmware", "devices/virtual/powercap"];
 
-/// The device nodes the firmware gets in its /dev: (name, major, minor).
+/// The host's device nodes bound into the firmware's /dev: (name, major,
+/// minor), each checked on the host before it is bound.
 pub const DEV_NODES: &[(&str, u64, u64)] = &[
     ("null", 1, 3),
     ("zero", 1, 5),
@@ -84,24 +96,80 @@ pub fn resolve_bind(b: &Bind) -> Result<ResolvedBind> {
     })
 }
 
-/// `root` joined with an absolute path inside it.
-fn inside(root: &Path, path: &str) -> PathBuf {
-    root.join(path.trim_start_matches('/'))
+/// The directory `/NAME` at the top of the firmware root, made if missing,
+/// found without following any symlink. A symlink there is refused: it
+/// would carry fwrun's mount somewhere the firmware does not expect it.
+fn mount_point(root: &OwnedFd, name: &str) -> Result<OwnedFd> {
+    match mkdirat(root, name, Mode::from_bits_truncate(0o755)) {
+        Ok(()) | Err(Errno::EEXIST) => {}
+        Err(e) => {
+            return Err(anyhow!(
+                "creating /{name} in the firmware root: {}",
+                errno_text(e)
+            ))
+        }
+    }
+    sys::open_dir_in_root(root, Path::new(name)).map_err(|e| match e {
+        Errno::ELOOP => {
+            let to = nix::fcntl::readlinkat(root, name)
+                .map(|t| format!(" to {}", t.to_string_lossy()))
+                .unwrap_or_default();
+            fail(format!(
+                "the firmware's /{name} is a symlink{to}, where fwrun mounts its own /{name}: remove the link (a --rw-dir keeps it in DIR/upper/{name})"
+            ))
+        }
+        Errno::ENOTDIR => fail(format!(
+            "the firmware's /{name} is not a directory, where fwrun mounts its own /{name}: remove it (a --rw-dir keeps it in DIR/upper/{name})"
+        )),
+        e => anyhow!("looking up /{name} in the firmware root: {}", errno_text(e)),
+    })
 }
 
-fn ensure_dir(path: &Path) -> Result<()> {
-    match fs::create_dir(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            Err(e).with_context(|| format!("creating {}", path.display()))
-        }
-        _ => Ok(()),
+/// Mount something (`mount` is given the target) on the directory `/NAME`
+/// of the root; the root of the new mount, to fill it.
+fn mount_on_top(
+    root: &OwnedFd,
+    name: &str,
+    mount: impl FnOnce(&Path) -> Result<()>,
+) -> Result<OwnedFd> {
+    let under = mount_point(root, name)?;
+    mount(&fd_path(&under))?;
+    // Looked up again, the path now crosses into the new mount.
+    sys::open_dir_in_root(root, Path::new(name))
+        .map_err(|e| anyhow!("opening the new /{name}: {}", errno_text(e)))
+}
+
+/// The host's /dev/NAME, opened without being opened for I/O, once it is
+/// known to be the character device MAJOR:MINOR.
+fn host_device(name: &str, major: u64, minor: u64) -> Result<OwnedFd> {
+    let path = format!("/dev/{name}");
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_PATH | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening the host's {path}: {}", errno_text(e)))?;
+    let st = fstat(&fd).map_err(|e| anyhow!("checking the host's {path}: {}", errno_text(e)))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != makedev(major, minor) {
+        return Err(anyhow!(
+            "the host's {path} is not the {name} device (char {major}:{minor}): fwrun binds nothing else there"
+        ));
     }
+    Ok(fd)
 }
 
 /// A read-only bind of `path` onto itself.
 fn make_read_only(path: &Path) -> Result<()> {
     sys::bind(path, path, true)?;
     sys::remount_ro(path, NOSUID_NODEV_NOEXEC)
+}
+
+/// Bind the host's device `dev` (an O_PATH descriptor) at `target`,
+/// read-only: the node opens for writing, but a chmod, chown or touch
+/// cannot reach the host's node.
+fn bind_device(dev: &OwnedFd, target: &Path) -> Result<()> {
+    sys::bind(&fd_path(dev), target, false)?;
+    sys::set_mount_attrs(target, false, sys::MOUNT_ATTR_RDONLY)
 }
 
 fn mask_dir(path: &Path) -> Result<()> {
@@ -130,22 +198,17 @@ fn skip_missing(r: Result<()>) -> Result<()> {
 
 /// /proc of the new pid namespace, with the host's secrets masked and the
 /// kernel's knobs read-only.
-pub fn mount_proc(root: &Path) -> Result<()> {
-    let proc_ = inside(root, "/proc");
-    ensure_dir(&proc_)?;
-    sys::mount("proc", &proc_, Some("proc"), NOSUID_NODEV_NOEXEC, None)
-        .context("mounting /proc in the firmware root")?;
-    let null = Path::new("/dev/null");
-    let meta = fs::metadata(null).context("checking the host's /dev/null")?;
-    if !meta.file_type().is_char_device() || meta.rdev() != makedev(1, 3) {
-        return Err(anyhow!(
-            "the host's /dev/null is not the null device (char 1:3); refusing to mask /proc with it"
-        ));
-    }
+pub fn mount_proc(root: &OwnedFd) -> Result<()> {
+    let proc_fd = mount_on_top(root, "proc", |at| {
+        sys::mount("proc", at, Some("proc"), NOSUID_NODEV_NOEXEC, None)
+            .context("mounting /proc in the firmware root")
+    })?;
+    let proc_ = fd_path(&proc_fd);
+    let null = host_device("null", 1, 3).context("masking /proc")?;
     // A path this kernel does not have is skipped: the mount says ENOENT,
     // with no lookup beforehand.
     for f in PROC_MASKED_FILES {
-        skip_missing(sys::bind(null, &proc_.join(f), false))
+        skip_missing(bind_device(&null, &proc_.join(f)))
             .with_context(|| format!("masking /proc/{f}"))?;
     }
     for d in PROC_MASKED_DIRS {
@@ -160,14 +223,15 @@ pub fn mount_proc(root: &Path) -> Result<()> {
 
 /// A read-only /sys (of the new network namespace when there is one), with
 /// firmware tables and power capping hidden.
-pub fn mount_sys(root: &Path) -> Result<()> {
-    let sys_ = inside(root, "/sys");
-    ensure_dir(&sys_)?;
+pub fn mount_sys(root: &OwnedFd) -> Result<()> {
     // Read-only per mount, not per superblock: the network namespace's sysfs
     // superblock is shared with any sysfs the firmware mounts itself, which
     // would otherwise fail with EBUSY as a rw mount of a ro superblock.
-    sys::mount("sysfs", &sys_, Some("sysfs"), NOSUID_NODEV_NOEXEC, None)
-        .context("mounting /sys in the firmware root")?;
+    let sys_fd = mount_on_top(root, "sys", |at| {
+        sys::mount("sysfs", at, Some("sysfs"), NOSUID_NODEV_NOEXEC, None)
+            .context("mounting /sys in the firmware root")
+    })?;
+    let sys_ = fd_path(&sys_fd);
     sys::remount_ro(&sys_, NOSUID_NODEV_NOEXEC).context("making /sys read-only")?;
     for d in SYS_MASKED_DIRS {
         skip_missing(mask_dir(&sys_.join(d))).with_context(|| format!("masking /sys/{d}"))?;
@@ -175,40 +239,65 @@ pub fn mount_sys(root: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A tmpfs /dev holding only harmless nodes: no block device, no memory,
-/// port, watchdog or clock node. `console`, if given, is bound at
-/// /dev/console.
-pub fn mount_dev(root: &Path, console: Option<&Path>) -> Result<()> {
-    let dev = inside(root, "/dev");
-    ensure_dir(&dev)?;
+/// The run's own cgroup subtree, writable, at /sys/fs/cgroup: delegated
+/// to the firmware (a systemd init makes its units there). The child is in
+/// that cgroup already; a cgroup namespace made now is rooted there (the
+/// one clone3 made is rooted at fwrun's cgroup: namespaces are copied
+/// before the child moves), and the cgroup2 mount shows only the subtree.
+pub fn mount_cgroup(root: &OwnedFd) -> Result<()> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))?;
+    let at = sys::open_dir_in_root(root, Path::new("sys/fs/cgroup")).map_err(|e| {
+        anyhow!(
+            "looking up /sys/fs/cgroup in the firmware root: {}",
+            errno_text(e)
+        )
+    })?;
     sys::mount(
-        "dev",
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=4m,nr_inodes=4096"),
+        "cgroup2",
+        &fd_path(&at),
+        Some("cgroup2"),
+        NOSUID_NODEV_NOEXEC,
+        None,
     )
-    .context("mounting /dev in the firmware root")?;
-    let old = umask(Mode::empty());
-    let made = make_dev_nodes(&dev, console);
-    umask(old);
-    made
+    .context("mounting the run's cgroup at /sys/fs/cgroup")
 }
 
-fn make_dev_nodes(dev: &Path, console: Option<&Path>) -> Result<()> {
-    for (name, major, minor) in DEV_NODES {
-        let p = dev.join(name);
-        mknod(
-            &p,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            makedev(*major, *minor),
+/// A nodev tmpfs /dev holding only the host's harmless nodes, bound in: no
+/// block device, no memory, port, watchdog or clock node. `console`, if
+/// given, is bound at /dev/console.
+pub fn mount_dev(root: &OwnedFd, console: Option<&Path>) -> Result<()> {
+    let dev_fd = mount_on_top(root, "dev", |at| {
+        sys::mount(
+            "dev",
+            at,
+            Some("tmpfs"),
+            NOSUID_NODEV_NOEXEC | MsFlags::MS_STRICTATIME,
+            Some("mode=755,size=4m,nr_inodes=4096"),
         )
-        .map_err(|e| anyhow!("creating /dev/{name}: {}", errno_text(e)))?;
+        .context("mounting /dev in the firmware root")
+    })?;
+    let dev = fd_path(&dev_fd);
+    for (name, major, minor) in DEV_NODES {
+        let host = host_device(name, *major, *minor)?;
+        let node = dev.join(name);
+        fs::File::create(&node).with_context(|| format!("creating /dev/{name}"))?;
+        bind_device(&host, &node).with_context(|| format!("binding the host's /dev/{name}"))?;
     }
     for (name, target) in DEV_LINKS {
         symlink(target, dev.join(name)).with_context(|| format!("creating /dev/{name}"))?;
     }
+    mount_dev_dirs(&dev)?;
+    if let Some(tty) = console {
+        let c = dev.join("console");
+        fs::File::create(&c).context("creating /dev/console")?;
+        sys::bind(tty, &c, false).context("binding the terminal at /dev/console")?;
+    }
+    Ok(())
+}
+
+/// /dev/pts (a devpts of its own) and /dev/shm.
+fn mount_dev_dirs(dev: &Path) -> Result<()> {
     let pts = dev.join("pts");
     fs::create_dir(&pts).context("creating /dev/pts")?;
     sys::mount(
@@ -228,28 +317,43 @@ fn make_dev_nodes(dev: &Path, console: Option<&Path>) -> Result<()> {
         NOSUID_NODEV_NOEXEC,
         Some("mode=1777,size=64m"),
     )
-    .context("mounting /dev/shm in the firmware root")?;
-    if let Some(tty) = console {
-        let c = dev.join("console");
-        fs::File::create(&c).context("creating /dev/console")?;
-        sys::bind(tty, &c, false).context("binding the terminal at /dev/console")?;
-    }
-    Ok(())
+    .context("mounting /dev/shm in the firmware root")
 }
 
 /// Mount the user's binds, creating their destinations inside the root. A
 /// destination that goes through a symlink is refused, so that the firmware's
-/// own links cannot send a bind somewhere on the host.
+/// own links cannot send a bind somewhere on the host. A bind is nodev (all
+/// of it, submounts too) unless its source is itself a device node; a `:ro`
+/// bind is read-only all the way down. Nothing the source's mounts had
+/// (nosuid, nodev, noexec) is taken away.
 pub fn mount_binds(root: &Path, binds: &[ResolvedBind]) -> Result<()> {
     for b in binds {
         let what = format!("--bind {}:{}", b.src.display(), b.dst.display());
-        let target = prepare_target(root, &b.dst, b.src.is_dir()).context(what.clone())?;
-        sys::bind(&b.src, &target, true).context(what.clone())?;
+        let (src, st) = open_source(&b.src).context(what.clone())?;
+        let kind = st.st_mode & libc::S_IFMT;
+        let target = prepare_target(root, &b.dst, kind == libc::S_IFDIR).context(what.clone())?;
+        sys::bind(&fd_path(&src), &target, true).context(what.clone())?;
+        let mut set = 0;
+        if kind != libc::S_IFCHR && kind != libc::S_IFBLK {
+            set |= sys::MOUNT_ATTR_NODEV;
+        }
         if b.read_only {
-            sys::remount_ro(&target, MsFlags::empty()).context(what)?;
+            set |= sys::MOUNT_ATTR_RDONLY;
+        }
+        if set != 0 {
+            sys::set_mount_attrs(&target, true, set).context(what)?;
         }
     }
     Ok(())
+}
+
+/// A bind's source, opened without being opened for I/O, and what it is:
+/// the thing looked at is the thing bound.
+fn open_source(src: &Path) -> Result<(OwnedFd, FileStat)> {
+    let fd = nix::fcntl::open(src, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(|e| anyhow!("opening {}: {}", src.display(), errno_text(e)))?;
+    let st = fstat(&fd).map_err(|e| anyhow!("checking {}: {}", src.display(), errno_text(e)))?;
+    Ok((fd, st))
 }
 
 fn prepare_target(root: &Path, dst: &Path, is_dir: bool) -> Result<PathBuf> {

@@ -9,6 +9,8 @@ use std::os::fd::{AsRawFd, OwnedFd};
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::Mode;
 
 use crate::error;
 use crate::firmware::exec::{confine, exec_init};
@@ -16,15 +18,38 @@ use crate::firmware::spec::ChildSpec;
 use crate::firmware::{pid2, rootfs};
 use crate::sys::errno_text;
 
-pub fn child_main(spec: &ChildSpec, err_w: OwnedFd, life_r: OwnedFd, notify: OwnedFd) -> ! {
+/// The child's ends of what links it to the launcher.
+pub struct ChildFds {
+    /// Setup errors go back on it; closed by the exec.
+    pub err_w: OwnedFd,
+    /// Closed when fwrun dies.
+    pub life_r: OwnedFd,
+    /// The seccomp filter's descriptor goes back on it.
+    pub notify: OwnedFd,
+    /// With a network to wait for: one byte when it is ready.
+    pub go: Option<OwnedFd>,
+}
+
+pub fn child_main(spec: &ChildSpec, fds: ChildFds) -> ! {
+    let ChildFds {
+        err_w,
+        life_r,
+        notify,
+        go,
+    } = fds;
     crate::fault::in_child(err_w.as_raw_fd());
     let ready = setup(spec, &life_r).and_then(|()| {
+        if let Some(go) = go {
+            wait_for_network(go)?;
+        }
         // fwrun's pid 1 of --as-pid2 is confined like the init it starts.
         if spec.as_pid2 {
             confine(spec, &notify)?;
         }
         Ok(())
     });
+    // Needed only until the parent-death signal was set.
+    drop(life_r);
     let (code, msg) = match ready {
         Err(e) => (error::exit_code(&e), error::one_line(&e)),
         Ok(()) if spec.as_pid2 => match pid2::start(spec, err_w) {
@@ -59,11 +84,20 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     // which stops the firmware with its stop signal.
     nix::unistd::setsid().map_err(|e| anyhow!("creating a new session: {}", errno_text(e)))?;
     take_console(spec)?;
-    rootfs::mount_proc(&spec.root)?;
+    let root = nix::fcntl::open(
+        &spec.root,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening the firmware root: {}", errno_text(e)))?;
+    rootfs::mount_proc(&root)?;
     crate::fault::step("proc")?;
-    rootfs::mount_sys(&spec.root)?;
+    rootfs::mount_sys(&root)?;
     crate::fault::step("sys")?;
-    rootfs::mount_dev(&spec.root, spec.console.as_deref())?;
+    if spec.cgroup.is_some() {
+        rootfs::mount_cgroup(&root)?;
+    }
+    rootfs::mount_dev(&root, spec.console.as_deref())?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;
     nix::unistd::sethostname(&spec.hostname)
@@ -118,6 +152,26 @@ fn take_console(spec: &ChildSpec) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Wait until the launcher has given the firmware its network (the veth,
+/// the moved interfaces): one byte on `go`; end of file if fwrun died.
+fn wait_for_network(go: OwnedFd) -> Result<()> {
+    let mut b = [0u8; 1];
+    loop {
+        // SAFETY: read into our buffer from a descriptor we own.
+        match unsafe { libc::read(go.as_raw_fd(), b.as_mut_ptr().cast(), 1) } {
+            1 => return Ok(()),
+            0 => return Err(anyhow!("fwrun went away while it set up the network")),
+            _ if Errno::last() == Errno::EINTR => continue,
+            _ => {
+                return Err(anyhow!(
+                    "waiting for the network: {}",
+                    errno_text(Errno::last())
+                ))
+            }
+        }
+    }
 }
 
 #[repr(C)]

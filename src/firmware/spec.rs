@@ -12,6 +12,8 @@ pub struct ChildSpec {
     pub root: PathBuf,
     pub hostname: String,
     pub new_net: bool,
+    /// Wait before the exec until the launcher has set the network up.
+    pub wait_for_network: bool,
     pub binds: Vec<ResolvedBind>,
     /// Bound at /dev/console: the pty's slave, or the user's terminal.
     pub console: Option<PathBuf>,
@@ -33,6 +35,9 @@ pub struct ChildSpec {
     /// Install the seccomp filter and send its notification descriptor to
     /// the supervisor.
     pub seccomp: bool,
+    /// The run's cgroup (an open directory) to clone the init into; its
+    /// subtree is then mounted, writable, at the firmware's /sys/fs/cgroup.
+    pub cgroup: Option<RawFd>,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }

@@ -45,11 +45,16 @@ pub struct Firmware {
     /// The path, with symlinks resolved.
     pub path: PathBuf,
     pub kind: Kind,
+    /// An ext3/ext4 image whose journal needs recovery (it was not cleanly
+    /// unmounted): it must be mounted without replaying the journal, since
+    /// the image is never written.
+    pub needs_recovery: bool,
 }
 
 const EXT_MAGIC_AT: usize = 1024 + 56;
 const EXT_INCOMPAT_EXT4: u32 = 0x40 /* extents */ | 0x80 /* 64bit */ | 0x200 /* flex_bg */;
 const EXT_COMPAT_JOURNAL: u32 = 0x4;
+const EXT_INCOMPAT_RECOVER: u32 = 0x4;
 
 /// Other signatures, so that a wrong image gets named rather than called
 /// garbage: (offset, bytes, what it is).
@@ -98,6 +103,7 @@ pub fn detect(path: &Path) -> Result<Firmware> {
         return Ok(Firmware {
             path: real,
             kind: Kind::Directory,
+            needs_recovery: false,
         });
     }
     if meta.file_type().is_block_device() || !meta.is_file() {
@@ -121,7 +127,22 @@ pub fn detect(path: &Path) -> Result<Firmware> {
         })?;
     let kind = classify(&head, meta.len())
         .map_err(|why| fail(format!("firmware image '{shown}' {why}")))?;
-    Ok(Firmware { path: real, kind })
+    Ok(Firmware {
+        path: real,
+        kind,
+        needs_recovery: needs_recovery(&head),
+    })
+}
+
+/// Whether an ext3/ext4 superblock says its journal needs recovery.
+pub fn needs_recovery(head: &[u8]) -> bool {
+    let le32 = |at: usize| {
+        head.get(at..at + 4)
+            .map_or(0, |b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    head.get(EXT_MAGIC_AT..EXT_MAGIC_AT + 2) == Some(&[0x53, 0xef])
+        && le32(1024 + 92) & EXT_COMPAT_JOURNAL != 0
+        && le32(1024 + 96) & EXT_INCOMPAT_RECOVER != 0
 }
 
 /// The kind of an image from its first bytes and its size, or why it is not
@@ -182,6 +203,11 @@ pub fn classify(head: &[u8], size: u64) -> Result<Kind, String> {
             ));
         }
     }
+    if size < 2048 {
+        return Err(format!(
+            "is too small to be an image ({size} bytes; an ext2/3/4 superblock ends at byte 2048, and it is no squashfs image): give an ext2/3/4 or squashfs image, or a directory"
+        ));
+    }
     Err("is not an image fwrun knows (no ext2/3/4 or squashfs signature): give an ext2/3/4 or squashfs image, or a directory".into())
 }
 
@@ -204,6 +230,20 @@ mod tests {
         assert_eq!(classify(&ext(0, 0, 100, 0), 102400), Ok(Kind::Ext2));
         assert_eq!(classify(&ext(4, 0, 100, 0), 102400), Ok(Kind::Ext3));
         assert_eq!(classify(&ext(4, 0x2c2, 100, 2), 409600), Ok(Kind::Ext4));
+    }
+
+    #[test]
+    fn journal_needing_recovery() {
+        assert!(needs_recovery(&ext(4, 0x2c6, 100, 2)));
+        assert!(!needs_recovery(&ext(4, 0x2c2, 100, 2)));
+        // No journal: the flag means nothing.
+        assert!(!needs_recovery(&ext(0, 0x4, 100, 0)));
+    }
+
+    #[test]
+    fn too_small() {
+        let e = classify(&ext(0, 0, 100, 0)[..1000], 1000).unwrap_err();
+        assert!(e.contains("too small"), "{e}");
     }
 
     #[test]

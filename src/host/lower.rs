@@ -16,8 +16,14 @@ use crate::sys;
 /// if any (for the report; it frees itself).
 pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<String>> {
     let Some(fstype) = fw.kind.fstype() else {
+        // Every mount under the directory is read-only and nodev too: a
+        // device node in the tree opens nothing.
         sys::bind(&fw.path, target, true)?;
-        sys::remount_ro(target, MsFlags::MS_NOSUID)?;
+        sys::set_mount_attrs(
+            target,
+            true,
+            sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
+        )?;
         return Ok(None);
     };
     let image = File::open(&fw.path).map_err(|e| {
@@ -31,7 +37,13 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
     drop(image);
     crate::fault::step("loop")?;
     let dev_path = dev.path.to_string_lossy().into_owned();
-    sys::mount(&dev_path, target, Some(fstype), MsFlags::MS_RDONLY, None).map_err(|e| {
+    // nodev: the image's own device nodes open nothing.
+    let flags = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
+    // A journal that needs recovery cannot be replayed on a read-only
+    // device: mount without it (the image stays as it is; what the journal
+    // held is not seen).
+    let data = fw.needs_recovery.then_some("noload");
+    sys::mount(&dev_path, target, Some(fstype), flags, data).map_err(|e| {
         let hint = match fw.kind {
             Kind::Squashfs => "the image may be damaged: rebuild it with mksquashfs",
             _ => "the image may be damaged: check it with e2fsck -n",

@@ -1,7 +1,9 @@
 //! The host's side of a run, done by the launcher before the clone: preflight
 //! checks, the image's kind, the launcher's private mount namespace, the
-//! read-only lower layer (loop device or directory bind) and the overlay.
+//! read-only lower layer (loop device or directory bind), the overlay and
+//! the run's cgroup.
 
+pub mod cgroup;
 pub mod image;
 pub mod loopdev;
 pub mod lower;

@@ -108,6 +108,9 @@ pub fn mount_overlay(layout: &Layout, rw_dir: Option<&Path>, label: &str) -> Res
             let rw = layout.workspace.join("rw");
             mkdir(&rw)?;
             sys::bind(dir, &rw, false)?;
+            // A node the firmware made in its root, kept in DIR/upper, opens
+            // nothing on a later run either.
+            sys::set_mount_attrs(&rw, false, sys::MOUNT_ATTR_NODEV)?;
             rw
         }
         None => layout.workspace.clone(),
@@ -122,7 +125,9 @@ pub fn mount_overlay(layout: &Layout, rw_dir: Option<&Path>, label: &str) -> Res
         upper.display(),
         work.display()
     );
-    sys::mount(label, &layout.root, Some("overlay"), MsFlags::empty(), Some(&opts)).map_err(|e| {
+    // nodev: the firmware runs as root, and neither its image's device
+    // nodes nor the ones it makes may open a host device.
+    sys::mount(label, &layout.root, Some("overlay"), MsFlags::MS_NODEV, Some(&opts)).map_err(|e| {
         match rw_dir {
             Some(d) => fail(format!(
                 "--rw-dir '{}' cannot hold the overlay's upper layer ({e:#}): pick a directory on ext4, xfs, btrfs or tmpfs",

@@ -28,6 +28,9 @@ pub struct Report {
     /// Each phase of the run and how long it took, in order.
     pub phases: Vec<Phase>,
     pub ending: Ending,
+    /// How fwrun stopped the firmware; null when it did not (the firmware
+    /// ended by itself, or fwrun failed).
+    pub stop: Option<Stop>,
     pub exit_code: i32,
     pub boots: u32,
     /// How long the (last) boot took to become ready (--ready-when), in
@@ -38,6 +41,9 @@ pub struct Report {
     pub changes: Option<Vec<Change>>,
     pub apparmor: AppArmor,
     pub confinement: Confinement,
+    pub network: Network,
+    /// The run's cgroup: its limits and what it counted.
+    pub cgroup: CgroupInfo,
 }
 
 impl Report {
@@ -66,6 +72,7 @@ impl Report {
                 stop_reason: None,
                 error: None,
             },
+            stop: None,
             exit_code: 0,
             boots: 0,
             ready_ms: None,
@@ -76,6 +83,11 @@ impl Report {
                 denials: Vec::new(),
             },
             confinement: Confinement::default(),
+            network: Network {
+                mode: "none".into(),
+                interfaces: Vec::new(),
+            },
+            cgroup: CgroupInfo::default(),
         }
     }
 
@@ -118,6 +130,25 @@ pub struct Ending {
 }
 
 #[derive(Debug, Serialize)]
+pub struct Stop {
+    /// What asked for the stop: ctrl-c, sigterm, sighup, timeout or
+    /// console-escape.
+    pub reason: String,
+    /// The stop signal sent to the init; null when the stop came before the
+    /// firmware started.
+    pub signal: Option<String>,
+    /// true: the init ended by itself after the stop signal; false: it was
+    /// killed; null: it had not started.
+    pub graceful: Option<bool>,
+    /// What made fwrun kill it: stop-timeout, a second stop request
+    /// (ctrl-c, sigterm, sighup, console-escape) or stop-signal (the stop
+    /// signal was SIGKILL); null when fwrun killed nothing.
+    pub killed_by: Option<String>,
+    /// From the stop signal to the init's end, in milliseconds.
+    pub ms: Option<f64>,
+}
+
+#[derive(Debug, Serialize)]
 pub struct AppArmor {
     /// auto, require or off.
     pub mode: String,
@@ -138,6 +169,29 @@ pub struct Confinement {
     pub refused: Vec<Refused>,
 }
 
+/// The firmware's network.
+#[derive(Debug, Serialize)]
+pub struct Network {
+    /// none, host, veth or bridge.
+    pub mode: String,
+    /// Its interfaces besides `lo`, once they were made.
+    pub interfaces: Vec<Interface>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Interface {
+    /// Its name in the firmware.
+    pub name: String,
+    /// veth (a pair with one end on the host) or moved (a host interface).
+    pub kind: String,
+    /// The veth's end on the host, or the moved interface's host name.
+    pub host_name: String,
+    /// The address of the veth's host end, when it was given one.
+    pub host_address: Option<String>,
+    /// The bridge the veth's host end is in.
+    pub bridge: Option<String>,
+}
+
 #[derive(Debug, Serialize)]
 pub struct Refused {
     pub syscall: String,
@@ -152,6 +206,66 @@ pub struct Denial {
     pub target: String,
     pub requested: String,
     pub count: usize,
+}
+
+/// The run's cgroup (cgroup v2 hosts), or why there was none.
+#[derive(Debug, Default, Serialize)]
+pub struct CgroupInfo {
+    /// Its path under /sys/fs/cgroup; null when none was made.
+    pub path: Option<String>,
+    /// Why none was made (a v1 or hybrid host), or null.
+    pub none_because: Option<String>,
+    pub limits: CgroupLimits,
+    /// memory.peak (Linux 5.19+).
+    pub memory_peak_bytes: Option<u64>,
+    /// cpu.stat's user_usec and system_usec.
+    pub cpu_user_usec: Option<u64>,
+    pub cpu_system_usec: Option<u64>,
+    /// memory.events' oom_kill: processes the OOM killer ended.
+    pub oom_kills: Option<u64>,
+    /// pids.peak (Linux 6.13+).
+    pub pids_peak: Option<u64>,
+    /// pids.events' max: forks refused at the pids limit.
+    pub pids_refused: Option<u64>,
+    /// The init itself was OOM-killed (exit 137).
+    pub init_oom_killed: bool,
+}
+
+/// The limits written to the run's cgroup (null: none).
+#[derive(Debug, Default, Serialize)]
+pub struct CgroupLimits {
+    pub memory_bytes: Option<u64>,
+    pub memory_swap_bytes: Option<u64>,
+    pub pids: Option<u64>,
+    pub cpus: Option<f64>,
+    pub io_weight: Option<u16>,
+}
+
+impl CgroupInfo {
+    pub fn set_usage(&mut self, u: &crate::host::cgroup::Usage) {
+        self.memory_peak_bytes = u.memory_peak;
+        self.cpu_user_usec = u.cpu_user_usec;
+        self.cpu_system_usec = u.cpu_system_usec;
+        self.oom_kills = u.oom_kills;
+        self.pids_peak = u.pids_peak;
+        self.pids_refused = u.pids_refused;
+    }
+
+    /// The accounting in one line, for the end of -v.
+    pub fn summary(&self) -> Option<String> {
+        self.path.as_ref()?;
+        let opt = |v: Option<u64>, f: &dyn Fn(u64) -> String| v.map_or("n/a".into(), f);
+        let ms = |us: u64| format!("{:.1} s", us as f64 / 1e6);
+        Some(format!(
+            "cgroup: memory peak {}, CPU {} user + {} system, {} OOM kill(s), pids peak {}, {} fork(s) refused",
+            opt(self.memory_peak_bytes, &|b| format!("{:.1} MiB", b as f64 / 1048576.0)),
+            opt(self.cpu_user_usec, &ms),
+            opt(self.cpu_system_usec, &ms),
+            opt(self.oom_kills, &|n| n.to_string()),
+            opt(self.pids_peak, &|n| n.to_string()),
+            opt(self.pids_refused, &|n| n.to_string()),
+        ))
+    }
 }
 
 /// Check where the report goes before anything is touched.

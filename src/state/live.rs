@@ -9,15 +9,16 @@
 //! - `state`: booting, ready or stopping;
 //! - `init`: the init's pid and its start time in clock ticks since boot
 //!   (pid and start time together name one process), once it runs;
-//! - `firmware`, `net`: what `fwrun list` shows;
+//! - `firmware`, `net` (the mode, and the host side's interface and
+//!   address when it has them): what `fwrun list` shows;
 //! - `env`: the init's environment, NUL-separated;
 //! - `confine`: the capabilities the init kept, whether the seccomp filter
 //!   is on, the devices of the host file systems bound into the firmware;
 //! - `mounts`: the init's mountinfo as it started (fwrun's mounts, which
-//!   the mount interception keeps);
-//! - `cgroup` (when a run has a cgroup of its own): its directory.
+//!   the mount interception keeps).
 //!
-//! The AppArmor profile is the one `resources` records.
+//! The AppArmor profile and the run's cgroup are the ones `resources`
+//! records.
 
 use std::ffi::CString;
 use std::fs;
@@ -39,7 +40,6 @@ const NET: &str = "net";
 const ENV: &str = "env";
 const CONFINE: &str = "confine";
 const MOUNTS: &str = "mounts";
-const CGROUP: &str = "cgroup";
 
 /// Where a run is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +96,13 @@ pub fn set_phase(dir: &Path, phase: Phase) -> Result<()> {
 /// exists.
 pub struct RunFacts<'a> {
     pub firmware: &'a Path,
-    /// The network mode's name (none, host).
+    /// The network mode's name (none, host, veth, bridge).
     pub net: &'a str,
-    pub env: &'a [(String, String)],
+    /// The host side of the firmware's link, and its address.
+    pub interface: Option<&'a str>,
+    pub address: Option<String>,
+    /// The init's environment, KEY=VALUE.
+    pub env: &'a [CString],
     /// The capabilities the init kept, by their short names.
     pub caps: &'a [String],
     pub seccomp: bool,
@@ -108,10 +112,17 @@ pub struct RunFacts<'a> {
 pub fn publish_facts(dir: &Path, f: &RunFacts) -> Result<()> {
     set_phase(dir, Phase::Booting)?;
     publish(dir, FIRMWARE, f.firmware.as_os_str().as_bytes())?;
-    publish(dir, NET, format!("{}\n", f.net).as_bytes())?;
+    let mut net = format!("mode {}\n", f.net);
+    if let Some(i) = f.interface {
+        net.push_str(&format!("interface {i}\n"));
+    }
+    if let Some(a) = &f.address {
+        net.push_str(&format!("address {a}\n"));
+    }
+    publish(dir, NET, net.as_bytes())?;
     let mut env = Vec::new();
-    for (k, v) in f.env {
-        env.extend_from_slice(format!("{k}={v}").as_bytes());
+    for kv in f.env {
+        env.extend_from_slice(kv.as_bytes());
         env.push(0);
     }
     publish(dir, ENV, &env)?;
@@ -326,7 +337,10 @@ pub fn all() -> Result<Vec<Live>> {
 #[derive(Debug, Default)]
 pub struct Facts {
     pub firmware: String,
+    /// The network mode, and the host side's interface and address.
     pub net: String,
+    pub interface: Option<String>,
+    pub address: Option<String>,
     /// KEY=VALUE strings, in order.
     pub env: Vec<CString>,
     /// The capabilities the init kept, by their short names.
@@ -410,11 +424,17 @@ impl Live {
         let read = |f: &str| fs::read(self.dir.join(f)).with_context(|| format!("reading {f}"));
         let mut facts = Facts {
             firmware: String::from_utf8_lossy(&read(FIRMWARE).unwrap_or_default()).into_owned(),
-            net: String::from_utf8_lossy(&read(NET).unwrap_or_default())
-                .trim()
-                .to_string(),
             ..Facts::default()
         };
+        let net = String::from_utf8_lossy(&read(NET).unwrap_or_default()).into_owned();
+        for line in net.lines() {
+            match line.split_once(' ') {
+                Some(("mode", m)) => facts.net = m.to_string(),
+                Some(("interface", i)) => facts.interface = Some(i.to_string()),
+                Some(("address", a)) => facts.address = Some(a.to_string()),
+                _ => {}
+            }
+        }
         facts.env = read(ENV)?
             .split(|b| *b == 0)
             .filter(|kv| !kv.is_empty())
@@ -423,14 +443,13 @@ impl Live {
         parse_confine(&String::from_utf8_lossy(&read(CONFINE)?), &mut facts);
         facts.mounts = String::from_utf8_lossy(&read(MOUNTS).unwrap_or_default()).into_owned();
         let resources = fs::read_to_string(self.dir.join(RESOURCES)).unwrap_or_default();
-        facts.profile = resources
-            .lines()
-            .filter_map(Resource::parse)
-            .map(|Resource::Profile(p)| p)
-            .next_back();
-        facts.cgroup = fs::read_to_string(self.dir.join(CGROUP))
-            .ok()
-            .map(|s| PathBuf::from(s.trim()));
+        for r in resources.lines().filter_map(Resource::parse) {
+            match r {
+                Resource::Profile(p) => facts.profile = Some(p),
+                Resource::Cgroup(c) => facts.cgroup = Some(c),
+                Resource::Link(_) => {}
+            }
+        }
         Ok(facts)
     }
 }

@@ -22,7 +22,7 @@ use nix::unistd::Pid;
 use crate::confine::denials::Denials;
 use crate::confine::notify::Notifier;
 use crate::supervise::console::{Event, Relay, Tee};
-use crate::supervise::ending::{Ending, Outcome, Stop};
+use crate::supervise::ending::{Ending, Kill, Outcome, Stop, Stopping};
 use crate::supervise::ready::{Readiness, Tick};
 use crate::sys::{errno_text, pidfd_signal};
 
@@ -74,6 +74,8 @@ pub struct Options {
     pub stop_signal: i32,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
+    /// The run's cgroup, killed whole (cgroup.kill) with the SIGKILL.
+    pub cgroup: Option<std::path::PathBuf>,
 }
 
 /// What the supervisor watches besides signals and the init.
@@ -101,6 +103,8 @@ struct Supervisor<'a> {
     out: Outcome,
     /// When the firmware gets SIGKILL, once a stop has begun.
     kill_at: Option<Instant>,
+    /// When the stop signal was sent.
+    stop_sent: Option<Instant>,
 }
 
 impl Supervisor<'_> {
@@ -113,18 +117,48 @@ impl Supervisor<'_> {
     /// Ask the init to stop; a second request kills at once.
     fn stop(&mut self, why: Stop) {
         if self.out.stopped.is_some() {
-            self.kill();
+            self.kill(Kill::Again(why));
             return;
         }
-        self.out.stopped = Some(why);
-        self.send(self.opts.stop_signal);
+        let signal = self.opts.stop_signal;
+        self.out.stopped = Some(Stopping {
+            why,
+            signal: Some(signal),
+            kill: None,
+            took: None,
+            stop_timeout: self.opts.stop_timeout,
+            timeout: self.opts.timeout,
+        });
+        self.stop_sent = Some(Instant::now());
+        if signal == libc::SIGKILL {
+            self.kill(Kill::StopSignal);
+            return;
+        }
+        self.send(signal);
         self.kill_at = Some(Instant::now() + self.opts.stop_timeout);
     }
 
-    /// SIGKILL of the namespace's init kills every process in it.
-    fn kill(&mut self) {
+    /// SIGKILL of the namespace's init kills every process in it. The
+    /// first cause is the one remembered.
+    fn kill(&mut self, cause: Kill) {
+        if let Some(s) = self.out.stopped.as_mut() {
+            s.kill.get_or_insert(cause);
+        }
         self.send(libc::SIGKILL);
+        if let Some(cg) = &self.opts.cgroup {
+            crate::host::cgroup::kill(cg);
+        }
         self.kill_at = None;
+    }
+
+    /// The init has ended: how long the stop took, if one was under way.
+    fn ended(mut self, ending: Ending) -> Outcome {
+        let now = Instant::now();
+        if let (Some(s), Some(sent)) = (self.out.stopped.as_mut(), self.stop_sent) {
+            s.took = Some(now.saturating_duration_since(sent));
+        }
+        self.out.ending = ending;
+        self.out
     }
 
     /// Act on the deadlines that have passed; how long poll may wait for
@@ -140,7 +174,7 @@ impl Supervisor<'_> {
             self.stop(Stop::TimedOut);
         }
         if self.kill_at.is_some_and(|k| now >= k) {
-            self.kill();
+            self.kill(Kill::Deadline);
         }
         let timeout_at = timeout_at.filter(|_| self.out.stopped.is_none());
         [timeout_at, self.kill_at]
@@ -191,6 +225,7 @@ pub fn supervise(
             sent: Vec::new(),
         },
         kill_at: None,
+        stop_sent: None,
     };
     loop {
         if let Some(ending) = reap(pid)? {
@@ -203,8 +238,7 @@ pub fn supervise(
             if let Some(r) = watch.ready.as_deref_mut() {
                 r.stopping();
             }
-            sup.out.ending = ending;
-            return Ok(sup.out);
+            return Ok(sup.ended(ending));
         }
         let wait_ms = earliest(sup.deadlines(), look_at_readiness(&mut sup, &mut watch));
         let fds = Polled::new(sfd, &watch);

@@ -6,7 +6,7 @@ pub mod signals;
 use std::ffi::CString;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
@@ -87,17 +87,30 @@ pub enum Forked {
     Parent { pid: libc::pid_t, pidfd: OwnedFd },
 }
 
-/// fork() into new namespaces, with a pidfd for the child.
+/// clone3's flag: start the child in the cgroup given by `cgroup` (5.7+).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// fork() into new namespaces, with a pidfd for the child, and into the
+/// cgroup whose directory `cgroup` is open on, when given (atomically: the
+/// child never runs outside it).
 ///
 /// # Safety
 /// The caller must be single-threaded: the child runs on a copy of the
 /// parent's memory and may allocate.
-pub unsafe fn fork_into(namespaces: libc::c_int) -> Result<Forked, Errno> {
+pub unsafe fn fork_into(
+    namespaces: libc::c_int,
+    cgroup: Option<libc::c_int>,
+) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
+    let mut flags = namespaces as u64 | libc::CLONE_PIDFD as u64;
+    if cgroup.is_some() {
+        flags |= CLONE_INTO_CGROUP;
+    }
     let args = CloneArgs {
-        flags: namespaces as u64 | libc::CLONE_PIDFD as u64,
+        flags,
         pidfd: &mut pidfd as *mut libc::c_int as u64,
         exit_signal: libc::SIGCHLD as u64,
+        cgroup: cgroup.map_or(0, |fd| fd as u64),
         ..Default::default()
     };
     let ret = libc::syscall(
@@ -123,6 +136,7 @@ struct OpenHow {
 }
 /// openat2's resolve flags.
 pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
+pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
 pub const RESOLVE_IN_ROOT: u64 = 0x10;
 
 /// openat2(2): open `path` from `dir` with `flags` (close-on-exec added)
@@ -158,6 +172,23 @@ pub fn open_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
     openat2(root.as_fd(), path, libc::O_PATH, RESOLVE_IN_ROOT)
 }
 
+/// Open the directory `path` inside `root`, as an O_PATH descriptor,
+/// following no symlink at all: a symlink anywhere on the way is ELOOP.
+pub fn open_dir_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
+    openat2(
+        root.as_fd(),
+        path,
+        libc::O_PATH | libc::O_DIRECTORY,
+        RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS,
+    )
+}
+
+/// The path under which this process reaches what `fd` refers to (while the
+/// host's /proc is still mounted at /proc).
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 /// statx of an open descriptor, with the mount id.
 pub fn statx_fd(fd: BorrowedFd) -> Option<libc::statx> {
     // SAFETY: statx into a zeroed struct, with an empty path and AT_EMPTY_PATH.
@@ -174,6 +205,7 @@ pub fn statx_fd(fd: BorrowedFd) -> Option<libc::statx> {
     }
 }
 
+/// The arguments of mount_setattr(2) (libc has no wrapper).
 #[repr(C)]
 struct MountAttr {
     attr_set: u64,
@@ -181,7 +213,67 @@ struct MountAttr {
     propagation: u64,
     userns_fd: u64,
 }
-const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
+const AT_RECURSIVE: libc::c_uint = 0x8000;
+
+/// Add the MOUNT_ATTR_* flags `set` to the mount whose root is `target`
+/// (and, if `recursive`, to every mount below it), clearing none: a
+/// source's nosuid, nodev or noexec stay.
+pub fn set_mount_attrs(target: &Path, recursive: bool, set: u64) -> Result<()> {
+    let c = CString::new(target.as_os_str().as_bytes())
+        .map_err(|_| anyhow!("{} holds a NUL byte", target.display()))?;
+    let attr = MountAttr {
+        attr_set: set,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    let flags = if recursive { AT_RECURSIVE } else { 0 };
+    // SAFETY: plain syscall with valid pointers that outlive it.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            flags,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = Errno::last();
+    let what = format!(
+        "setting {} on the mount at {}",
+        attr_names(set),
+        target.display()
+    );
+    Err(match e {
+        Errno::ENOSYS => {
+            anyhow!("{what}: this kernel has no mount_setattr(2): fwrun needs Linux 5.12 or later")
+        }
+        e => anyhow::Error::new(e).context(what),
+    })
+}
+
+fn attr_names(set: u64) -> String {
+    let names = [
+        (MOUNT_ATTR_RDONLY, "ro"),
+        (MOUNT_ATTR_NOSUID, "nosuid"),
+        (MOUNT_ATTR_NODEV, "nodev"),
+        (MOUNT_ATTR_NOEXEC, "noexec"),
+    ];
+    let v: Vec<&str> = names
+        .iter()
+        .filter(|(bit, _)| set & bit != 0)
+        .map(|(_, n)| *n)
+        .collect();
+    v.join(",")
+}
 
 /// Set or clear the read-only flag of the mount at `fd` alone (what a
 /// remount with MS_BIND does), keeping its other flags.

@@ -70,9 +70,9 @@ dir=target/fwtest/root
 # --- Runs -----------------------------------------------------------------------
 # Enough runs for stable medians; the fast commands get more.
 if [ "${FWRUN_BENCH_QUICK:-0}" = 1 ]; then
-  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3
+  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3
 else
-  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20
+  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10
 fi
 
 # --- Leftovers -----------------------------------------------------------
@@ -85,6 +85,7 @@ leftovers() {
   if [ -d /run/fwrun ]; then
     find /run/fwrun -mindepth 1 -maxdepth 1 | sed 's/^/state: /'
   fi
+  find /sys/class/net -mindepth 1 -maxdepth 1 -name 'fw-*' -printf 'interface: %f\n'
 }
 
 tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
@@ -142,6 +143,21 @@ $fwrun --firmware $img -q -- /bin/true || die "fwrun from $img failed"
 $fwrun --firmware $dir -q -- /bin/true || die "fwrun from $dir failed"
 bench fwrun-ext2 $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
 bench fwrun-dir $fast_runs $warmup $fwrun --firmware $dir -q -- /bin/true
+# The network's cost: the same run with --net none (the default, said
+# explicitly) and with a veth pair to the host, side by side in one
+# hyperfine call. No traffic is sent.
+$fwrun --firmware $img -q --net veth -- /bin/true || die "fwrun --net veth failed"
+hyperfine --shell=none --style basic --warmup "$warmup" --runs "$fast_runs" \
+  --command-name fwrun-ext2-none --command-name fwrun-ext2-veth \
+  --export-json "$tmp/net.json" \
+  -- "$fwrun --firmware $img -q --net none -- /bin/true" \
+     "$fwrun --firmware $img -q --net veth -- /bin/true" >&2
+others
+for i in 0 1; do
+  name=$(jq -r ".results[$i].command" "$tmp/net.json")
+  jq "{results: [.results[$i]]}" "$tmp/net.json" >"$tmp/$name.json"
+  printf '%s' "$fwrun --firmware $img -q --net $([ $i = 0 ] && echo none || echo veth) -- /bin/true" >"$tmp/$name.cmd"
+done
 # What starting the binary alone costs (exec, loader, argument parsing, exit),
 # and what starting any process costs hyperfine on this machine.
 bench fwrun-version $fast_runs $warmup $fwrun --version
@@ -155,8 +171,8 @@ bench true $fast_runs $warmup /bin/true
 heavy='for i in $(seq 100); do find / -xdev >/dev/null; done'
 $fwrun --firmware $img -q -- /bin/sh -c "$heavy" || die "the syscall-heavy run failed"
 bench fwrun-ext2-noseccomp $fast_runs $warmup $fwrun --firmware $img -q --seccomp off -- /bin/true
-bench heavy $slow_runs 3 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
-bench heavy-noseccomp $slow_runs 3 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
+bench heavy $heavy_runs 2 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
+bench heavy-noseccomp $heavy_runs 2 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
 
 # --- A command in a running firmware ------------------------------------------
 # `fwrun enter NAME -- /bin/true` (find the run and verify it, join the
@@ -303,6 +319,7 @@ p1=$(median_ms parallel-1)
 p16=$(median_ms parallel-16)
 r_bwrap=$(calc "$ext2 / $bw" 2)
 r_floor=$(calc "$fl / $ext2" 2)
+veth_cost=$(calc "$(median_ms fwrun-ext2-veth) - $(median_ms fwrun-ext2-none)" 3)
 r_par=$(calc "$p16 / $p1" 2)
 rss_mib=$(calc "$rss_max / 1024" 2)
 if [ -n "$nspawn_cmd" ]; then
@@ -347,6 +364,8 @@ report=$tmp/RESULTS.md
   echo "| --- | --- | ---: | ---: |"
   row fwrun-ext2 "fwrun, ext2 image"
   row fwrun-dir "fwrun, directory"
+  row fwrun-ext2-none "fwrun, ext2 image, --net none"
+  row fwrun-ext2-veth "fwrun, ext2 image, --net veth"
   row bwrap "bubblewrap"
   if [ -n "$nspawn_cmd" ]; then
     row nspawn "systemd-nspawn"
@@ -403,6 +422,7 @@ report=$tmp/RESULTS.md
     echo "- NOT RUN: fwrun ≥ 4× faster than systemd-nspawn (nspawn cannot run here: $nspawn_note)"
   fi
   echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
+  echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none ($(calc "$veth_cost" 2) ms: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms)"
   echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
   echo "- $(verdict "$(median_ms enter) <= 2 * $(median_ms nsenter)"): fwrun enter ≤ 2 × nsenter -a ($(calc "$(median_ms enter)" 2) ms vs 2 × $(calc "$(median_ms nsenter)" 2) ms; ratio $(calc "$(median_ms enter) / $(median_ms nsenter)" 2))"
   echo "- $(verdict "$p16 <= 4 * $p1"): 16 in parallel ≤ 4 × one ($(calc "$p16" 2) ms vs 4 × $(calc "$p1" 2) = $(calc "4 * $p1" 2) ms; ratio $r_par)"

@@ -88,8 +88,44 @@ pub fn rest(rx: &Receiver<String>, deadline: Instant, what: &str) -> String {
         .unwrap_or_else(|_| panic!("{what}: fwrun's output stayed open after it ended"))
 }
 
-/// Run `cmd` (a fwrun) to its end, within DEADLINE.
-pub fn finish(mut cmd: Command) -> Out {
+/// A fwrun started with its output piped and read in the background; killed
+/// if dropped before it is finished.
+pub struct Running {
+    child: Child,
+    out: Receiver<String>,
+    err: Receiver<String>,
+    what: String,
+    finished: bool,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+impl Running {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Wait for its end until `deadline`; past it, kill it and fail.
+    pub fn finish_by(mut self, deadline: Instant) -> Out {
+        self.finished = true;
+        let status = wait_until(&mut self.child, deadline, &self.what);
+        Out {
+            status,
+            stdout: rest(&self.out, deadline, &self.what),
+            stderr: rest(&self.err, deadline, &self.what),
+        }
+    }
+}
+
+/// Start `cmd` (a fwrun) with its stdout and stderr piped.
+pub fn spawn(mut cmd: Command) -> Running {
     let what = format!("{cmd:?}");
     let mut child = cmd
         .stdout(Stdio::piped())
@@ -98,13 +134,18 @@ pub fn finish(mut cmd: Command) -> Out {
         .unwrap_or_else(|e| panic!("starting {what}: {e}"));
     let out = slurp(child.stdout.take().unwrap());
     let err = slurp(child.stderr.take().unwrap());
-    let deadline = Instant::now() + DEADLINE;
-    let status = wait_until(&mut child, deadline, &what);
-    Out {
-        status,
-        stdout: rest(&out, deadline, &what),
-        stderr: rest(&err, deadline, &what),
+    Running {
+        child,
+        out,
+        err,
+        what,
+        finished: false,
     }
+}
+
+/// Run `cmd` (a fwrun) to its end, within DEADLINE.
+pub fn finish(cmd: Command) -> Out {
+    spawn(cmd).finish_by(Instant::now() + DEADLINE)
 }
 
 /// A fwrun in the background whose stdout is read line by line.

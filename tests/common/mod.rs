@@ -3,11 +3,12 @@
 #![allow(dead_code)]
 
 pub mod bg;
+pub mod report;
 
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -46,13 +47,51 @@ pub struct Run {
     pub stderr: String,
 }
 
+/// Run fwrun to its end, within `bg::DEADLINE` (past it, the run is killed
+/// and the test fails rather than hangs).
 pub fn run(args: &[&str]) -> Run {
-    let out: Output = fwrun().args(args).output().expect("starting fwrun");
+    let mut c = fwrun();
+    c.args(args);
+    let out = bg::finish(c);
     Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        code: out.code().unwrap_or(-1),
+        stdout: out.stdout,
+        stderr: out.stderr,
     }
+}
+
+/// The names in a host directory (/proc, /sys), pids aside, space-separated.
+fn names_in(dir: &str) -> String {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    names.sort();
+    names.join(" ")
+}
+
+/// The `--env` arguments tests/firmware/files/check.sh needs: what the
+/// host's /proc and /sys hold, so that it knows which masked paths must be
+/// there (masked) and which cannot be.
+pub fn check_env() -> Vec<String> {
+    vec![
+        "--env".into(),
+        format!("HOST_PROC={}", names_in("/proc")),
+        "--env".into(),
+        format!("HOST_SYS={}", names_in("/sys")),
+    ]
+}
+
+/// How many checks tests/firmware/files/check.sh makes: its lines that
+/// start with "check " (one check each, none in a loop or a condition).
+pub fn check_count() -> usize {
+    fs::read_to_string(repo().join("tests/firmware/files/check.sh"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with("check "))
+        .count()
 }
 
 /// An image's checksum; for a directory, its listing with each file's
@@ -105,6 +144,9 @@ pub struct Footprint {
     pub pid_namespaces: BTreeSet<String>,
     pub fwrun_processes: BTreeSet<String>,
     pub profiles: BTreeSet<String>,
+    pub cgroups: BTreeSet<String>,
+    /// The host's network interfaces fwrun names (`fw-*`).
+    pub interfaces: BTreeSet<String>,
 }
 
 fn mount_lines() -> BTreeSet<String> {
@@ -164,12 +206,51 @@ fn processes() -> (BTreeSet<String>, BTreeSet<String>) {
     (ns, fw)
 }
 
+/// The pid namespaces that hold a live process.
+pub fn live_pid_namespaces() -> BTreeSet<String> {
+    processes().0
+}
+
 fn profiles() -> BTreeSet<String> {
     fs::read_to_string("/sys/kernel/security/apparmor/profiles")
         .unwrap_or_default()
         .lines()
         .filter(|l| l.starts_with("fwrun"))
         .map(str::to_string)
+        .collect()
+}
+
+/// Every `fwrun-*` cgroup under /sys/fs/cgroup (v2, or any v1 hierarchy),
+/// a few levels deep.
+fn cgroups() -> BTreeSet<String> {
+    fn walk(dir: &Path, depth: u32, out: &mut BTreeSet<String>) {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if e.file_name().to_string_lossy().starts_with("fwrun-") {
+                out.insert(e.path().display().to_string());
+            } else if depth > 0 {
+                walk(&e.path(), depth - 1, out);
+            }
+        }
+    }
+    let mut out = BTreeSet::new();
+    walk(Path::new("/sys/fs/cgroup"), 3, &mut out);
+    out
+}
+
+/// The interfaces of the host (the tests' network namespace) whose name
+/// fwrun gives to the host end of a veth.
+pub fn fw_interfaces() -> BTreeSet<String> {
+    fs::read_dir("/sys/class/net")
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("fw-"))
         .collect()
 }
 
@@ -182,6 +263,8 @@ pub fn footprint() -> Footprint {
         pid_namespaces,
         fwrun_processes,
         profiles: profiles(),
+        cgroups: cgroups(),
+        interfaces: fw_interfaces(),
     }
 }
 
@@ -203,6 +286,8 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
         &now.fwrun_processes,
     );
     diff("AppArmor profile", &before.profiles, &now.profiles);
+    diff("cgroup", &before.cgroups, &now.cgroups);
+    diff("interface", &before.interfaces, &now.interfaces);
     out
 }
 

@@ -55,12 +55,20 @@ echo "fwtest" > "$root/etc/hostname"
 echo "root:x:0:0:root:/root:/bin/sh" > "$root/etc/passwd"
 echo "root:x:0:" > "$root/etc/group"
 echo "image" > "$root/etc/fw-version"
+# One terminfo entry (a placeholder: fwrun only looks for the file), so that
+# a TERM the firmware knows is passed as it is, and any other replaced.
+mkdir -p "$root/usr/share/terminfo/f"
+echo "placeholder terminfo entry" > "$root/usr/share/terminfo/f/fwtest-term"
 # Used by tests: a file the firmware may not execute, an absolute symlink to
 # the init (resolved inside the firmware, never on the host), a dangling one.
 echo "not a program" > "$root/test/not-executable"
 chmod 0644 "$root/test/not-executable"
 ln -s /test/check.sh "$root/test/abs-link"
 ln -s /test/nowhere "$root/test/dangling"
+# A device node of the image's own (the null device, harmless if it ever
+# opened): inside the firmware it must open nothing, the root being nodev.
+mknod "$root/test/null-node" c 1 3
+chmod 0666 "$root/test/null-node"
 # An init that dies of a real SIGSEGV (a pid namespace's init cannot be
 # killed by a signal sent from inside, so the fault must be real).
 gcc -static -Os -o "$root/test/segv" "$here/segv.c"

@@ -2,7 +2,7 @@
 # before the firmware's init starts and removed when the run ends.
 abi <abi/3.0>,
 
-profile fwrun-snapshot flags=(attach_disconnected,mediate_deleted) {
+profile fwrun-snapshot-00000000 flags=(attach_disconnected,mediate_deleted) {
   # The firmware owns its root: every file access is allowed, except what
   # the rules below deny.
   file,

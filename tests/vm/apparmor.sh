@@ -10,8 +10,11 @@ check() { d=$1; shift; if "$@"; then ok "$d"; else not_ok "$d"; fi; }
 profiles=/sys/kernel/security/apparmor/profiles
 fwrun=/payload/fwrun
 fw=/payload/fw.ext2
-loaded() { grep -q "^$1 (enforce)\$" "$profiles"; }
-gone() { ! grep -q "^$1 " "$profiles"; }
+# A run's profile is fwrun-NAME-ID, ID eight hex digits fresh for every run.
+inst='[0-9a-f]\{8\}'
+# loaded NAME: run NAME's profile is loaded, in enforce mode (exactly one).
+loaded() { [ "$(grep -c "^fwrun-$1-$inst (enforce)\$" "$profiles")" = 1 ]; }
+gone() { ! grep -q "^fwrun-$1-$inst " "$profiles"; }
 # wait_for FILE TEXT: poll (5 s at most) until FILE holds TEXT.
 wait_for() {
   i=0
@@ -27,13 +30,13 @@ show() { sed 's/^/    | /' "$1"; }
 $fwrun --name aa1 --firmware $fw -- /test/signals.sh >/tmp/aa1.out 2>/tmp/aa1.err &
 pid=$!
 check "run aa1 starts" wait_for /tmp/aa1.out ready
-check "its profile is loaded in enforce mode" loaded fwrun-aa1
-init=$(for p in /proc/[0-9]*; do grep -q '^fwrun-aa1 ' $p/attr/current 2>/dev/null && echo ${p#/proc/}; done | head -n 1)
+check "its profile is loaded in enforce mode" loaded aa1
+init=$(for p in /proc/[0-9]*; do grep -q "^fwrun-aa1-$inst " $p/attr/current 2>/dev/null && echo ${p#/proc/}; done | head -n 1)
 check "the init's attr/current names the profile" test -n "$init"
 check "fwrun itself is not confined" grep -q unconfined /proc/$pid/attr/current
 kill -TERM $pid; wait $pid; code=$?
 check "SIGTERM stops it (exit 143, got $code)" test $code = 143
-check "the profile is gone after the run" gone fwrun-aa1
+check "the profile is gone after the run" gone aa1
 check "no state is left" test -z "$(ls /run/fwrun)"
 
 # 2. What a firmware must never manage is refused, even after it mounts its
@@ -46,14 +49,14 @@ $fwrun --name aa2 $alone --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/
 code=$?
 show /tmp/aa2.out; show /tmp/aa2.err
 check "escape.sh: every check passed (exit $code)" test $code = 0
-check "escape.sh ran under the profile" grep -q '^attr=fwrun-aa2 (enforce)' /tmp/aa2.out
+check "escape.sh ran under the profile" grep -q "^attr=fwrun-aa2-$inst (enforce)" /tmp/aa2.out
 for what in 'open /proc/sysrq-trigger' '/proc/sys/vm/drop_caches' '/proc/sys/kernel/panic' \
     '/sys/kernel/mm/transparent_hugepage/enabled' '/proc/kcore' 'capable mknod' 'capable sys_time' \
     'capable sys_module' '(proc)' '(sysfs)' '(devtmpfs)'; do
   check "the denial report lists $what" grep -qF "$what" /tmp/aa2.err
 done
 check "the report says DENIED" grep -q 'AppArmor DENIED' /tmp/aa2.err
-check "the profile is gone after the run" gone fwrun-aa2
+check "the profile is gone after the run" gone aa2
 
 # 2b. With --allow-mknod the path rules still refuse the dangerous nodes.
 $fwrun --name aa3 $alone --allow-mknod --firmware $fw -- /test/devices.sh >/tmp/aa3.out 2>/tmp/aa3.err
@@ -88,7 +91,46 @@ check "the guest's printk is unchanged" test "$(cat /proc/sys/kernel/printk)" = 
 check "the image is unchanged" test "$(sha256sum $fw)" = "$before"
 check "fwrun refused the module load" grep -q '"syscall": *"f\?init_module"' /tmp/aa9.json
 
-# 2e. fwrun enter: a command run inside a running firmware is confined as
+# 2e. --net host: the network is the host's. With both locks, and with the
+#     profile alone (--seccomp off, net_admin given back), the firmware can
+#     change neither the guest's lo MTU nor its network sysctls; the
+#     profile's refusals are in its report. Under --net none the same
+#     changes are the firmware's own, and allowed.
+mtu=$(cat /sys/class/net/lo/mtu)
+fwd=$(cat /proc/sys/net/ipv4/ip_forward)
+same_net() {
+  test "$(cat /sys/class/net/lo/mtu)" = "$mtu" &&
+    test "$(cat /proc/sys/net/ipv4/ip_forward)" = "$fwd"
+}
+$fwrun --name nh1 --net host --firmware $fw -- /test/net-host.sh any >/tmp/nh1.out 2>/tmp/nh1.err
+code=$?
+show /tmp/nh1.out; show /tmp/nh1.err
+check "net-host.sh with both locks: every change refused (exit $code)" test $code = 0
+check "it ran under the profile" grep -q "^attr=fwrun-nh1-$inst (enforce)" /tmp/nh1.out
+check "the guest's lo MTU and ip_forward are unchanged" same_net
+# Should a refusal be missing, put the guest's MTU back.
+ip link set lo mtu "$mtu"
+$fwrun --name nh2 --net host --seccomp off --cap-add net_admin --firmware $fw \
+  -- /test/net-host.sh profile >/tmp/nh2.out 2>/tmp/nh2.err
+code=$?
+show /tmp/nh2.out; show /tmp/nh2.err
+check "net-host.sh with the profile alone: every change refused (exit $code)" test $code = 0
+for what in 'capable net_admin' 'open /proc/sys/net/ipv4/ip_forward' '/sys/devices/virtual/net/lo/mtu'; do
+  check "the denial report lists $what" grep -qF "$what" /tmp/nh2.err
+done
+check "the guest's lo MTU and ip_forward are unchanged" same_net
+ip link set lo mtu "$mtu"
+$fwrun --name nh3 --seccomp off --firmware $fw -- /bin/sh -c '
+  umount -l /proc; mount -t proc proc /proc; umount -l /sys; mount -t sysfs sysfs /sys
+  ip link set lo mtu 1400 && echo "mtu=$(cat /sys/class/net/lo/mtu)"
+  v=$(cat /proc/sys/net/ipv4/ip_forward) && echo "$v" > /proc/sys/net/ipv4/ip_forward && echo forward-written' \
+  >/tmp/nh3.out 2>/tmp/nh3.err
+show /tmp/nh3.out; show /tmp/nh3.err
+check "under --net none the firmware sets its own lo MTU" grep -qx 'mtu=1400' /tmp/nh3.out
+check "and writes its own ip_forward" grep -qx forward-written /tmp/nh3.out
+check "the guest's lo MTU and ip_forward are still unchanged" same_net
+
+# 2f. fwrun enter: a command run inside a running firmware is confined as
 #     its init is. It enters the run's profile, and the probes of 2d give
 #     through it the verdicts they gave as the init (loop device numbers
 #     aside), with both locks; with the first lock open (--seccomp off and
@@ -100,7 +142,7 @@ $fwrun --name aa10 --ready-when console:'login:' --bind /payload/loop.ko:/test/l
 pid=$!
 check "fwrun wait: run aa10 is ready" $fwrun wait aa10 --timeout 120s
 attr=$($fwrun enter aa10 -- cat /proc/self/attr/current 2>/dev/null)
-check "the entered command runs under the run's profile ($attr)" test "$attr" = "fwrun-aa10 (enforce)"
+check "the entered command runs under the run's profile ($attr)" sh -c "echo '$attr' | grep -q '^fwrun-aa10-$inst (enforce)\$'"
 $fwrun enter aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
 code=$?
 show /tmp/aa10-rcs.out
@@ -118,7 +160,7 @@ $fwrun stop aa10; code=$?
 check "fwrun stop aa10 (exit $code)" test $code = 0
 wait $pid; code=$?
 check "the run exits as for SIGTERM (143, got $code)" test $code = 143
-check "its profile is gone" gone fwrun-aa10
+check "its profile is gone" gone aa10
 $fwrun --name aa11 $alone --ready-when console:'login:' --firmware $fw -- /test/service.sh \
   >/tmp/aa11.out 2>/tmp/aa11.err &
 pid=$!
@@ -147,10 +189,10 @@ $fwrun --name aa6 --firmware $fw -- /test/signals.sh >/tmp/aa6.out 2>&1 &
 pid=$!
 check "run aa6 starts" wait_for /tmp/aa6.out ready
 kill -KILL $pid; wait $pid
-# confined PROFILE: a live process runs under it.
+# confined NAME: a live process runs under run NAME's profile.
 confined() {
   for p in /proc/[0-9]*; do
-    grep -q "^$1 " $p/attr/current 2>/dev/null && ! grep -q '^State:.*Z' $p/status 2>/dev/null && return 0
+    grep -q "^fwrun-$1-$inst " $p/attr/current 2>/dev/null && ! grep -q '^State:.*Z' $p/status 2>/dev/null && return 0
   done
   return 1
 }
@@ -161,18 +203,52 @@ gone_within_1s() {
     usleep 10000
   done
 }
-check "the confined firmware died with fwrun (within 1 s)" gone_within_1s fwrun-aa6
-check "after SIGKILL the dead run's profile is still loaded" loaded fwrun-aa6
+check "the confined firmware died with fwrun (within 1 s)" gone_within_1s aa6
+check "after SIGKILL the dead run's profile is still loaded" loaded aa6
 $fwrun --cleanup >/tmp/cleanup.out 2>&1
 show /tmp/cleanup.out
-check "fwrun --cleanup unloads it" gone fwrun-aa6
+check "fwrun --cleanup unloads it" gone aa6
 check "and removes its state" test -z "$(ls /run/fwrun)"
 $fwrun --name aa7 --firmware $fw -- /test/signals.sh >/tmp/aa7.out 2>&1 &
 pid=$!
 wait_for /tmp/aa7.out ready
 kill -KILL $pid; wait $pid
 $fwrun --firmware $fw -- /bin/true
-check "the next run sweeps a killed run's profile too" gone fwrun-aa7
+check "the next run sweeps a killed run's profile too" gone aa7
+
+# 4b. One name, two runs. A second run of a live run's name is refused and
+#     leaves the live run's profile loaded; a sweep beside it too. After a
+#     SIGKILL, the next run of that name loads a profile of its own (the
+#     dead run's is swept) and a sweep beside it leaves it loaded.
+# profile_of NAME: the profile of run NAME that is loaded, if any.
+profile_of() { sed -n "s/^\(fwrun-$1-$inst\) (enforce)\$/\1/p" "$profiles"; }
+# holds NAME PROFILE: run NAME's one profile is PROFILE, and its state is there.
+holds() { test -n "$2" && test "$(profile_of "$1")" = "$2" && test -e "/run/fwrun/$1/lock"; }
+$fwrun --name dup --firmware $fw -- /test/signals.sh >/tmp/dup1.out 2>&1 &
+pid=$!
+check "run dup starts" wait_for /tmp/dup1.out ready
+first=$(profile_of dup)
+$fwrun --name dup --firmware $fw -- /bin/true 2>/tmp/dup2.err
+code=$?
+show /tmp/dup2.err
+check "a second run named dup is refused (exit 125, got $code)" test $code = 125
+check "it says dup is already running" grep -q "'dup' is already running" /tmp/dup2.err
+check "the first run keeps its profile ($first) and state" holds dup "$first"
+$fwrun --cleanup >/dev/null 2>&1
+check "and keeps them beside fwrun --cleanup" holds dup "$first"
+kill -KILL $pid; wait $pid
+$fwrun --name dup --firmware $fw -- /test/signals.sh >/tmp/dup3.out 2>&1 &
+pid=$!
+check "the next run named dup starts after a SIGKILL" wait_for /tmp/dup3.out ready
+second=$(profile_of dup)
+check "it loaded a profile of its own ($second), and the dead run's is gone" \
+  sh -c "test -n '$second' && test '$second' != '$first' && ! grep -q '^$first ' $profiles"
+check "its init runs under it" confined dup
+$fwrun --cleanup >/dev/null 2>&1
+check "fwrun --cleanup beside it leaves its profile and state" holds dup "$second"
+kill -TERM $pid; wait $pid
+check "then its profile is gone" gone dup
+check "and its state" test -z "$(ls /run/fwrun)"
 
 # 5. --apparmor require works here, and nothing of fwrun's is left.
 check "--apparmor require runs on this kernel" $fwrun --apparmor require --firmware $fw -- /bin/true
@@ -205,13 +281,13 @@ if FWRUN_FAULT=none $fwrun --firmware $fw -- /bin/true 2>/dev/null; then
     FWRUN_FAULT=$step $fwrun --name f1 --firmware $fw -- /bin/true 2>/tmp/f.err
     code=$?
     check "FWRUN_FAULT=$step: exit 125 (got $code)" test $code = 125
-    check "FWRUN_FAULT=$step: the profile is gone" gone fwrun-f1
+    check "FWRUN_FAULT=$step: the profile is gone" gone f1
     check "FWRUN_FAULT=$step: no state is left" test -z "$(ls /run/fwrun)"
     FWRUN_FAULT=$step:kill $fwrun --name f2 --firmware $fw -- /bin/true 2>/dev/null
     code=$?
     check "FWRUN_FAULT=$step:kill kills fwrun (got $code)" test $code = 137
     $fwrun --cleanup >/dev/null 2>&1
-    check "after $step:kill, --cleanup leaves no profile" gone fwrun-f2
+    check "after $step:kill, --cleanup leaves no profile" gone f2
     check "after $step:kill, --cleanup leaves no state" test -z "$(ls /run/fwrun)"
   done
 fi

@@ -1,0 +1,227 @@
+//! The inits fwrun recognises, and the stop signal each expects. Used only
+//! to say something useful when a firmware had to be killed: "sysvinit
+//! stops on SIGINT: try --stop-signal INT".
+//!
+//! The init is recognised by what the exec'd program is: its name once
+//! symlinks are resolved inside the firmware (/sbin/init → /bin/busybox,
+//! → /lib/systemd/systemd), else a string each of these programs carries.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use crate::sys::{self, signals};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Init {
+    Busybox,
+    Sysvinit,
+    Systemd,
+}
+
+/// Strings that only these programs carry: busybox's banner, the variable
+/// sysvinit sets for its children, systemd's start-up line.
+const MARKERS: &[(&[u8], Init)] = &[
+    (b"BusyBox v", Init::Busybox),
+    (b"INIT_VERSION=sysvinit", Init::Sysvinit),
+    (b" running in %ssystem mode", Init::Systemd),
+];
+
+/// How much of a program is read at most while looking for a marker.
+const READ_AT_MOST: u64 = 64 << 20;
+
+impl Init {
+    pub fn name(self) -> &'static str {
+        match self {
+            Init::Busybox => "busybox init",
+            Init::Sysvinit => "sysvinit",
+            Init::Systemd => "systemd",
+        }
+    }
+
+    /// The signal on which this init shuts the system down.
+    pub fn stop_signal(self) -> i32 {
+        match self {
+            // poweroff; SIGTERM makes it reboot.
+            Init::Busybox => libc::SIGUSR2,
+            // the inittab's ctrlaltdel entry; SIGTERM is ignored.
+            Init::Sysvinit => libc::SIGINT,
+            // poweroff; SIGTERM makes it re-execute itself.
+            Init::Systemd => libc::SIGRTMIN() + 4,
+        }
+    }
+
+    /// What to say when a firmware run by this init had to be killed after
+    /// `sent`; None when `sent` was already the right signal.
+    pub fn hint(self, sent: i32) -> Option<String> {
+        let want = self.stop_signal();
+        (want != sent).then(|| {
+            let name = signals::name(want);
+            let arg = name.strip_prefix("SIG").unwrap_or(&name);
+            format!("{} stops on {name}: try --stop-signal {arg}", self.name())
+        })
+    }
+}
+
+/// The init's program, opened before the firmware starts (what was exec'd,
+/// whatever the firmware does to its root later) and read only if a kill
+/// calls for a hint.
+pub struct Program {
+    resolved: PathBuf,
+    file: File,
+}
+
+impl Program {
+    /// Open `program` inside `root`; None if it cannot be (the hint is then
+    /// left out, nothing else depends on it).
+    pub fn open(root: &OwnedFd, program: &Path) -> Option<Program> {
+        let fd = sys::open_in_root(root, program).ok()?;
+        let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
+        let resolved = std::fs::read_link(&magic).ok()?;
+        // Non-blocking, should it not be a regular file after all.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&magic)
+            .ok()?;
+        Some(Program { resolved, file })
+    }
+
+    pub fn recognise(self) -> Option<Init> {
+        recognise(&self.resolved, self.file)
+    }
+}
+
+/// Which init a program is: `resolved` is its path with symlinks resolved,
+/// `content` the program itself (read only if the name does not tell).
+pub fn recognise(resolved: &Path, content: impl Read) -> Option<Init> {
+    let base = resolved.file_name()?.to_string_lossy();
+    if base.starts_with("busybox") {
+        return Some(Init::Busybox);
+    }
+    if base == "systemd" {
+        return Some(Init::Systemd);
+    }
+    find_marker(content.take(READ_AT_MOST))
+}
+
+/// The first marker found in `r`, read in pieces (a marker may straddle
+/// two of them).
+fn find_marker(mut r: impl Read) -> Option<Init> {
+    let keep = MARKERS.iter().map(|(m, _)| m.len()).max().unwrap_or(1) - 1;
+    let mut buf = vec![0u8; 64 << 10];
+    let mut filled = 0;
+    loop {
+        let n = match r.read(&mut buf[filled..]) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => n,
+        };
+        filled += n;
+        let seen = &buf[..filled];
+        for (marker, init) in MARKERS {
+            if seen.windows(marker.len()).any(|w| w == *marker) {
+                return Some(*init);
+            }
+        }
+        // Keep the tail, where a marker may have begun.
+        let from = filled.saturating_sub(keep);
+        buf.copy_within(from..filled, 0);
+        filled -= from;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn program(parts: &[&[u8]]) -> Vec<u8> {
+        parts.concat()
+    }
+
+    #[test]
+    fn by_name_once_resolved() {
+        let none: &[u8] = b"";
+        assert_eq!(
+            recognise(Path::new("/bin/busybox"), none),
+            Some(Init::Busybox)
+        );
+        assert_eq!(
+            recognise(Path::new("/lib/systemd/systemd"), none),
+            Some(Init::Systemd)
+        );
+        assert_eq!(recognise(Path::new("/sbin/init"), none), None);
+        assert_eq!(recognise(Path::new("/"), none), None);
+    }
+
+    #[test]
+    fn by_content() {
+        let elf = b"\x7fELF\x02\x01\x01\0".as_slice();
+        let bb = program(&[
+            elf,
+            &[0; 100],
+            b"BusyBox v1.36.1 (Debian) multi-call binary",
+        ]);
+        assert_eq!(
+            recognise(Path::new("/sbin/init"), &bb[..]),
+            Some(Init::Busybox)
+        );
+        let sysv = program(&[elf, b"INIT: \0/run/initctl\0INIT_VERSION=sysvinit-3.06\0"]);
+        assert_eq!(
+            recognise(Path::new("/sbin/init"), &sysv[..]),
+            Some(Init::Sysvinit)
+        );
+        let sd = program(&[elf, b"systemd 252 running in %ssystem mode (%s)\0"]);
+        assert_eq!(
+            recognise(Path::new("/usr/lib/systemd/systemd.real"), &sd[..]),
+            Some(Init::Systemd)
+        );
+        // A shell script, and a program that only mentions an init.
+        let script = b"#!/bin/sh\nexec /sbin/init\n";
+        assert_eq!(recognise(Path::new("/sbin/init"), &script[..]), None);
+        let other = program(&[elf, b"INIT_VERSION\0systemd\0busybox\0"]);
+        assert_eq!(recognise(Path::new("/sbin/init"), &other[..]), None);
+    }
+
+    /// A reader that hands out at most `step` bytes a call.
+    struct Dribble<'a>(&'a [u8], usize);
+    impl Read for Dribble<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            let n = self.1.min(self.0.len()).min(out.len());
+            out[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_marker_across_reads_and_far_in_is_found() {
+        let mut big = vec![b'x'; (64 << 10) - 4];
+        big.extend_from_slice(b"INIT_VERSION=sysvinit-2.88");
+        big.extend(vec![b'y'; 200_000]);
+        assert_eq!(find_marker(&big[..]), Some(Init::Sysvinit));
+        assert_eq!(find_marker(Dribble(&big, 7)), Some(Init::Sysvinit));
+        let mut far = vec![0u8; 3 << 20];
+        far.extend_from_slice(b"BusyBox v1.35.0");
+        assert_eq!(find_marker(Dribble(&far, 65_000)), Some(Init::Busybox));
+    }
+
+    #[test]
+    fn the_hint_names_the_signal_the_init_expects() {
+        assert_eq!(
+            Init::Sysvinit.hint(libc::SIGTERM).as_deref(),
+            Some("sysvinit stops on SIGINT: try --stop-signal INT")
+        );
+        assert_eq!(
+            Init::Busybox.hint(libc::SIGTERM).as_deref(),
+            Some("busybox init stops on SIGUSR2: try --stop-signal USR2")
+        );
+        assert_eq!(
+            Init::Systemd.hint(libc::SIGTERM).as_deref(),
+            Some("systemd stops on SIGRTMIN+4: try --stop-signal RTMIN+4")
+        );
+        // Already the right signal: nothing to suggest.
+        assert_eq!(Init::Sysvinit.hint(libc::SIGINT), None);
+    }
+}
