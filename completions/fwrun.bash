@@ -16,6 +16,18 @@ _fwrun() {
             ",$1")
                 cmd="fwrun"
                 ;;
+            fwrun,enter)
+                cmd="fwrun__subcmd__enter"
+                ;;
+            fwrun,list)
+                cmd="fwrun__subcmd__list"
+                ;;
+            fwrun,stop)
+                cmd="fwrun__subcmd__stop"
+                ;;
+            fwrun,wait)
+                cmd="fwrun__subcmd__wait"
+                ;;
             *)
                 ;;
         esac
@@ -23,7 +35,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -85,6 +97,18 @@ _fwrun() {
                     COMPREPLY=($(compgen -W "pty inherit" -- "${cur}"))
                     return 0
                     ;;
+                --ready-when)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --ready-fd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --memory)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -138,6 +162,74 @@ _fwrun() {
                     return 0
                     ;;
                 --report)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fwrun__subcmd__enter)
+            opts="-t -T -q -h --env --tty --no-tty --quiet --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --env)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fwrun__subcmd__list)
+            opts="-h --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fwrun__subcmd__stop)
+            opts="-h --kill --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        fwrun__subcmd__wait)
+            opts="-h --timeout --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --timeout)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

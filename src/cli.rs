@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::builder::{PossibleValue, TypedValueParser};
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::firmware::rootfs::Bind;
 use crate::network::{self, HostAddr, Move};
+use crate::supervise::ready::Condition;
 use crate::sys::signals;
 
 const EXAMPLES: &str = "\
@@ -25,6 +26,10 @@ Examples:
     fwrun --firmware fw.ext2 --net host --bind /dev/ttyUSB0:/dev/ttyS1 -- /sbin/init
   Stop a systemd firmware the way systemd wants, after at most 60 s:
     fwrun --firmware fw.ext4 --stop-signal RTMIN+4 --timeout 60s -- /lib/systemd/systemd
+  In CI: boot in the background, wait until it is up, test inside, stop:
+    fwrun --firmware fw.ext4 --name t1 --ready-when console:login: &
+    fwrun wait t1 --timeout 60s && fwrun enter t1 -- /usr/bin/selftest
+    fwrun stop t1
 
 Exit status:
   the init's own status when it exits; 128+N when it dies of signal N;
@@ -46,9 +51,21 @@ Exit status:
     version,
     after_help = EXAMPLES,
     max_term_width = 100,
-    override_usage = "fwrun [OPTIONS] --firmware <PATH> [-- <INIT> [ARGS]...]\n       fwrun --cleanup [-v | -q]"
+    override_usage = "fwrun [OPTIONS] --firmware <PATH> [-- <INIT> [ARGS]...]\n       \
+                      fwrun --cleanup [-v | -q]\n       \
+                      fwrun enter [OPTIONS] <NAME> [--] [CMD [ARGS]...]\n       \
+                      fwrun list [--json]\n       \
+                      fwrun stop <NAME> [--kill] [--timeout <SECS>]\n       \
+                      fwrun wait <NAME> [--timeout <DURATION>]",
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    disable_help_subcommand = true
 )]
 pub struct Cli {
+    /// What to do with a running firmware, instead of starting one.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The firmware: an ext2/ext3/ext4 image, a squashfs image, or a directory
     /// holding a root file system. Its kind is read from its content, not its
     /// name. It is never written to.
@@ -149,6 +166,28 @@ pub struct Cli {
     /// terminal, inherit otherwise]
     #[arg(long, value_name = "MODE")]
     pub console: Option<Console>,
+
+    /// When the firmware counts as ready (repeatable: all must hold, each
+    /// once): 'console:REGEX' (a line of its console matches),
+    /// 'tcp:ADDR:PORT' (a connection from the host is accepted; not with
+    /// --net none), 'file:PATH' (PATH exists inside it) or 'exec:CMD' (the
+    /// shell command CMD, run inside it as by 'fwrun enter', exits 0;
+    /// polled). Then the run's state becomes ready (fwrun wait, fwrun list)
+    /// and fwrun says "firmware ready after N s". To read the console in
+    /// inherit mode, fwrun passes the init's output on through pipes.
+    /// [default: ready once the init runs]
+    #[arg(long, value_name = "COND", value_parser = parse_ready)]
+    pub ready_when: Vec<Condition>,
+
+    /// Stop the firmware and exit with 124 if it is not ready after this
+    /// long (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, requires = "ready_when")]
+    pub ready_timeout: Option<Duration>,
+
+    /// Once the firmware is ready, write a line ("ready") to this open file
+    /// descriptor, and close it.
+    #[arg(long, value_name = "FD")]
+    pub ready_fd: Option<i32>,
 
     /// Limit the firmware's memory (memory.max of its cgroup): bytes, or
     /// with K, M or G (e.g. 64M). Swap is not used unless --memory-swap
@@ -272,6 +311,113 @@ pub struct Cli {
     /// [default: /sbin/init]
     #[arg(last = true, value_name = "INIT")]
     pub init: Vec<OsString>,
+}
+
+/// The commands that act on a running firmware, found by its run's name.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a command inside a running firmware.
+    ///
+    /// The command joins the init's namespaces, root and working directory
+    /// and gets the run's confinement (its AppArmor profile, capabilities and
+    /// seccomp filter, whose mount calls this process answers while it
+    /// waits) and the init's environment. It gets a pseudo-terminal when
+    /// stdin is a terminal. fwrun exits with the command's status: 128+N if
+    /// it died of signal N, 126 if it cannot be executed, 127 if it was not
+    /// found, 125 if fwrun failed (no such run, say).
+    #[command(
+        after_help = "Examples:\n  fwrun enter t1                       a login shell inside run t1\n  \
+                            fwrun enter t1 -- ps                 the firmware's processes\n  \
+                            fwrun enter --env V=1 t1 -- /usr/bin/selftest"
+    )]
+    Enter(EnterArgs),
+    /// List the live runs: name, firmware, init pid, state, uptime, network.
+    ///
+    /// The state is booting, ready (its --ready-when conditions held) or
+    /// stopping. What dead runs left is swept first.
+    List(ListArgs),
+    /// Stop a run, as SIGTERM to its fwrun would, and wait until it has
+    /// ended and cleaned up.
+    ///
+    /// The run's init gets its --stop-signal; fwrun exits 0 once the run is
+    /// gone, 1 if it was not running.
+    Stop(StopArgs),
+    /// Wait until a run is ready: exit 0 once it is, 1 if it ends first,
+    /// 124 when the timeout passes.
+    ///
+    /// A run that has not started yet is waited for, 10 s at most (or the
+    /// timeout, if shorter).
+    Wait(WaitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct EnterArgs {
+    /// The run's name (its --name).
+    #[arg(value_name = "NAME", value_parser = parse_name)]
+    pub name: String,
+
+    /// Set a variable in the command's environment, on top of the init's.
+    /// Repeatable.
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse_env)]
+    pub env: Vec<(String, String)>,
+
+    /// Give the command a pseudo-terminal even when stdin is not a terminal.
+    #[arg(short = 't', long = "tty", conflicts_with = "no_tty")]
+    pub tty: bool,
+
+    /// Give the command fwrun's own stdin, stdout and stderr even on a
+    /// terminal.
+    #[arg(short = 'T', long = "no-tty")]
+    pub no_tty: bool,
+
+    /// Say nothing but errors (not the calls the command was refused).
+    #[arg(short, long)]
+    pub quiet: bool,
+
+    /// The command and its arguments, looked up in the firmware's PATH.
+    /// [default: /bin/sh -l]
+    #[arg(
+        value_name = "CMD",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub command: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Print a JSON array (schemas/list.schema.json) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// The run's name.
+    #[arg(value_name = "NAME", value_parser = parse_name)]
+    pub name: String,
+
+    /// Kill the firmware at once (as a second Ctrl-C does) rather than wait
+    /// for its init to stop.
+    #[arg(long)]
+    pub kill: bool,
+
+    /// Kill the firmware if it has not stopped after this long (e.g. 5s).
+    /// [default: the run's --stop-timeout]
+    #[arg(long, value_name = "SECS", value_parser = parse_duration, conflicts_with = "kill")]
+    pub timeout: Option<Duration>,
+}
+
+#[derive(Debug, Args)]
+pub struct WaitArgs {
+    /// The run's name.
+    #[arg(value_name = "NAME", value_parser = parse_name)]
+    pub name: String,
+
+    /// Give up after this long (e.g. 30s, 2m) and exit with 124.
+    /// [default: wait as long as the run boots]
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
 }
 
 /// `--net`'s value.
@@ -442,6 +588,10 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
     }
 }
 
+fn parse_ready(s: &str) -> Result<Condition, String> {
+    Condition::parse(s)
+}
+
 fn parse_cap(s: &str) -> Result<caps::Capability, String> {
     crate::confine::caps::parse(s)
 }
@@ -607,6 +757,55 @@ mod tests {
         assert!(parse_duration("1d").is_err());
         assert!(parse_duration("x").is_err());
         assert!(parse_duration("-1").is_err());
+    }
+
+    #[test]
+    fn subcommands_and_a_plain_run_side_by_side() {
+        let cli = Cli::try_parse_from(["fwrun", "enter", "t1", "sh", "-c", "exit 7"]).unwrap();
+        match cli.command {
+            Some(Command::Enter(e)) => {
+                assert_eq!(e.name, "t1");
+                assert_eq!(e.command, ["sh", "-c", "exit 7"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        let cli = Cli::try_parse_from(["fwrun", "enter", "-T", "t1", "--", "ls", "-l"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Enter(e)) if e.no_tty && e.command == ["ls", "-l"])
+        );
+        let cli = Cli::try_parse_from(["fwrun", "enter", "t1"]).unwrap();
+        assert!(matches!(cli.command, Some(Command::Enter(e)) if e.command.is_empty()));
+        assert!(Cli::try_parse_from(["fwrun", "enter", "a/b"]).is_err());
+        assert!(Cli::try_parse_from(["fwrun", "list", "--json"]).is_ok());
+        let cli = Cli::try_parse_from(["fwrun", "stop", "t1", "--timeout", "5s"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(Command::Stop(s)) if s.timeout == Some(Duration::from_secs(5)))
+        );
+        assert!(Cli::try_parse_from(["fwrun", "stop", "t1", "--kill", "--timeout", "1"]).is_err());
+        assert!(Cli::try_parse_from(["fwrun", "wait", "t1", "--timeout", "30s"]).is_ok());
+        // A run's flags do not mix with a subcommand.
+        assert!(Cli::try_parse_from(["fwrun", "--firmware", "x", "list"]).is_err());
+        // A plain run is unchanged, even with an init named like a subcommand.
+        let cli = Cli::try_parse_from(["fwrun", "--firmware", "x", "--", "list"]).unwrap();
+        assert!(cli.command.is_none());
+        assert_eq!(cli.init, ["list"]);
+        let cli = Cli::try_parse_from([
+            "fwrun",
+            "--firmware",
+            "x",
+            "--ready-when",
+            "console:up",
+            "--ready-when",
+            "file:/run/up",
+            "--ready-timeout",
+            "2s",
+        ])
+        .unwrap();
+        assert_eq!(cli.ready_when.len(), 2);
+        assert!(
+            Cli::try_parse_from(["fwrun", "--firmware", "x", "--ready-timeout", "2s"]).is_err()
+        );
+        assert!(Cli::try_parse_from(["fwrun", "--firmware", "x", "--ready-when", "nope"]).is_err());
     }
 
     #[test]

@@ -8,13 +8,18 @@ use std::time::Duration;
 
 use anyhow::Result;
 
-use crate::cli::{self, Cli};
+use crate::cli::{self, Cli, Command};
 use crate::confine::apparmor::profile_name;
+use crate::control::enter::EnterOptions;
+use crate::control::list::ListOptions;
+use crate::control::stop::StopOptions;
+use crate::control::wait::WaitOptions;
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
 use crate::firmware::terminfo::LAST_RESORT;
 use crate::network::{self, Move, Plan, Veth};
+use crate::supervise::ready::ReadyOptions;
 
 /// The init started when none is given after `--`.
 pub const DEFAULT_INIT: &str = "/sbin/init";
@@ -88,6 +93,14 @@ pub enum Action {
     PrintProfile,
     /// Only sweep what dead runs left.
     Cleanup,
+    /// Run a command inside a running firmware.
+    Enter(EnterOptions),
+    /// List the live runs.
+    List(ListOptions),
+    /// Stop a run and wait until it is gone.
+    Stop(StopOptions),
+    /// Wait until a run is ready.
+    Wait(WaitOptions),
 }
 
 /// The AppArmor layer's settings.
@@ -140,6 +153,8 @@ pub struct RunConfig {
     pub on_reboot: OnReboot,
     pub console: Option<Console>,
     pub as_pid2: bool,
+    /// --ready-when, --ready-timeout, --ready-fd.
+    pub ready: ReadyOptions,
     pub apparmor: AppArmorConfig,
     pub kernel: KernelConfig,
     /// The run's cgroup limits (cgroup v2 only).
@@ -154,8 +169,10 @@ impl RunConfig {
     /// Turn the parsed command line into a configuration. Fails (exit 125,
     /// one line) on what clap could not check: a --bind source that does
     /// not exist.
-    pub fn from_cli(cli: Cli) -> Result<RunConfig> {
-        let action = if cli.cleanup {
+    pub fn from_cli(mut cli: Cli) -> Result<RunConfig> {
+        let action = if let Some(cmd) = cli.command.take() {
+            subcommand(cmd)
+        } else if cli.cleanup {
             Action::Cleanup
         } else if cli.print_profile {
             Action::PrintProfile
@@ -166,6 +183,7 @@ impl RunConfig {
                     .ok_or_else(|| fail("--firmware is required"))?,
             )
         };
+        let ready = ready_options(&cli)?;
         let name = cli.name.unwrap_or_else(crate::state::generate_name);
         let profile = profile_name(&name, &crate::state::instance_id());
         let binds = match action {
@@ -202,6 +220,7 @@ impl RunConfig {
             on_reboot: cli.on_reboot.into(),
             console: cli.console.map(Console::from),
             as_pid2: cli.as_pid2,
+            ready,
             apparmor: AppArmorConfig {
                 mode: cli.apparmor.into(),
                 template: cli.profile_template,
@@ -230,6 +249,61 @@ impl RunConfig {
             quiet: cli.quiet,
         })
     }
+}
+
+/// A subcommand's options.
+fn subcommand(cmd: Command) -> Action {
+    match cmd {
+        Command::Enter(e) => Action::Enter(EnterOptions {
+            name: e.name,
+            command: e.command,
+            env: e.env,
+            tty: match (e.tty, e.no_tty) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
+            quiet: e.quiet,
+        }),
+        Command::List(l) => Action::List(ListOptions { json: l.json }),
+        Command::Stop(s) => Action::Stop(StopOptions {
+            name: s.name,
+            kill: s.kill,
+            timeout: s.timeout,
+        }),
+        Command::Wait(w) => Action::Wait(WaitOptions {
+            name: w.name,
+            timeout: w.timeout,
+        }),
+    }
+}
+
+/// The readiness flags, checked: `tcp:` needs a network the host reaches,
+/// and --ready-fd an open descriptor (kept from the firmware).
+fn ready_options(cli: &Cli) -> Result<ReadyOptions> {
+    if cli.net == cli::Net::None {
+        if let Some(c) = cli.ready_when.iter().find(|c| c.needs_host_network()) {
+            return Err(fail(format!(
+                "--ready-when {c}: fwrun connects from the host, which cannot reach a firmware with --net none (only its own lo): give it a link (--net veth:ADDR/PREFIX), or try from inside with exec:'nc -z 127.0.0.1 PORT'"
+            )));
+        }
+    }
+    if let Some(fd) = cli.ready_fd {
+        // SAFETY: F_GETFD and F_SETFD on a descriptor number; nothing is
+        // read or written.
+        let ok = fd > 2 && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
+        if !ok {
+            return Err(fail(format!(
+                "--ready-fd {fd} is not an open file descriptor above 2: open one for fwrun (e.g. 3>ready.txt)"
+            )));
+        }
+    }
+    Ok(ReadyOptions {
+        conditions: cli.ready_when.clone(),
+        timeout: cli.ready_timeout,
+        fd: cli.ready_fd,
+        quiet: cli.quiet,
+    })
 }
 
 /// `--net`, `--veth-name` and `--net-move` as a mode and a plan; what

@@ -13,6 +13,7 @@
 pub mod cli;
 pub mod config;
 pub mod confine;
+pub mod control;
 pub mod error;
 pub mod fault;
 pub mod firmware;

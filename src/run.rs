@@ -21,6 +21,7 @@ use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
 use crate::confine::notify::{self, Notifier, Refusal};
 use crate::confine::tally::Tally;
+use crate::control;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::inits::Program;
@@ -32,9 +33,11 @@ use crate::host::{lower, namespace, preflight};
 use crate::network::{self, attach::Attached};
 use crate::report::log::Log;
 use crate::report::{self, changes, Report};
+use crate::state::live::{self, RunFacts};
 use crate::state::{self, teardown::Teardown, Resource, RunState};
-use crate::supervise::console::{self, RawMode, Relay};
+use crate::supervise::console::{self, RawMode, Relay, Tee};
 use crate::supervise::ending::{self, Ending, Outcome, Stopping};
+use crate::supervise::ready::Readiness;
 use crate::supervise::{self, Options, Watch};
 use crate::sys;
 
@@ -48,6 +51,10 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
             Ok(0)
         }
         Action::Run(firmware) => run_with_report(&cfg, firmware, &mut log),
+        Action::Enter(opts) => control::enter::enter(opts),
+        Action::List(opts) => control::list::list(opts, &mut Sweep),
+        Action::Stop(opts) => control::stop::stop(opts),
+        Action::Wait(opts) => control::wait::wait(opts),
     }
 }
 
@@ -288,6 +295,8 @@ fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capa
 
 /// What a run holds while the firmware runs; dropped, it is torn down.
 struct Acquired {
+    /// The run's state directory, where it publishes what it is doing.
+    state_dir: PathBuf,
     layout: Layout,
     program: PathBuf,
     /// The init's program, opened for a hint after a kill (closed before
@@ -327,6 +336,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
     };
     let program_file = Program::open(&root, &program);
     let envp = firmware_env(cfg, prep, &root, log);
+    publish_facts(cfg, prep, &envp, &state_dir)?;
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -344,6 +354,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         Hierarchy::Legacy(_) => None,
     };
     Ok(Acquired {
+        state_dir,
         layout,
         program,
         program_file,
@@ -352,6 +363,29 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         cgroup,
         teardown,
     })
+}
+
+/// What `fwrun enter` and `fwrun list` read about the run.
+fn publish_facts(cfg: &RunConfig, prep: &Prepared, envp: &[CString], dir: &Path) -> Result<()> {
+    let caps: Vec<String> = prep
+        .caps
+        .iter()
+        .map(|c| capabilities::short_name(*c))
+        .collect();
+    let veth = cfg.network.veth.as_ref();
+    live::publish_facts(
+        dir,
+        &RunFacts {
+            firmware: &prep.fw.path,
+            net: cfg.net.label(),
+            interface: veth.map(|v| v.host.as_str()),
+            address: veth.and_then(|v| v.addr.map(|a| a.to_string())),
+            env: envp,
+            caps: &caps,
+            seccomp: cfg.kernel.seccomp,
+            host_devs: &prep.host_devs,
+        },
+    )
 }
 
 /// The init's environment: TERM, unless --env gave it, becomes one the
@@ -507,11 +541,9 @@ fn boot(
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<Booted> {
-    let pty = open_console(cfg)?;
-    let spec = child_spec(cfg, prep, acq, pty.as_ref())?;
-    let mut relay = pty
-        .as_ref()
-        .map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
+    let (pty, mut tee, output) = open_console(cfg)?;
+    let spec = child_spec(cfg, prep, acq, pty.as_ref(), output.as_ref())?;
+    let mut relay = relay_for(cfg, pty.as_ref());
     // The terminal is restored when this guard goes, on every path.
     let _raw = match &relay {
         Some(_) => RawMode::enter()?,
@@ -523,38 +555,31 @@ fn boot(
         timeout: cfg.timeout,
         cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
-    let mut follow = acq
-        .profile
-        .as_mut()
-        .and_then(|(_, d)| d.as_mut())
-        .filter(|_| cfg.apparmor.follow_denials);
+    let mut ready = Readiness::new(&cfg.ready, &cfg.name, &acq.state_dir);
     let mut refused = Tally::default();
     loop {
         rep.boots += 1;
-        let (mut started, net) = start_firmware(cfg, &spec, log, rep)?;
-        fault::step("clone")?;
-        log.phase(
-            "start",
-            format!(
-                "started {} as pid {} of run {} (host pid {})",
-                Path::new(&cfg.init[0]).display(),
-                if spec.as_pid2 { 2 } else { 1 },
-                cfg.name,
-                started.pid
-            ),
-        );
+        let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
+        ready.boot(started.pid);
         let mut notifier = started
             .listener
             .take()
-            .map(|l| Notifier::new(l, started.pid, prep.host_devs.clone()));
+            .map(|l| Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone()));
         let watch = Watch {
             relay: relay.as_mut(),
-            follow: follow.as_deref_mut(),
+            follow: acq
+                .profile
+                .as_mut()
+                .and_then(|(_, d)| d.as_mut())
+                .filter(|_| cfg.apparmor.follow_denials),
             notify: notifier.as_mut(),
             follow_refusals: cfg.apparmor.follow_denials,
+            tee: tee.as_mut(),
+            ready: Some(&mut ready),
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
+        rep.ready_ms = ready.ready_after.map(|d| d.as_millis() as u64);
         refused.merge(notifier.map(|n| n.refused).unwrap_or_default());
         log.phase("run", "the firmware's init ended");
         let (code, mut line) = ending::conclude(&outcome);
@@ -577,6 +602,50 @@ fn boot(
             refused,
         });
     }
+}
+
+/// Start the firmware, and publish its init in the run's state with the
+/// mounts it starts with (the mount interception's table, for the init
+/// and for `fwrun enter`).
+#[allow(clippy::type_complexity)]
+fn start_init(
+    cfg: &RunConfig,
+    spec: &ChildSpec,
+    acq: &Acquired,
+    log: &mut Log,
+    rep: &mut Report,
+) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
+    let (started, net) = start_firmware(cfg, spec, log, rep)?;
+    fault::step("clone")?;
+    log.phase(
+        "start",
+        format!(
+            "started {} as pid {} of run {} (host pid {})",
+            Path::new(&cfg.init[0]).display(),
+            if spec.as_pid2 { 2 } else { 1 },
+            cfg.name,
+            started.pid
+        ),
+    );
+    let mountinfo = std::fs::read_to_string(format!("/proc/{}/mountinfo", started.pid)).ok();
+    if let Err(e) = live::publish_init(
+        &acq.state_dir,
+        started.pid,
+        mountinfo.as_deref().unwrap_or_default(),
+    ) {
+        log.say(format!("warning: {e:#}"));
+    }
+    Ok((started, net, mountinfo))
+}
+
+/// The pty's relay, which also hands readiness what the console says.
+fn relay_for(cfg: &RunConfig, pty: Option<&console::Pty>) -> Option<Relay> {
+    let mut relay =
+        pty.map(|p| Relay::new(p.master.try_clone().expect("duplicating the pty master")));
+    if let Some(r) = relay.as_mut().filter(|_| cfg.ready.watches_console()) {
+        r.tap = Some(Vec::new());
+    }
+    relay
 }
 
 /// Clone the init and, when the firmware gets links to the host, make them
@@ -685,15 +754,27 @@ struct Booted {
 }
 
 /// A pty for the console, unless it inherits fwrun's (the default without
-/// a terminal).
-fn open_console(cfg: &RunConfig) -> Result<Option<console::Pty>> {
+/// a terminal). Inherited, and read for readiness, the init's output goes
+/// through pipes to fwrun's (their write ends stay open across boots).
+#[allow(clippy::type_complexity)]
+fn open_console(
+    cfg: &RunConfig,
+) -> Result<(
+    Option<console::Pty>,
+    Option<Tee>,
+    Option<(OwnedFd, OwnedFd)>,
+)> {
     let tty = console::stdin_is_tty();
     match cfg
         .console
         .unwrap_or(if tty { Console::Pty } else { Console::Inherit })
     {
-        Console::Pty => Ok(Some(console::open_pty()?)),
-        Console::Inherit => Ok(None),
+        Console::Pty => Ok((Some(console::open_pty()?), None, None)),
+        Console::Inherit if cfg.ready.watches_console() => {
+            let (tee, out, err) = Tee::open()?;
+            Ok((None, Some(tee), Some((out, err))))
+        }
+        Console::Inherit => Ok((None, None, None)),
     }
 }
 
@@ -703,6 +784,7 @@ fn child_spec(
     prep: &Prepared,
     acq: &Acquired,
     pty: Option<&console::Pty>,
+    output: Option<&(OwnedFd, OwnedFd)>,
 ) -> Result<ChildSpec> {
     let console_path = match pty {
         Some(p) => Some(p.slave_path.clone()),
@@ -717,6 +799,7 @@ fn child_spec(
         binds: cfg.binds.clone(),
         console: console_path,
         tty: pty.map(|p| p.slave.as_raw_fd()),
+        output: output.map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd())),
         as_pid2: cfg.as_pid2,
         program: c_string(acq.program.as_os_str())?,
         profile: acq.profile.as_ref().map(|(name, _)| name.clone()),

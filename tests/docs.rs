@@ -4,6 +4,8 @@
 //! The committed files are
 //!
 //! - man/fwrun.1            (roff; `man -l man/fwrun.1`)
+//! - man/fwrun-enter.1, man/fwrun-list.1, man/fwrun-stop.1, man/fwrun-wait.1
+//!   (one page per subcommand)
 //! - completions/fwrun.bash (bash)
 //! - completions/_fwrun     (zsh: a directory on $fpath)
 //! - completions/fwrun.fish (fish)
@@ -38,6 +40,8 @@ const REGEN_VAR: &str = "FWRUN_REGEN_DOCS";
 const REGEN_COMMAND: &str = "FWRUN_REGEN_DOCS=1 cargo test --test docs";
 
 const MAN_PAGE: &str = "man/fwrun.1";
+/// The subcommands, each with a page of its own: man/fwrun-NAME.1.
+const SUBCOMMANDS: &[&str] = &["enter", "list", "stop", "wait"];
 const BASH: &str = "completions/fwrun.bash";
 const ZSH: &str = "completions/_fwrun";
 const FISH: &str = "completions/fwrun.fish";
@@ -66,6 +70,10 @@ use Block::{Code, Item, Para};
 const SYNOPSIS: &[&str] = &[
     "fwrun [OPTIONS] --firmware PATH [-- INIT [ARG]...]",
     "fwrun --cleanup [-v | -q]",
+    "fwrun enter [OPTIONS] NAME [--] [CMD [ARG]...]",
+    "fwrun list [--json]",
+    "fwrun stop NAME [--kill | --timeout SECS]",
+    "fwrun wait NAME [--timeout DURATION]",
 ];
 
 /// The extra sections, in the order they follow OPTIONS.
@@ -91,7 +99,8 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             ),
             Item(
                 "124",
-                "`--timeout` expired: the firmware was stopped as for Ctrl-C.",
+                "`--timeout` expired, or the firmware was not ready within \
+                 `--ready-timeout`: the firmware was stopped as for Ctrl-C.",
             ),
             Item(
                 "125",
@@ -258,6 +267,12 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
             Item("exit_code", "fwrun's exit status."),
             Item("boots", "How many times the firmware was started (`--on-reboot` restart)."),
             Item(
+                "ready_ms",
+                "How long the (last) boot took, from the init's start, until the \
+                 `--ready-when` conditions held (at once without any), in \
+                 milliseconds; null if it was never ready.",
+            ),
+            Item(
                 "changes",
                 "What the firmware changed in its root (`path`, `change`: added, \
                  modified, deleted, replaced-directory), or null if the overlay \
@@ -336,7 +351,11 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  locked for as long as the run lives. A later run, or \
                  `fwrun --cleanup`, removes it once its run is dead, after \
                  renaming it /run/fwrun/.dead-PID-SEQ-NAME, so that a new run \
-                 may take the name at once; a run that ends does the same.",
+                 may take the name at once; a run that ends does the same. The \
+                 run also publishes there what `fwrun enter`, `list`, `stop` and \
+                 `wait` read: its state (booting, ready, stopping), its init's \
+                 pid, its firmware and network, the init's environment, \
+                 capabilities and mounts.",
             ),
             Item(
                 "/sys/fs/cgroup/…/fwrun-NAME/",
@@ -381,6 +400,17 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "sudo fwrun --firmware router.ext4 --net veth:192.168.1.2/24 -- /sbin/init &\n\
                  curl http://192.168.1.1/",
             ),
+            Para(
+                "A CI job: boot in the background, wait until the console shows \
+                 the login prompt, test inside, stop (see `fwrun-enter`(1), \
+                 `fwrun-wait`(1), `fwrun-stop`(1)):",
+            ),
+            Code(
+                "sudo fwrun --firmware fw.ext4 --name t1 --ready-when console:'login:' &\n\
+                 sudo fwrun wait t1 --timeout 60s\n\
+                 sudo fwrun enter t1 -- /usr/bin/selftest\n\
+                 sudo fwrun stop t1",
+            ),
             Para("Remove what runs that were killed left behind:"),
             Code("sudo fwrun --cleanup"),
         ],
@@ -388,10 +418,187 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
     (
         "SEE ALSO",
         &[Para(
-            "`namespaces`(7), `pid_namespaces`(7), `mount_namespaces`(7), \
-             `unshare`(1), `systemd-nspawn`(1)",
+            "`fwrun-enter`(1), `fwrun-list`(1), `fwrun-stop`(1), \
+             `fwrun-wait`(1), `namespaces`(7), `pid_namespaces`(7), \
+             `mount_namespaces`(7), `unshare`(1), `systemd-nspawn`(1)",
         )],
     ),
+];
+
+/// One page per subcommand: its name, SYNOPSIS lines and extra sections.
+struct SubPage {
+    name: &'static str,
+    synopsis: &'static [&'static str],
+    sections: &'static [(&'static str, &'static [Block])],
+}
+
+const SEE_ALSO_SUB: (&str, &[Block]) = (
+    "SEE ALSO",
+    &[Para(
+        "`fwrun`(1), `fwrun-enter`(1), `fwrun-list`(1), `fwrun-stop`(1), `fwrun-wait`(1)",
+    )],
+);
+
+const SUB_PAGES: &[SubPage] = &[
+    SubPage {
+        name: "enter",
+        synopsis: &["fwrun enter [OPTIONS] NAME [--] [CMD [ARG]...]"],
+        sections: &[
+            (
+                "CONFINEMENT",
+                &[
+                    Para(
+                        "The command joins the init's mount, UTS, IPC, network, cgroup \
+                         and pid namespaces (through a pidfd of the init), its root and \
+                         working directory, and the run's cgroup when it has one; its \
+                         pid is not 1, and ps shows the firmware's processes. It enters \
+                         the run's AppArmor profile (the one the run's state records), \
+                         keeps the capabilities the init kept and installs the same \
+                         seccomp filter: what the init may not do, the command may not \
+                         either. This fwrun process answers the command's mount calls \
+                         as the run's fwrun answers the init's, with the same table of \
+                         fwrun's mounts, and says at the end what it refused (not with \
+                         `-q`). Processes the command leaves running keep running, but \
+                         their mount calls fail once it has exited.",
+                    ),
+                    Para(
+                        "It gets the init's environment (PATH, HOME, TERM, container, \
+                         FWRUN_NAME and the run's --env values) with `--env` on top. On \
+                         a pseudo-terminal of the firmware's own (when stdin is a \
+                         terminal, or with `-t`), the caller's terminal is in raw mode: \
+                         Ctrl-C reaches the command inside, and Ctrl-] three times \
+                         within a second kills it. Without one, it shares fwrun's stdin, \
+                         stdout and stderr, and the signals fwrun gets (SIGTERM, SIGINT, \
+                         SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2) are passed on to it.",
+                    ),
+                    Para(
+                        "A run is entered only while its fwrun holds its state's lock, \
+                         and only if its state directory is root's and writable by no \
+                         one else.",
+                    ),
+                ],
+            ),
+            (
+                "EXIT STATUS",
+                &[
+                    Para("The command's own status; 128+N when it dies of signal N. Otherwise:"),
+                    Item("126", "The command exists but cannot be executed."),
+                    Item("127", "The command was not found in the firmware."),
+                    Item(
+                        "125",
+                        "fwrun itself failed: a bad NAME, no such run, a run whose init \
+                         has not started yet, a state directory that is not root's. One \
+                         line on standard error says which.",
+                    ),
+                ],
+            ),
+            (
+                "EXAMPLES",
+                &[
+                    Para("A login shell in run t1:"),
+                    Code("sudo fwrun enter t1"),
+                    Para("A self-test, with one more variable, its status as fwrun's:"),
+                    Code("sudo fwrun enter --env VERBOSE=1 t1 -- /usr/bin/selftest"),
+                ],
+            ),
+            SEE_ALSO_SUB,
+        ],
+    },
+    SubPage {
+        name: "list",
+        synopsis: &["fwrun list [--json]"],
+        sections: &[
+            (
+                "OUTPUT",
+                &[
+                    Para(
+                        "One line per live run: NAME, FIRMWARE, PID (the init's, on the \
+                         host), STATE (booting, ready or stopping), UPTIME, NETWORK. With \
+                         `--json`, an array of objects (schemas/list.schema.json in \
+                         fwrun's sources): `name`, `firmware`, `pid` (null until the \
+                         init runs), `fwrun_pid`, `state`, `started` (UTC, RFC 3339), \
+                         `uptime_s` and `network` (`mode`, and the host's side \
+                         `interface` and `address` when the mode has them, else null).",
+                    ),
+                    Para(
+                        "Runs whose fwrun is dead are not listed: what they left is swept \
+                         first, as `fwrun --cleanup` does.",
+                    ),
+                ],
+            ),
+            (
+                "EXIT STATUS",
+                &[
+                    Item("0", "The list was printed (it may be empty)."),
+                    Item("125", "fwrun failed (not root, say)."),
+                ],
+            ),
+            SEE_ALSO_SUB,
+        ],
+    },
+    SubPage {
+        name: "stop",
+        synopsis: &["fwrun stop NAME [--kill | --timeout SECS]"],
+        sections: &[
+            (
+                "STOPPING",
+                &[Para(
+                    "fwrun stop sends SIGTERM to the run's fwrun (its pid checked \
+                     against its state's lock, so that a reused pid is never \
+                     signalled): the init gets the run's --stop-signal, and every \
+                     process of the firmware is killed after the run's \
+                     --stop-timeout. With `--kill`, or once `--timeout` has passed, \
+                     a second SIGTERM kills the firmware at once. fwrun stop returns \
+                     when the run's fwrun has torn everything down and exited; the \
+                     run exits as for SIGTERM (143).",
+                )],
+            ),
+            (
+                "EXIT STATUS",
+                &[
+                    Item("0", "The run has ended and cleaned up."),
+                    Item("1", "No run of that name was running."),
+                    Item("125", "fwrun failed (a bad NAME, not root)."),
+                ],
+            ),
+            SEE_ALSO_SUB,
+        ],
+    },
+    SubPage {
+        name: "wait",
+        synopsis: &["fwrun wait NAME [--timeout DURATION]"],
+        sections: &[
+            (
+                "EXIT STATUS",
+                &[
+                    Item(
+                        "0",
+                        "The run is ready: its --ready-when conditions held (at once, \
+                         without any).",
+                    ),
+                    Item(
+                        "1",
+                        "The run ended before it was ready, or no run of that name \
+                         started within 10 s.",
+                    ),
+                    Item("124", "`--timeout` passed first."),
+                    Item("125", "fwrun failed (a bad NAME, not root)."),
+                ],
+            ),
+            (
+                "EXAMPLES",
+                &[
+                    Para("Start a run in the background, and go on once it is up:"),
+                    Code(
+                        "sudo fwrun --firmware fw.ext4 --name t1 --ready-when tcp:127.0.0.1:8080 \\\n    \
+                         --net host &\n\
+                         sudo fwrun wait t1 --timeout 2m",
+                    ),
+                ],
+            ),
+            SEE_ALSO_SUB,
+        ],
+    },
 ];
 
 /// Plain text with `backquoted` spans set in bold.
@@ -403,9 +610,9 @@ fn inlines(text: &str) -> Vec<Inline> {
         .collect()
 }
 
-fn render_extra_sections() -> Roff {
+fn render_extra_sections(sections: &[(&str, &[Block])]) -> Roff {
     let mut roff = Roff::new();
-    for (title, blocks) in EXTRA_SECTIONS {
+    for (title, blocks) in sections {
         roff.control("SH", [*title]);
         for (i, block) in blocks.iter().enumerate() {
             match block {
@@ -451,6 +658,39 @@ fn render_extra_sections() -> Roff {
 fn man_page() -> Vec<u8> {
     let mut cmd = Cli::command();
     cmd.build();
+    page(cmd, "FWRUN", SYNOPSIS, EXTRA_SECTIONS)
+}
+
+/// The page of subcommand `sub`, named fwrun-SUB, built as the main one.
+fn sub_page(sub: &SubPage) -> Vec<u8> {
+    page(
+        sub_command(sub.name),
+        &format!("FWRUN-{}", sub.name.to_uppercase()),
+        sub.synopsis,
+        sub.sections,
+    )
+}
+
+/// Subcommand `name` as a command of its own, fwrun-NAME, with fwrun's
+/// version.
+fn sub_command(name: &str) -> clap::Command {
+    let mut root = Cli::command();
+    root.build();
+    // clap keeps names as &'static str; these few live for the test.
+    let page_name: &'static str = Box::leak(format!("fwrun-{name}").into_boxed_str());
+    root.find_subcommand(name)
+        .unwrap_or_else(|| panic!("fwrun has no subcommand {name}"))
+        .clone()
+        .name(page_name)
+        .version(env!("CARGO_PKG_VERSION"))
+}
+
+fn page(
+    cmd: clap::Command,
+    title: &str,
+    synopsis_lines: &[&str],
+    sections: &[(&str, &[Block])],
+) -> Vec<u8> {
     let has_args = cmd.get_arguments().any(|a| !a.is_hide_set());
     let has_subcommands = cmd.get_subcommands().any(|s| !s.is_hide_set());
     let version = cmd.get_version().map(str::to_owned);
@@ -476,9 +716,11 @@ fn man_page() -> Vec<u8> {
         Some(v) => format!("fwrun {v}"),
         None => "fwrun".to_owned(),
     };
-    add(format!(".TH FWRUN 1 \"\" \"{source}\" \"User Commands\"\n"));
+    add(format!(
+        ".TH {title} 1 \"\" \"{source}\" \"User Commands\"\n"
+    ));
     add(render(&|w| man.render_name_section(w)));
-    add(render(&|w| synopsis().to_writer(w)));
+    add(render(&|w| synopsis(synopsis_lines).to_writer(w)));
     add(render(&|w| man.render_description_section(w)));
     if has_args {
         add(render(&|w| man.render_options_section(w)));
@@ -486,7 +728,7 @@ fn man_page() -> Vec<u8> {
     if has_subcommands {
         add(render(&|w| man.render_subcommands_section(w)));
     }
-    add(render(&|w| render_extra_sections().to_writer(w)));
+    add(render(&|w| render_extra_sections(sections).to_writer(w)));
     if version.is_some() {
         add(render(&|w| man.render_version_section(w)));
     }
@@ -496,12 +738,12 @@ fn man_page() -> Vec<u8> {
     page.into_bytes()
 }
 
-/// SYNOPSIS: the lines of the `SYNOPSIS` constant with `fwrun` and the
-/// flags in bold and the UPPERCASE placeholders in italics.
-fn synopsis() -> Roff {
+/// SYNOPSIS: the lines given with `fwrun`, its subcommands and the flags
+/// in bold and the UPPERCASE placeholders in italics.
+fn synopsis(lines: &[&str]) -> Roff {
     let mut roff = Roff::new();
     roff.control("SH", ["SYNOPSIS"]);
-    for (i, line) in SYNOPSIS.iter().enumerate() {
+    for (i, line) in lines.iter().enumerate() {
         if i > 0 {
             roff.control("br", []);
         }
@@ -521,7 +763,10 @@ fn synopsis() -> Roff {
                 word.push(n);
                 chars.next();
             }
-            let styled = if word == "fwrun" || word.starts_with('-') {
+            // `fwrun`, a subcommand right after it, and flags in bold.
+            let subcommand =
+                parts.len() == 1 && plain == " " && SUBCOMMANDS.contains(&word.as_str());
+            let styled = if word == "fwrun" || word.starts_with('-') || subcommand {
                 bold(word)
             } else if word.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
                 italic(word)
@@ -550,13 +795,24 @@ fn completion(shell: Shell) -> Vec<u8> {
 }
 
 /// Every generated file: its path under the crate's root and its content.
-fn render_all() -> Vec<(&'static str, Vec<u8>)> {
-    vec![
-        (MAN_PAGE, man_page()),
-        (BASH, completion(Shell::Bash)),
-        (ZSH, completion(Shell::Zsh)),
-        (FISH, completion(Shell::Fish)),
-    ]
+fn render_all() -> Vec<(String, Vec<u8>)> {
+    let mut docs = vec![(MAN_PAGE.to_string(), man_page())];
+    for sub in SUB_PAGES {
+        docs.push((format!("man/fwrun-{}.1", sub.name), sub_page(sub)));
+    }
+    docs.extend([
+        (BASH.to_string(), completion(Shell::Bash)),
+        (ZSH.to_string(), completion(Shell::Zsh)),
+        (FISH.to_string(), completion(Shell::Fish)),
+    ]);
+    docs
+}
+
+/// The man pages' paths.
+fn man_pages() -> Vec<String> {
+    std::iter::once(MAN_PAGE.to_string())
+        .chain(SUB_PAGES.iter().map(|s| format!("man/fwrun-{}.1", s.name)))
+        .collect()
 }
 
 fn root() -> &'static Path {
@@ -574,8 +830,8 @@ fn regen_requested() -> bool {
 /// The rendered files; with FWRUN_REGEN_DOCS set, also written to disk. Every
 /// test goes through here first, so that in a regeneration run no test reads
 /// a file while it is being written.
-fn generated() -> &'static [(&'static str, Vec<u8>)] {
-    static DOCS: OnceLock<Vec<(&'static str, Vec<u8>)>> = OnceLock::new();
+fn generated() -> &'static [(String, Vec<u8>)] {
+    static DOCS: OnceLock<Vec<(String, Vec<u8>)>> = OnceLock::new();
     DOCS.get_or_init(|| {
         let docs = render_all();
         if regen_requested() {
@@ -643,19 +899,31 @@ fn docs_are_fresh() {
     );
 }
 
-/// Every flag that the SYNOPSIS and the extra sections name is one of
-/// fwrun's, so that renaming or removing a flag cannot leave the man page's
-/// hand-written text behind unnoticed.
-#[test]
-fn extra_text_names_real_flags() {
-    let cmd = Cli::command();
-    let longs: Vec<&str> = cmd.get_arguments().filter_map(|a| a.get_long()).collect();
-    let shorts: Vec<char> = cmd.get_arguments().filter_map(|a| a.get_short()).collect();
-    let mut texts: Vec<(&str, String)> = SYNOPSIS
+/// The long and short flags of `cmd`, and of subcommand `sub` if given.
+fn flags(cmd: &clap::Command, sub: Option<&str>) -> (Vec<String>, Vec<char>) {
+    let mut args: Vec<&clap::Arg> = cmd.get_arguments().collect();
+    if let Some(sub) = sub.and_then(|s| cmd.find_subcommand(s)) {
+        args.extend(sub.get_arguments());
+    }
+    (
+        args.iter()
+            .filter_map(|a| a.get_long())
+            .map(str::to_string)
+            .collect(),
+        args.iter().filter_map(|a| a.get_short()).collect(),
+    )
+}
+
+/// The hand-written text of a page: (section, text) pairs.
+fn page_texts<'a>(
+    synopsis: &[&str],
+    sections: &'a [(&'a str, &'a [Block])],
+) -> Vec<(&'a str, String)> {
+    let mut texts: Vec<(&str, String)> = synopsis
         .iter()
         .map(|l| ("SYNOPSIS", l.to_string()))
         .collect();
-    for (title, blocks) in EXTRA_SECTIONS {
+    for (title, blocks) in sections {
         for block in *blocks {
             texts.push(match block {
                 Para(t) | Code(t) => (title, t.to_string()),
@@ -663,9 +931,23 @@ fn extra_text_names_real_flags() {
             });
         }
     }
+    texts
+}
+
+/// The flags `texts` name that fwrun does not have. On a subcommand's page,
+/// or on a line that names `fwrun SUB`, that subcommand's flags count too.
+fn unknown_flags(texts: &[(&str, String)], page_sub: Option<&str>) -> Vec<String> {
+    let cmd = Cli::command();
     let mut unknown = Vec::new();
-    for (title, text) in &texts {
+    for (title, text) in texts {
         for line in text.lines() {
+            let sub = page_sub.or_else(|| {
+                SUBCOMMANDS
+                    .iter()
+                    .copied()
+                    .find(|s| line.contains(&format!("fwrun {s}")))
+            });
+            let (longs, shorts) = flags(&cmd, sub);
             // Flags start a word: "--x", "(--x", "`--x`"; "a-b" and
             // "RTMIN+4" are not flags. After a lone "--" come the init's.
             let words = line.split(|c: char| c.is_whitespace() || "`([|,".contains(c));
@@ -675,7 +957,7 @@ fn extra_text_names_real_flags() {
                 }
                 let word = word.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
                 let known = if let Some(long) = word.strip_prefix("--") {
-                    longs.contains(&long)
+                    longs.iter().any(|l| l == long)
                 } else if let Some(short) = word.strip_prefix('-') {
                     let mut c = short.chars();
                     matches!((c.next(), c.next()), (Some(s), None) if shorts.contains(&s))
@@ -688,10 +970,33 @@ fn extra_text_names_real_flags() {
             }
         }
     }
+    unknown
+}
+
+/// Every flag that the SYNOPSIS and the extra sections of every page name
+/// is one of fwrun's, so that renaming or removing a flag cannot leave the
+/// man pages' hand-written text behind unnoticed.
+#[test]
+fn extra_text_names_real_flags() {
+    let mut unknown = unknown_flags(&page_texts(SYNOPSIS, EXTRA_SECTIONS), None);
+    for sub in SUB_PAGES {
+        assert!(SUBCOMMANDS.contains(&sub.name), "{}", sub.name);
+        let texts = page_texts(sub.synopsis, sub.sections);
+        unknown.extend(
+            unknown_flags(&texts, Some(sub.name))
+                .into_iter()
+                .map(|u| format!("fwrun-{}: {u}", sub.name)),
+        );
+    }
     assert!(
         unknown.is_empty(),
-        "the man page's hand-written text in tests/docs.rs names flags fwrun does not have: {unknown:?}"
+        "the man pages' hand-written text in tests/docs.rs names flags fwrun does not have: {unknown:?}"
     );
+    // Every subcommand has its page.
+    let cmd = Cli::command();
+    let subs: Vec<&str> = cmd.get_subcommands().map(|s| s.get_name()).collect();
+    assert_eq!(subs, SUBCOMMANDS);
+    assert_eq!(SUB_PAGES.len(), SUBCOMMANDS.len());
 }
 
 // ---------------------------------------------------------------------------
@@ -787,9 +1092,44 @@ fn describe(out: &Output) -> String {
 #[test]
 fn man_page_renders_without_warnings() {
     generated();
+    for page in man_pages() {
+        let shown = render_man(&page);
+        let needles: &[&str] = match page.as_str() {
+            MAN_PAGE => &[
+                "--firmware",
+                "--on-reboot",
+                "--ready-when",
+                "EXIT STATUS",
+                "ENVIRONMENT",
+                "FWRUN_FAULT",
+                "FILES",
+                "/run/fwrun/NAME/",
+                "EXAMPLES",
+                "sudo fwrun --firmware rootfs.ext4 -- /sbin/init",
+                "SUBCOMMANDS",
+                "fwrun-enter(1)",
+                "ready_ms",
+            ],
+            "man/fwrun-enter.1" => &["fwrun-enter", "--no-tty", "CONFINEMENT", "EXIT STATUS"],
+            "man/fwrun-list.1" => &["fwrun-list", "--json", "uptime_s"],
+            "man/fwrun-stop.1" => &["fwrun-stop", "--kill", "143"],
+            "man/fwrun-wait.1" => &["fwrun-wait", "--timeout", "124"],
+            other => panic!("no needles for {other}"),
+        };
+        for needle in needles {
+            assert!(
+                shown.contains(needle),
+                "man -l {page} does not show {needle:?}:\n{shown}"
+            );
+        }
+    }
+}
+
+/// `man -l PAGE`'s text, which must come without a warning.
+fn render_man(page: &str) -> String {
     let mut man = Command::new("man");
     // --warnings=w: every groff warning, not only man-db's default few.
-    man.args(["--warnings=w", "-l", MAN_PAGE])
+    man.args(["--warnings=w", "-l", page])
         .env("MANWIDTH", "100")
         .env("LC_ALL", "C.UTF-8")
         .env_remove("MAN_KEEP_FORMATTING")
@@ -799,45 +1139,31 @@ fn man_page_renders_without_warnings() {
     let out = run(man, &Scratch::new("man"), "man-db");
     assert!(
         out.status.success(),
-        "man -l {MAN_PAGE} failed: {}",
+        "man -l {page} failed: {}",
         describe(&out)
     );
     assert!(
         out.stderr.is_empty(),
-        "man -l {MAN_PAGE} warned: {}",
+        "man -l {page} warned: {}",
         describe(&out)
     );
-    let page = text(&out.stdout);
-    for needle in [
-        "--firmware",
-        "--on-reboot",
-        "EXIT STATUS",
-        "ENVIRONMENT",
-        "FWRUN_FAULT",
-        "FILES",
-        "/run/fwrun/NAME/",
-        "EXAMPLES",
-        "sudo fwrun --firmware rootfs.ext4 -- /sbin/init",
-    ] {
-        assert!(
-            page.contains(needle),
-            "man -l {MAN_PAGE} does not show {needle:?}:\n{page}"
-        );
-    }
+    text(&out.stdout)
 }
 
-/// groff with every warning on (-ww) finds nothing to say about the page.
+/// groff with every warning on (-ww) finds nothing to say about the pages.
 #[test]
 fn man_page_passes_groff_warnings() {
     generated();
-    let mut groff = Command::new("groff");
-    groff.args(["-k", "-ww", "-z", "-man", MAN_PAGE]);
-    let out = run(groff, &Scratch::new("groff"), "groff-base");
-    assert!(
-        out.status.success() && out.stderr.is_empty(),
-        "groff -k -ww -z -man {MAN_PAGE} warned: {}",
-        describe(&out)
-    );
+    for page in man_pages() {
+        let mut groff = Command::new("groff");
+        groff.args(["-k", "-ww", "-z", "-man", &page]);
+        let out = run(groff, &Scratch::new("groff"), "groff-base");
+        assert!(
+            out.status.success() && out.stderr.is_empty(),
+            "groff -k -ww -z -man {page} warned: {}",
+            describe(&out)
+        );
+    }
 }
 
 /// What every shell must offer for `fwrun --fir`: `--firmware`, and nothing

@@ -83,6 +83,18 @@ fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
         "{} checks ran, the scripts make {want}:\n{console}",
         checks.len()
     );
+    // fwrun enter's command is confined as the init is (apparmor.sh, 2e).
+    for check in [
+        "ok - the entered command runs under the run's profile",
+        "ok - device-rcs.sh: the same verdicts as from the init",
+        "ok - accidents.sh: the same verdicts as from the init",
+        "ok - escape.sh through fwrun enter, the profile alone",
+    ] {
+        assert!(
+            checks.iter().any(|c| c.starts_with(check)),
+            "{check:?} did not run:\n{console}"
+        );
+    }
     print_profile_cost(&console);
     let _ = fs::remove_dir_all(&payload);
 }

@@ -50,12 +50,20 @@ impl Notifier {
     /// fwrun's. `host_devs` are the devices of the host file systems bound
     /// into the firmware.
     pub fn new(listener: OwnedFd, init: libc::pid_t, host_devs: Vec<(u32, u32)>) -> Self {
-        let table = std::fs::read_to_string(format!("/proc/{init}/mountinfo"))
-            .ok()
-            .map(|info| Table::from_mountinfo(&info, host_devs));
+        let info = std::fs::read_to_string(format!("/proc/{init}/mountinfo")).ok();
+        Notifier::from_mountinfo(listener, info.as_deref(), host_devs)
+    }
+
+    /// The same, from the init's mountinfo as it started (read then, or
+    /// kept: `fwrun enter` serves its command with the run's).
+    pub fn from_mountinfo(
+        listener: OwnedFd,
+        mountinfo: Option<&str>,
+        host_devs: Vec<(u32, u32)>,
+    ) -> Self {
         Notifier {
             listener,
-            table,
+            table: mountinfo.map(|info| Table::from_mountinfo(info, host_devs)),
             refused: Tally::default(),
         }
     }

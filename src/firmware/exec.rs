@@ -48,12 +48,24 @@ pub fn exec_init(spec: &ChildSpec, confine_with: Option<&OwnedFd>) -> (i32, Stri
 /// seccomp filter and send its notification descriptor to the supervisor
 /// over `sock`.
 pub fn confine(spec: &ChildSpec, sock: &OwnedFd) -> Result<()> {
-    if let Some(profile) = &spec.profile {
+    confine_as(spec.profile.as_deref(), &spec.caps, spec.seccomp, sock)
+}
+
+/// [`confine`] with its parts named: the profile to enter, the
+/// capabilities to keep, whether to install the seccomp filter. `fwrun
+/// enter` confines its command with the run's.
+pub fn confine_as(
+    profile: Option<&str>,
+    keep: &[caps::Capability],
+    seccomp: bool,
+    sock: &OwnedFd,
+) -> Result<()> {
+    if let Some(profile) = profile {
         crate::confine::apparmor::confine_before_exec(profile)?;
     }
-    crate::confine::caps::apply(&spec.caps)?;
-    if spec.seccomp {
-        if !spec.caps.contains(&caps::Capability::CAP_SYS_ADMIN) {
+    crate::confine::caps::apply(keep)?;
+    if seccomp {
+        if !keep.contains(&caps::Capability::CAP_SYS_ADMIN) {
             // Without CAP_SYS_ADMIN, a filter needs no_new_privs.
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| anyhow!("setting no_new_privs: {}", errno_text(e)))?;

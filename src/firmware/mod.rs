@@ -189,7 +189,7 @@ fn child_error(msg: String) -> anyhow::Error {
 /// Read the child's setup pipe until end of file (the exec happened) or its
 /// message has arrived in full, and take the seccomp filter's descriptor
 /// when the child sends it (just before its exec).
-fn hear_from_child(err_r: OwnedFd, notify_r: OwnedFd) -> Result<(String, Option<OwnedFd>)> {
+pub fn hear_from_child(err_r: OwnedFd, notify_r: OwnedFd) -> Result<(String, Option<OwnedFd>)> {
     let mut msg = String::new();
     let mut pipe = File::from(err_r);
     let mut notify = Some(notify_r);

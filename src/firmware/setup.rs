@@ -83,25 +83,7 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
     // The init leads a session of its own: a terminal's Ctrl-C goes to fwrun,
     // which stops the firmware with its stop signal.
     nix::unistd::setsid().map_err(|e| anyhow!("creating a new session: {}", errno_text(e)))?;
-    if let Some(tty) = spec.tty {
-        // SAFETY: dup2 and ioctl on descriptors this process holds.
-        unsafe {
-            for fd in 0..3 {
-                if libc::dup2(tty, fd) < 0 {
-                    return Err(anyhow!(
-                        "giving the init its terminal: {}",
-                        errno_text(Errno::last())
-                    ));
-                }
-            }
-            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                return Err(anyhow!(
-                    "making the pty the init's controlling terminal: {}",
-                    errno_text(Errno::last())
-                ));
-            }
-        }
-    }
+    take_console(spec)?;
     let root = nix::fcntl::open(
         &spec.root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -135,6 +117,40 @@ fn setup(spec: &ChildSpec, life_r: &OwnedFd) -> Result<()> {
             libc::CLOSE_RANGE_CLOEXEC,
         )
     };
+    Ok(())
+}
+
+/// The init's stdin, stdout and stderr: the pty (its controlling terminal
+/// too), or fwrun's with the output through fwrun's pipes, or fwrun's own.
+fn take_console(spec: &ChildSpec) -> Result<()> {
+    if let Some(tty) = spec.tty {
+        // SAFETY: dup2 and ioctl on descriptors this process holds.
+        unsafe {
+            for fd in 0..3 {
+                if libc::dup2(tty, fd) < 0 {
+                    return Err(anyhow!(
+                        "giving the init its terminal: {}",
+                        errno_text(Errno::last())
+                    ));
+                }
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(anyhow!(
+                    "making the pty the init's controlling terminal: {}",
+                    errno_text(Errno::last())
+                ));
+            }
+        }
+    }
+    if let Some((out, err)) = spec.output {
+        // SAFETY: dup2 of descriptors this process holds.
+        if unsafe { libc::dup2(out, 1) < 0 || libc::dup2(err, 2) < 0 } {
+            return Err(anyhow!(
+                "giving the init its output pipes: {}",
+                errno_text(Errno::last())
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -20,6 +20,9 @@ pub struct ChildSpec {
     /// In pty mode, the slave: the init's stdin, stdout, stderr and
     /// controlling terminal.
     pub tty: Option<RawFd>,
+    /// In inherit mode when fwrun reads the console (readiness): pipes to
+    /// fwrun, the init's stdout and stderr.
+    pub output: Option<(RawFd, RawFd)>,
     /// Run the init as pid 2 under fwrun's minimal pid 1.
     pub as_pid2: bool,
     /// The program to exec (the init, its PATH lookup done); argv[0] stays

@@ -33,6 +33,9 @@ pub struct Report {
     pub stop: Option<Stop>,
     pub exit_code: i32,
     pub boots: u32,
+    /// How long the (last) boot took to become ready (--ready-when), in
+    /// ms; null if it never was.
+    pub ready_ms: Option<u64>,
     /// The firmware's changes to its root (null unless --changes or
     /// --report was given and the overlay was mounted).
     pub changes: Option<Vec<Change>>,
@@ -72,6 +75,7 @@ impl Report {
             stop: None,
             exit_code: 0,
             boots: 0,
+            ready_ms: None,
             changes: None,
             apparmor: AppArmor {
                 mode: apparmor_mode,

@@ -15,6 +15,7 @@
 //! own), so that the name is free at once for a new run. A run that ends
 //! renames its own directory aside the same way before removing it.
 
+pub mod live;
 pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};

@@ -133,6 +133,8 @@ pub struct Relay {
     stdin_open: bool,
     master_open: bool,
     escape: Escape,
+    /// When set, what the pty said is also kept here (for readiness).
+    pub tap: Option<Vec<u8>>,
 }
 
 /// What the relay saw.
@@ -168,7 +170,13 @@ impl Relay {
             stdin_open: true,
             master_open: true,
             escape: Escape::default(),
+            tap: None,
         }
+    }
+
+    /// Whether the user's stdin is still read (false after its end).
+    pub fn stdin_open(&self) -> bool {
+        self.stdin_open
     }
 
     /// The descriptors to poll for input: (fd, is_stdin).
@@ -203,6 +211,9 @@ impl Relay {
                     // SAFETY: fd 1 stays open for the life of the process.
                     let out = unsafe { BorrowedFd::borrow_raw(1) };
                     let _ = write_all(out, &buf[..n]);
+                    if let Some(t) = &mut self.tap {
+                        t.extend_from_slice(&buf[..n]);
+                    }
                 }
             }
         }
@@ -221,6 +232,76 @@ impl Relay {
         while let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
             if n == 0 || write_all(out, &buf[..n]).is_err() {
                 break;
+            }
+        }
+    }
+}
+
+/// In inherit mode, when fwrun must read the console (readiness): the
+/// init's stdout and stderr are pipes, copied to fwrun's own as they come.
+pub struct Tee {
+    /// The read ends, with the descriptor each is copied to (1 or 2).
+    pipes: Vec<(OwnedFd, RawFd)>,
+    /// What was read since the last look.
+    pub tapped: Vec<u8>,
+}
+
+impl Tee {
+    /// The pipes, and the write ends the init gets as its stdout and
+    /// stderr.
+    pub fn open() -> Result<(Tee, OwnedFd, OwnedFd)> {
+        let pipe = || {
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+                .map_err(|e| anyhow!("creating the console's pipe: {}", errno_text(e)))
+        };
+        let (out_r, out_w) = pipe()?;
+        let (err_r, err_w) = pipe()?;
+        let tee = Tee {
+            pipes: vec![(out_r, 1), (err_r, 2)],
+            tapped: Vec::new(),
+        };
+        Ok((tee, out_w, err_w))
+    }
+
+    /// The descriptors to poll for input.
+    pub fn watched(&self) -> Vec<RawFd> {
+        self.pipes.iter().map(|(r, _)| r.as_raw_fd()).collect()
+    }
+
+    /// Input is ready on `fd`: copy it out. A pipe at its end is dropped.
+    pub fn ready(&mut self, fd: RawFd) {
+        let mut buf = [0u8; 8192];
+        let Some(i) = self.pipes.iter().position(|(r, _)| r.as_raw_fd() == fd) else {
+            return;
+        };
+        match nix::unistd::read(&self.pipes[i].0, &mut buf) {
+            Ok(0) | Err(_) => {
+                self.pipes.remove(i);
+            }
+            Ok(n) => {
+                // SAFETY: fwrun's stdout and stderr stay open.
+                let out = unsafe { BorrowedFd::borrow_raw(self.pipes[i].1) };
+                let _ = write_all(out, &buf[..n]);
+                self.tapped.extend_from_slice(&buf[..n]);
+            }
+        }
+    }
+
+    /// After the init ended: copy out what is left, without waiting.
+    pub fn drain(&mut self) {
+        for (r, _) in &self.pipes {
+            let _ = nix::fcntl::fcntl(
+                r,
+                nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+            );
+        }
+        for fd in self.watched() {
+            while self.pipes.iter().any(|(r, _)| r.as_raw_fd() == fd) {
+                let before = self.tapped.len();
+                self.ready(fd);
+                if self.tapped.len() == before {
+                    break;
+                }
             }
         }
     }

@@ -16,6 +16,8 @@ pub enum Stop {
     TimedOut,
     /// The console escape (Ctrl-] three times).
     Escaped,
+    /// --ready-timeout passed before the firmware was ready.
+    NotReady,
 }
 
 impl Stop {
@@ -24,7 +26,7 @@ impl Stop {
             Stop::Interrupted | Stop::Escaped => 128 + libc::SIGINT,
             Stop::Terminated => 128 + libc::SIGTERM,
             Stop::HungUp => 128 + libc::SIGHUP,
-            Stop::TimedOut => crate::error::TIMED_OUT,
+            Stop::TimedOut | Stop::NotReady => crate::error::TIMED_OUT,
         }
     }
 
@@ -37,6 +39,7 @@ impl Stop {
             Stop::HungUp => "hung up (SIGHUP to fwrun)",
             Stop::TimedOut => "timed out",
             Stop::Escaped => "stopped from the console (Ctrl-] three times)",
+            Stop::NotReady => "not ready within --ready-timeout",
         }
     }
 
@@ -48,6 +51,7 @@ impl Stop {
             Stop::HungUp => "SIGHUP to fwrun",
             Stop::TimedOut => "--timeout",
             Stop::Escaped => "console escape",
+            Stop::NotReady => "--ready-timeout",
         }
     }
 
@@ -59,6 +63,7 @@ impl Stop {
             Stop::HungUp => "sighup",
             Stop::TimedOut => "timeout",
             Stop::Escaped => "console-escape",
+            Stop::NotReady => "not-ready",
         }
     }
 }
@@ -135,7 +140,12 @@ impl Stopping {
         let sig = self.signal.map(signals::name).unwrap_or_default();
         let verdict = self.verdict(ending);
         let killed = "killed (every process of it)";
-        if let (Stop::TimedOut, Some(limit)) = (self.why, self.timeout) {
+        let deadline = match (self.why, self.timeout) {
+            (Stop::TimedOut, Some(limit)) => Some(format!("--timeout {} expired", duration(limit))),
+            (Stop::NotReady, _) => Some("not ready within --ready-timeout".to_string()),
+            _ => None,
+        };
+        if let Some(deadline) = deadline {
             let rest = match verdict {
                 Verdict::NotStarted => None,
                 Verdict::Graceful(t) => Some(format!("stopped after {}", took(t))),
@@ -150,7 +160,7 @@ impl Stopping {
                 )),
             };
             if let Some(rest) = rest {
-                return format!("--timeout {} expired: sent {sig}; {rest}", duration(limit));
+                return format!("{deadline}: sent {sig}; {rest}");
             }
         }
         let what = match verdict {
@@ -259,6 +269,7 @@ impl Outcome {
 pub fn ending(out: &Outcome) -> crate::report::Ending {
     let (kind, signal, stop_reason) = match (out.stopped.map(|s| s.why), out.ending) {
         (Some(Stop::TimedOut), _) => ("timeout", None, None),
+        (Some(Stop::NotReady), _) => ("timeout", None, Some(Stop::NotReady.word())),
         (Some(why), _) => ("interrupted", None, Some(why.word())),
         (None, Ending::Exited(_)) => ("exited", None, None),
         (None, _) if rebooted(out) => ("rebooted", None, None),
@@ -352,6 +363,7 @@ mod tests {
             (Stop::Terminated, 143),
             (Stop::HungUp, 129),
             (Stop::TimedOut, 124),
+            (Stop::NotReady, 124),
             (Stop::Escaped, 130),
         ] {
             // The same code whether the firmware obeyed or was killed.

@@ -8,8 +8,9 @@
 
 pub mod console;
 pub mod ending;
+pub mod ready;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -20,8 +21,9 @@ use nix::unistd::Pid;
 
 use crate::confine::denials::Denials;
 use crate::confine::notify::Notifier;
-use crate::supervise::console::{Event, Relay};
+use crate::supervise::console::{Event, Relay, Tee};
 use crate::supervise::ending::{Ending, Kill, Outcome, Stop, Stopping};
+use crate::supervise::ready::{Readiness, Tick};
 use crate::sys::{errno_text, pidfd_signal};
 
 /// The signals fwrun handles itself (stop) or forwards to the init.
@@ -87,6 +89,10 @@ pub struct Watch<'a> {
     pub notify: Option<&'a mut Notifier>,
     /// Print each refused call as it happens.
     pub follow_refusals: bool,
+    /// The init's output through fwrun (inherit mode with readiness).
+    pub tee: Option<&'a mut Tee>,
+    /// The --ready-when conditions, and the run's published state.
+    pub ready: Option<&'a mut Readiness>,
 }
 
 /// The supervisor's state while the init runs.
@@ -223,41 +229,130 @@ pub fn supervise(
     };
     loop {
         if let Some(ending) = reap(pid)? {
-            let out = sup.ended(ending);
             if let Some(r) = watch.relay.as_deref_mut() {
                 r.drain();
             }
-            return Ok(out);
+            if let Some(t) = watch.tee.as_deref_mut() {
+                t.drain();
+            }
+            if let Some(r) = watch.ready.as_deref_mut() {
+                r.stopping();
+            }
+            return Ok(sup.ended(ending));
         }
-        let wait_ms = sup.deadlines();
-        let watched = watch
+        let wait_ms = earliest(sup.deadlines(), look_at_readiness(&mut sup, &mut watch));
+        let fds = Polled::new(sfd, &watch);
+        let mut pfds = fds.pollfds();
+        // SAFETY: poll on valid descriptors (-1 is skipped).
+        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        serve_notifications(&mut watch, pfds[1].revents);
+        fds.on_events(&pfds, &mut watch, &mut sup);
+        while let Ok(Some(info)) = sfd.read_signal() {
+            sup.on_signal(info.ssi_signo as i32, watch.relay.as_deref());
+        }
+        if sup.out.stopped.is_some() {
+            if let Some(r) = watch.ready.as_deref_mut() {
+                r.stopping();
+            }
+        }
+    }
+}
+
+/// The sooner of two poll timeouts in ms (-1: none).
+fn earliest(a: i32, b: i32) -> i32 {
+    match (a, b) {
+        (-1, x) | (x, -1) => x,
+        (a, b) => a.min(b),
+    }
+}
+
+/// Readiness: feed it what the console said, stop the firmware if it was
+/// not ready in time; how long poll may wait for its next look.
+fn look_at_readiness(sup: &mut Supervisor, watch: &mut Watch) -> i32 {
+    let Some(ready) = watch.ready.as_deref_mut() else {
+        return -1;
+    };
+    if let Some(tap) = watch.relay.as_deref_mut().and_then(|r| r.tap.as_mut()) {
+        ready.feed(tap);
+        tap.clear();
+    }
+    if let Some(tee) = watch.tee.as_deref_mut() {
+        ready.feed(&tee.tapped);
+        tee.tapped.clear();
+    }
+    let now = Instant::now();
+    match ready.tick(now) {
+        Tick::TimedOut if sup.out.stopped.is_none() => {
+            sup.stop(Stop::NotReady);
+            -1
+        }
+        Tick::Wait(Some(at)) => {
+            at.saturating_duration_since(now)
+                .as_millis()
+                .min(i32::MAX as u128) as i32
+                + 1
+        }
+        _ => -1,
+    }
+}
+
+/// The descriptors one poll watches, in order: the signalfd, the seccomp
+/// notifications, the console (pty relay, or the tee's pipes), the kernel
+/// log.
+struct Polled {
+    fds: Vec<RawFd>,
+    /// The relay's descriptors (fd, is_stdin), from index 2.
+    relay: Vec<(RawFd, bool)>,
+    /// The tee's pipes, after the relay's.
+    tee: Vec<RawFd>,
+    kmsg: bool,
+}
+
+impl Polled {
+    fn new(sfd: &SignalFd, watch: &Watch) -> Polled {
+        let relay = watch
             .relay
             .as_ref()
             .map(|r| r.watched())
             .unwrap_or_default();
+        let tee = watch.tee.as_ref().map(|t| t.watched()).unwrap_or_default();
         let kmsg = watch.follow.as_ref().and_then(|d| d.fd());
-        let notify = watch.notify.as_ref().map(|n| n.fd());
-        // signalfd, the notifications, the console, the kernel log.
-        let mut pfds: Vec<libc::pollfd> = std::iter::once(sfd.as_raw_fd())
-            .chain(std::iter::once(notify.unwrap_or(-1)))
-            .chain(watched.iter().map(|(fd, _)| *fd))
+        let notify = watch.notify.as_ref().map_or(-1, |n| n.fd());
+        let fds = [sfd.as_raw_fd(), notify]
+            .into_iter()
+            .chain(relay.iter().map(|(fd, _)| *fd))
+            .chain(tee.iter().copied())
             .chain(kmsg)
-            .map(|fd| libc::pollfd {
+            .collect();
+        Polled {
+            fds,
+            relay,
+            tee,
+            kmsg: kmsg.is_some(),
+        }
+    }
+
+    fn pollfds(&self) -> Vec<libc::pollfd> {
+        self.fds
+            .iter()
+            .map(|&fd| libc::pollfd {
                 fd,
                 events: libc::POLLIN,
                 revents: 0,
             })
-            .collect();
-        // SAFETY: poll on valid descriptors (-1 is skipped).
-        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
-        serve_notifications(&mut watch, pfds[1].revents);
-        if kmsg.is_some() && pfds.last().is_some_and(|p| p.revents != 0) {
+            .collect()
+    }
+
+    /// The console and the kernel log, after a poll.
+    fn on_events(&self, pfds: &[libc::pollfd], watch: &mut Watch, sup: &mut Supervisor) {
+        if self.kmsg && pfds.last().is_some_and(|p| p.revents != 0) {
             if let Some(d) = watch.follow.as_deref_mut() {
                 print_denials(d);
             }
         }
+        let (relay_p, rest) = pfds[2..].split_at(self.relay.len());
         if let Some(r) = watch.relay.as_deref_mut() {
-            for (p, (_, is_stdin)) in pfds[2..].iter().zip(&watched) {
+            for (p, (_, is_stdin)) in relay_p.iter().zip(&self.relay) {
                 if p.revents != 0 {
                     if let Event::Escape = r.ready(*is_stdin) {
                         sup.stop(Stop::Escaped);
@@ -265,8 +360,12 @@ pub fn supervise(
                 }
             }
         }
-        while let Ok(Some(info)) = sfd.read_signal() {
-            sup.on_signal(info.ssi_signo as i32, watch.relay.as_deref());
+        if let Some(t) = watch.tee.as_deref_mut() {
+            for (p, fd) in rest.iter().zip(&self.tee) {
+                if p.revents != 0 {
+                    t.ready(*fd);
+                }
+            }
         }
     }
 }

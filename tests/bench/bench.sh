@@ -2,8 +2,8 @@
 # fwrun's benchmark: how long `fwrun --firmware FW -- /bin/true` takes end to
 # end, next to bubblewrap, systemd-nspawn and a shell script doing the same
 # mounts (tests/bench/floor.sh), on the busybox test firmware; plus fwrun's
-# peak RSS, 16 runs in parallel against one, and the time of each phase that
-# `fwrun -v` reports.
+# peak RSS, 16 runs in parallel against one, `fwrun enter` against nsenter,
+# and the time of each phase that `fwrun -v` reports.
 #
 #   sudo tests/bench/bench.sh
 #
@@ -92,6 +92,8 @@ tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
 had_run_fwrun=$([ -e /run/fwrun ] && echo 1 || echo 0)
 had_nspawn_state=$([ -e /run/systemd/nspawn ] && echo 1 || echo 0)
 cleanup() {
+  # The run `fwrun enter` is timed against, if the script stopped early.
+  $fwrun stop fwbench-enter 2>/dev/null || true
   rm -rf "$tmp"
   # Directories the benchmark's own runs created on the host, if they were
   # not there before: fwrun's state root (left empty by fwrun) and nspawn's.
@@ -171,6 +173,25 @@ $fwrun --firmware $img -q -- /bin/sh -c "$heavy" || die "the syscall-heavy run f
 bench fwrun-ext2-noseccomp $fast_runs $warmup $fwrun --firmware $img -q --seccomp off -- /bin/true
 bench heavy $heavy_runs 2 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
 bench heavy-noseccomp $heavy_runs 2 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
+
+# --- A command in a running firmware ------------------------------------------
+# `fwrun enter NAME -- /bin/true` (find the run and verify it, join the
+# init's namespaces, root and working directory, confine the command as the
+# init is, exec, wait, relay its status) against `nsenter -a -t PID
+# /bin/true` (the namespaces, root and working directory only), on one run
+# of the test firmware that stays up (tests/firmware/files/service.sh).
+enter_name=fwbench-enter
+$fwrun --firmware $img -q --name $enter_name --ready-when console:'login:' \
+  -- /test/service.sh >/dev/null 2>&1 &
+enter_run=$!
+$fwrun wait $enter_name --timeout 30s || die "the run to enter never got ready"
+enter_init=$($fwrun list --json | jq -r --arg n $enter_name '.[] | select(.name == $n) | .pid')
+$fwrun enter $enter_name -- /bin/true || die "fwrun enter failed"
+nsenter -a -t "$enter_init" /bin/true || die "nsenter failed"
+bench enter $fast_runs $warmup $fwrun enter $enter_name -- /bin/true
+bench nsenter $fast_runs $warmup nsenter -a -t "$enter_init" /bin/true
+$fwrun stop $enter_name
+wait $enter_run || true
 
 # --- 3: bubblewrap -----------------------------------------------------------------
 bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true \
@@ -384,6 +405,13 @@ report=$tmp/RESULTS.md
   echo "- The filter and the interception at start: $(calc "$ext2 - $(median_ms fwrun-ext2-noseccomp)" 2) ms ($(calc "$ext2" 2) ms with, $(calc "$(median_ms fwrun-ext2-noseccomp)" 2) ms without)."
   echo "- $(verdict "$(median_ms heavy) <= 1.05 * $(median_ms heavy-noseccomp)"): a syscall-heavy workload within 5 % of --seccomp off (ratio $(calc "$(median_ms heavy) / $(median_ms heavy-noseccomp)" 3))"
   echo
+  echo "## A command in a running firmware"
+  echo
+  echo "| what | command | median (ms) | runs |"
+  echo "| --- | --- | ---: | ---: |"
+  row enter "fwrun enter (namespaces, root, AppArmor/capabilities/seccomp, exec, wait)"
+  row nsenter "nsenter -a (namespaces and root only)"
+  echo
   echo "## Targets"
   echo
   echo "- $(verdict "$ext2 <= 2.5 * $bw"): fwrun ext2 ≤ 2.5 × bwrap ($(calc "$ext2" 2) ms vs 2.5 × $(calc "$bw" 2) = $(calc "2.5 * $bw" 2) ms; ratio $r_bwrap)"
@@ -396,6 +424,7 @@ report=$tmp/RESULTS.md
   echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
   echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none ($(calc "$veth_cost" 2) ms: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms)"
   echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
+  echo "- $(verdict "$(median_ms enter) <= 2 * $(median_ms nsenter)"): fwrun enter ≤ 2 × nsenter -a ($(calc "$(median_ms enter)" 2) ms vs 2 × $(calc "$(median_ms nsenter)" 2) ms; ratio $(calc "$(median_ms enter) / $(median_ms nsenter)" 2))"
   echo "- $(verdict "$p16 <= 4 * $p1"): 16 in parallel ≤ 4 × one ($(calc "$p16" 2) ms vs 4 × $(calc "$p1" 2) = $(calc "4 * $p1" 2) ms; ratio $r_par)"
   echo
   echo "## Where fwrun's time goes (\`fwrun -v\`, median of $phase_runs runs, ms)"

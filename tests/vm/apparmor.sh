@@ -208,6 +208,51 @@ check "under --net none the firmware sets its own lo MTU" grep -qx 'mtu=1400' /t
 check "and writes its own ip_forward" grep -qx forward-written /tmp/nh3.out
 check "the guest's lo MTU and ip_forward are still unchanged" same_net
 
+# 2f. fwrun enter: a command run inside a running firmware is confined as
+#     its init is. It enters the run's profile, and the probes of 2d give
+#     through it the verdicts they gave as the init (loop device numbers
+#     aside), with both locks; with the first lock open (--seccomp off and
+#     the capabilities back), the profile alone refuses escape.sh's attempts.
+verdicts() { grep -E '^(not )?ok - ' "$1" | sed 's/loop[0-9]*/loopN/g'; }
+same_verdicts() { verdicts "$1" >/tmp/v1; verdicts "$2" >/tmp/v2; [ -s /tmp/v1 ] && cmp -s /tmp/v1 /tmp/v2; }
+$fwrun --name aa10 --ready-when console:'login:' --bind /payload/loop.ko:/test/loop.ko:ro \
+  --firmware $fw -- /test/service.sh >/tmp/aa10.out 2>/tmp/aa10.err &
+pid=$!
+check "fwrun wait: run aa10 is ready" $fwrun wait aa10 --timeout 120s
+attr=$($fwrun enter aa10 -- cat /proc/self/attr/current 2>/dev/null)
+check "the entered command runs under the run's profile ($attr)" sh -c "echo '$attr' | grep -q '^fwrun-aa10-$inst (enforce)\$'"
+$fwrun enter aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
+code=$?
+show /tmp/aa10-rcs.out
+check "device-rcs.sh through fwrun enter: every check passed (exit $code)" test $code = 0
+check "device-rcs.sh: the same verdicts as from the init" same_verdicts /tmp/aa8.out /tmp/aa10-rcs.out
+$fwrun enter --env CAD=$cad --env LEVEL=${printk%%[!0-9]*} --env IMAGE=$fw --env MODULE=/test/loop.ko \
+  aa10 -- /test/accidents.sh >/tmp/aa10-acc.out 2>&1
+code=$?
+show /tmp/aa10-acc.out
+check "accidents.sh through fwrun enter: every check passed (exit $code)" test $code = 0
+check "accidents.sh: the same verdicts as from the init" same_verdicts /tmp/aa9.out /tmp/aa10-acc.out
+check "the guest's ctrl-alt-del is still unchanged" test "$(cat /proc/sys/kernel/ctrl-alt-del)" = "$cad"
+check "the guest's printk is still unchanged" test "$(cat /proc/sys/kernel/printk)" = "$printk"
+$fwrun stop aa10; code=$?
+check "fwrun stop aa10 (exit $code)" test $code = 0
+wait $pid; code=$?
+check "the run exits as for SIGTERM (143, got $code)" test $code = 143
+check "its profile is gone" gone aa10
+$fwrun --name aa11 $alone --ready-when console:'login:' --firmware $fw -- /test/service.sh \
+  >/tmp/aa11.out 2>/tmp/aa11.err &
+pid=$!
+check "fwrun wait: run aa11 is ready" $fwrun wait aa11 --timeout 120s
+$fwrun enter aa11 -- /test/escape.sh >/tmp/aa11-esc.out 2>&1
+code=$?
+show /tmp/aa11-esc.out
+check "escape.sh through fwrun enter, the profile alone: every check passed (exit $code)" test $code = 0
+$fwrun stop aa11
+wait $pid
+show /tmp/aa11.err
+check "the run's denial report lists the entered command's sysrq-trigger write" \
+  grep -qF 'open /proc/sysrq-trigger' /tmp/aa11.err
+
 # 3. What a firmware normally does still works: the demo boots (its rcS
 #    mounts proc, sysfs, devpts, tmpfs), runs its services, powers off.
 $fwrun --name aa5 --firmware $fw >/tmp/aa5.out 2>/tmp/aa5.err

@@ -1,0 +1,405 @@
+//! `fwrun enter NAME [--] CMD [ARGS]...`: run a command inside a running
+//! firmware, as its init runs. This side finds the run and its init
+//! (state/live.rs), opens what the command needs from the host (the init's
+//! root and working directory, a pty of the firmware's own devpts), joins
+//! the init's pid namespace for its children only and forks the command
+//! there (join.rs is its side), then, while the command runs, answers its
+//! seccomp filter's calls (confine/notify.rs, with the run's mount table),
+//! relays its terminal and the signals fwrun gets, and exits with its
+//! status. fwrun itself stays outside the firmware: its /proc is the
+//! host's, where the notifications' pids are.
+//!
+//! Processes the command leaves running when it exits keep running, but
+//! their mount calls then fail (ENOSYS): no one answers them any more.
+
+use std::ffi::{CString, OsString};
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::OpenOptionsExt;
+
+use anyhow::{anyhow, Context, Result};
+use nix::sys::signalfd::SignalFd;
+use nix::sys::wait::{waitpid, WaitStatus};
+use nix::unistd::Pid;
+
+use crate::confine::notify::{self, Notifier};
+use crate::control::join::{self, JoinSpec};
+use crate::error::{fail, fail_with, LAUNCHER_FAILED};
+use crate::firmware::{self, exec::PATH};
+use crate::host::preflight;
+use crate::state::live::{self, Facts};
+use crate::supervise::block_signals;
+use crate::supervise::console::{self, Event, RawMode, Relay};
+use crate::sys::{self, errno_text, pidfd_signal, Forked};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnterOptions {
+    pub name: String,
+    /// Empty: [`DEFAULT_COMMAND`].
+    pub command: Vec<OsString>,
+    /// Set on top of the run's environment.
+    pub env: Vec<(String, String)>,
+    /// A pty (true), none (false), or one when stdin is a terminal.
+    pub tty: Option<bool>,
+    pub quiet: bool,
+}
+
+/// The firmware's shell, as a login shell.
+pub const DEFAULT_COMMAND: &[&str] = &["/bin/sh", "-l"];
+
+pub fn enter(opts: &EnterOptions) -> Result<i32> {
+    preflight::check_root()?;
+    let run = live::find(&opts.name)?.ok_or_else(|| {
+        fail(format!(
+            "no run named '{}' is running (fwrun list shows the live ones)",
+            opts.name
+        ))
+    })?;
+    let (init, init_fd) = run.init()?;
+    let facts = run.facts()?;
+    let mut spec = join_spec(opts, &facts, init, init_fd)?;
+    let master = match opts.tty.unwrap_or_else(console::stdin_is_tty) {
+        true => {
+            let (master, slave) = firmware_pty(&spec.root)?;
+            spec.tty = Some(slave);
+            Some(master)
+        }
+        false => None,
+    };
+    let mut sfd = block_signals()?;
+    let child = spawn(spec)?;
+    // Without the run's mount table, every mount call is refused.
+    let table = Some(facts.mounts.as_str()).filter(|m| !m.is_empty());
+    let mut notifier = child
+        .listener
+        .map(|l| Notifier::from_mountinfo(l, table, facts.host_devs.clone()));
+    let relay = master.map(Relay::new);
+    let raw = match &relay {
+        Some(_) => RawMode::enter()?,
+        None => None,
+    };
+    let mut entered = Entered {
+        pid: child.pid,
+        pidfd: child.pidfd,
+        relay,
+        eof_sent: false,
+    };
+    let code = entered.serve(&mut sfd, notifier.as_mut());
+    drop(raw);
+    if !opts.quiet {
+        let refused = notifier.map(|n| n.refused).unwrap_or_default();
+        for line in notify::summary_lines(&refused) {
+            eprintln!("fwrun: {line}");
+        }
+    }
+    code
+}
+
+/// The command, its environment and its confinement, from the run's state.
+fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) -> Result<JoinSpec> {
+    let dir = |what: &str| {
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(format!("/proc/{init}/{what}"))
+            .map(OwnedFd::from)
+            .with_context(|| format!("opening the init's {what}"))
+    };
+    let root = dir("root")?;
+    let cwd = dir("cwd").or_else(|_| root.try_clone().map_err(anyhow::Error::from))?;
+    // Opened while the init lived: they are its.
+    if pidfd_signal(&init_fd, 0).is_err() {
+        return Err(fail(format!(
+            "run '{}': its init has just ended",
+            opts.name
+        )));
+    }
+    let command: Vec<OsString> = match opts.command.is_empty() {
+        true => DEFAULT_COMMAND.iter().map(OsString::from).collect(),
+        false => opts.command.clone(),
+    };
+    let argv = command
+        .iter()
+        .map(|a| CString::new(a.as_bytes()).map_err(|_| fail("an argument holds a NUL byte")))
+        .collect::<Result<Vec<_>>>()?;
+    let envp = environment(&facts.env, &opts.env)?;
+    let path = envp
+        .iter()
+        .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="))
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_else(|| PATH.to_string());
+    let cgroup = match &facts.cgroup {
+        Some(run) => Some(init_cgroup(init, run)?),
+        None => None,
+    };
+    Ok(JoinSpec {
+        init: init_fd,
+        root,
+        cwd,
+        cgroup,
+        tty: None,
+        argv,
+        envp,
+        path,
+        profile: facts.profile.clone(),
+        caps: facts
+            .caps
+            .iter()
+            .filter_map(|c| crate::confine::caps::parse(c).ok())
+            .collect(),
+        seccomp: facts.seccomp,
+    })
+}
+
+/// The init's cgroup, as the host sees it, when it is the run's or one
+/// below it (a firmware may make its own): the command joins it there, a
+/// cgroup with processes, so never one the firmware gave controllers to.
+fn init_cgroup(init: i32, run: &std::path::Path) -> Result<OwnedFd> {
+    let text = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default();
+    let unified = text
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(|p| std::path::Path::new(crate::host::cgroup::ROOT).join(p.trim_start_matches('/')));
+    let dir = unified
+        .filter(|d| d.starts_with(run) && !d.components().any(|c| c.as_os_str() == ".."))
+        .unwrap_or_else(|| run.to_path_buf());
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(&dir)
+        .with_context(|| format!("opening the run's cgroup {}", dir.display()))?;
+    Ok(f.into())
+}
+
+/// The run's environment with `extra` on top (a key given again replaces
+/// the run's).
+fn environment(run: &[CString], extra: &[(String, String)]) -> Result<Vec<CString>> {
+    let mut env: Vec<CString> = run.to_vec();
+    for (k, v) in extra {
+        let key = format!("{k}=");
+        env.retain(|kv| !kv.to_bytes().starts_with(key.as_bytes()));
+        env.push(CString::new(format!("{k}={v}")).map_err(|_| fail("--env holds a NUL byte"))?);
+    }
+    Ok(env)
+}
+
+/// A new pty of the firmware's own devpts (its /dev/pts/ptmx, resolved in
+/// its root), so that the command's terminal is one of the firmware's:
+/// (master, slave).
+fn firmware_pty(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd)> {
+    let no_pty = |why: String| {
+        fail(format!(
+            "cannot open a terminal in the firmware ({why}): use -T to run without one"
+        ))
+    };
+    let ptmx = sys::openat2(
+        root.as_fd(),
+        std::path::Path::new("/dev/pts/ptmx"),
+        libc::O_PATH,
+        sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+    )
+    .map_err(|e| no_pty(format!("/dev/pts/ptmx: {}", errno_text(e))))?;
+    let st = nix::sys::stat::fstat(&ptmx).map_err(|e| no_pty(errno_text(e)))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFCHR || st.st_rdev != libc::makedev(5, 2) {
+        return Err(no_pty("/dev/pts/ptmx is not a pty multiplexer".into()));
+    }
+    let master: OwnedFd = File::options()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC)
+        .open(format!("/proc/self/fd/{}", ptmx.as_raw_fd()))
+        .map_err(|e| no_pty(e.to_string()))?
+        .into();
+    let unlock: libc::c_int = 0;
+    // SAFETY: ioctls on the master we hold, with the arguments they take.
+    let slave = unsafe {
+        libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock);
+        libc::ioctl(
+            master.as_raw_fd(),
+            libc::TIOCGPTPEER,
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
+    if slave < 0 {
+        return Err(no_pty(errno_text(nix::errno::Errno::last())));
+    }
+    console::copy_winsize(&master);
+    // SAFETY: a new descriptor.
+    Ok((master, unsafe {
+        std::os::fd::FromRawFd::from_raw_fd(slave)
+    }))
+}
+
+/// The command, started.
+struct Child {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    listener: Option<OwnedFd>,
+}
+
+/// Fork the command into the init's pid namespace, and wait until it has
+/// exec'd (or failed to).
+fn spawn(spec: JoinSpec) -> Result<Child> {
+    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| anyhow!("creating a pipe: {}", errno_text(e)))?;
+    let (sock_r, sock_w) = nix::sys::socket::socketpair(
+        nix::sys::socket::AddressFamily::Unix,
+        nix::sys::socket::SockType::SeqPacket,
+        None,
+        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
+    let own = File::open("/proc/self/ns/pid").context("opening fwrun's pid namespace")?;
+    // Only this process's children go to the firmware's pid namespace.
+    // SAFETY: plain syscall on descriptors we hold.
+    if unsafe { libc::setns(spec.init.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
+        return Err(anyhow!(
+            "joining the firmware's pid namespace: {}",
+            errno_text(nix::errno::Errno::last())
+        ));
+    }
+    // SAFETY: fwrun is single-threaded.
+    let forked = unsafe { sys::fork_into(0, spec.cgroup.as_ref().map(|c| c.as_raw_fd())) };
+    if !matches!(forked, Ok(Forked::Child)) {
+        // SAFETY: back to fwrun's own pid namespace for any later child.
+        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
+    }
+    match forked {
+        Err(e) => Err(anyhow!("starting the command (clone3): {}", errno_text(e))),
+        Ok(Forked::Child) => {
+            drop((err_r, sock_r, own));
+            join::child_main(&spec, err_w, sock_w)
+        }
+        Ok(Forked::Parent { pid, pidfd }) => {
+            drop((err_w, sock_w, spec));
+            let (msg, listener) = firmware::hear_from_child(err_r, sock_r)?;
+            if msg.is_empty() {
+                return Ok(Child {
+                    pid,
+                    pidfd,
+                    listener,
+                });
+            }
+            let _ = waitpid(Pid::from_raw(pid), None);
+            let (code, text) = msg
+                .split_once('\t')
+                .and_then(|(c, t)| Some((c.parse().ok()?, t.to_string())))
+                .unwrap_or((LAUNCHER_FAILED, msg));
+            Err(fail_with(code, text))
+        }
+    }
+}
+
+/// The command while it runs.
+struct Entered {
+    pid: libc::pid_t,
+    pidfd: OwnedFd,
+    relay: Option<Relay>,
+    /// The end of the user's stdin has been passed on to the pty.
+    eof_sent: bool,
+}
+
+impl Entered {
+    /// Serve the command until it ends; its exit status.
+    fn serve(&mut self, sfd: &mut SignalFd, mut notifier: Option<&mut Notifier>) -> Result<i32> {
+        loop {
+            let watched = self.relay.as_ref().map(|r| r.watched()).unwrap_or_default();
+            let mut pfds: Vec<libc::pollfd> = [
+                sfd.as_raw_fd(),
+                self.pidfd.as_raw_fd(),
+                notifier.as_ref().map_or(-1, |n| n.fd()),
+            ]
+            .into_iter()
+            .chain(watched.iter().map(|(fd, _)| *fd))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+            // SAFETY: poll on descriptors we hold (-1 is skipped).
+            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+            if pfds[2].revents & libc::POLLIN != 0 {
+                if let Some(n) = notifier.as_deref_mut() {
+                    n.serve();
+                }
+            } else if pfds[2].revents != 0 {
+                notifier = None;
+            }
+            self.on_terminal(&pfds[3..], &watched);
+            while let Ok(Some(info)) = sfd.read_signal() {
+                self.on_signal(&info);
+            }
+            if pfds[1].revents != 0 {
+                return self.reap();
+            }
+        }
+    }
+
+    fn on_terminal(&mut self, pfds: &[libc::pollfd], watched: &[(i32, bool)]) {
+        let Some(r) = self.relay.as_mut() else {
+            return;
+        };
+        for (p, (_, is_stdin)) in pfds.iter().zip(watched) {
+            if p.revents != 0 {
+                if let Event::Escape = r.ready(*is_stdin) {
+                    let _ = pidfd_signal(&self.pidfd, libc::SIGKILL);
+                }
+            }
+        }
+        if !r.stdin_open() && !self.eof_sent {
+            // The end of stdin, as the terminal's end-of-file character.
+            self.eof_sent = true;
+            let _ = nix::unistd::write(&r.master, &[4u8]);
+        }
+    }
+
+    /// A signal fwrun got: for the command. Without a pty the command is
+    /// in fwrun's process group, so what the terminal sent (si_code
+    /// SI_KERNEL) has reached it already.
+    fn on_signal(&self, info: &libc::signalfd_siginfo) {
+        let sig = info.ssi_signo as i32;
+        match (sig, &self.relay) {
+            (libc::SIGCHLD, _) => {}
+            (libc::SIGWINCH, Some(r)) => console::copy_winsize(&r.master),
+            (_, None) if info.ssi_code == libc::SI_KERNEL => {}
+            _ => {
+                let _ = pidfd_signal(&self.pidfd, sig);
+            }
+        }
+    }
+
+    fn reap(&mut self) -> Result<i32> {
+        let status = waitpid(Pid::from_raw(self.pid), None)
+            .map_err(|e| anyhow!("waiting for the command: {}", errno_text(e)))?;
+        if let Some(r) = self.relay.as_mut() {
+            r.drain();
+        }
+        Ok(match status {
+            WaitStatus::Exited(_, code) => code,
+            WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+            _ => LAUNCHER_FAILED,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_on_top_of_the_run_s() {
+        let run = vec![
+            CString::new("PATH=/bin").unwrap(),
+            CString::new("HOME=/").unwrap(),
+        ];
+        let env = environment(
+            &run,
+            &[("HOME".into(), "/root".into()), ("V".into(), "1".into())],
+        )
+        .unwrap();
+        let env: Vec<&str> = env.iter().map(|c| c.to_str().unwrap()).collect();
+        assert_eq!(env, ["PATH=/bin", "HOME=/root", "V=1"]);
+    }
+}

@@ -1,0 +1,519 @@
+//! Readiness: when a booting firmware counts as up, for `fwrun wait` and
+//! CI jobs. The `--ready-when` conditions must all hold; each, once it has
+//! held, counts as holding:
+//! - `console:REGEX`: a line of the firmware's console matches (or the
+//!   unfinished line at its end does, as a `login:` prompt is);
+//! - `tcp:ADDR:PORT`: a TCP connection from the host (fwrun's own network
+//!   namespace) is accepted;
+//! - `file:PATH`: PATH exists inside the firmware (resolved in its root);
+//! - `exec:CMD`: `/bin/sh -c CMD`, run inside it as by `fwrun enter`, exits 0.
+//!
+//! The polled ones are tried every [`INTERVAL`]. Once all hold, the run's
+//! state becomes ready, fwrun says how long the boot took, and writes a
+//! line to `--ready-fd`. Past `--ready-timeout`, the supervisor stops the
+//! firmware (exit 124). The run's published state (`state/live.rs`) is
+//! kept here: booting, ready, stopping.
+
+use std::io::Write;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::socket::{self, sockopt};
+
+use crate::state::live::{self, Phase};
+use crate::sys;
+
+/// How often the polled conditions are tried.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+/// How long one connection attempt may take before it is tried again.
+const CONNECT_WAIT: Duration = Duration::from_secs(1);
+/// How long one `exec:` probe may run before it counts as failed.
+const PROBE_WAIT: Duration = Duration::from_secs(10);
+/// The longest unfinished console line kept for matching.
+const LINE_MAX: usize = 4096;
+
+/// One `--ready-when` condition.
+#[derive(Debug, Clone)]
+pub enum Condition {
+    Console(regex_lite::Regex),
+    Tcp(SocketAddr),
+    File(PathBuf),
+    Exec(String),
+}
+
+impl Condition {
+    /// `console:REGEX`, `tcp:ADDR:PORT`, `file:PATH` or `exec:CMD`.
+    pub fn parse(s: &str) -> Result<Condition, String> {
+        let (kind, arg) = s.split_once(':').unwrap_or((s, ""));
+        let bad = |why: String| Err(format!("'{}': {why}", s.escape_default()));
+        match kind {
+            "console" if arg.is_empty() => bad("give console:REGEX, e.g. console:'login:'".into()),
+            "console" => regex_lite::Regex::new(arg)
+                .map(Condition::Console)
+                .or_else(|e| bad(format!("not a regular expression: {e}"))),
+            "tcp" => match arg.parse::<SocketAddr>() {
+                Ok(a) => Ok(Condition::Tcp(a)),
+                Err(_) => match arg.to_socket_addrs().map(|mut a| a.next()) {
+                    Ok(Some(a)) => Ok(Condition::Tcp(a)),
+                    _ => bad("give tcp:ADDRESS:PORT (e.g. tcp:10.0.0.2:80, tcp:[::1]:22)".into()),
+                },
+            },
+            "file" if arg.starts_with('/') && !arg.contains('\0') => {
+                Ok(Condition::File(PathBuf::from(arg)))
+            }
+            "file" => bad("give file:PATH, an absolute path inside the firmware".into()),
+            "exec" if !arg.trim().is_empty() && !arg.contains('\0') => {
+                Ok(Condition::Exec(arg.to_string()))
+            }
+            "exec" => bad("give exec:COMMAND, a shell command".into()),
+            _ => bad("use console:REGEX, tcp:ADDR:PORT, file:PATH or exec:CMD".into()),
+        }
+    }
+
+    /// Whether a connection to the host's address can reach the firmware
+    /// (no use under --net none, where only the firmware's own `lo` is).
+    pub fn needs_host_network(&self) -> bool {
+        matches!(self, Condition::Tcp(_))
+    }
+}
+
+impl std::fmt::Display for Condition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Condition::Console(re) => write!(f, "console:{}", re.as_str()),
+            Condition::Tcp(a) => write!(f, "tcp:{a}"),
+            Condition::File(p) => write!(f, "file:{}", p.display()),
+            Condition::Exec(c) => write!(f, "exec:{c}"),
+        }
+    }
+}
+
+/// What the run was asked about readiness.
+#[derive(Debug, Clone, Default)]
+pub struct ReadyOptions {
+    pub conditions: Vec<Condition>,
+    pub timeout: Option<Duration>,
+    /// Where to write a line once ready (then closed).
+    pub fd: Option<RawFd>,
+    pub quiet: bool,
+}
+
+impl ReadyOptions {
+    pub fn watches_console(&self) -> bool {
+        self.conditions
+            .iter()
+            .any(|c| matches!(c, Condition::Console(_)))
+    }
+}
+
+/// What the supervisor should do after a look at readiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tick {
+    /// Look again by then (None: nothing to look at).
+    Wait(Option<Instant>),
+    /// It has just become ready.
+    Ready,
+    /// --ready-timeout passed first.
+    TimedOut,
+}
+
+/// A connection attempt under way.
+struct Attempt {
+    sock: OwnedFd,
+    since: Instant,
+}
+
+/// Start a connection to `addr`: None if it failed at once, Ok if it was
+/// accepted at once, Err(socket) while it is under way.
+fn connect_nonblocking(addr: SocketAddr) -> Option<Result<OwnedFd, OwnedFd>> {
+    // SAFETY: zeroed socket addresses filled in field by field, and plain
+    // syscalls on a socket we own.
+    unsafe {
+        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
+        let len = match addr {
+            SocketAddr::V4(a) => {
+                let sin = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in);
+                sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                sin.sin_port = a.port().to_be();
+                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
+                std::mem::size_of::<libc::sockaddr_in>()
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6);
+                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                sin6.sin6_port = a.port().to_be();
+                sin6.sin6_addr.s6_addr = a.ip().octets();
+                sin6.sin6_scope_id = a.scope_id();
+                std::mem::size_of::<libc::sockaddr_in6>()
+            }
+        };
+        let fd = libc::socket(
+            storage.ss_family as libc::c_int,
+            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            0,
+        );
+        if fd < 0 {
+            return None;
+        }
+        let sock = OwnedFd::from_raw_fd(fd);
+        let r = libc::connect(
+            fd,
+            &storage as *const _ as *const libc::sockaddr,
+            len as u32,
+        );
+        match (r, nix::errno::Errno::last()) {
+            (0, _) => Some(Ok(sock)),
+            (_, nix::errno::Errno::EINPROGRESS) => Some(Err(sock)),
+            _ => None,
+        }
+    }
+}
+
+/// The readiness of one run, across its boots.
+pub struct Readiness {
+    conds: Vec<(Condition, bool)>,
+    timeout: Option<Duration>,
+    fd: Option<RawFd>,
+    quiet: bool,
+    name: String,
+    state_dir: PathBuf,
+    /// The current boot: its init (host pid) and when it started.
+    init: libc::pid_t,
+    start: Instant,
+    done: bool,
+    stopping: bool,
+    line: Vec<u8>,
+    next_poll: Instant,
+    attempt: Option<Attempt>,
+    probe: Option<(Child, Instant)>,
+    /// How long the last boot took to become ready.
+    pub ready_after: Option<Duration>,
+}
+
+impl Readiness {
+    pub fn new(opts: &ReadyOptions, name: &str, state_dir: &Path) -> Readiness {
+        Readiness {
+            conds: opts.conditions.iter().map(|c| (c.clone(), false)).collect(),
+            timeout: opts.timeout,
+            fd: opts.fd,
+            quiet: opts.quiet,
+            name: name.to_string(),
+            state_dir: state_dir.to_path_buf(),
+            init: 0,
+            start: Instant::now(),
+            done: false,
+            stopping: false,
+            line: Vec::new(),
+            next_poll: Instant::now(),
+            attempt: None,
+            probe: None,
+            ready_after: None,
+        }
+    }
+
+    /// A boot has started with `init` (host pid): start over.
+    pub fn boot(&mut self, init: libc::pid_t) {
+        self.end_probe();
+        self.init = init;
+        self.start = Instant::now();
+        self.next_poll = self.start;
+        self.done = false;
+        self.stopping = false;
+        self.line.clear();
+        self.attempt = None;
+        self.ready_after = None;
+        for c in &mut self.conds {
+            c.1 = false;
+        }
+        self.publish(Phase::Booting);
+    }
+
+    fn publish(&self, phase: Phase) {
+        if let Err(e) = live::set_phase(&self.state_dir, phase) {
+            eprintln!("fwrun: warning: {e:#}");
+        }
+    }
+
+    /// The run is being stopped, or its init has ended.
+    pub fn stopping(&mut self) {
+        if !self.stopping {
+            self.stopping = true;
+            self.done = true;
+            self.end_probe();
+            self.publish(Phase::Stopping);
+        }
+    }
+
+    /// Output of the firmware's console.
+    pub fn feed(&mut self, bytes: &[u8]) {
+        if self.done
+            || !self
+                .conds
+                .iter()
+                .any(|(c, held)| !held && matches!(c, Condition::Console(_)))
+        {
+            return;
+        }
+        for &b in bytes {
+            match b {
+                b'\n' => {
+                    self.match_line();
+                    self.line.clear();
+                }
+                b'\r' => {}
+                _ if self.line.len() < LINE_MAX => self.line.push(b),
+                _ => {}
+            }
+        }
+        // A prompt ends without a newline.
+        self.match_line();
+    }
+
+    fn match_line(&mut self) {
+        let text = String::from_utf8_lossy(&self.line);
+        for (c, held) in &mut self.conds {
+            if let Condition::Console(re) = c {
+                if !*held && re.is_match(&text) {
+                    *held = true;
+                }
+            }
+        }
+    }
+
+    /// Look at the conditions that are due; what to do next.
+    pub fn tick(&mut self, now: Instant) -> Tick {
+        if self.done {
+            return Tick::Wait(None);
+        }
+        if now >= self.next_poll {
+            self.poll_conditions(now);
+            self.next_poll = now + INTERVAL;
+        }
+        if self.conds.iter().all(|(_, held)| *held) {
+            self.announce(now);
+            return Tick::Ready;
+        }
+        let deadline = self.timeout.map(|t| self.start + t);
+        if deadline.is_some_and(|d| now >= d) {
+            self.done = true;
+            self.end_probe();
+            return Tick::TimedOut;
+        }
+        let polled = self
+            .conds
+            .iter()
+            .any(|(c, held)| !held && !matches!(c, Condition::Console(_)));
+        let next = polled.then_some(self.next_poll);
+        Tick::Wait([next, deadline].into_iter().flatten().min())
+    }
+
+    fn poll_conditions(&mut self, now: Instant) {
+        for i in 0..self.conds.len() {
+            if self.conds[i].1 {
+                continue;
+            }
+            let held = match self.conds[i].0.clone() {
+                Condition::Console(_) => false,
+                Condition::File(p) => self.exists(&p),
+                Condition::Tcp(addr) => self.connected(addr, now),
+                Condition::Exec(cmd) => self.probed(&cmd, now),
+            };
+            self.conds[i].1 = held;
+        }
+    }
+
+    /// Whether `path` exists in the init's root (symlinks resolved in it).
+    fn exists(&self, path: &Path) -> bool {
+        let Ok(root) = std::fs::File::open(format!("/proc/{}/root", self.init)) else {
+            return false;
+        };
+        sys::openat2(
+            root.as_fd(),
+            path,
+            libc::O_PATH,
+            sys::RESOLVE_IN_ROOT | sys::RESOLVE_NO_MAGICLINKS,
+        )
+        .is_ok()
+    }
+
+    /// Whether a connection to `addr` has been accepted; starts an attempt
+    /// when none is under way.
+    fn connected(&mut self, addr: SocketAddr, now: Instant) -> bool {
+        if let Some(a) = &self.attempt {
+            let mut p = libc::pollfd {
+                fd: a.sock.as_raw_fd(),
+                events: libc::POLLOUT,
+                revents: 0,
+            };
+            // SAFETY: poll on one descriptor we hold, without waiting.
+            let ready = unsafe { libc::poll(&mut p, 1, 0) } == 1;
+            if ready {
+                let ok = socket::getsockopt(&a.sock, sockopt::SocketError) == Ok(0);
+                self.attempt = None;
+                return ok;
+            }
+            if now.duration_since(a.since) < CONNECT_WAIT {
+                return false;
+            }
+            self.attempt = None;
+        }
+        let Some(sock) = connect_nonblocking(addr) else {
+            return false;
+        };
+        match sock {
+            Ok(_) => true,
+            Err(sock) => {
+                self.attempt = Some(Attempt { sock, since: now });
+                false
+            }
+        }
+    }
+
+    /// Whether an `exec:` probe has exited 0; starts one when none runs.
+    fn probed(&mut self, cmd: &str, now: Instant) -> bool {
+        if let Some((child, since)) = &mut self.probe {
+            match child.try_wait() {
+                Ok(Some(st)) => {
+                    self.probe = None;
+                    return st.success();
+                }
+                Ok(None) if now.duration_since(*since) < PROBE_WAIT => return false,
+                _ => {
+                    self.end_probe();
+                    return false;
+                }
+            }
+        }
+        // fwrun itself, as `fwrun enter`: the probe gets the run's
+        // namespaces, root, environment and confinement.
+        let child = Command::new("/proc/self/exe")
+            .args(["enter", "-q", "-T", &self.name, "--", "/bin/sh", "-c", cmd])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn();
+        if let Ok(c) = child {
+            self.probe = Some((c, now));
+        }
+        false
+    }
+
+    fn end_probe(&mut self) {
+        if let Some((mut c, _)) = self.probe.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    fn announce(&mut self, now: Instant) {
+        let after = now.duration_since(self.start);
+        self.done = true;
+        self.ready_after = Some(after);
+        self.attempt = None;
+        self.end_probe();
+        self.publish(Phase::Ready);
+        if !self.quiet && !self.conds.is_empty() {
+            eprintln!("fwrun: firmware ready after {:.1} s", after.as_secs_f64());
+        }
+        if let Some(fd) = self.fd.take() {
+            // SAFETY: the descriptor the user handed fwrun for this, written
+            // once and closed.
+            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
+            let _ = f.write_all(b"ready\n");
+        }
+    }
+}
+
+impl Drop for Readiness {
+    fn drop(&mut self) {
+        self.end_probe();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_parse() {
+        assert!(matches!(
+            Condition::parse("console:lo+gin:"),
+            Ok(Condition::Console(_))
+        ));
+        assert!(matches!(
+            Condition::parse("tcp:127.0.0.1:80"),
+            Ok(Condition::Tcp(a)) if a.port() == 80
+        ));
+        assert!(matches!(
+            Condition::parse("tcp:[::1]:22"),
+            Ok(Condition::Tcp(_))
+        ));
+        assert!(matches!(
+            Condition::parse("file:/run/up"),
+            Ok(Condition::File(_))
+        ));
+        assert!(matches!(
+            Condition::parse("exec:pidof httpd"),
+            Ok(Condition::Exec(_))
+        ));
+        for bad in [
+            "console:(",
+            "tcp:nowhere",
+            "file:run/up",
+            "exec:",
+            "web:x",
+            "console",
+        ] {
+            assert!(Condition::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn console_lines_and_prompts_match() {
+        let dir = std::env::temp_dir().join(format!("fwrun-ready-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let opts = ReadyOptions {
+            conditions: vec![
+                Condition::parse("console:^fw login: ?$").unwrap(),
+                Condition::parse("console:services up").unwrap(),
+            ],
+            quiet: true,
+            ..Default::default()
+        };
+        let mut r = Readiness::new(&opts, "t", &dir);
+        r.feed(b"booting\r\nservi");
+        assert!(matches!(r.tick(Instant::now()), Tick::Wait(None)));
+        r.feed(b"ces up\r\nfw log");
+        assert!(matches!(r.tick(Instant::now()), Tick::Wait(None)));
+        r.feed(b"in: ");
+        assert_eq!(r.tick(Instant::now()), Tick::Ready);
+        assert!(r.ready_after.is_some());
+        assert_eq!(
+            std::fs::read_to_string(dir.join("state")).unwrap(),
+            "ready\n"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn no_condition_is_ready_at_once_and_a_timeout_ends_the_wait() {
+        let dir = std::env::temp_dir().join(format!("fwrun-ready2-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut r = Readiness::new(&ReadyOptions::default(), "t", &dir);
+        assert_eq!(r.tick(Instant::now()), Tick::Ready);
+        let opts = ReadyOptions {
+            conditions: vec![Condition::parse("console:never").unwrap()],
+            timeout: Some(Duration::from_millis(10)),
+            ..Default::default()
+        };
+        let mut r = Readiness::new(&opts, "t", &dir);
+        r.boot(1);
+        let t = Instant::now();
+        assert!(matches!(r.tick(t), Tick::Wait(Some(_))));
+        assert_eq!(r.tick(t + Duration::from_millis(20)), Tick::TimedOut);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
