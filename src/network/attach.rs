@@ -125,9 +125,13 @@ impl Attached {
             .map_err(|e| anyhow!("restoring its flags: {}", errno_text(e)))
     }
 
-    /// `detach` as one result, for the teardown.
+    /// `detach` as one result, for the teardown. The veth is deleted now:
+    /// left to go with the firmware's namespace, it would outlive the run
+    /// for as long as a TCP connection of the firmware's lingers there
+    /// (TIME_WAIT holds the namespace), which a CI job's request makes
+    /// likely.
     pub fn finish(mut self) -> Result<()> {
-        let failures = self.detach(false);
+        let failures = self.detach(true);
         if failures.is_empty() {
             Ok(())
         } else {
@@ -138,7 +142,7 @@ impl Attached {
 
 impl Drop for Attached {
     fn drop(&mut self) {
-        for f in self.detach(false) {
+        for f in self.detach(true) {
             eprintln!("fwrun: warning: {f}");
         }
     }
