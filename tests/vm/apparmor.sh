@@ -221,7 +221,7 @@ pid=$!
 check "fwrun wait: run aa10 is ready" $fwrun wait aa10 --timeout 120s
 attr=$($fwrun enter aa10 -- cat /proc/self/attr/current 2>/dev/null)
 check "the entered command runs under the run's profile ($attr)" sh -c "echo '$attr' | grep -q '^fwrun-aa10-$inst (enforce)\$'"
-$fwrun enter aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
+$fwrun enter --env "HOST_PROC=$host_proc" aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
 code=$?
 show /tmp/aa10-rcs.out
 check "device-rcs.sh through fwrun enter: every check passed (exit $code)" test $code = 0
