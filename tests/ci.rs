@@ -185,6 +185,8 @@ fn enter_joins_the_firmware_and_is_confined_as_its_init_is() {
         format!("CAD={cad}"),
         format!("LEVEL={level}"),
         format!("IMAGE={}", img.display()),
+        // device-rcs.sh checks the masks the host's /proc calls for.
+        check_env()[1].clone(),
     ];
     // The probes as the init, for comparison.
     let mut as_init = vec!["--firmware", img.to_str().unwrap(), "--apparmor", "off"];
@@ -253,7 +255,12 @@ fn enter_joins_the_firmware_and_is_confined_as_its_init_is() {
         "enter names what it refused: {}",
         accidents.show()
     );
-    let rcs = enter("e1", &["/test/device-rcs.sh"]);
+    let mut args = vec!["enter"];
+    for e in &probe_env {
+        args.extend(["--env", e]);
+    }
+    args.extend(["e1", "--", "/test/device-rcs.sh"]);
+    let rcs = fwrun_out(&args);
     assert_eq!(rcs.code(), Some(0), "{}", rcs.show());
     assert_eq!(verdicts(&rcs.stdout), verdicts(&init_rcs.stdout));
     assert_eq!(trimmed("/proc/sys/kernel/ctrl-alt-del"), cad);

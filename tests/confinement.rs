@@ -49,6 +49,15 @@ fn assert_all_ok(r: &Run) {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
+/// assert_all_ok, and every check of the firmware's `script` ran.
+fn assert_every_check(r: &Run, script: &str) {
+    assert_all_ok(r);
+    let files = repo().join("tests/firmware/files");
+    let want = common::plan::planned(&files.join(script), &files);
+    let oks = r.stdout.lines().filter(|l| l.starts_with("ok - ")).count();
+    assert_eq!(oks, want, "{script}: not every check ran\n{}", r.stdout);
+}
+
 fn trimmed(path: &str) -> String {
     fs::read_to_string(path).unwrap().trim().to_string()
 }
@@ -70,17 +79,14 @@ fn a_device_rcs_runs_unchanged_and_the_constraints_still_hold() {
     let _g = guard();
     let s = Scratch::new("confine");
     let rep = s.path("r.json");
-    let r = run(&[
-        "--firmware",
-        &fw(),
-        "--apparmor",
-        "off",
-        "--report",
-        rep.to_str().unwrap(),
-        "--",
-        "/test/device-rcs.sh",
-    ]);
-    assert_all_ok(&r);
+    let env = check_env();
+    let fw = fw();
+    let mut args = vec!["--firmware", &fw, "--apparmor", "off"];
+    args.extend(["--report", rep.to_str().unwrap()]);
+    args.extend(env.iter().map(String::as_str));
+    args.extend(["--", "/test/device-rcs.sh"]);
+    let r = run(&args);
+    assert_every_check(&r, "device-rcs.sh");
     let report = read_json(&rep);
     let got = refused(&report);
     for want in ["mount /sys", "mount /proc/sys", "umount2 /proc/sys"] {
@@ -126,7 +132,7 @@ fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
         "--",
         "/test/accidents.sh",
     ]);
-    assert_all_ok(&r);
+    assert_every_check(&r, "accidents.sh");
     assert_eq!(trimmed("/proc/sys/kernel/ctrl-alt-del"), cad);
     assert_eq!(trimmed("/proc/sys/kernel/printk"), printk);
     assert!(

@@ -119,6 +119,7 @@ fn sample() -> Value {
         "stop": { "reason": "ctrl-c", "signal": "SIGTERM", "graceful": true, "killed_by": null, "ms": 312.5 },
         "exit_code": 130,
         "boots": 1,
+        "ready_ms": null,
         "changes": [],
         "apparmor": { "mode": "auto", "profile": null, "denials": [] },
         "confinement": { "capabilities": ["chown"], "dropped_capabilities": ["sys_time"], "seccomp": true, "refused": [] },

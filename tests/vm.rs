@@ -11,6 +11,7 @@ use common::*;
 
 #[test]
 fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
+    let want = vm_checks();
     let fw = firmware();
     let payload = repo().join("target/vm-payload");
     let _ = fs::remove_dir_all(&payload);
@@ -74,10 +75,12 @@ fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
         console
     );
     assert!(!checks.iter().any(|l| l.starts_with("not ok")), "{console}");
-    // Every check in apparmor.sh and in the firmware scripts it runs ran.
-    assert!(
-        checks.len() >= 148,
-        "only {} checks ran:\n{console}",
+    // Every check in apparmor.sh and in the firmware scripts it runs ran,
+    // as many as their text makes.
+    assert_eq!(
+        checks.len(),
+        want,
+        "{} checks ran, the scripts make {want}:\n{console}",
         checks.len()
     );
     // fwrun enter's command is confined as the init is (apparmor.sh, 2e).
@@ -94,6 +97,39 @@ fn apparmor_profile_holds_on_a_real_apparmor_kernel() {
     }
     print_profile_cost(&console);
     let _ = fs::remove_dir_all(&payload);
+}
+
+/// How many ok/not ok lines tests/vm/apparmor.sh and the firmware check
+/// scripts it runs print (common/plan.rs says how they are counted).
+fn vm_checks() -> usize {
+    let files = repo().join("tests/firmware/files");
+    common::plan::planned(&repo().join("tests/vm/apparmor.sh"), &files)
+}
+
+/// The VM scripts can be counted (this runs without the VM).
+#[test]
+fn the_vm_scripts_checks_can_be_counted() {
+    let files = repo().join("tests/firmware/files");
+    for script in [
+        "check.sh",
+        "escape.sh",
+        "devices.sh",
+        "device-rcs.sh",
+        "accidents.sh",
+        "net-host.sh",
+    ] {
+        println!(
+            "{script}: {} checks",
+            common::plan::planned(&files.join(script), &files)
+        );
+    }
+    println!(
+        "apparmor.sh with the scripts it runs: {} checks",
+        vm_checks()
+    );
+    let escape = common::plan::planned(&files.join("escape.sh"), &files);
+    assert!(escape > 20, "{escape}");
+    assert!(vm_checks() > 150 + escape, "{}", vm_checks());
 }
 
 /// The guest script's "COST MODE PHASE: MS" lines (fwrun -v, five runs
@@ -129,5 +165,64 @@ fn print_profile_cost(console: &str) {
     }
     for (mode, t) in total {
         println!("  {mode:8} {:48} {t:8.1}", "whole run (sum of the phases)");
+    }
+}
+
+#[cfg(test)]
+mod plan_tests {
+    use super::common::plan::*;
+    use std::path::Path;
+
+    fn plan(text: &str) -> usize {
+        plan_text(text, Path::new("/nonexistent"), "test")
+    }
+
+    #[test]
+    fn counts_helpers_loops_and_composites() {
+        let text = r#"
+ok() { echo "ok - $*"; }
+check() { d=$1; shift; if "$@"; then ok "$d"; else echo "not ok - $d"; fi; }
+wait_for() {
+  while ! grep -q "$2" "$1"; do usleep 1; done
+}
+both() {
+  check "one" true
+  check "two # not a comment" true
+}
+check "a" true  # a comment with check in it
+check 'b; check c' true; check "d" \
+  true
+wait_for /tmp/x ready
+for what in 'x y' z \
+    "w"; do
+  check "$what" true
+  both
+done
+for mode in a b; do
+  for i in 1 2 3; do
+    echo "COST $mode"
+  done
+done
+check "e" sh -c '
+  echo multi-line
+  check inside quotes
+'
+"#;
+        // a, b, d, e; 3 words x (1 + 2).
+        assert_eq!(plan(text), 4 + 3 * 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "may not run")]
+    fn a_check_under_a_condition_cannot_be_counted() {
+        plan("check() { echo \"ok - $1\"; }\nif true; then\n  check x\nfi\n");
+    }
+
+    #[test]
+    #[should_panic(expected = "may not run")]
+    fn a_check_in_a_one_line_condition_cannot_be_counted() {
+        plan(
+            "say() { echo \"$1 - $2\"; [ $1 = ok ]; }\nif true; then say ok x; else say no x; fi\n",
+        );
     }
 }

@@ -1,7 +1,11 @@
 # apparmor.sh: the guest script proving fwrun's AppArmor layer on a real
 # AppArmor kernel. /payload holds fwrun and the test firmware images
 # (tests/vm.rs puts them there). Prints ok/not ok lines; exits 1 if any
-# check failed.
+# check failed. tests/vm.rs counts the checks this script (and each firmware
+# check script it runs as the init) must print from their text, and requires
+# exactly that many: the rules it counts by are in tests/common/plan.rs (in
+# short: one helper call per check, loops over literal words, no check under
+# a condition).
 
 failures=0
 ok() { echo "ok - $*"; }
@@ -24,6 +28,31 @@ wait_for() {
   done
 }
 show() { sed 's/^/    | /' "$1"; }
+# A negative control's output, shown but not counted.
+show_control() { sed 's/^/    : /' "$1"; }
+# AppArmor's own records in the kernel log, read apart from fwrun's parser.
+# klog_mark forgets what the log held so far (busybox dmesg -c; fwrun reads
+# /dev/kmsg, which this does not touch). klog ERE... polls (5 s at most:
+# the records come from the audit thread, a moment after the fact) until a
+# line since the mark matches every ERE.
+klog_mark() { dmesg -c >/dev/null; }
+klog_has() { l=$(dmesg | grep -E "$1"); shift; for p in "$@"; do l=$(echo "$l" | grep -E "$p"); done; [ -n "$l" ]; }
+klog() {
+  i=0
+  while ! klog_has "$@"; do
+    i=$((i + 1)); [ $i -gt 500 ] && return 1
+    usleep 10000
+  done
+}
+# denied NAME ERE: the kernel logged a denial by run NAME's profile, ERE
+# matching the record.
+denied() { klog 'apparmor="DENIED"' "profile=\"fwrun-$1-[0-9a-f]{8}\"" "$2"; }
+# was_loaded NAME: the kernel logged the load of run NAME's profile since
+# the mark (for a run that ends before its profile can be looked at).
+was_loaded() { klog 'apparmor="STATUS"' 'operation="profile_load"' "name=\"fwrun-$1-[0-9a-f]{8}\""; }
+# What the guest's /proc and /sys hold, for check.sh and device-rcs.sh.
+host_proc=$(ls /proc | grep -v '^[0-9]' | tr '\n' ' ')
+host_sys=$(ls /sys | tr '\n' ' ')
 
 # 1. The profile is loaded in enforce mode while the firmware runs, the
 #    init runs under it, and it is gone after the run.
@@ -56,6 +85,14 @@ for what in 'open /proc/sysrq-trigger' '/proc/sys/vm/drop_caches' '/proc/sys/ker
   check "the denial report lists $what" grep -qF "$what" /tmp/aa2.err
 done
 check "the report says DENIED" grep -q 'AppArmor DENIED' /tmp/aa2.err
+# The same, from the kernel's records rather than fwrun's reading of them.
+for rec in 'operation="open".*name="/proc/sysrq-trigger"' 'name="/proc/sys/vm/drop_caches"' \
+    'name="/proc/sys/kernel/panic"' 'name="/sys/kernel/mm/transparent_hugepage/enabled"' \
+    'name="/proc/kcore"' 'capname="mknod"' 'capname="sys_time"' 'capname="sys_module"' \
+    'operation="mount".*fstype="proc"' 'operation="mount".*fstype="sysfs"' \
+    'operation="mount".*fstype="devtmpfs"'; do
+  check "the kernel logged the denial $rec" denied aa2 "$rec"
+done
 check "the profile is gone after the run" gone aa2
 
 # 2b. With --allow-mknod the path rules still refuse the dangerous nodes.
@@ -65,6 +102,30 @@ show /tmp/aa3.out; show /tmp/aa3.err
 check "devices.sh: every check passed (exit $code)" test $code = 0
 check "the report lists /dev/mem" grep -qF 'mknod /dev/mem' /tmp/aa3.err
 
+# 2b'. The negative control: escape.sh again with the profile off too
+#      (--apparmor off) and the kernel-enforced locks opened as far as the
+#      debugging flags go (sys_rawio given back for /proc/kcore). What the
+#      profile refused in aa2 must now go through, or aa2 proved nothing.
+#      This VM is thrown away; the clock it sets is put back. escape.sh
+#      runs through /bin/sh so that its lines (which expect refusals) are
+#      not counted; they are shown with ':'.
+t0=$(date +%s)
+u0=$(cut -d. -f1 /proc/uptime)
+$fwrun --name aa10 --apparmor off $alone --cap-add sys_rawio --firmware $fw \
+  -- /bin/sh /test/escape.sh >/tmp/aa10.out 2>/tmp/aa10.err
+date -s "@$((t0 + $(cut -d. -f1 /proc/uptime) - u0))" >/dev/null
+show_control /tmp/aa10.out; show_control /tmp/aa10.err
+for what in 'writing /proc/sysrq-trigger' 'writing /proc/sys/vm/drop_caches' \
+    'writing /proc/sys/kernel/panic' 'writing under /sys/kernel' 'reading /proc/kcore' \
+    'mknod of a block device in /dev' 'mknod of a block device in /tmp' 'mknod of /dev/mem' \
+    'mknod of a watchdog' 'setting the clock (date -s)' 'mounting proc outside /proc' \
+    'mounting sysfs outside /sys' 'mounting devtmpfs'; do
+  check "without the locks, $what goes through" grep -qF "not ok - $what: it was allowed" /tmp/aa10.out
+done
+check "without the locks, loading a module is not refused (the file is no module)" \
+  grep -qF 'not ok - loading a module failed for another reason' /tmp/aa10.out
+check "the guest's clock is back" test "$(date +%Y)" != 2001
+
 # 2c. --follow-denials prints them while the firmware runs.
 $fwrun --name aa4 $alone --follow-denials --firmware $fw -- /bin/sh -c 'umount -l /proc; mount -t proc proc /proc; echo h > /proc/sysrq-trigger; exit 0' 2>/tmp/aa4.err
 check "--follow-denials prints a denial live" grep -qE '^fwrun: AppArmor DENIED open /proc/sysrq-trigger' /tmp/aa4.err
@@ -72,7 +133,7 @@ show /tmp/aa4.err
 
 # 2d. Both locks together: a device's rcS runs unchanged, and the accidents
 #     of tests/confinement.rs are refused with the profile loaded too.
-$fwrun --name aa8 --firmware $fw -- /test/device-rcs.sh >/tmp/aa8.out 2>/tmp/aa8.err
+$fwrun --name aa8 --env "HOST_PROC=$host_proc" --firmware $fw -- /test/device-rcs.sh >/tmp/aa8.out 2>/tmp/aa8.err
 code=$?
 show /tmp/aa8.out; show /tmp/aa8.err
 check "device-rcs.sh under the profile: every check passed (exit $code)" test $code = 0
@@ -90,6 +151,23 @@ check "the guest's ctrl-alt-del is unchanged" test "$(cat /proc/sys/kernel/ctrl-
 check "the guest's printk is unchanged" test "$(cat /proc/sys/kernel/printk)" = "$printk"
 check "the image is unchanged" test "$(sha256sum $fw)" = "$before"
 check "fwrun refused the module load" grep -q '"syscall": *"f\?init_module"' /tmp/aa9.json
+
+# 2d'. check.sh with the profile loaded, in both init modes. This kernel
+#      has /proc/kcore, /proc/sysrq-trigger and /proc/acpi, which the host
+#      tier's kernel may lack: their masks are checked here for real.
+$fwrun --name aa11 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
+  --firmware $fw -- /test/check.sh >/tmp/aa11.out 2>/tmp/aa11.err
+code=$?
+show /tmp/aa11.out; show /tmp/aa11.err
+check "check.sh under the profile: every check passed (exit $code)" test $code = 0
+$fwrun --name aa12 --as-pid2 --env INIT_PID=2 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
+  --firmware $fw -- /test/check.sh >/tmp/aa12.out 2>/tmp/aa12.err
+code=$?
+show /tmp/aa12.out; show /tmp/aa12.err
+check "check.sh under the profile, --as-pid2: every check passed (exit $code)" test $code = 0
+for name in kcore sysrq-trigger acpi; do
+  check "this kernel has /proc/$name (so check.sh checked it)" test -e /proc/$name
+done
 
 # 2e. --net host: the network is the host's. With both locks, and with the
 #     profile alone (--seccomp off, net_admin given back), the firmware can
@@ -143,7 +221,7 @@ pid=$!
 check "fwrun wait: run aa10 is ready" $fwrun wait aa10 --timeout 120s
 attr=$($fwrun enter aa10 -- cat /proc/self/attr/current 2>/dev/null)
 check "the entered command runs under the run's profile ($attr)" sh -c "echo '$attr' | grep -q '^fwrun-aa10-$inst (enforce)\$'"
-$fwrun enter aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
+$fwrun enter --env "HOST_PROC=$host_proc" aa10 -- /test/device-rcs.sh >/tmp/aa10-rcs.out 2>&1
 code=$?
 show /tmp/aa10-rcs.out
 check "device-rcs.sh through fwrun enter: every check passed (exit $code)" test $code = 0
@@ -211,9 +289,10 @@ check "fwrun --cleanup unloads it" gone aa6
 check "and removes its state" test -z "$(ls /run/fwrun)"
 $fwrun --name aa7 --firmware $fw -- /test/signals.sh >/tmp/aa7.out 2>&1 &
 pid=$!
-wait_for /tmp/aa7.out ready
+check "run aa7 starts" wait_for /tmp/aa7.out ready
 kill -KILL $pid; wait $pid
-$fwrun --firmware $fw -- /bin/true
+check "after SIGKILL aa7's profile is still loaded" loaded aa7
+check "the next run exits 0" $fwrun --firmware $fw -- /bin/true
 check "the next run sweeps a killed run's profile too" gone aa7
 
 # 4b. One name, two runs. A second run of a live run's name is refused and
@@ -274,23 +353,29 @@ check "the message says it could not load the profile" grep -q 'could not load t
 show /tmp/p1.err; show /tmp/p2.err
 check "no state is left after them" test -z "$(ls /run/fwrun)"
 # 7. Fault injection at the AppArmor steps (the binary under test is built
-#    with the fault-injection feature): a failure there leaves nothing; a
-#    SIGKILL there leaves the profile for the sweep, and nothing after it.
-if FWRUN_FAULT=none $fwrun --firmware $fw -- /bin/true 2>/dev/null; then
-  for step in apparmor teardown:apparmor; do
-    FWRUN_FAULT=$step $fwrun --name f1 --firmware $fw -- /bin/true 2>/tmp/f.err
-    code=$?
-    check "FWRUN_FAULT=$step: exit 125 (got $code)" test $code = 125
-    check "FWRUN_FAULT=$step: the profile is gone" gone f1
-    check "FWRUN_FAULT=$step: no state is left" test -z "$(ls /run/fwrun)"
-    FWRUN_FAULT=$step:kill $fwrun --name f2 --firmware $fw -- /bin/true 2>/dev/null
-    code=$?
-    check "FWRUN_FAULT=$step:kill kills fwrun (got $code)" test $code = 137
-    $fwrun --cleanup >/dev/null 2>&1
-    check "after $step:kill, --cleanup leaves no profile" gone f2
-    check "after $step:kill, --cleanup leaves no state" test -z "$(ls /run/fwrun)"
-  done
-fi
+#    with the fault-injection feature, which the first check proves): a
+#    failure there leaves nothing; a SIGKILL there leaves the profile for
+#    the sweep, and nothing after it. Each run's profile was loaded (the
+#    kernel logged it) before it is found gone.
+faults_injected() { FWRUN_FAULT=namespace $fwrun --firmware $fw -- /bin/true 2>/dev/null; test $? = 125; }
+check "the binary under test injects faults (FWRUN_FAULT=namespace: exit 125)" faults_injected
+for step in apparmor teardown:apparmor; do
+  klog_mark
+  FWRUN_FAULT=$step $fwrun --name f1 --firmware $fw -- /bin/true 2>/tmp/f.err
+  code=$?
+  check "FWRUN_FAULT=$step: exit 125 (got $code)" test $code = 125
+  check "FWRUN_FAULT=$step: its profile was loaded" was_loaded f1
+  check "FWRUN_FAULT=$step: the profile is gone" gone f1
+  check "FWRUN_FAULT=$step: no state is left" test -z "$(ls /run/fwrun)"
+  klog_mark
+  FWRUN_FAULT=$step:kill $fwrun --name f2 --firmware $fw -- /bin/true 2>/dev/null
+  code=$?
+  check "FWRUN_FAULT=$step:kill kills fwrun (got $code)" test $code = 137
+  check "FWRUN_FAULT=$step:kill: its profile was loaded" was_loaded f2
+  $fwrun --cleanup >/dev/null 2>&1
+  check "after $step:kill, --cleanup leaves no profile" gone f2
+  check "after $step:kill, --cleanup leaves no state" test -z "$(ls /run/fwrun)"
+done
 
 # 8. What the profile costs: -v phase times of 5 runs with and without it.
 for mode in require off; do

@@ -9,6 +9,7 @@
 fails=0
 say() { if [ "$1" = ok ]; then echo "ok - $2"; else echo "not ok - $2"; fails=$((fails + 1)); fi; }
 refused() { d=$1; shift; if "$@" >/dev/null 2>&1; then say no "$d"; else say ok "$d"; fi; }
+holds() { d=$1; shift; if "$@" >/dev/null 2>&1; then say ok "$d"; else say no "$d"; fi; }
 
 # As the device's rcS would have done first.
 mount -t proc proc /proc
@@ -29,7 +30,8 @@ loop=
 for d in /sys/block/loop*; do
   [ "$(cat "$d/loop/backing_file" 2>/dev/null)" = "$IMAGE" ] && loop=${d##*/}
 done
-if [ -n "$loop" ]; then say ok "found $loop behind the image"; else say no "found the loop device behind $IMAGE"; fi
+found() { [ -n "$loop" ]; }
+holds "found the loop device behind $IMAGE ($loop)" found
 majmin=$(cat "/sys/block/$loop/dev" 2>/dev/null)
 major=${majmin%%:*}; minor=${majmin##*:}
 refused "mknod of $loop" mknod /root/loop-node b "$major" "$minor"
