@@ -333,6 +333,17 @@ fn console_readiness_on_the_pty_console() {
     assert!(said.contains("firmware ready after"), "{said}");
 }
 
+/// `GET /` at ADDR:PORT, the connection closed before this returns (a
+/// socket left open would hold the route over a veth that is to go).
+fn http_get(addr: &str) -> String {
+    let mut s = TcpStream::connect(addr).expect("the firmware's httpd answers once ready");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    page
+}
+
 /// A port nothing listens on now.
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -360,10 +371,7 @@ fn tcp_readiness_from_the_host_and_a_ready_timeout() {
         ],
     );
     wait_ready("web1");
-    let mut s = TcpStream::connect(&addr).expect("the firmware's httpd answers once ready");
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    let mut page = String::new();
-    s.read_to_string(&mut page).unwrap();
+    let page = http_get(&addr);
     assert!(page.contains("fwtest is up"), "{page}");
     let out = stop("web1", bg);
     assert!(
@@ -446,12 +454,7 @@ fn tcp_readiness_over_the_veth() {
     ]);
     wait_ready("webv");
     assert_eq!(route_dev("169.254.79.1"), "fw-webv");
-    let mut s =
-        TcpStream::connect("169.254.79.1:80").expect("the firmware's httpd answers once ready");
-    s.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
-    let mut page = String::new();
-    s.read_to_string(&mut page).unwrap();
-    assert!(page.contains("page of webv"), "{page}");
+    assert!(http_get("169.254.79.1:80").contains("page of webv"));
     let runs = list();
     let net = &listed(&runs, "webv").unwrap()["network"];
     assert_eq!(net["mode"], "veth", "{net}");
