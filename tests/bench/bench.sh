@@ -9,8 +9,10 @@
 #
 # Prints a Markdown report and writes it to tests/bench/RESULTS.md. Builds
 # target/release/fwrun and the test firmware (target/fwtest/) when needed.
-# Leaves nothing behind: no mount, no loop device, nothing in /run/fwrun, no
-# temporary directory; it checks this at the end and fails if it is not so.
+# Leaves nothing behind: no loop device, nothing in /run/fwrun, no process,
+# pid namespace or AppArmor profile, no temporary directory; it checks this
+# at the end and fails if it is not so. bubblewrap and systemd-nspawn must
+# run here: a comparison that could not be made is an error, not a gap.
 #
 # FWRUN_BENCH_QUICK=1 cuts the number of runs (for trying the script out;
 # its figures are not worth keeping).
@@ -76,16 +78,39 @@ else
 fi
 
 # --- Leftovers -----------------------------------------------------------
-# What a run may leave behind if something is wrong: attached loop devices,
-# fwrun's (or the floor's) mounts, entries in /run/fwrun. Taken before and
-# after, so that another user's runs at the start are not blamed on us.
+# What a run may leave behind if something is wrong, as far as the host can
+# see it: attached loop devices, entries in /run/fwrun, live processes of
+# fwrun, bwrap or nspawn, pid namespaces with a live process (a firmware
+# that outlived its launcher), fwrun's AppArmor profiles, the host ends of
+# its veths (fw-*). Not the mount
+# table: fwrun's mounts (and the floor's) live in private mount namespaces
+# that the host's table never shows; a leak of them shows as a loop device
+# or a process that holds them. Taken before and after, so that another
+# user's runs at the start are not blamed on us.
+host_pid_ns=$(readlink /proc/self/ns/pid)
 leftovers() {
-  losetup -a | sed 's/^/loop: /'
-  findmnt -rn -o TARGET,SOURCE | grep -E 'fwrun|fwfloor' | sed 's/^/mount: /' || true
+  local p ns
+  for p in /sys/block/loop*/loop/backing_file; do
+    if [ -r "$p" ]; then
+      printf 'loop: %s %s\n' "$(basename "$(dirname "$(dirname "$p")")")" "$(cat "$p")"
+    fi
+  done
   if [ -d /run/fwrun ]; then
     find /run/fwrun -mindepth 1 -maxdepth 1 | sed 's/^/state: /'
   fi
   find /sys/class/net -mindepth 1 -maxdepth 1 -name 'fw-*' -printf 'interface: %f\n'
+  for p in /proc/[0-9]*; do
+    # A zombie holds nothing but its pid; a process may end meanwhile.
+    if grep -q '^State:.*Z' "$p/status" 2>/dev/null; then continue; fi
+    case $(cat "$p/comm" 2>/dev/null) in
+      fwrun | bwrap | systemd-nspawn) echo "process: ${p#/proc/} $(cat "$p/comm" 2>/dev/null)" ;;
+    esac
+    ns=$(readlink "$p/ns/pid" 2>/dev/null) || continue
+    [ "$ns" = "$host_pid_ns" ] || echo "pid namespace: $ns"
+  done | sort -u
+  if [ -r /sys/kernel/security/apparmor/profiles ]; then
+    grep '^fwrun' /sys/kernel/security/apparmor/profiles | sed 's/^/profile: /' || true
+  fi
 }
 
 tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
@@ -116,7 +141,8 @@ others() {
     | sort -u >>"$tmp/others"
 }
 # bench NAME RUNS WARMUP COMMAND...: hyperfine COMMAND (run directly, no
-# shell in between), its JSON kept as $tmp/NAME.json; the command line as
+# shell in between; its words quoted, so that an argument with spaces stays
+# one), its JSON kept as $tmp/NAME.json; the command line as
 # shown in the report is kept as $tmp/NAME.cmd.
 bench() {
   local name=$1 runs=$2 warm=$3
@@ -124,7 +150,7 @@ bench() {
   printf '%s' "${*//$tmp/\$TMP}" >"$tmp/$name.cmd"
   say "timing $name: $*"
   hyperfine --shell=none --style basic --warmup "$warm" --runs "$runs" \
-    --command-name "$name" --export-json "$tmp/$name.json" -- "$*" >&2
+    --command-name "$name" --export-json "$tmp/$name.json" -- "$(printf '%q ' "$@")" >&2
   others
 }
 # The median of a hyperfine run, in ms.
@@ -217,15 +243,11 @@ for extra in "" "--pipe"; do
   fi
   nspawn_note="exit $rc: $(head -c 300 "$tmp/nspawn.out" | tr '\n' ' ')"
 done
-if [ -n "$nspawn_cmd" ]; then
-  nspawn_note=
-  # Anything nspawn says on a good run is kept for the report.
-  nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ' | sed 's/ *$//')
-  # shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
-  bench nspawn $slow_runs 3 $nspawn_cmd
-else
-  say "systemd-nspawn cannot run here: $nspawn_note"
-fi
+[ -n "$nspawn_cmd" ] || die "systemd-nspawn cannot run here ($nspawn_note): the comparison needs it"
+# Anything nspawn says on a good run is kept for the report.
+nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ' | sed 's/ *$//')
+# shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
+bench nspawn $slow_runs 3 $nspawn_cmd
 
 # --- 5: the shell floor ----------------------------------------------------------------
 sh "$here/floor.sh" $img || die "tests/bench/floor.sh failed"
@@ -322,10 +344,8 @@ r_floor=$(calc "$fl / $ext2" 2)
 veth_cost=$(calc "$(median_ms fwrun-ext2-veth) - $(median_ms fwrun-ext2-none)" 3)
 r_par=$(calc "$p16 / $p1" 2)
 rss_mib=$(calc "$rss_max / 1024" 2)
-if [ -n "$nspawn_cmd" ]; then
-  ns=$(median_ms nspawn)
-  r_nspawn=$(calc "$ns / $ext2" 2)
-fi
+ns=$(median_ms nspawn)
+r_nspawn=$(calc "$ns / $ext2" 2)
 
 row() { # row NAME LABEL: a table row for one hyperfine run
   # shellcheck disable=SC2016 # the backquotes are Markdown
@@ -341,9 +361,9 @@ if [ -n "$new_leftovers" ]; then
   leftover_text="LEFT BEHIND: $(printf '%s' "$new_leftovers" | tr '\n' ';')"
 elif [ -s "$tmp/leftovers.before" ]; then
   # Only the entries that were not there before count.
-  leftover_text="none new (some loop devices, mounts or state existed before the run)"
+  leftover_text="none new (some loop devices, state, processes or profiles existed before the run)"
 else
-  leftover_text="none: \`losetup -a\` empty, \`findmnt | grep -c fwrun\` = 0, /run/fwrun empty"
+  leftover_text="none: no loop device attached, /run/fwrun empty, no fwrun, bwrap or nspawn process, no pid namespace, no fwrun profile, no fw-* interface"
 fi
 
 # --- Report ----------------------------------------------------------------------
@@ -367,11 +387,7 @@ report=$tmp/RESULTS.md
   row fwrun-ext2-none "fwrun, ext2 image, --net none"
   row fwrun-ext2-veth "fwrun, ext2 image, --net veth"
   row bwrap "bubblewrap"
-  if [ -n "$nspawn_cmd" ]; then
-    row nspawn "systemd-nspawn"
-  else
-    echo "| systemd-nspawn | \`systemd-nspawn -q -D DIR --register=no --keep-unit /bin/true\` | not run: $nspawn_note | 0 |"
-  fi
+  row nspawn "systemd-nspawn"
   row floor "shell floor (unshare, mount -o loop, overlay, proc, chroot)"
   row fwrun-ext2-noseccomp "fwrun, ext2 image, --seccomp off (debugging only)"
   row fwrun-version "fwrun --version (process start and exit only)"
@@ -382,11 +398,7 @@ report=$tmp/RESULTS.md
   echo "| figure | value |"
   echo "| --- | ---: |"
   echo "| fwrun ext2 / bwrap | $r_bwrap |"
-  if [ -n "$nspawn_cmd" ]; then
-    echo "| nspawn / fwrun ext2 | $r_nspawn |"
-  else
-    echo "| nspawn / fwrun ext2 | not run |"
-  fi
+  echo "| nspawn / fwrun ext2 | $r_nspawn |"
   echo "| floor / fwrun ext2 | $r_floor |"
   echo "| fwrun peak RSS, max of $rss_runs runs (median) | $rss_max KiB = $rss_mib MiB ($rss_med KiB) |"
   echo "| 1 fwrun, wall (median of $(runs_of parallel-1)) | $(calc "$p1" 2) ms |"
@@ -416,11 +428,7 @@ report=$tmp/RESULTS.md
   echo
   echo "- $(verdict "$ext2 <= 2.5 * $bw"): fwrun ext2 ≤ 2.5 × bwrap ($(calc "$ext2" 2) ms vs 2.5 × $(calc "$bw" 2) = $(calc "2.5 * $bw" 2) ms; ratio $r_bwrap)"
   echo "- $(verdict "$ext2 <= 12"): fwrun ext2 ≤ 12 ms ($(calc "$ext2" 2) ms)"
-  if [ -n "$nspawn_cmd" ]; then
-    echo "- $(verdict "$ns >= 4 * $ext2"): fwrun ≥ 4× faster than systemd-nspawn (nspawn / fwrun = $r_nspawn)"
-  else
-    echo "- NOT RUN: fwrun ≥ 4× faster than systemd-nspawn (nspawn cannot run here: $nspawn_note)"
-  fi
+  echo "- $(verdict "$ns >= 4 * $ext2"): fwrun ≥ 4× faster than systemd-nspawn (nspawn / fwrun = $r_nspawn)"
   echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
   echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none ($(calc "$veth_cost" 2) ms: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms)"
   echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
@@ -459,7 +467,7 @@ report=$tmp/RESULTS.md
   fi
   echo "- Each command runs with no stdin and its output discarded (hyperfine \`--shell=none\`)."
   echo "- systemd-nspawn runs on a copy of $dir (it writes /etc/localtime, /etc/resolv.conf and /var/log/journal into the tree it boots)."
-  if [ -n "$nspawn_cmd" ] && [ -n "${nspawn_warn// /}" ]; then
+  if [ -n "${nspawn_warn// /}" ]; then
     echo "- systemd-nspawn said, on a successful run: \`$nspawn_warn\`"
   fi
   echo "- The floor (tests/bench/floor.sh) does less than fwrun: no /sys, /dev, hostname, lo, pivot_root or state directory."
