@@ -111,19 +111,19 @@ check "the report lists /dev/mem" grep -qF 'mknod /dev/mem' /tmp/aa3.err
 #      not counted; they are shown with ':'.
 t0=$(date +%s)
 u0=$(cut -d. -f1 /proc/uptime)
-$fwrun --name aa10 --apparmor off $alone --cap-add sys_rawio --firmware $fw \
-  -- /bin/sh /test/escape.sh >/tmp/aa10.out 2>/tmp/aa10.err
+$fwrun --name ctl1 --apparmor off $alone --cap-add sys_rawio --firmware $fw \
+  -- /bin/sh /test/escape.sh >/tmp/ctl1.out 2>/tmp/ctl1.err
 date -s "@$((t0 + $(cut -d. -f1 /proc/uptime) - u0))" >/dev/null
-show_control /tmp/aa10.out; show_control /tmp/aa10.err
+show_control /tmp/ctl1.out; show_control /tmp/ctl1.err
 for what in 'writing /proc/sysrq-trigger' 'writing /proc/sys/vm/drop_caches' \
     'writing /proc/sys/kernel/panic' 'writing under /sys/kernel' 'reading /proc/kcore' \
     'mknod of a block device in /dev' 'mknod of a block device in /tmp' 'mknod of /dev/mem' \
     'mknod of a watchdog' 'setting the clock (date -s)' 'mounting proc outside /proc' \
     'mounting sysfs outside /sys' 'mounting devtmpfs'; do
-  check "without the locks, $what goes through" grep -qF "not ok - $what: it was allowed" /tmp/aa10.out
+  check "without the locks, $what goes through" grep -qF "not ok - $what: it was allowed" /tmp/ctl1.out
 done
 check "without the locks, loading a module is not refused (the file is no module)" \
-  grep -qF 'not ok - loading a module failed for another reason' /tmp/aa10.out
+  grep -qF 'not ok - loading a module failed for another reason' /tmp/ctl1.out
 check "the guest's clock is back" test "$(date +%Y)" != 2001
 
 # 2c. --follow-denials prints them while the firmware runs.
@@ -155,15 +155,15 @@ check "fwrun refused the module load" grep -q '"syscall": *"f\?init_module"' /tm
 # 2d'. check.sh with the profile loaded, in both init modes. This kernel
 #      has /proc/kcore, /proc/sysrq-trigger and /proc/acpi, which the host
 #      tier's kernel may lack: their masks are checked here for real.
-$fwrun --name aa11 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
-  --firmware $fw -- /test/check.sh >/tmp/aa11.out 2>/tmp/aa11.err
+$fwrun --name chk1 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
+  --firmware $fw -- /test/check.sh >/tmp/chk1.out 2>/tmp/chk1.err
 code=$?
-show /tmp/aa11.out; show /tmp/aa11.err
+show /tmp/chk1.out; show /tmp/chk1.err
 check "check.sh under the profile: every check passed (exit $code)" test $code = 0
-$fwrun --name aa12 --as-pid2 --env INIT_PID=2 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
-  --firmware $fw -- /test/check.sh >/tmp/aa12.out 2>/tmp/aa12.err
+$fwrun --name chk2 --as-pid2 --env INIT_PID=2 --env "HOST_PROC=$host_proc" --env "HOST_SYS=$host_sys" \
+  --firmware $fw -- /test/check.sh >/tmp/chk2.out 2>/tmp/chk2.err
 code=$?
-show /tmp/aa12.out; show /tmp/aa12.err
+show /tmp/chk2.out; show /tmp/chk2.err
 check "check.sh under the profile, --as-pid2: every check passed (exit $code)" test $code = 0
 for name in kcore sysrq-trigger acpi; do
   check "this kernel has /proc/$name (so check.sh checked it)" test -e /proc/$name
