@@ -136,18 +136,8 @@ fn take_terminal(spec: &JoinSpec) -> Result<()> {
 /// Exec the command (returns only on failure, with the exit code and the
 /// message): a path as it is, a bare name from each PATH entry in turn.
 fn exec(spec: &JoinSpec) -> (i32, String) {
-    let argv: Vec<*const libc::c_char> = spec
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = spec
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = crate::sys::c_array(&spec.argv);
+    let envp = crate::sys::c_array(&spec.envp);
     let name = spec.argv[0].to_bytes();
     let shown = String::from_utf8_lossy(name).into_owned();
     let try_exec = |prog: &CString| {

@@ -20,18 +20,8 @@ pub const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:
 /// With `confine_with` (the socket to the supervisor), the process is
 /// confined first; without, it already is (fwrun's pid 1 of --as-pid2).
 pub fn exec_init(spec: &ChildSpec, confine_with: Option<&OwnedFd>) -> (i32, String) {
-    let argv: Vec<*const libc::c_char> = spec
-        .argv
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
-    let envp: Vec<*const libc::c_char> = spec
-        .envp
-        .iter()
-        .map(|a| a.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect();
+    let argv = crate::sys::c_array(&spec.argv);
+    let envp = crate::sys::c_array(&spec.envp);
     reset_signals();
     if let Some(sock) = confine_with {
         if let Err(e) = confine(spec, sock) {

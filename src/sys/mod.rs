@@ -346,6 +346,16 @@ pub fn recv_fd(sock: BorrowedFd) -> Result<Option<OwnedFd>, Errno> {
     Ok(None)
 }
 
+/// A NULL-terminated array of pointers to `strings`, as execve takes its
+/// argv and envp (valid while `strings` lives).
+pub fn c_array(strings: &[CString]) -> Vec<*const libc::c_char> {
+    strings
+        .iter()
+        .map(|s| s.as_ptr())
+        .chain(std::iter::once(std::ptr::null()))
+        .collect()
+}
+
 /// Send a signal through a pidfd (no pid reuse race).
 pub fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
     // SAFETY: plain syscall.
