@@ -6,7 +6,10 @@
 //! names (read from /proc/locks, so that a reused pid is never taken for
 //! it), in a directory that root owns and no one else may write. The files
 //! it adds, each written whole (a temporary name renamed into place):
-//! - `state`: booting, ready or stopping;
+//! - `ready` and `stopping`: empty files whose presence gives the phase
+//!   (neither: booting). Created, never rewritten: replacing a file with
+//!   data makes a disk-backed /run write it out at once, while an empty
+//!   file costs only its directory entry;
 //! - `init`: the init's pid and its start time in clock ticks since boot
 //!   (pid and start time together name one process), once it runs;
 //! - `firmware`, `net` (the mode, and the host side's interface and
@@ -33,7 +36,8 @@ use anyhow::{anyhow, Context, Result};
 use crate::error::fail;
 use crate::state::{check_name, Resource, INFO, LOCK, RESOURCES, STATE_ROOT, TMP_PREFIX};
 
-const STATE: &str = "state";
+const READY: &str = "ready";
+const STOPPING: &str = "stopping";
 const INIT: &str = "init";
 const FIRMWARE: &str = "firmware";
 const NET: &str = "net";
@@ -61,11 +65,14 @@ impl Phase {
         }
     }
 
-    fn parse(s: &str) -> Phase {
-        match s.trim() {
-            "ready" => Phase::Ready,
-            "stopping" => Phase::Stopping,
-            _ => Phase::Booting,
+    /// The phase a run's state directory shows.
+    fn read(dir: &Path) -> Phase {
+        if dir.join(STOPPING).exists() {
+            Phase::Stopping
+        } else if dir.join(READY).exists() {
+            Phase::Ready
+        } else {
+            Phase::Booting
         }
     }
 }
@@ -89,7 +96,32 @@ fn publish(dir: &Path, file: &str, content: &[u8]) -> Result<()> {
 }
 
 pub fn set_phase(dir: &Path, phase: Phase) -> Result<()> {
-    publish(dir, STATE, format!("{}\n", phase.word()).as_bytes())
+    let mark = |file: &str| {
+        let path = dir.join(file);
+        fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map(drop)
+            .with_context(|| format!("writing {}", path.display()))
+    };
+    match phase {
+        Phase::Ready => mark(READY),
+        Phase::Stopping => mark(STOPPING),
+        // Back to booting (a restart): `ready` goes first, so that no
+        // reader sees a ready run on the way.
+        Phase::Booting => [READY, STOPPING].iter().try_for_each(|file| {
+            let path = dir.join(file);
+            match fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(e).with_context(|| format!("removing {}", path.display()))
+                }
+                _ => Ok(()),
+            }
+        }),
+    }
 }
 
 /// What a run tells those who enter it, written once its state directory
@@ -378,7 +410,7 @@ fn parse_confine(text: &str, f: &mut Facts) {
 
 impl Live {
     pub fn phase(&self) -> Phase {
-        Phase::parse(&fs::read_to_string(self.dir.join(STATE)).unwrap_or_default())
+        Phase::read(&self.dir)
     }
 
     /// Whether the run is still the live one this value found.
@@ -478,8 +510,14 @@ mod tests {
 
     #[test]
     fn phases_and_confine_lines() {
-        assert_eq!(Phase::parse("ready\n"), Phase::Ready);
-        assert_eq!(Phase::parse(""), Phase::Booting);
+        let dir = std::env::temp_dir().join(format!("fwrun-phase-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(Phase::read(&dir), Phase::Booting);
+        for p in [Phase::Ready, Phase::Stopping, Phase::Booting, Phase::Ready] {
+            set_phase(&dir, p).unwrap();
+            assert_eq!(Phase::read(&dir), p);
+        }
+        fs::remove_dir_all(&dir).unwrap();
         let mut f = Facts::default();
         parse_confine("caps chown,sys_admin\nseccomp on\nhostdev 0:5\n", &mut f);
         assert_eq!(f.caps, ["chown", "sys_admin"]);
