@@ -6,10 +6,9 @@
 //! names (read from /proc/locks, so that a reused pid is never taken for
 //! it), in a directory that root owns and no one else may write. The files
 //! it adds, each written whole (a temporary name renamed into place):
-//! - `ready` and `stopping`: empty files whose presence gives the phase
-//!   (neither: booting). Created, never rewritten: replacing a file with
-//!   data makes a disk-backed /run write it out at once, while an empty
-//!   file costs only its directory entry;
+//! - `booting`, `ready` or `stopping`: one empty file whose name is the
+//!   phase, renamed as the phase changes. Replacing a file that holds data
+//!   makes a disk-backed /run write it out at once; a rename writes none;
 //! - `facts`, once: sections (a name, a length, the bytes), so that any
 //!   byte may appear in them:
 //!   - `firmware`, `net` (the mode, and the host side's interface and
@@ -42,8 +41,6 @@ use anyhow::{anyhow, Context, Result};
 use crate::error::fail;
 use crate::state::{check_name, Resource, INFO, LOCK, RESOURCES, STATE_ROOT, TMP_PREFIX};
 
-const READY: &str = "ready";
-const STOPPING: &str = "stopping";
 const INIT: &str = "init";
 const FACTS: &str = "facts";
 
@@ -69,13 +66,10 @@ impl Phase {
 
     /// The phase a run's state directory shows.
     fn read(dir: &Path) -> Phase {
-        if dir.join(STOPPING).exists() {
-            Phase::Stopping
-        } else if dir.join(READY).exists() {
-            Phase::Ready
-        } else {
-            Phase::Booting
-        }
+        [Phase::Stopping, Phase::Ready]
+            .into_iter()
+            .find(|p| dir.join(p.word()).exists())
+            .unwrap_or(Phase::Booting)
     }
 }
 
@@ -98,32 +92,28 @@ fn publish(dir: &Path, file: &str, content: &[u8]) -> Result<()> {
 }
 
 pub fn set_phase(dir: &Path, phase: Phase) -> Result<()> {
-    let mark = |file: &str| {
-        let path = dir.join(file);
-        fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(&path)
-            .map(drop)
-            .with_context(|| format!("writing {}", path.display()))
-    };
-    match phase {
-        Phase::Ready => mark(READY),
-        Phase::Stopping => mark(STOPPING),
-        // Back to booting (a restart): `ready` goes first, so that no
-        // reader sees a ready run on the way.
-        Phase::Booting => [READY, STOPPING].iter().try_for_each(|file| {
-            let path = dir.join(file);
-            match fs::remove_file(&path) {
-                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    Err(e).with_context(|| format!("removing {}", path.display()))
-                }
-                _ => Ok(()),
-            }
-        }),
+    let to = dir.join(phase.word());
+    // One empty file, renamed from phase to phase: no data, and after the
+    // first, no new inode either. A rename is atomic, so a reader sees the
+    // old phase or the new one.
+    for from in [Phase::Booting, Phase::Ready, Phase::Stopping] {
+        if from == phase {
+            continue;
+        }
+        match fs::rename(dir.join(from.word()), &to) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("writing {}", to.display())),
+        }
     }
+    fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&to)
+        .map(drop)
+        .with_context(|| format!("writing {}", to.display()))
 }
 
 /// What a run tells those who enter it, written once its state directory
