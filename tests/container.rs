@@ -485,3 +485,100 @@ fn the_containerfile_builds_an_image_with_fwrun_and_apparmor_parser() {
         String::from_utf8_lossy(&rmi.stderr)
     );
 }
+
+/// Two containers share one state directory (/run/fwrun bound from the
+/// host, as a job may do by mistake). While A's run lives, B's sweep
+/// (`fwrun --cleanup`) and B's own runs leave A's state and loop device
+/// alone, and B cannot take A's name: A's lock is seen from B.
+#[test]
+fn a_sweep_in_one_container_leaves_another_containers_live_run_alone() {
+    let g = guard();
+    let fw = image("fw.ext2");
+    let state = Scratch::new("container-state");
+    let sync = Scratch::new("container-hold");
+    let mut ct = Containers::new("shared");
+    let shared = [
+        "-v".to_string(),
+        format!("{}:/run/fwrun", state.0.display()),
+    ];
+    let mut with_sync = shared.to_vec();
+    with_sync.extend(["-v".into(), format!("{0}:{0}", sync.0.display())]);
+    let bind = format!("--bind={}:/sync", sync.0.display());
+    let hold = "touch /sync/up; n=0; while [ ! -e /sync/release ]; do \
+                n=$((n+1)); [ $n -gt 1200 ] && exit 1; sleep 0.05; done; exit 3";
+    let a = bg::spawn(ct.run(
+        true,
+        &with_sync,
+        &[
+            "fwrun",
+            "--name",
+            "a",
+            "--firmware",
+            "/fw/fw.ext2",
+            &bind,
+            "--",
+            "/bin/sh",
+            "-c",
+            hold,
+        ],
+    ));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !sync.path("up").exists() {
+        assert!(Instant::now() < deadline, "run a never came up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let held = loops_of(&fw);
+    assert_eq!(held.len(), 1, "{held:?}");
+    let a_state = || fs::read_dir(&state.0).unwrap().count();
+    assert_eq!(a_state(), 1);
+
+    let sweep = finish(ct.run(true, &shared, &["fwrun", "--cleanup"]));
+    assert_eq!(sweep.code(), Some(0), "{}", sweep.show());
+    assert!(
+        sweep.stderr.contains("nothing to clean up"),
+        "{}",
+        sweep.show()
+    );
+    let other = finish(ct.run(
+        true,
+        &shared,
+        &[
+            "fwrun",
+            "--firmware",
+            "/fw/fw.ext2",
+            "--",
+            "/test/exit.sh",
+            "3",
+        ],
+    ));
+    assert_eq!(other.code(), Some(3), "{}", other.show());
+    let same_name = finish(ct.run(
+        true,
+        &shared,
+        &[
+            "fwrun",
+            "--name",
+            "a",
+            "--firmware",
+            "/fw/fw.ext2",
+            "--",
+            "/test/exit.sh",
+            "3",
+        ],
+    ));
+    assert_eq!(same_name.code(), Some(125), "{}", same_name.show());
+    assert!(
+        same_name.stderr.contains("'a' is already running"),
+        "{}",
+        same_name.show()
+    );
+    assert_eq!(loops_of(&fw), held, "run a's loop device changed");
+    assert_eq!(a_state(), 1, "run a's state was touched");
+
+    fs::write(sync.path("release"), "").unwrap();
+    let out = a.finish_by(Instant::now() + Duration::from_secs(60));
+    assert_eq!(out.code(), Some(3), "{}", out.show());
+    assert_eq!(a_state(), 0, "run a left its state");
+    drop(ct);
+    assert_eq!(g.before().loops, common::footprint().loops);
+}
