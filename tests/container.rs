@@ -582,3 +582,33 @@ fn a_sweep_in_one_container_leaves_another_containers_live_run_alone() {
     drop(ct);
     assert_eq!(g.before().loops, common::footprint().loops);
 }
+
+/// A container whose /run is read-only: one line saying what to mount,
+/// exit 125, nothing mounted or attached.
+#[test]
+fn a_read_only_run_gets_one_line_saying_what_to_mount() {
+    let g = guard();
+    let mut ct = Containers::new("readonly");
+    let out = finish(ct.run(
+        true,
+        &["--read-only".into(), "--read-only-tmpfs=false".into()],
+        &[
+            "fwrun",
+            "--firmware",
+            "/fw/fw.ext2",
+            "--",
+            "/test/exit.sh",
+            "3",
+        ],
+    ));
+    assert_eq!(out.code(), Some(125), "{}", out.show());
+    let lines = out.errors();
+    assert_eq!(lines.len(), 1, "{}", out.show());
+    assert!(
+        lines[0].contains("/run/fwrun") && lines[0].contains("--tmpfs /run"),
+        "{}",
+        lines[0]
+    );
+    drop(ct);
+    assert_eq!(g.before().loops, common::footprint().loops);
+}
