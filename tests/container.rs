@@ -374,6 +374,35 @@ fn an_unprivileged_container_gets_one_line_and_exit_125() {
     let lines = out.errors();
     assert_eq!(lines.len(), 1, "{}", out.show());
     assert!(lines[0].contains("/dev/loop-control"), "{}", lines[0]);
+    // With CAP_SYS_ADMIN but a seccomp policy that refuses mount(2), the
+    // probe finds it before anything is made.
+    let policy = Scratch::new("container-seccomp");
+    fs::write(
+        policy.path("no-mount.json"),
+        r#"{"defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["mount"], "action": "SCMP_ACT_ERRNO"}]}"#,
+    )
+    .unwrap();
+    let out = finish(ct.run(
+        false,
+        &[
+            "--cap-add".into(),
+            "SYS_ADMIN".into(),
+            format!(
+                "--security-opt=seccomp={}",
+                policy.path("no-mount.json").display()
+            ),
+        ],
+        &["sh", "-c", script],
+    ));
+    assert_eq!(out.code(), Some(125), "{}", out.show());
+    let lines = out.errors();
+    assert_eq!(lines.len(), 1, "{}", out.show());
+    assert!(
+        lines[0].contains("mount(2) is refused") && lines[0].contains("--privileged"),
+        "{}",
+        lines[0]
+    );
 }
 
 /// The command the documented CI jobs run (docs/containers.md), run as
