@@ -432,9 +432,44 @@ fn the_documented_job_command_runs_in_a_privileged_container() {
     assert_eq!(report["firmware"]["kind"], "ext2", "{report}");
 }
 
-/// The fwrun command of the documented GitLab job, checked to be the one
-/// every documented job runs.
-fn documented_command() -> Vec<String> {
+/// The Kubernetes Job's container, run as its pod would run it: privileged,
+/// the firmware in its working directory, /run a tmpfs, and a file at
+/// /dev/termination-log, which must then hold the run's report.
+#[test]
+fn the_kubernetes_jobs_container_runs_and_leaves_its_report_as_the_message() {
+    let _g = guard();
+    let v = snippets();
+    let pod = &v["kubernetes_container"];
+    let workdir = pod["workingDir"].as_str().unwrap();
+    let command: Vec<String> = serde_json::from_value(pod["command"].clone()).unwrap();
+    let job = Scratch::new("container-k8s");
+    fs::copy(image("fw.ext2"), job.path("firmware.ext2")).unwrap();
+    fs::write(job.path("termination-log"), "").unwrap();
+    let mut ct = Containers::new("k8s");
+    let extra = [
+        "-v".to_string(),
+        format!("{}:{workdir}", job.0.display()),
+        "-w".into(),
+        workdir.into(),
+        "-v".into(),
+        format!(
+            "{}:/dev/termination-log",
+            job.path("termination-log").display()
+        ),
+        "--tmpfs".into(),
+        "/run".into(),
+    ];
+    let words: Vec<&str> = command.iter().map(String::as_str).collect();
+    let out = finish(ct.run(true, &extra, &words));
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    let message = fs::read_to_string(job.path("termination-log")).unwrap();
+    assert!(message.len() <= 4096, "{} bytes", message.len());
+    let report: serde_json::Value = serde_json::from_str(&message).unwrap();
+    assert_eq!(report["exit_code"], 0, "{report}");
+}
+
+/// What tests/container/check-snippets.py reads from the docs and the Job.
+fn snippets() -> serde_json::Value {
     let out = Command::new("python3")
         .arg(repo().join("tests/container/check-snippets.py"))
         .arg(repo())
@@ -445,7 +480,13 @@ fn documented_command() -> Vec<String> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The fwrun command of the documented GitLab job, checked to be the one
+/// every documented job runs.
+fn documented_command() -> Vec<String> {
+    let v = snippets();
     let mut all = Vec::new();
     for ci in ["gitlab", "actions"] {
         for job in v[ci].as_object().unwrap().values() {

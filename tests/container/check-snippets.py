@@ -163,6 +163,10 @@ def main():
     spec = job["spec"]["template"]["spec"]
     container = spec["containers"][0]
     result["kubernetes"] = fwrun_commands(container["command"][-1])
+    result["kubernetes_container"] = {
+        "command": container["command"],
+        "workingDir": container.get("workingDir"),
+    }
     volumes = {v["name"]: v for v in spec["volumes"]}
     for m in container.get("volumeMounts", []) + [
         m for c in spec.get("initContainers", []) for m in c.get("volumeMounts", [])
