@@ -197,10 +197,12 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         .map(|a| c_string(a))
         .collect::<Result<Vec<_>>>()?;
     preflight::check_root()?;
+    preflight::check_privileges()?;
     preflight::check_overlay()?;
     network::check::check(&cfg.network)?;
     let hierarchy = cgroup_host(cfg, log, rep)?;
     let fw = image::detect(firmware)?;
+    preflight::check_loop_control(fw.kind.fstype().is_some())?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
         Kind::Directory => Some(check_init(cfg, &fw.path)?),

@@ -6,11 +6,12 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 
+use crate::host::devnode::{self, PrivateNode};
 use crate::sys::errno_text;
 
 const LOOP_SET_FD: libc::c_ulong = 0x4C00;
@@ -53,14 +54,17 @@ struct LoopConfig {
 pub struct Loop {
     pub path: PathBuf,
     _dev: File,
+    /// The node fwrun made when /dev had none (dropped after `_dev`).
+    _node: Option<PrivateNode>,
 }
 
 /// How often to retry when another process takes the free device first.
 const ATTEMPTS: usize = 64;
 
 /// Attach `image` (opened read-only) to a free loop device, read-only, with
-/// autoclear. `label` is recorded as the device's file name.
-pub fn attach(image: &File, label: &str) -> Result<Loop> {
+/// autoclear. `label` is recorded as the device's file name. When /dev has
+/// no node for the device, one is made in a tmpfs mounted at `nodes`.
+pub fn attach(image: &File, label: &str, nodes: &Path) -> Result<Loop> {
     let ctl = OpenOptions::new()
         .read(true)
         .write(true)
@@ -102,28 +106,24 @@ pub fn attach(image: &File, label: &str) -> Result<Loop> {
                 errno_text(Errno::last())
             ));
         }
-        let path = PathBuf::from(format!("/dev/loop{num}"));
-        let dev = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => f,
-            // udev may not have made the node yet; another try gets another number.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                last = Errno::ENOENT;
-                continue;
-            }
-            Err(e) => return Err(anyhow!("opening {}: {e}", path.display())),
-        };
+        let (path, dev, node) = open_device(num as u32, nodes)?;
         // SAFETY: LOOP_CONFIGURE reads a LoopConfig we own.
         let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE as _, &config) };
         if r == 0 {
-            return Ok(Loop { path, _dev: dev });
+            return Ok(Loop {
+                path,
+                _dev: dev,
+                _node: node,
+            });
         }
         match Errno::last() {
             Errno::EBUSY => last = Errno::EBUSY,
-            Errno::EINVAL | Errno::ENOTTY => return attach_old(dev, path, image, &config.info),
+            Errno::EINVAL | Errno::ENOTTY => {
+                return attach_old(dev, path, image, &config.info).map(|mut l| {
+                    l._node = node;
+                    l
+                })
+            }
             e => {
                 return Err(anyhow!(
                     "configuring {} read-only: {}",
@@ -137,6 +137,29 @@ pub fn attach(image: &File, label: &str) -> Result<Loop> {
         "no loop device could be had after {ATTEMPTS} tries (last: {})",
         errno_text(last)
     ))
+}
+
+/// Open loop device `num` through /dev, or through a node of fwrun's own
+/// when /dev has none (a container's /dev gets no node for a loop device
+/// made after it started).
+fn open_device(num: u32, nodes: &Path) -> Result<(PathBuf, File, Option<PrivateNode>)> {
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+    };
+    let path = PathBuf::from(format!("/dev/loop{num}"));
+    match open(&path) {
+        Ok(f) => Ok((path, f, None)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let node = devnode::loop_node(nodes, num)?;
+            let f =
+                open(&node.path).map_err(|e| anyhow!("opening {}: {e}", node.path.display()))?;
+            Ok((node.path.clone(), f, Some(node)))
+        }
+        Err(e) => Err(anyhow!("opening {}: {e}", path.display())),
+    }
 }
 
 /// Kernels before 5.8: two steps. The device is briefly attached without
@@ -161,5 +184,9 @@ fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Resu
             ));
         }
     }
-    Ok(Loop { path, _dev: dev })
+    Ok(Loop {
+        path,
+        _dev: dev,
+        _node: None,
+    })
 }

@@ -33,7 +33,8 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
             crate::error::io_reason(&e)
         )
     })?;
-    let dev = loopdev::attach(&image, label)?;
+    // A node of fwrun's own, if one is needed, goes next to the target.
+    let dev = loopdev::attach(&image, label, &target.with_file_name("dev"))?;
     drop(image);
     crate::fault::step("loop")?;
     let dev_path = dev.path.to_string_lossy().into_owned();

@@ -4,6 +4,7 @@
 //! the run's cgroup.
 
 pub mod cgroup;
+pub mod devnode;
 pub mod image;
 pub mod loopdev;
 pub mod lower;
