@@ -19,6 +19,7 @@ packages=(
   bubblewrap systemd-container hyperfine  # the benchmark
   podman runc mmdebstrap  # the container tests: podman, and their image
   python3-yaml python3-jsonschema  # the container docs' snippet checks
+  qemu-user-static # the foreign-architecture (arm64) tests' emulator
 )
 
 missing=()
