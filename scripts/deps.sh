@@ -17,6 +17,7 @@ packages=(
   binutils         # objcopy, to strip the binary the VM tier boots
   zsh fish man-db  # the completion and man page tests
   bubblewrap systemd-container hyperfine  # the benchmark
+  mmdebstrap       # the real-firmware tests' Debian images (tests/firmware/debian-rootfs.sh)
 )
 
 missing=()
