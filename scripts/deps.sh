@@ -18,6 +18,7 @@ packages=(
   zsh fish man-db  # the completion and man page tests
   bubblewrap systemd-container hyperfine  # the benchmark
   mmdebstrap       # the real-firmware tests' Debian images (tests/firmware/debian-rootfs.sh)
+  qemu-user-static # the foreign-architecture (arm64) tests' emulator
 )
 
 missing=()
