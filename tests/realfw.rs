@@ -198,9 +198,7 @@ fn assert_systemd_running(name: &str) {
 fn systemd_boots_and_powers_off(name: &str, file: &str, extra: &[&str]) {
     let _g = guard();
     let fw = image("systemd", file);
-    let mut flags = vec!["--console", "pty"];
-    flags.extend_from_slice(extra);
-    let (bg, booted) = boot(name, &fw, &flags, "Reached target.*Multi-User System");
+    let (bg, booted) = boot(name, &fw, extra, "Reached target.*Multi-User System");
     assert_systemd_running(name);
     // The firmware's root is the image, its hostname the image's own.
     let who = enter(
@@ -240,7 +238,9 @@ fn systemd_boots_and_powers_off(name: &str, file: &str, extra: &[&str]) {
 
 #[test]
 fn systemd_ext4_reaches_multi_user_and_powers_off_on_its_stop_signal() {
-    systemd_boots_and_powers_off("rfw-sd-ext4", "rootfs.ext4", &["--stop-signal", "RTMIN+4"]);
+    // The defaults: fwrun reads the init, gives it a pty console (relayed
+    // to the pipe the test reads) and systemd's stop signal.
+    systemd_boots_and_powers_off("rfw-sd-ext4", "rootfs.ext4", &[]);
 }
 
 #[test]
@@ -248,7 +248,8 @@ fn systemd_squashfs_reaches_multi_user_and_powers_off_on_its_stop_signal() {
     systemd_boots_and_powers_off(
         "rfw-sd-sqfs",
         "rootfs.squashfs",
-        &["--stop-signal", "RTMIN+4"],
+        // The same said explicitly.
+        &["--console", "pty", "--stop-signal", "RTMIN+4"],
     );
 }
 
@@ -260,7 +261,8 @@ fn sysvinit_reaches_runlevel_2_and_stops_on_sigint() {
     let (bg, booted) = boot(
         name,
         &fw,
-        &["--console", "pty", "--stop-signal", "INT"],
+        // The defaults: a pty console and sysvinit's stop signal, SIGINT.
+        &[],
         "login: $",
     );
     let rl = enter(name, &["runlevel"]);
@@ -302,7 +304,7 @@ fn login_on_the_systemd_console_then_the_escape_ends_the_run() {
     let g = guard();
     let fw = image("systemd", "rootfs.ext4");
     let script = format!(
-        "{bin} --console pty --stop-signal RTMIN+4 --firmware {fw} --name rfw-login -- /sbin/init; echo \"exit=$?\"",
+        "{bin} --console pty --firmware {fw} --name rfw-login -- /sbin/init; echo \"exit=$?\"",
         bin = env!("CARGO_BIN_EXE_fwrun"),
     );
     let mut cmd = Command::new("bash");
