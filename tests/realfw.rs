@@ -196,8 +196,10 @@ fn assert_systemd_running(name: &str) {
 /// Boot a systemd image, check it from inside, stop it with SIGTERM to
 /// fwrun: its stop signal powers it off within 5 s.
 fn systemd_boots_and_powers_off(name: &str, file: &str, extra: &[&str]) {
-    let _g = guard();
+    // Built (or found in the cache) before the leak check's snapshot:
+    // mmdebstrap mounts in the tree it builds.
     let fw = image("systemd", file);
+    let _g = guard();
     let (bg, booted) = boot(name, &fw, extra, "Reached target.*Multi-User System");
     assert_systemd_running(name);
     // The firmware's root is the image, its hostname the image's own.
@@ -255,9 +257,9 @@ fn systemd_squashfs_reaches_multi_user_and_powers_off_on_its_stop_signal() {
 
 #[test]
 fn sysvinit_reaches_runlevel_2_and_stops_on_sigint() {
+    let fw = image("sysvinit", "rootfs.ext4");
     let _g = guard();
     let name = "rfw-sysv";
-    let fw = image("sysvinit", "rootfs.ext4");
     let (bg, booted) = boot(
         name,
         &fw,
@@ -301,8 +303,8 @@ fn sysvinit_reaches_runlevel_2_and_stops_on_sigint() {
 
 #[test]
 fn login_on_the_systemd_console_then_the_escape_ends_the_run() {
-    let g = guard();
     let fw = image("systemd", "rootfs.ext4");
+    let g = guard();
     let script = format!(
         "{bin} --console pty --firmware {fw} --name rfw-login -- /sbin/init; echo \"exit=$?\"",
         bin = env!("CARGO_BIN_EXE_fwrun"),
@@ -330,10 +332,10 @@ fn login_on_the_systemd_console_then_the_escape_ends_the_run() {
 
 #[test]
 fn systemd_boot_messages_reach_a_log_file_without_escapes() {
+    let fw = image("systemd", "rootfs.ext4");
     let _g = guard();
     let s = Scratch::new("rfw-log");
     let log = s.path("log");
-    let fw = image("systemd", "rootfs.ext4");
     // As a CI job runs it: output to a file, no stdin, no console flag.
     let script = format!(
         "exec {bin} --firmware {fw} --name rfw-log --ready-when console:'Multi-User System' \
