@@ -264,7 +264,8 @@ fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy
     cgroup::check_host(&cfg.cgroup, &hierarchy)?;
     if let Hierarchy::Legacy(why) = &hierarchy {
         log.detail(format!(
-            "no cgroup of its own for the firmware: this host has {why}; it shares fwrun's cgroup, without limits or accounting"
+            "no cgroup of its own for the firmware: this host has {why}; the firmware's cgroups go below fwrun-{} under fwrun's own, without limits or accounting",
+            cfg.name
         ));
         rep.cgroup.none_because = Some(why.clone());
     }
@@ -309,6 +310,9 @@ struct Acquired {
     profile: Option<(String, Option<Denials>)>,
     /// The run's cgroup, on a cgroup v2 host.
     cgroup: Option<Cgroup>,
+    /// On a v1 or hybrid host, `fwrun-NAME` in each hierarchy (and fwrun's
+    /// own cgroup there), which the init is cloned into.
+    legacy_cgroups: Vec<(PathBuf, PathBuf)>,
     teardown: Teardown,
 }
 
@@ -351,9 +355,15 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         }
         _ => None,
     };
-    let cgroup = match prep.hierarchy {
-        Hierarchy::Unified => Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
-        Hierarchy::Legacy(_) => None,
+    let (cgroup, legacy_cgroups) = match prep.hierarchy {
+        Hierarchy::Unified => (
+            Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
+            Vec::new(),
+        ),
+        Hierarchy::Legacy(_) => (
+            None,
+            make_legacy_cgroups(cfg, &state_dir, &mut teardown, log)?,
+        ),
     };
     Ok(Acquired {
         state_dir,
@@ -364,6 +374,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         envp,
         profile,
         cgroup,
+        legacy_cgroups,
         teardown,
     })
 }
@@ -540,6 +551,43 @@ fn make_cgroup(
     Ok(made)
 }
 
+/// On a v1 or hybrid host, `fwrun-NAME` under fwrun's own cgroup in each
+/// hierarchy, each recorded before it is made and removed, with what the
+/// firmware made below it, in the teardown. One that cannot be made (a
+/// read-only cgroup file system) is left out, with a warning.
+fn make_legacy_cgroups(
+    cfg: &RunConfig,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Log,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut made = Vec::new();
+    for (run, own) in cgroup::legacy_dirs(&cfg.name) {
+        state::record(state_dir, &Resource::Cgroup(run.clone()))?;
+        let result = cgroup::create_legacy(&run, &own);
+        let p = run.clone();
+        teardown.push("cgroup", move || cgroup::remove(&p));
+        match result {
+            Ok(()) => made.push((run, own)),
+            Err(e) => log.say(format!(
+                "warning: {e:#}: the firmware's cgroups in that hierarchy go under fwrun's own"
+            )),
+        }
+    }
+    fault::step("cgroup")?;
+    if !made.is_empty() {
+        log.phase(
+            "cgroup",
+            format!(
+                "made fwrun-{} in {} cgroup hierarchies, for the firmware's own cgroups",
+                cfg.name,
+                made.len()
+            ),
+        );
+    }
+    Ok(made)
+}
+
 /// Phases 7-8: clone the init into its namespaces and supervise it; boot again
 /// after a reboot under --on-reboot restart. Returns the exit code, the
 /// line to say and how the last boot ended.
@@ -624,7 +672,10 @@ fn start_init(
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
-    let (started, net) = start_firmware(cfg, spec, log, rep)?;
+    let stepped = cgroup::step_in(&acq.legacy_cgroups)?;
+    let cloned = start_firmware(cfg, spec, log, rep);
+    drop(stepped);
+    let (started, net) = cloned?;
     fault::step("clone")?;
     log.phase(
         "start",
