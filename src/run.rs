@@ -264,8 +264,7 @@ fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy
     cgroup::check_host(&cfg.cgroup, &hierarchy)?;
     if let Hierarchy::Legacy(why) = &hierarchy {
         log.detail(format!(
-            "no cgroup of its own for the firmware: this host has {why}; the firmware's cgroups go below fwrun-{} under fwrun's own, without limits or accounting",
-            cfg.name
+            "no cgroup of its own for the firmware: this host has {why}; no limits or accounting"
         ));
         rep.cgroup.none_because = Some(why.clone());
     }
@@ -360,10 +359,13 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
             Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
             Vec::new(),
         ),
-        Hierarchy::Legacy(_) => (
+        // A plain command (a self-test, `-- /bin/true`) makes no cgroups:
+        // it is spared the few milliseconds of making and joining them.
+        Hierarchy::Legacy(_) if defaults.seen.init.is_some() => (
             None,
             make_legacy_cgroups(cfg, &state_dir, &mut teardown, log)?,
         ),
+        Hierarchy::Legacy(_) => (None, Vec::new()),
     };
     Ok(Acquired {
         state_dir,
@@ -551,7 +553,8 @@ fn make_cgroup(
     Ok(made)
 }
 
-/// On a v1 or hybrid host, `fwrun-NAME` under fwrun's own cgroup in each
+/// On a v1 or hybrid host, for an init fwrun recognises (which may manage
+/// cgroups: systemd does), `fwrun-NAME` under fwrun's own cgroup in each
 /// hierarchy, each recorded before it is made and removed, with what the
 /// firmware made below it, in the teardown. One that cannot be made (a
 /// read-only cgroup file system) is left out, with a warning.

@@ -202,6 +202,23 @@ fn systemd_boots_and_powers_off(name: &str, file: &str, extra: &[&str]) {
     let _g = guard();
     let (bg, booted) = boot(name, &fw, extra, "Reached target.*Multi-User System");
     assert_systemd_running(name);
+    // Its cgroups, as the host sees them: below the run's fwrun-NAME in
+    // every hierarchy (on a v1/hybrid host as on v2), not fwrun's own.
+    let list = fwrun_out(&["list", "--json"]);
+    let runs: serde_json::Value = serde_json::from_str(&list.stdout).expect("fwrun list --json");
+    let pid = runs
+        .as_array()
+        .and_then(|a| a.iter().find(|r| r["name"] == name))
+        .and_then(|r| r["pid"].as_i64())
+        .unwrap_or_else(|| panic!("{name} is not listed: {}", list.show()));
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = format!("/fwrun-{name}");
+    assert!(
+        cgroups
+            .lines()
+            .all(|l| l.ends_with(&own) || l.contains(&format!("{own}/"))),
+        "the init is not in {own} everywhere:\n{cgroups}"
+    );
     // The firmware's root is the image, its hostname the image's own.
     let who = enter(
         name,

@@ -11,7 +11,8 @@
 //! root) and can. `--cgroup-parent` names another place.
 //!
 //! On a v1 or hybrid host a limit asked for is refused before anything is
-//! touched, and the run gets no cgroup to limit or count it. But a
+//! touched, and the run gets no cgroup to limit or count it. But when the
+//! init is one fwrun recognises (busybox init, sysvinit, systemd), a
 //! `fwrun-NAME` is made under fwrun's own cgroup in every mounted hierarchy
 //! (`legacy_dirs`), fwrun steps into them for the clone so that the init
 //! starts there with its cgroup namespace rooted there, and they are
