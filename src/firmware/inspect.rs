@@ -370,6 +370,65 @@ mod tests {
         assert_eq!(m.name(), std::env::consts::ARCH);
     }
 
+    /// A firmware root in a temporary directory: symlinks (absolute ones
+    /// too) and #! lines are followed inside it, and what is missing is
+    /// named.
+    #[test]
+    fn the_chain_is_followed_inside_the_root() {
+        use std::os::unix::fs::symlink;
+        let dir = std::env::temp_dir().join(format!("fwrun-inspect-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        for d in ["bin", "sbin", "lib", "test"] {
+            std::fs::create_dir_all(dir.join(d)).unwrap();
+        }
+        std::fs::write(dir.join("bin/busybox"), elf64(183, None)).unwrap();
+        symlink("/bin/busybox", dir.join("sbin/init")).unwrap();
+        symlink("busybox", dir.join("bin/sh")).unwrap();
+        std::fs::write(dir.join("test/run.sh"), "#!/bin/sh -e\necho\n").unwrap();
+        std::fs::write(dir.join("test/bad.sh"), "#!/bin/bash\necho\n").unwrap();
+        std::fs::write(
+            dir.join("test/dyn"),
+            elf64(183, Some("/lib/ld-linux-aarch64.so.1")),
+        )
+        .unwrap();
+        let root: OwnedFd = std::fs::File::open(&dir).unwrap().into();
+        let look = |p: &str, applet| inspect(&root, &dir, Path::new(p), applet);
+
+        let seen = look("/sbin/init", Some("init")).unwrap();
+        assert_eq!(seen.init, Some(Init::Busybox));
+        assert_eq!(seen.resolved.as_deref(), Some(Path::new("/bin/busybox")));
+        assert_eq!(seen.machine.map(Machine::name).as_deref(), Some("aarch64"));
+        assert!(seen.needs.is_empty());
+
+        let seen = look("/test/run.sh", Some("run.sh")).unwrap();
+        assert_eq!(seen.init, None);
+        assert_eq!(seen.elf_path.as_deref(), Some(Path::new("/bin/sh")));
+        assert_eq!(seen.needs.len(), 1);
+        assert_eq!(seen.needs[0].role, "#! interpreter");
+        assert_eq!(&seen.head[18..20], &[183, 0]);
+
+        let e = look("/test/bad.sh", None).unwrap_err();
+        assert_eq!(crate::error::exit_code(&e), INIT_NOT_FOUND);
+        let msg = crate::error::one_line(&e);
+        assert!(
+            msg.contains("its #! interpreter '/bin/bash' is not in the firmware"),
+            "{msg}"
+        );
+
+        let e = look("/test/dyn", None).unwrap_err();
+        let msg = crate::error::one_line(&e);
+        assert!(
+            msg.contains("its dynamic loader '/lib/ld-linux-aarch64.so.1' is not in the firmware"),
+            "{msg}"
+        );
+        std::fs::write(dir.join("lib/ld-linux-aarch64.so.1"), elf64(183, None)).unwrap();
+        let seen = look("/test/dyn", None).unwrap();
+        assert_eq!(seen.needs[0].role, "dynamic loader");
+        // A missing init is left to the init's own check.
+        assert!(look("/nowhere", None).unwrap().resolved.is_none());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn applets() {
         assert_eq!(applet("/sbin/init", None), Some("init"));
