@@ -266,7 +266,7 @@ fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy
     cgroup::check_host(&cfg.cgroup, &hierarchy)?;
     if let Hierarchy::Legacy(why) = &hierarchy {
         log.detail(format!(
-            "no cgroup of its own for the firmware: this host has {why}; it shares fwrun's cgroup, without limits or accounting"
+            "no cgroup of its own for the firmware: this host has {why}; no limits or accounting"
         ));
         rep.cgroup.none_because = Some(why.clone());
     }
@@ -311,6 +311,9 @@ struct Acquired {
     profile: Option<(String, Option<Denials>)>,
     /// The run's cgroup, on a cgroup v2 host.
     cgroup: Option<Cgroup>,
+    /// On a v1 or hybrid host, `fwrun-NAME` in each hierarchy (and fwrun's
+    /// own cgroup there), which the init is cloned into.
+    legacy_cgroups: Vec<(PathBuf, PathBuf)>,
     teardown: Teardown,
 }
 
@@ -353,9 +356,18 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         }
         _ => None,
     };
-    let cgroup = match prep.hierarchy {
-        Hierarchy::Unified => Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
-        Hierarchy::Legacy(_) => None,
+    let (cgroup, legacy_cgroups) = match prep.hierarchy {
+        Hierarchy::Unified => (
+            Some(make_cgroup(cfg, &state_dir, &mut teardown, log, rep)?),
+            Vec::new(),
+        ),
+        // A plain command (a self-test, `-- /bin/true`) makes no cgroups:
+        // it is spared the few milliseconds of making and joining them.
+        Hierarchy::Legacy(_) if defaults.seen.init.is_some() => (
+            None,
+            make_legacy_cgroups(cfg, &state_dir, &mut teardown, log)?,
+        ),
+        Hierarchy::Legacy(_) => (None, Vec::new()),
     };
     Ok(Acquired {
         state_dir,
@@ -366,6 +378,7 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         envp,
         profile,
         cgroup,
+        legacy_cgroups,
         teardown,
     })
 }
@@ -542,6 +555,44 @@ fn make_cgroup(
     Ok(made)
 }
 
+/// On a v1 or hybrid host, for an init fwrun recognises (which may manage
+/// cgroups: systemd does), `fwrun-NAME` under fwrun's own cgroup in each
+/// hierarchy, each recorded before it is made and removed, with what the
+/// firmware made below it, in the teardown. One that cannot be made (a
+/// read-only cgroup file system) is left out, with a warning.
+fn make_legacy_cgroups(
+    cfg: &RunConfig,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Log,
+) -> Result<Vec<(PathBuf, PathBuf)>> {
+    let mut made = Vec::new();
+    for (run, own) in cgroup::legacy_dirs(&cfg.name) {
+        state::record(state_dir, &Resource::Cgroup(run.clone()))?;
+        let result = cgroup::create_legacy(&run, &own);
+        let p = run.clone();
+        teardown.push("cgroup", move || cgroup::remove(&p));
+        match result {
+            Ok(()) => made.push((run, own)),
+            Err(e) => log.say(format!(
+                "warning: {e:#}: the firmware's cgroups in that hierarchy go under fwrun's own"
+            )),
+        }
+    }
+    fault::step("cgroup")?;
+    if !made.is_empty() {
+        log.phase(
+            "cgroup",
+            format!(
+                "made fwrun-{} in {} cgroup hierarchies, for the firmware's own cgroups",
+                cfg.name,
+                made.len()
+            ),
+        );
+    }
+    Ok(made)
+}
+
 /// Phases 7-8: clone the init into its namespaces and supervise it; boot again
 /// after a reboot under --on-reboot restart. Returns the exit code, the
 /// line to say and how the last boot ended.
@@ -573,10 +624,9 @@ fn boot(
         rep.boots += 1;
         let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
         ready.boot(started.pid);
-        let mut notifier = started
-            .listener
-            .take()
-            .map(|l| Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone()));
+        let mut notifier = started.listener.take().map(|l| {
+            Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone(), started.pid)
+        });
         let watch = Watch {
             relay: relay.as_mut(),
             follow: acq
@@ -627,7 +677,10 @@ fn start_init(
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
-    let (started, net) = start_firmware(cfg, spec, log, rep)?;
+    let stepped = cgroup::step_in(&acq.legacy_cgroups)?;
+    let cloned = start_firmware(cfg, spec, log, rep);
+    drop(stepped);
+    let (started, net) = cloned?;
     fault::step("clone")?;
     log.phase(
         "start",

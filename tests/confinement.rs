@@ -489,6 +489,10 @@ fn seccomp_off_and_cap_add_are_honoured() {
         script,
     ]);
     assert!(r.stdout.contains("mounted"), "{}\n{}", r.stdout, r.stderr);
+    // With the filter, that proc is fwrun's constrained /proc again (a
+    // copy with its masks and its read-only /proc/sys), not a new one.
+    let copy =
+        format!("{script}; awk '$5 ~ \"^/(proc|mnt/p)/\" {{ print $5, $6 }}' /proc/self/mountinfo");
     let r = run(&[
         "--firmware",
         &fw(),
@@ -497,9 +501,23 @@ fn seccomp_off_and_cap_add_are_honoured() {
         "--",
         "/bin/sh",
         "-c",
-        script,
+        &copy,
     ]);
-    assert!(!r.stdout.contains("mounted"), "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("mounted\n"), "{}\n{}", r.stdout, r.stderr);
+    let under = |top: &str| -> std::collections::BTreeSet<String> {
+        r.stdout
+            .lines()
+            .filter_map(|l| l.strip_prefix(top))
+            .map(str::to_string)
+            .collect()
+    };
+    let (masks, copied) = (under("/proc/"), under("/mnt/p/"));
+    assert!(
+        masks.iter().any(|m| m.starts_with("sys ro,")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(copied, masks, "{}", r.stdout);
     let bounding = |out: &str| {
         let hex = out
             .lines()

@@ -7,8 +7,11 @@
 //! - `proc` at /proc, `sysfs` at /sys, `devtmpfs` at /dev and `devpts` at
 //!   /dev/pts, and `cgroup2` at /sys/fs/cgroup, where fwrun's stand, succeed
 //!   without mounting anything;
-//! - proc, sysfs, devtmpfs and the kernel's own file systems (debugfs,
-//!   tracefs, securityfs, …) anywhere else are refused;
+//! - `proc` anywhere else (a service manager's private /proc for a unit,
+//!   a chroot's) is fwrun's constrained /proc again: a recursive bind of
+//!   it, masks included, rather than a new proc with nothing masked;
+//! - sysfs, devtmpfs and the kernel's own file systems (debugfs, tracefs,
+//!   securityfs, …) anywhere else are refused;
 //! - a remount that would make one of fwrun's read-only mounts, any sysfs or
 //!   a part of /proc writable is refused;
 //! - a remount of one of fwrun's mounts (the root included), or of anything
@@ -65,6 +68,9 @@ pub enum Verdict {
     Refuse(String),
     /// Do the remount as a change of the mount's read-only flag only.
     RemountFlagOnly { read_only: bool },
+    /// Mount a recursive copy of fwrun's /proc (the init's, with its
+    /// masks and read-only parts) at the target instead.
+    BindProc,
 }
 
 /// A mount(2) call's arguments, read from the caller's memory.
@@ -224,6 +230,7 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
         // firmware's own cgroup namespace, as before.
         (false, "devpts" | "cgroup2") => Verdict::Continue,
         (false, "devtmpfs") => Verdict::Refuse("devtmpfs holds the host's devices".into()),
+        (false, "proc") => Verdict::BindProc,
         (false, _) => Verdict::Refuse(format!(
             "{fstype} belongs at {home}, where fwrun mounted it constrained; another would not be"
         )),
@@ -368,12 +375,15 @@ mod tests {
 
     #[test]
     fn kernel_file_systems_elsewhere_are_refused() {
-        for fs in ["proc", "sysfs", "devtmpfs", "debugfs", "securityfs", "bpf"] {
+        for fs in ["sysfs", "devtmpfs", "debugfs", "securityfs", "bpf"] {
             assert!(
                 matches!(decide(mount(fs, "/mnt", 0)), Verdict::Refuse(_)),
                 "{fs}"
             );
         }
+        // proc elsewhere is fwrun's /proc again, never a new one.
+        assert_eq!(decide(mount("proc", "/mnt", 0)), Verdict::BindProc);
+        assert_eq!(decide(mount("proc", "/proc", 0)), Verdict::Pretend);
         // debugfs even at a path fwrun mounted something.
         assert!(matches!(
             decide(mount("debugfs", "/sys", 0)),

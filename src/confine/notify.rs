@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 
 use nix::errno::Errno;
 
@@ -42,6 +42,9 @@ pub struct Notifier {
     table: Option<Table>,
     /// The refusals, each kind once with its count.
     pub refused: Tally<Refusal>,
+    /// The init's mount namespace, where fwrun's /proc stands: a proc
+    /// mounted elsewhere is a copy of it. None: such mounts are refused.
+    proc_ns: Option<File>,
 }
 
 impl Notifier {
@@ -51,20 +54,23 @@ impl Notifier {
     /// into the firmware.
     pub fn new(listener: OwnedFd, init: libc::pid_t, host_devs: Vec<(u32, u32)>) -> Self {
         let info = std::fs::read_to_string(format!("/proc/{init}/mountinfo")).ok();
-        Notifier::from_mountinfo(listener, info.as_deref(), host_devs)
+        Notifier::from_mountinfo(listener, info.as_deref(), host_devs, init)
     }
 
     /// The same, from the init's mountinfo as it started (read then, or
-    /// kept: `fwrun enter` serves its command with the run's).
+    /// kept: `fwrun enter` serves its command with the run's). `init` is
+    /// the run's init (pid in fwrun's namespace).
     pub fn from_mountinfo(
         listener: OwnedFd,
         mountinfo: Option<&str>,
         host_devs: Vec<(u32, u32)>,
+        init: libc::pid_t,
     ) -> Self {
         Notifier {
             listener,
             table: mountinfo.map(|info| Table::from_mountinfo(info, host_devs)),
             refused: Tally::default(),
+            proc_ns: File::open(format!("/proc/{init}/ns/mnt")).ok(),
         }
     }
 
@@ -92,6 +98,10 @@ impl Notifier {
             Verdict::RemountFlagOnly { read_only } => {
                 Answer::Errno(remount_flag_only(req.pid as libc::pid_t, &req, read_only))
             }
+            Verdict::BindProc => match &self.proc_ns {
+                Some(ns) => Answer::Errno(bind_proc(req.pid as libc::pid_t, &req, ns)),
+                None => Answer::Errno(libc::EPERM),
+            },
         };
         self.answer(req.id, answer);
         if let Some(r) = &refusal {
@@ -235,6 +245,17 @@ struct InProcess(libc::pid_t);
 
 impl InProcess {
     fn open(&self, path: &str) -> Option<OwnedFd> {
+        // A descriptor of the caller's own, named through its /proc (what
+        // systemd and util-linux mount on, having opened the target
+        // without following links): the file it stands for.
+        if let Some(n) = own_fd(path) {
+            let fd = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_PATH)
+                .open(format!("/proc/{}/fd/{n}", self.0))
+                .ok()?;
+            return Some(fd.into());
+        }
         let (base, resolve) = match path.starts_with('/') {
             true => (format!("/proc/{}/root", self.0), sys::RESOLVE_IN_ROOT),
             false => (format!("/proc/{}/cwd", self.0), 0),
@@ -248,6 +269,14 @@ impl InProcess {
         )
         .ok()
     }
+}
+
+/// N of `/proc/self/fd/N` or `/proc/thread-self/fd/N`.
+fn own_fd(path: &str) -> Option<u32> {
+    let rest = path
+        .strip_prefix("/proc/self/fd/")
+        .or_else(|| path.strip_prefix("/proc/thread-self/fd/"))?;
+    rest.parse().ok()
 }
 
 impl Resolve for InProcess {
@@ -296,6 +325,63 @@ fn remount_flag_only(pid: libc::pid_t, req: &libc::seccomp_notif, read_only: boo
                         Err(e) => e as i32,
                     }
                 }
+            };
+            // SAFETY: leave without running the parent's destructors.
+            unsafe { libc::_exit(code) }
+        }
+        child => {
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            unsafe { libc::waitpid(child, &mut status, 0) };
+            match libc::WIFEXITED(status) {
+                true => libc::WEXITSTATUS(status),
+                false => libc::EIO,
+            }
+        }
+    }
+}
+
+/// A proc mount away from /proc, done as a recursive copy of fwrun's
+/// /proc (in the init's mount namespace `proc_ns`, masks and read-only
+/// parts included) attached at the caller's target, in the caller's mount
+/// namespace: what a service manager gets when it builds a unit's private
+/// /proc. Options such as hidepid= are not applied. Returns 0 or the errno.
+fn bind_proc(pid: libc::pid_t, req: &libc::seccomp_notif, proc_ns: &File) -> i32 {
+    let target = Memory::open(pid)
+        .string(req.data.args[1])
+        .unwrap_or_default();
+    let Some(fd) = InProcess(pid).open(&target) else {
+        return libc::ENOENT;
+    };
+    let Ok(ns) = File::open(format!("/proc/{pid}/ns/mnt")) else {
+        return libc::ESRCH;
+    };
+    let read_only = req.data.args[3] & libc::MS_RDONLY != 0;
+    // SAFETY: fwrun is single-threaded; the child only makes syscalls and
+    // leaves with _exit.
+    match unsafe { libc::fork() } {
+        -1 => Errno::last() as i32,
+        0 => {
+            let attach = || -> Result<(), Errno> {
+                // SAFETY: setns on descriptors this process holds; it
+                // moves this process's root and working directory to the
+                // namespace's root.
+                if unsafe { libc::setns(proc_ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+                    return Err(Errno::last());
+                }
+                let tree = sys::clone_tree(c"/proc")?;
+                if read_only {
+                    sys::set_read_only(tree.as_fd(), true)?;
+                }
+                // SAFETY: as above.
+                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
+                    return Err(Errno::last());
+                }
+                sys::attach_tree(tree.as_fd(), fd.as_fd())
+            };
+            let code = match attach() {
+                Ok(()) => 0,
+                Err(e) => e as i32,
             };
             // SAFETY: leave without running the parent's destructors.
             unsafe { libc::_exit(code) }

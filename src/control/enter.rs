@@ -73,7 +73,7 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     let table = Some(facts.mounts.as_str()).filter(|m| !m.is_empty());
     let mut notifier = child
         .listener
-        .map(|l| Notifier::from_mountinfo(l, table, facts.host_devs.clone()));
+        .map(|l| Notifier::from_mountinfo(l, table, facts.host_devs.clone(), init));
     let relay = master.map(Relay::new);
     let raw = match &relay {
         Some(_) => RawMode::enter()?,

@@ -13,9 +13,15 @@
 //! `--cgroup-parent` a cgroup of the container's that holds no process).
 //! `--cgroup-parent` names another place.
 //!
-//! On a v1 or hybrid host nothing is made: the firmware's cgroup namespace
-//! is rooted at fwrun's own cgroup, as before, and a limit asked for is
-//! refused before anything is touched.
+//! On a v1 or hybrid host a limit asked for is refused before anything is
+//! touched, and the run gets no cgroup to limit or count it. But when the
+//! init is one fwrun recognises (busybox init, sysvinit, systemd), a
+//! `fwrun-NAME` is made under fwrun's own cgroup in every mounted hierarchy
+//! (`legacy_dirs`), fwrun steps into them for the clone so that the init
+//! starts there with its cgroup namespace rooted there, and they are
+//! removed with all below them at the end: the cgroups a firmware's systemd
+//! makes (init.scope, system.slice, …) go with the run rather than stay on
+//! the host, and two runs side by side do not share them.
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -320,7 +326,21 @@ pub fn remove(path: &Path) -> Result<()> {
         }
         std::thread::sleep(Duration::from_millis(5));
     }
-    remove_tree(path)
+    // A v1 cgroup has no cgroup.events: it is busy until the firmware's
+    // last processes, killed with its pid namespace, have gone.
+    loop {
+        match remove_tree(path) {
+            Err(e) if busy(&e) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5))
+            }
+            r => return r,
+        }
+    }
+}
+
+fn busy(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.raw_os_error() == Some(libc::EBUSY))
 }
 
 fn remove_tree(path: &Path) -> Result<()> {
@@ -335,6 +355,86 @@ fn remove_tree(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).with_context(|| format!("removing the cgroup {}", path.display())),
+    }
+}
+
+/// On a v1 or hybrid host: `(run's cgroup, fwrun's own)` in each hierarchy
+/// mounted here, the run's being `fwrun-NAME` below fwrun's own.
+pub fn legacy_dirs(name: &str) -> Vec<(PathBuf, PathBuf)> {
+    let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    legacy_dirs_from(&own, &mounts, name)
+}
+
+fn legacy_dirs_from(own: &str, mountinfo: &str, name: &str) -> Vec<(PathBuf, PathBuf)> {
+    // (file system type, mount root, mount point, super options)
+    let mounts: Vec<(&str, &str, &str, Vec<&str>)> = mountinfo
+        .lines()
+        .filter_map(|l| {
+            let (left, right) = l.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some((
+                *r.first()?,
+                *l.get(3)?,
+                *l.get(4)?,
+                r.get(2)?.split(',').collect(),
+            ))
+        })
+        .filter(|m| m.1 == "/" && (m.0 == "cgroup" || m.0 == "cgroup2"))
+        .collect();
+    let mut out = Vec::new();
+    for line in own.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let want: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
+        let found = mounts.iter().find(|m| match want.is_empty() {
+            true => m.0 == "cgroup2",
+            false => m.0 == "cgroup" && want.iter().all(|c| m.3.contains(c)),
+        });
+        if let Some(m) = found {
+            let base = Path::new(m.2).join(path.trim_start_matches('/'));
+            out.push((base.join(format!("fwrun-{name}")), base));
+        }
+    }
+    out
+}
+
+/// Make the run's cgroup in one v1 (or hybrid's v2) hierarchy; a cpuset
+/// gets its parent's CPUs and memory nodes, without which nothing can join.
+pub fn create_legacy(run: &Path, own: &Path) -> Result<()> {
+    fs::create_dir(run).with_context(|| format!("making the cgroup {}", run.display()))?;
+    for f in ["cpuset.cpus", "cpuset.mems"] {
+        if let Ok(v) = fs::read_to_string(own.join(f)) {
+            write_file(run, f, v.trim(), "(a v1 cpuset)")?;
+        }
+    }
+    Ok(())
+}
+
+/// fwrun in the run's v1 cgroups for the clone (a child starts in its
+/// parent's cgroups, and its new cgroup namespace is rooted at them); back
+/// in its own when dropped.
+pub struct SteppedIn<'a>(&'a [(PathBuf, PathBuf)]);
+
+pub fn step_in(dirs: &[(PathBuf, PathBuf)]) -> Result<SteppedIn<'_>> {
+    let stepped = SteppedIn(dirs);
+    let me = std::process::id().to_string();
+    for (run, _) in dirs {
+        fs::write(run.join("cgroup.procs"), &me)
+            .with_context(|| format!("moving fwrun into {} for the clone", run.display()))?;
+    }
+    Ok(stepped)
+}
+
+impl Drop for SteppedIn<'_> {
+    fn drop(&mut self) {
+        let me = std::process::id().to_string();
+        for (_, own) in self.0 {
+            let _ = fs::write(own.join("cgroup.procs"), &me);
+        }
     }
 }
 
@@ -420,6 +520,43 @@ mod tests {
         assert_eq!(show_size(64 << 20), "64M");
         assert_eq!(show_size(1 << 30), "1G");
         assert_eq!(show_size(1000), "1000");
+    }
+
+    #[test]
+    fn legacy_dirs_follow_fwruns_own_cgroup_in_each_hierarchy() {
+        let own = "9:name=systemd:/\n4:memory:/api/c2\n2:cpuacct:/\n1:cpu:/\n0::/\n";
+        let info = "\
+30 25 0:26 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+31 25 0:27 / /sys/fs/cgroup/cpuacct rw,relatime - cgroup cgroup rw,cpuacct
+33 25 0:29 / /sys/fs/cgroup/memory rw,relatime - cgroup cgroup rw,memory
+38 25 0:34 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+39 25 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+40 25 0:35 /sub /mnt/elsewhere rw,relatime - cgroup2 cgroup2 rw
+";
+        let got = legacy_dirs_from(own, info, "t1");
+        let p = |s: &str| PathBuf::from(s);
+        assert_eq!(
+            got,
+            vec![
+                (
+                    p("/sys/fs/cgroup/systemd/fwrun-t1"),
+                    p("/sys/fs/cgroup/systemd")
+                ),
+                (
+                    p("/sys/fs/cgroup/memory/api/c2/fwrun-t1"),
+                    p("/sys/fs/cgroup/memory/api/c2")
+                ),
+                (
+                    p("/sys/fs/cgroup/cpuacct/fwrun-t1"),
+                    p("/sys/fs/cgroup/cpuacct")
+                ),
+                (p("/sys/fs/cgroup/cpu/fwrun-t1"), p("/sys/fs/cgroup/cpu")),
+                (
+                    p("/sys/fs/cgroup/unified/fwrun-t1"),
+                    p("/sys/fs/cgroup/unified")
+                ),
+            ]
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 # end, next to bubblewrap, systemd-nspawn and a shell script doing the same
 # mounts (tests/bench/floor.sh), on the busybox test firmware; plus fwrun's
 # peak RSS, 16 runs in parallel against one, `fwrun enter` against nsenter,
-# and the time of each phase that `fwrun -v` reports.
+# the time of each phase that `fwrun -v` reports, and the boot time of a
+# real Debian systemd firmware against systemd-nspawn -b (tests/bench/boot.sh).
 #
 #   sudo tests/bench/bench.sh
 #
@@ -268,6 +269,13 @@ nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ' | sed 's/ *$//')
 # shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
 bench nspawn $slow_runs 3 $nspawn_cmd
 
+# --- Boot time of a real firmware ------------------------------------------------------
+# Debian minbase with systemd, to multi-user.target: fwrun against
+# systemd-nspawn -b on the same tree (tests/bench/boot.sh, which can also
+# run on its own).
+bash "$here/boot.sh" "$fwrun" >"$tmp/boot.md" || die "tests/bench/boot.sh failed"
+others
+
 # --- 5: the shell floor ----------------------------------------------------------------
 sh "$here/floor.sh" $img || die "tests/bench/floor.sh failed"
 bench floor $mid_runs 10 sh tests/bench/floor.sh $img
@@ -443,6 +451,8 @@ report=$tmp/RESULTS.md
   echo "| --- | --- | ---: | ---: |"
   row enter "fwrun enter (namespaces, root, AppArmor/capabilities/seccomp, exec, wait)"
   row nsenter "nsenter -a (namespaces and root only)"
+  echo
+  cat "$tmp/boot.md"
   echo
   echo "## Targets"
   echo

@@ -8,11 +8,11 @@ n=$(( $(cat /var/cycles 2>/dev/null || echo 0) + 1 ))
 echo "$n" > /var/cycles
 # 2000 lines of 100 characters for the console.
 yes 0123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 | head -n 2000
-# 100 mounts fwrun refuses (proc outside /proc).
+# 100 mounts fwrun refuses (sysfs outside /sys).
 mkdir -p /mnt/p
 i=0
 while [ $i -lt 100 ]; do
-  mount -t proc proc /mnt/p 2>/dev/null
+  mount -t sysfs sysfs /mnt/p 2>/dev/null
   i=$((i + 1))
 done
 echo "cycle $n"
