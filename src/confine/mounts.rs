@@ -50,6 +50,8 @@ pub struct Target {
     pub dev: (u32, u32),
     /// statfs's f_type.
     pub fs_magic: i64,
+    /// Whether the mount is nodev now.
+    pub nodev: bool,
 }
 
 /// Resolves paths as the calling process would (its root, its cwd).
@@ -114,6 +116,7 @@ const MS_REMOUNT: u64 = libc::MS_REMOUNT;
 const MS_BIND: u64 = libc::MS_BIND;
 const MS_MOVE: u64 = libc::MS_MOVE;
 const MS_REC: u64 = libc::MS_REC;
+const MS_NODEV: u64 = libc::MS_NODEV;
 const PROPAGATION: u64 = libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE;
 
 /// fwrun's mounts in the firmware, and the file systems that are the host's.
@@ -254,6 +257,13 @@ fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
             return Verdict::Refuse("the read-only parts of /proc stay read-only".into());
         }
     }
+    // A bind remount sets the mount's flags to exactly those it names:
+    // without MS_NODEV (busybox's `mount -o remount,bind,rw`) it would make
+    // the device nodes of an image, seen through a bind of the firmware's
+    // own, open the host's devices. Only the read-only flag changes then.
+    if call.flags & MS_BIND != 0 && call.flags & MS_NODEV == 0 && t.nodev {
+        return Verdict::RemountFlagOnly { read_only };
+    }
     // The root is remounted as a mount too: the overlay's superblock is
     // read-write anyway, and so the request needs no mount rule of the
     // profile's (whose flags vary with what mount(8) copies along).
@@ -304,6 +314,7 @@ mod tests {
             mount_root,
             dev,
             fs_magic,
+            nodev: false,
         }
     }
 
@@ -415,6 +426,36 @@ mod tests {
         assert_eq!(decide(mount("", "/mnt/hostbind", ro)), flag_only);
         assert_eq!(decide(mount("", "/run", ro)), Verdict::Continue);
         assert_eq!(decide(mount("", "/", ro)), flag_only);
+    }
+
+    #[test]
+    fn a_bind_remount_keeps_nodev() {
+        let (table, mut fake) = world();
+        // The firmware's own bind of a part of its root, nodev as the
+        // overlay it comes from.
+        let mut own = t(130, true, (0, 50), 0x794c_7630);
+        own.nodev = true;
+        fake.0.insert("/mnt/dev", own);
+        let call = |flags| mount("", "/mnt/dev", flags);
+        let bind_rw = MS_REMOUNT | MS_BIND;
+        assert_eq!(
+            decide_mount(&call(bind_rw), &table, &fake),
+            Verdict::RemountFlagOnly { read_only: false }
+        );
+        assert_eq!(
+            decide_mount(&call(bind_rw | MS_RDONLY), &table, &fake),
+            Verdict::RemountFlagOnly { read_only: true }
+        );
+        // Naming nodev, or on a mount that was not nodev: as asked.
+        assert_eq!(
+            decide_mount(&call(bind_rw | MS_NODEV), &table, &fake),
+            Verdict::Continue
+        );
+        fake.0.get_mut("/mnt/dev").unwrap().nodev = false;
+        assert_eq!(
+            decide_mount(&call(bind_rw), &table, &fake),
+            Verdict::Continue
+        );
     }
 
     #[test]

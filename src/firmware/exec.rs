@@ -88,7 +88,7 @@ pub fn confine_as(
             nix::sys::prctl::set_no_new_privs()
                 .map_err(|e| anyhow!("setting no_new_privs: {}", errno_text(e)))?;
         }
-        let listener = crate::confine::seccomp::install()?;
+        let listener = crate::confine::seccomp::install(profile.is_none())?;
         sys::send_fd(sock.as_fd(), listener.as_fd())
             .map_err(|e| anyhow!("handing the seccomp descriptor to fwrun: {}", errno_text(e)))?;
     }
