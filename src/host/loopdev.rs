@@ -2,6 +2,11 @@
 //! (LOOP_CONFIGURE), falling back to LOOP_SET_FD + LOOP_SET_STATUS64 on
 //! kernels older than 5.8. With autoclear the device frees itself when the
 //! last user (the mount) goes away, whatever happens to fwrun.
+//!
+//! A device another run attached is reused ([`reuse`]) only once it is open
+//! (an open device cannot clear itself) and its status shows that it is
+//! still the one attached: read-only with autoclear, the same backing file,
+//! whole, under the same label.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -16,6 +21,8 @@ use crate::sys::errno_text;
 const LOOP_SET_FD: libc::c_ulong = 0x4C00;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 
@@ -24,6 +31,7 @@ const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_NAME_SIZE: usize = 64;
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct LoopInfo64 {
     lo_device: u64,
     lo_inode: u64,
@@ -53,6 +61,56 @@ struct LoopConfig {
 pub struct Loop {
     pub path: PathBuf,
     _dev: File,
+}
+
+/// What a reused device must be attached to: the image's device and inode
+/// (as stat gives them), its size, and the label it was attached under.
+pub struct Backing<'a> {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub label: &'a str,
+}
+
+/// Open `path` (`/dev/loopN`, named by another run) if it is still attached
+/// to `want` as fwrun attaches images; None if it is not (it freed itself,
+/// or now holds something else).
+pub fn reuse(path: &str, want: &Backing) -> Option<Loop> {
+    let dev = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(path)
+        .ok()?;
+    // SAFETY: a zeroed LoopInfo64 is a valid out-parameter.
+    let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
+    // SAFETY: LOOP_GET_STATUS64 fills a LoopInfo64 we own.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) } != 0 {
+        return None;
+    }
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes a u64 we own.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), BLKGETSIZE64 as _, &mut size) } != 0 {
+        return None;
+    }
+    let flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+    let ours = info.lo_device == want.dev
+        && info.lo_inode == want.ino
+        && info.lo_flags & flags == flags
+        && info.lo_offset == 0
+        && info.lo_sizelimit == 0
+        // The device's size is the file's, in whole 512-byte sectors.
+        && size == want.size & !511
+        && label_of(&info) == want.label.as_bytes();
+    ours.then(|| Loop {
+        path: PathBuf::from(path),
+        _dev: dev,
+    })
+}
+
+/// The label a device was attached under, up to its NUL.
+fn label_of(info: &LoopInfo64) -> &[u8] {
+    let name = &info.lo_file_name;
+    &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]
 }
 
 /// How often to retry when another process takes the free device first.
