@@ -101,7 +101,14 @@ fn mount_device(fw: &Firmware, fstype: &str, dev: &Loop, target: &Path) -> Resul
     // device: mount without it (the image stays as it is; what the journal
     // held is not seen).
     let data = fw.needs_recovery.then_some("noload");
-    sys::mount(&dev.path.to_string_lossy(), target, Some(fstype), flags, data).map_err(|e| {
+    sys::mount(
+        &dev.path.to_string_lossy(),
+        target,
+        Some(fstype),
+        flags,
+        data,
+    )
+    .map_err(|e| {
         let hint = match fw.kind {
             Kind::Squashfs => "the image may be damaged: rebuild it with mksquashfs",
             _ => "the image may be damaged: check it with e2fsck -n",

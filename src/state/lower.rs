@@ -311,7 +311,10 @@ mod tests {
         assert_eq!(a.key(), identity().key());
         assert_eq!(a.key().len(), 16);
         for b in [
-            Identity { size: a.size + 1, ..a },
+            Identity {
+                size: a.size + 1,
+                ..a
+            },
             Identity {
                 mtime: (a.mtime.0, a.mtime.1 + 1),
                 ..a
@@ -320,8 +323,14 @@ mod tests {
                 ctime: (a.ctime.0 + 1, a.ctime.1),
                 ..a
             },
-            Identity { ino: a.ino + 1, ..a },
-            Identity { dev: a.dev + 1, ..a },
+            Identity {
+                ino: a.ino + 1,
+                ..a
+            },
+            Identity {
+                dev: a.dev + 1,
+                ..a
+            },
         ] {
             assert_ne!(a.key(), b.key(), "{b:?}");
         }
@@ -369,12 +378,19 @@ mod tests {
         });
         // The waiter blocks at the door: /proc/locks shows its request
         // waiting ("->") on the entry's inode.
-        let ino = fs::metadata(root.0.join(format!("{PREFIX}k"))).unwrap().ino();
+        let ino = fs::metadata(root.0.join(format!("{PREFIX}k")))
+            .unwrap()
+            .ino();
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !fs::read_to_string("/proc/locks").unwrap().lines().any(|l| {
-            l.contains("->") && l.contains("OFDLCK") && l.contains(&format!(":{ino} "))
-        }) {
-            assert!(std::time::Instant::now() < deadline, "the waiter never blocked");
+        while !fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("->") && l.contains("OFDLCK") && l.contains(&format!(":{ino} ")))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiter never blocked"
+            );
             std::thread::yield_now();
         }
         assert!(!waiter.is_finished());
