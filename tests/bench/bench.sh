@@ -77,9 +77,9 @@ dir=target/fwtest/root
 # --- Runs -----------------------------------------------------------------------
 # Enough runs for stable medians; the fast commands get more.
 if [ "${FWRUN_BENCH_QUICK:-0}" = 1 ]; then
-  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3
+  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3 alt_rounds=10
 else
-  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10
+  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10 alt_rounds=100
 fi
 
 # --- Leftovers -----------------------------------------------------------
@@ -126,7 +126,7 @@ cleanup() {
   # for the overlapping rows, if the script stopped early; the memory
   # cgroup of the page cache rows.
   $fwrun stop fwbench-enter 2>/dev/null || true
-  $fwrun stop --kill fwbench-hold 2>/dev/null || true
+  for h in fwbench-hold fwbench-hold-ext2 fwbench-hold-sqfs; do $fwrun stop --kill $h 2>/dev/null || true; done
   if [ -n "${memcg:-}" ] && [ -d "$memcg" ]; then rmdir "$memcg" 2>/dev/null || true; fi
   rm -rf "$tmp"
   # Directories the benchmark's own runs created on the host, if they were
@@ -184,11 +184,12 @@ bench fwrun-sqfs $mid_runs 10 $fwrun --firmware $sqfs -q -- /bin/true
 # and superblock are already there (and warm), as for the second of two
 # runs side by side. One run holds the image (its init sleeps) while each
 # timed run starts, shares the lower layer and ends.
-hold() { # hold IMAGE: a run of IMAGE that stays until unhold
-  $fwrun --firmware "$1" --name fwbench-hold -q -- /bin/sleep 100000 </dev/null >/dev/null 2>&1 &
-  $fwrun wait fwbench-hold --timeout 10s || die "the run holding $1 did not start"
+hold() { # hold IMAGE [NAME]: a run of IMAGE that stays until unhold [NAME]
+  local name=${2:-fwbench-hold}
+  $fwrun --firmware "$1" --name "$name" -q -- /bin/sleep 100000 </dev/null >/dev/null 2>&1 &
+  $fwrun wait "$name" --timeout 10s || die "the run holding $1 did not start"
 }
-unhold() { $fwrun stop --kill fwbench-hold >/dev/null || die "could not stop fwbench-hold"; }
+unhold() { $fwrun stop --kill "${1:-fwbench-hold}" >/dev/null || die "could not stop ${1:-fwbench-hold}"; }
 hold $img
 bench fwrun-ext2-shared $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
 unhold
@@ -250,6 +251,29 @@ bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /
   || die "bwrap failed"
 bench bwrap $fast_runs $warmup \
   bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true
+
+# --- Side by side, alternated --------------------------------------------------------
+# The image against the directory and bubblewrap, a first run of an image
+# (a copy nobody else runs) and a run of an image another run holds: one
+# run of each in turn, $alt_rounds rounds (tests/bench/alternate.py), so that
+# the drift of a busy machine falls on all alike. The targets of sharing are
+# read from these medians.
+cp $img "$tmp/copy.ext2"
+cp $sqfs "$tmp/copy.sqfs"
+hold $img fwbench-hold-ext2
+hold $sqfs fwbench-hold-sqfs
+say "timing first and shared runs, the directory and bubblewrap, alternated, $alt_rounds rounds"
+python3 "$here/alternate.py" "$alt_rounds" \
+  "ext2-first=$fwrun --firmware $tmp/copy.ext2 -q -- /bin/true" \
+  "ext2-shared=$fwrun --firmware $img -q -- /bin/true" \
+  "sqfs-first=$fwrun --firmware $tmp/copy.sqfs -q -- /bin/true" \
+  "sqfs-shared=$fwrun --firmware $sqfs -q -- /bin/true" \
+  "dir=$fwrun --firmware $dir -q -- /bin/true" \
+  "bwrap=bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true" \
+  >"$tmp/alt" || die "the alternated runs failed"
+unhold fwbench-hold-ext2
+unhold fwbench-hold-sqfs
+others
 
 # --- 4: systemd-nspawn --------------------------------------------------------------
 # nspawn writes into a directory it boots (/etc/localtime, /etc/resolv.conf,
@@ -428,6 +452,9 @@ r_nspawn=$(calc "$ns / $ext2" 2)
 sq=$(median_ms fwrun-sqfs)
 sq_shared=$(median_ms fwrun-sqfs-shared)
 ext2_shared=$(median_ms fwrun-ext2-shared)
+alt() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/alt"; }
+a_ext2=$(alt ext2-first) a_ext2s=$(alt ext2-shared) a_sq=$(alt sqfs-first)
+a_sqs=$(alt sqfs-shared) a_dir=$(alt dir) a_bw=$(alt bwrap)
 # Throughput of 16 runs of one image side by side: runs per second.
 tput() { calc "16 / ($(median_ms "$1") / 1000)" 1; }
 tput_ext2=$(tput parallel-16)
@@ -497,6 +524,19 @@ report=$tmp/RESULTS.md
   echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2) ($(calc "$(median_ms parallel-16-bwrap)" 1) / $(calc "$(median_ms parallel-1-bwrap)" 1) ms) |"
   echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2) ($(calc "$(median_ms parallel-16-true)" 1) / $(calc "$(median_ms parallel-1-true)" 1) ms) |"
   echo
+  echo "## Side by side, alternated"
+  echo
+  echo "One run of each in turn, the order reversed every round, $alt_rounds rounds (\`tests/bench/alternate.py\`): on a busy machine the drift falls on all alike, which successive hyperfine series do not give. A first run is of a copy of the image no other run uses; a shared run is of an image another run (its init asleep) holds meanwhile."
+  echo
+  echo "| what | median (ms) | / bwrap |"
+  echo "| --- | ---: | ---: |"
+  echo "| fwrun, ext2 image, first run | $(calc "$a_ext2" 2) | $(calc "$a_ext2 / $a_bw" 2) |"
+  echo "| fwrun, ext2 image, shared | $(calc "$a_ext2s" 2) | $(calc "$a_ext2s / $a_bw" 2) |"
+  echo "| fwrun, squashfs image, first run | $(calc "$a_sq" 2) | $(calc "$a_sq / $a_bw" 2) |"
+  echo "| fwrun, squashfs image, shared | $(calc "$a_sqs" 2) | $(calc "$a_sqs / $a_bw" 2) |"
+  echo "| fwrun, directory | $(calc "$a_dir" 2) | $(calc "$a_dir / $a_bw" 2) |"
+  echo "| bubblewrap, the directory | $(calc "$a_bw" 2) | 1.00 |"
+  echo
   echo "## 16 runs of one image side by side"
   echo
   echo "Throughput: 16 runs started at once by one script, which waits for all (\`sh parallel.sh 16 COMMAND\`); median wall time of $(runs_of parallel-16) rounds, in runs per second."
@@ -533,11 +573,11 @@ report=$tmp/RESULTS.md
   echo
   echo "## Targets"
   echo
-  echo "Sharing an image's lower layer and the image against bubblewrap's directory:"
+  echo "Sharing an image's lower layer and the image against bubblewrap's directory (the first three from the alternated medians above; the hyperfine medians, taken one command after another, in brackets):"
   echo
-  echo "- $(verdict "$ext2 <= 1.3 * $bw"): fwrun ext2 ≤ 1.3 × bwrap on the same tree as a directory ($(calc "$ext2" 2) ms vs 1.3 × $(calc "$bw" 2) = $(calc "1.3 * $bw" 2) ms; ratio $r_bwrap; a run that overlaps another of the image: $(calc "$ext2_shared" 2) ms, ratio $(calc "$ext2_shared / $bw" 2))"
-  echo "- $(verdict "$fdir <= 1.0 * $bw"): fwrun directory ≤ 1.0 × bwrap ($(calc "$fdir" 2) ms vs $(calc "$bw" 2) ms; ratio $(calc "$fdir / $bw" 2))"
-  echo "- $(verdict "$sq_shared <= 2 * $bw"): fwrun squashfs, the second of two overlapping runs, ≤ 2 × bwrap ($(calc "$sq_shared" 2) ms vs 2 × $(calc "$bw" 2) = $(calc "2 * $bw" 2) ms; ratio $(calc "$sq_shared / $bw" 2)); a first run (nothing shared): $(calc "$sq" 2) ms, ratio $(calc "$sq / $bw" 2)"
+  echo "- $(verdict "$a_ext2 <= 1.3 * $a_bw"): fwrun ext2 ≤ 1.3 × bwrap on the same tree as a directory ($(calc "$a_ext2" 2) ms vs 1.3 × $(calc "$a_bw" 2) = $(calc "1.3 * $a_bw" 2) ms; ratio $(calc "$a_ext2 / $a_bw" 2); a run that overlaps another of the image: $(calc "$a_ext2s" 2) ms, ratio $(calc "$a_ext2s / $a_bw" 2)) [hyperfine: ratio $r_bwrap; overlapping $(calc "$ext2_shared / $bw" 2)]"
+  echo "- $(verdict "$a_dir <= 1.0 * $a_bw"): fwrun directory ≤ 1.0 × bwrap ($(calc "$a_dir" 2) ms vs $(calc "$a_bw" 2) ms; ratio $(calc "$a_dir / $a_bw" 2)) [hyperfine: ratio $(calc "$fdir / $bw" 2)]"
+  echo "- $(verdict "$a_sqs <= 2 * $a_bw"): fwrun squashfs, the second of two overlapping runs, ≤ 2 × bwrap ($(calc "$a_sqs" 2) ms vs 2 × $(calc "$a_bw" 2) = $(calc "2 * $a_bw" 2) ms; ratio $(calc "$a_sqs / $a_bw" 2)); a first run (nothing shared): $(calc "$a_sq" 2) ms, ratio $(calc "$a_sq / $a_bw" 2) [hyperfine: $(calc "$sq_shared / $bw" 2) and $(calc "$sq / $bw" 2)]"
   echo "- $(verdict "$tput_ext2 >= 0.9 * $tput_bwrap"): 16 runs of one ext2 image side by side: throughput ≥ 0.9 × bwrap's in the same harness ($tput_ext2 vs 0.9 × $tput_bwrap = $(calc "0.9 * $tput_bwrap" 1) runs/s; ratio $(calc "$tput_ext2 / $tput_bwrap" 2))"
   echo "- $(verdict "$cache16_sqfs <= 2 * $cache1_sqfs"): 16 runs of one squashfs image add ≤ 2 × the page cache of one run ($cache16_sqfs KiB vs 2 × $cache1_sqfs KiB; ratio $(calc "$cache16_sqfs / $cache1_sqfs" 2))"
   echo
