@@ -94,7 +94,7 @@ _fwrun() {
                     return 0
                     ;;
                 --console)
-                    COMPREPLY=($(compgen -W "pty inherit" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "auto pty inherit" -- "${cur}"))
                     return 0
                     ;;
                 --ready-when)

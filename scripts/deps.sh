@@ -17,6 +17,9 @@ packages=(
   binutils         # objcopy, to strip the binary the VM tier boots
   zsh fish man-db  # the completion and man page tests
   bubblewrap systemd-container hyperfine  # the benchmark
+  podman runc mmdebstrap  # the container tests: podman, and their image
+  python3-yaml python3-jsonschema  # the container docs' snippet checks
+  qemu-user-static # the foreign-architecture (arm64) tests' emulator
 )
 
 missing=()

@@ -24,8 +24,8 @@ Examples:
     curl http://192.168.1.1/
   Give the firmware the host's network and a serial port:
     fwrun --firmware fw.ext2 --net host --bind /dev/ttyUSB0:/dev/ttyS1 -- /sbin/init
-  Stop a systemd firmware the way systemd wants, after at most 60 s:
-    fwrun --firmware fw.ext4 --stop-signal RTMIN+4 --timeout 60s -- /lib/systemd/systemd
+  A systemd firmware for at most 60 s (stopped with RTMIN+4, read from its init):
+    fwrun --firmware fw.ext4 --timeout 60s -- /lib/systemd/systemd
   In CI: boot in the background, wait until it is up, test inside, stop:
     fwrun --firmware fw.ext4 --name t1 --ready-when console:login: &
     fwrun wait t1 --timeout 60s && fwrun enter t1 -- /usr/bin/selftest
@@ -136,11 +136,13 @@ pub struct Cli {
     pub net_move: Vec<Move>,
 
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
-    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4) or a number. busybox init
-    /// powers off on USR2, sysvinit shuts down on INT (its inittab's
-    /// ctrlaltdel entry), systemd powers off on RTMIN+4.
-    #[arg(long, value_name = "SIGNAL", default_value = "TERM", value_parser = parse_signal)]
-    pub stop_signal: i32,
+    /// --timeout): a name (TERM, SIGUSR2, RTMIN+4), a number, or 'auto':
+    /// the one the init expects, read from the firmware (busybox init
+    /// powers off on USR2, sysvinit shuts down on INT, its inittab's
+    /// ctrlaltdel entry, systemd powers off on RTMIN+4; any other program
+    /// gets TERM). -v and the report say which was chosen and why.
+    #[arg(long, value_name = "SIGNAL", default_value = "auto", value_parser = parse_stop_signal)]
+    pub stop_signal: StopSignal,
 
     /// Seconds to wait after the stop signal before every process of the
     /// firmware is killed. fwrun says which happened: stopped (and how
@@ -160,12 +162,16 @@ pub struct Cli {
     pub on_reboot: OnReboot,
 
     /// The firmware's console: 'pty' gives the init a new pseudo-terminal as
-    /// its controlling terminal and /dev/console, relayed to yours (raw mode;
-    /// Ctrl-] three times within a second stops the run); 'inherit' gives it
-    /// fwrun's stdin, stdout and stderr. [default: pty when stdin is a
-    /// terminal, inherit otherwise]
-    #[arg(long, value_name = "MODE")]
-    pub console: Option<Console>,
+    /// its controlling terminal and /dev/console, relayed to fwrun's stdin
+    /// and stdout (the terminal in raw mode; Ctrl-] three times within a
+    /// second stops the run); 'inherit' gives it fwrun's stdin, stdout and
+    /// stderr. 'auto': pty for an init fwrun recognises (busybox init,
+    /// sysvinit, systemd) and whenever stdin and stdout are both a
+    /// terminal, inherit for any other program (pipes and binary output
+    /// pass unchanged). Without a terminal on stdout, the firmware gets
+    /// TERM=dumb unless --env sets TERM.
+    #[arg(long, value_name = "MODE", default_value = "auto")]
+    pub console: Console,
 
     /// When the firmware counts as ready (repeatable: all must hold, each
     /// once): 'console:REGEX' (a line of its console matches),
@@ -461,10 +467,19 @@ pub enum OnReboot {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Console {
-    /// A new pseudo-terminal, relayed to fwrun's terminal.
+    /// pty for a recognised init or on a terminal, inherit otherwise.
+    Auto,
+    /// A new pseudo-terminal, relayed to fwrun's stdin and stdout.
     Pty,
     /// fwrun's own stdin, stdout and stderr.
     Inherit,
+}
+
+/// --stop-signal: chosen from the init, or the one given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopSignal {
+    Auto,
+    Signal(i32),
 }
 
 /// A run's name, checked as the state directory checks it.
@@ -596,6 +611,13 @@ fn parse_cap(s: &str) -> Result<caps::Capability, String> {
     crate::confine::caps::parse(s)
 }
 
+fn parse_stop_signal(s: &str) -> Result<StopSignal, String> {
+    if s.trim().eq_ignore_ascii_case("auto") {
+        return Ok(StopSignal::Auto);
+    }
+    parse_signal(s).map(StopSignal::Signal)
+}
+
 fn parse_signal(s: &str) -> Result<i32, String> {
     signals::parse(s).ok_or_else(|| {
         format!("'{s}' is not a signal: use a name like TERM, USR2, RTMIN+3, or a number")
@@ -702,7 +724,8 @@ mod tests {
                 .unwrap();
         assert_eq!(cli.init, ["/bin/sh", "-c", "exit 3"]);
         assert_eq!(cli.net, Net::None);
-        assert_eq!(cli.stop_signal, libc::SIGTERM);
+        assert_eq!(cli.stop_signal, StopSignal::Auto);
+        assert_eq!(cli.console, Console::Auto);
         assert_eq!(cli.stop_timeout, Duration::from_secs(10));
     }
 

@@ -65,6 +65,8 @@ pub enum OnReboot {
 /// The firmware's console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Console {
+    /// A pty for a recognised init or on a terminal, else inherit.
+    Auto,
     Pty,
     Inherit,
 }
@@ -82,7 +84,7 @@ macro_rules! same_variants {
 same_variants! {
     AppArmorMode { Auto, Require, Off }
     OnReboot { Exit, Restart }
-    Console { Pty, Inherit }
+    Console { Auto, Pty, Inherit }
 }
 /// What this invocation does.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,11 +149,12 @@ pub struct RunConfig {
     pub net: Net,
     /// What the firmware's network namespace is given: a veth, interfaces.
     pub network: Plan,
-    pub stop_signal: i32,
+    /// The stop signal given; None: the one the init expects (auto).
+    pub stop_signal: Option<i32>,
     pub stop_timeout: Duration,
     pub timeout: Option<Duration>,
     pub on_reboot: OnReboot,
-    pub console: Option<Console>,
+    pub console: Console,
     pub as_pid2: bool,
     /// --ready-when, --ready-timeout, --ready-fd.
     pub ready: ReadyOptions,
@@ -214,11 +217,11 @@ impl RunConfig {
             binds,
             net,
             network,
-            stop_signal: cli.stop_signal,
+            stop_signal: stop_signal(cli.stop_signal),
             stop_timeout: cli.stop_timeout,
             timeout: cli.timeout,
             on_reboot: cli.on_reboot.into(),
-            console: cli.console.map(Console::from),
+            console: cli.console.into(),
             as_pid2: cli.as_pid2,
             ready,
             apparmor: AppArmorConfig {
@@ -248,6 +251,13 @@ impl RunConfig {
             verbose: cli.verbose,
             quiet: cli.quiet,
         })
+    }
+}
+
+fn stop_signal(s: cli::StopSignal) -> Option<i32> {
+    match s {
+        cli::StopSignal::Auto => None,
+        cli::StopSignal::Signal(n) => Some(n),
     }
 }
 
@@ -394,6 +404,9 @@ mod tests {
         assert_eq!(c.hostname, "t1");
         assert_eq!(c.init, [DEFAULT_INIT]);
         assert!(!c.init_named);
+        assert_eq!((c.stop_signal, c.console), (None, Console::Auto));
+        let c = config(&["--firmware", "x", "--stop-signal", "rtmin+4"]);
+        assert_eq!(c.stop_signal, Some(libc::SIGRTMIN() + 4));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use anyhow::{anyhow, Context, Result};
 use nix::mount::MsFlags;
 use nix::sys::signalfd::SignalFd;
 
-use crate::config::{Action, AppArmorMode, Console, Net, OnReboot, RunConfig};
+use crate::config::{Action, AppArmorMode, Net, OnReboot, RunConfig};
 use crate::confine::apparmor::{self, Support};
 use crate::confine::caps::{self as capabilities, CapsRequest};
 use crate::confine::denials::{self, Denials};
@@ -24,7 +24,7 @@ use crate::confine::tally::Tally;
 use crate::control;
 use crate::error::fail;
 use crate::fault;
-use crate::firmware::inits::Program;
+use crate::firmware::defaults::{self, Defaults};
 use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
 use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
@@ -141,17 +141,17 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
     booted.line = booted
         .line
         .take()
-        .map(|l| with_hint(l, &booted.outcome, acq.program_file.take()));
+        .map(|l| with_hint(l, &booted.outcome, acq.defaults.seen.init));
     finish(cfg, &prep, &mut acq, &booted, log, rep)?;
     Ok(booted.code)
 }
 
 /// A stop that needed a kill: the line also says which stop signal the
 /// init expects, when fwrun recognises the init and sent another.
-fn with_hint(line: String, outcome: &Outcome, program: Option<Program>) -> String {
+fn with_hint(line: String, outcome: &Outcome, init: Option<firmware::inits::Init>) -> String {
     let sent = outcome.stopped.and_then(|s| s.signal);
-    let hint = match (outcome.killed(), sent, program) {
-        (true, Some(sent), Some(p)) => p.recognise().and_then(|init| init.hint(sent)),
+    let hint = match (outcome.killed(), sent, init) {
+        (true, Some(sent), Some(init)) => init.hint(sent),
         _ => None,
     };
     match hint {
@@ -202,10 +202,12 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
         .map(|a| c_string(a))
         .collect::<Result<Vec<_>>>()?;
     preflight::check_root()?;
+    preflight::check_privileges()?;
     preflight::check_overlay()?;
     network::check::check(&cfg.network)?;
     let hierarchy = cgroup_host(cfg, log, rep)?;
     let fw = image::detect(firmware)?;
+    preflight::check_loop_control(fw.kind.fstype().is_some())?;
     rep.firmware.kind = Some(fw.kind.label().to_string());
     let program = match fw.kind {
         Kind::Directory => Some(check_init(cfg, &fw.path)?),
@@ -304,9 +306,10 @@ struct Acquired {
     state_dir: PathBuf,
     layout: Layout,
     program: PathBuf,
-    /// The init's program, opened for a hint after a kill (closed before
-    /// the teardown: declared before it).
-    program_file: Option<Program>,
+    /// What was read from the init, and the defaults chosen from it.
+    defaults: Defaults,
+    /// What fwrun made in the writable layer to bind an interpreter on.
+    planted: Vec<PathBuf>,
     /// The init's environment, TERM chosen for the firmware.
     envp: Vec<CString>,
     /// The loaded profile's name, and its denials.
@@ -339,7 +342,8 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         Some(p) => p.clone(),
         None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
-    let program_file = Program::open(&root, &program);
+    let defaults = defaults::choose(cfg, &root, &layout.root, &program, log, rep)?;
+    let planted = plant_binds(&defaults, &layout, &mut teardown);
     let envp = firmware_env(cfg, prep, &root, log);
     publish_facts(cfg, prep, &envp, &state_dir)?;
     if let Some(w) = &prep.aa_warning {
@@ -362,7 +366,8 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         state_dir,
         layout,
         program,
-        program_file,
+        defaults,
+        planted,
         envp,
         profile,
         cgroup,
@@ -404,7 +409,14 @@ fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> 
         log.detail(format!("TERM={wanted} for the firmware, as --env gave it"));
         return prep.envp.clone();
     }
-    let choice = terminfo::choose(root, wanted);
+    let choice = if console::stdout_is_tty() {
+        terminfo::choose(root, wanted)
+    } else {
+        terminfo::Choice {
+            term: "dumb".into(),
+            why: "fwrun's stdout is not a terminal (--env TERM=... sets another)".into(),
+        }
+    };
     log.detail(format!(
         "TERM={} for the firmware: {}",
         choice.term, choice.why
@@ -560,7 +572,7 @@ fn boot(
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<Booted> {
-    let (pty, mut tee, output) = open_console(cfg)?;
+    let (pty, mut tee, output) = open_console(cfg, acq.defaults.pty)?;
     let spec = child_spec(cfg, prep, acq, pty.as_ref(), output.as_ref())?;
     let mut relay = relay_for(cfg, pty.as_ref());
     // The terminal is restored when this guard goes, on every path.
@@ -569,7 +581,7 @@ fn boot(
         None => None,
     };
     let opts = Options {
-        stop_signal: cfg.stop_signal,
+        stop_signal: acq.defaults.stop_signal,
         stop_timeout: cfg.stop_timeout,
         timeout: cfg.timeout,
         cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
@@ -772,29 +784,46 @@ struct Booted {
     refused: Tally<Refusal>,
 }
 
-/// A pty for the console, unless it inherits fwrun's (the default without
-/// a terminal). Inherited, and read for readiness, the init's output goes
-/// through pipes to fwrun's (their write ends stay open across boots).
+/// A pty for the console (`pty`, as chosen), unless it inherits fwrun's.
+/// Inherited, and read for readiness, the init's output goes through pipes
+/// to fwrun's (their write ends stay open across boots).
 #[allow(clippy::type_complexity)]
 fn open_console(
     cfg: &RunConfig,
+    pty: bool,
 ) -> Result<(
     Option<console::Pty>,
     Option<Tee>,
     Option<(OwnedFd, OwnedFd)>,
 )> {
-    let tty = console::stdin_is_tty();
-    match cfg
-        .console
-        .unwrap_or(if tty { Console::Pty } else { Console::Inherit })
-    {
-        Console::Pty => Ok((Some(console::open_pty()?), None, None)),
-        Console::Inherit if cfg.ready.watches_console() => {
-            let (tee, out, err) = Tee::open()?;
-            Ok((None, Some(tee), Some((out, err))))
-        }
-        Console::Inherit => Ok((None, None, None)),
+    if pty {
+        return Ok((Some(console::open_pty()?), None, None));
     }
+    if cfg.ready.watches_console() {
+        let (tee, out, err) = Tee::open()?;
+        return Ok((None, Some(tee), Some((out, err))));
+    }
+    Ok((None, None, None))
+}
+
+/// The binfmt_misc interpreters bound into the firmware are bound on
+/// files and directories the child makes in the writable layer: those
+/// that were not there go again with the teardown (and before the changes
+/// are read), so that a --rw-dir keeps none of them.
+fn plant_binds(defaults: &Defaults, layout: &Layout, teardown: &mut Teardown) -> Vec<PathBuf> {
+    let planted: Vec<PathBuf> = defaults
+        .binds
+        .iter()
+        .flat_map(|b| overlay::missing_under(&layout.root, &b.dst))
+        .collect();
+    if !planted.is_empty() {
+        let p = planted.clone();
+        teardown.push("interpreter", move || {
+            overlay::remove_planted(&p);
+            Ok(())
+        });
+    }
+    planted
 }
 
 /// What the child is given, prepared before the clone.
@@ -815,7 +844,13 @@ fn child_spec(
         hostname: cfg.hostname.clone(),
         new_net: cfg.net != Net::Host,
         wait_for_network: !cfg.network.is_empty(),
-        binds: cfg.binds.clone(),
+        binds: cfg
+            .binds
+            .iter()
+            .chain(&acq.defaults.binds)
+            .cloned()
+            .collect(),
+        needs: acq.defaults.needs.clone(),
         console: console_path,
         tty: pty.map(|p| p.slave.as_raw_fd()),
         output: output.map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd())),
@@ -841,6 +876,7 @@ fn finish(
     rep: &mut Report,
 ) -> Result<()> {
     if cfg.changes || cfg.report.is_some() {
+        overlay::remove_planted(&acq.planted);
         let upper = match &prep.rw_dir {
             Some(d) => d.join("upper"),
             None => acq.layout.workspace.join("upper"),

@@ -111,7 +111,12 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "126",
                 "The init exists in the firmware but cannot be executed.",
             ),
-            Item("127", "The init was not found in the firmware."),
+            Item(
+                "127",
+                "The init was not found in the firmware, or a file it needs is \
+                 missing there: its #! interpreter or its dynamic loader (the \
+                 message names which).",
+            ),
             Item(
                 "130, 143, 129",
                 "fwrun itself was stopped by Ctrl-C (SIGINT), SIGTERM or SIGHUP \
@@ -311,6 +316,19 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  `host_name` (the veth's host end, or the moved interface's own \
                  name), the `host_address` given to the veth's host end (or \
                  null) and the `bridge` that end is in (or null).",
+            ),
+            Item(
+                "detected",
+                "What fwrun read from the init before starting it, each null if \
+                 it never got that far: `program` (its path in the firmware, \
+                 symlinks resolved), `init` (busybox, sysvinit, systemd, or null \
+                 for any other program), `machine` (x86_64, aarch64, arm, ...; \
+                 null if not an ELF program), `emulator` (for a program this \
+                 machine cannot run: the binfmt_misc `handler`, its \
+                 `interpreter`, its `flags`, and `bound`: whether fwrun bound the \
+                 interpreter into the firmware), and the defaults chosen from it, \
+                 `stop_signal` and `console`, each with its `value` (e.g. SIGUSR2, \
+                 pty), `from` (auto, or flag when given) and `why`.",
             ),
         ],
     ),

@@ -405,24 +405,42 @@ fn env_bind_and_hostname() {
     assert!(!s.path("new").exists());
 }
 
-/// TERM: the caller's when the firmware has its terminfo entry, else one
-/// it can use (the test firmware has no `linux` entry, so vt100); --env
-/// wins; -v says what was chosen.
+/// TERM, with fwrun's output on a terminal: the caller's when the
+/// firmware has its terminfo entry, else one it can use (the test firmware
+/// has no `linux` entry, so vt100); --env wins; -v says what was chosen.
+/// With fwrun's output in a pipe: `dumb`, unless --env sets it.
 #[test]
 fn term_is_one_the_firmware_has_terminfo_for() {
     let _g = guard();
     let fw = image("fw.ext2");
-    let term_seen = |caller: &str, extra: &[&str]| {
-        let mut c = fwrun();
-        c.env("TERM", caller)
-            .args(["-v", "--firmware", fw.to_str().unwrap()])
-            .args(extra)
-            .args(["--", "/bin/sh", "-c", "echo \"TERM=$TERM\""]);
+    let s = Scratch::new("term");
+    // fwrun's stdout is a terminal (script(1)'s pty), its stderr a file.
+    let on_tty = |caller: &str, extra: &[&str]| {
+        let err = s.path("err");
+        let cmd = format!(
+            "{} -v --firmware {} {} -- /bin/sh -c 'echo \"TERM=$TERM\"' 2>{}",
+            env!("CARGO_BIN_EXE_fwrun"),
+            fw.display(),
+            extra.join(" "),
+            err.display()
+        );
+        let mut c = std::process::Command::new("script");
+        c.args(["-qec", &cmd, "/dev/null"])
+            .env("TERM", caller)
+            .stdin(std::process::Stdio::null());
         let out = common::bg::finish(c);
         assert_eq!(out.code(), Some(0), "{}", out.show());
-        (out.stdout, out.stderr)
+        let said = fs::read_to_string(&err).unwrap();
+        // Only the command's line: the terminal may echo what script(1)
+        // sends at the end of its stdin.
+        let seen = out.stdout.replace('\r', "");
+        let line = seen
+            .find("TERM=")
+            .and_then(|i| seen[i..].lines().next())
+            .unwrap_or(&seen);
+        (format!("{line}\n"), said)
     };
-    let (seen, said) = term_seen("tmux-256color", &[]);
+    let (seen, said) = on_tty("tmux-256color", &[]);
     assert_eq!(seen, "TERM=vt100\n", "{said}");
     assert!(
         said.contains(
@@ -431,7 +449,7 @@ fn term_is_one_the_firmware_has_terminfo_for() {
         ),
         "{said}"
     );
-    let (seen, said) = term_seen("fwtest-term", &[]);
+    let (seen, said) = on_tty("fwtest-term", &[]);
     assert_eq!(seen, "TERM=fwtest-term\n", "{said}");
     assert!(
         said.contains(
@@ -439,8 +457,32 @@ fn term_is_one_the_firmware_has_terminfo_for() {
         ),
         "{said}"
     );
-    let (seen, said) = term_seen("tmux-256color", &["--env", "TERM=xterm-unknown"]);
-    assert_eq!(seen, "TERM=xterm-unknown\n", "{said}");
+    let in_pipe = |extra: &[&str]| {
+        let mut c = fwrun();
+        c.env("TERM", "fwtest-term")
+            .args(["-v", "--firmware", fw.to_str().unwrap()])
+            .args(extra)
+            .args(["--", "/bin/sh", "-c", "echo \"TERM=$TERM\""]);
+        let out = common::bg::finish(c);
+        assert_eq!(out.code(), Some(0), "{}", out.show());
+        (out.stdout, out.stderr)
+    };
+    let (seen, said) = in_pipe(&[]);
+    assert_eq!(seen, "TERM=dumb\n", "{said}");
+    assert!(
+        said.contains("fwrun: TERM=dumb for the firmware: fwrun's stdout is not a terminal"),
+        "{said}"
+    );
+    for extra in [&["--env", "TERM=xterm-unknown"][..], &["--console", "pty"]] {
+        let (seen, said) = in_pipe(extra);
+        let want = if extra[0] == "--env" {
+            "xterm-unknown"
+        } else {
+            "dumb"
+        };
+        assert_eq!(seen.replace('\r', ""), format!("TERM={want}\n"), "{said}");
+    }
+    let (_, said) = in_pipe(&["--env", "TERM=xterm-unknown"]);
     assert!(
         said.contains("fwrun: TERM=xterm-unknown for the firmware, as --env gave it\n"),
         "{said}"

@@ -126,3 +126,48 @@ fn the_layout_section_matches_the_tree() {
         "README's layout table: files not described {missing:?}, described but absent {stale:?}"
     );
 }
+
+/// "Foreign architectures": its set-up registers qemu-user-static's
+/// aarch64 handler from the file the package ships (installed by
+/// scripts/deps.sh), and that file holds a registration line for aarch64
+/// ELF programs with the F flag, whose interpreter exists.
+#[test]
+fn the_foreign_architecture_set_up_names_a_real_registration() {
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n## Foreign architectures")
+        .nth(1)
+        .expect("README.md has a '## Foreign architectures' section");
+    let section = section.split("\n## ").next().unwrap();
+    let block = section.split("```").nth(1).expect("a code block");
+    let conf = block
+        .split_whitespace()
+        .find(|w| w.starts_with("/usr/lib/binfmt.d/"))
+        .expect("the set-up registers from a binfmt.d file");
+    assert!(block.contains(&format!("cat {conf} > /proc/sys/fs/binfmt_misc/register")));
+    for pkg in ["qemu-user-static", "binfmt-support"] {
+        assert!(block.contains(pkg), "the set-up installs {pkg}");
+    }
+    let deps = fs::read_to_string(repo().join("scripts/deps.sh")).unwrap();
+    assert!(
+        deps.contains("qemu-user-static"),
+        "scripts/deps.sh installs it"
+    );
+    let line = fs::read_to_string(conf)
+        .unwrap_or_else(|e| panic!("{conf}: {e} (scripts/deps.sh installs qemu-user-static)"));
+    // :name:type:offset:magic:mask:interpreter:flags
+    let fields: Vec<&str> = line.trim().split(':').collect();
+    assert_eq!(fields.len(), 8, "{line}");
+    assert_eq!((fields[1], fields[2]), ("qemu-aarch64", "M"), "{line}");
+    assert!(
+        fields[4].ends_with(r"\x02\x00\xb7\x00"),
+        "not aarch64's ELF machine: {line}"
+    );
+    assert!(fields[7].contains('F'), "no F flag: {line}");
+    assert!(
+        Path::new(fields[6]).exists(),
+        "its interpreter {} is missing",
+        fields[6]
+    );
+    assert!(section.contains("qemu-user-binfmt"));
+}

@@ -135,8 +135,204 @@ fn sample() -> Value {
                 "name": "eth0", "kind": "veth", "host_name": "fw-fw1",
                 "host_address": "169.254.77.2/24", "bridge": null
             }]
+        },
+        "detected": {
+            "program": "/bin/busybox", "init": "busybox", "machine": "aarch64",
+            "emulator": {
+                "handler": "qemu-aarch64", "interpreter": "/usr/libexec/qemu-binfmt/aarch64-binfmt-P",
+                "flags": "POF", "bound": false
+            },
+            "stop_signal": {
+                "value": "SIGUSR2", "from": "auto",
+                "why": "busybox init powers off on SIGUSR2 (SIGTERM makes it reboot)"
+            },
+            "console": {
+                "value": "pty", "from": "auto",
+                "why": "the init is busybox init, which writes its boot to /dev/console"
+            }
         }
     })
+}
+
+/// The schema pins `detected`: what fwrun writes passes (also before it
+/// read anything), what it never writes is refused.
+#[test]
+fn the_schema_pins_detected() {
+    let with = |key: &str, val: Value| {
+        let mut v = sample();
+        v["detected"][key] = val;
+        schema_errors(&v)
+    };
+    let null = Value::Null;
+    for key in [
+        "program",
+        "init",
+        "machine",
+        "emulator",
+        "stop_signal",
+        "console",
+    ] {
+        assert_eq!(with(key, null.clone()), Vec::<String>::new(), "{key}");
+    }
+    let chosen =
+        |value: &str, from: &str| serde_json::json!({ "value": value, "from": from, "why": "x" });
+    assert_eq!(
+        with("stop_signal", chosen("SIGRTMIN+4", "flag")),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        with("console", chosen("inherit", "auto")),
+        Vec::<String>::new()
+    );
+    for (key, bad) in [
+        ("init", Value::from("openrc")),
+        ("program", "bin/busybox".into()),
+        ("stop_signal", chosen("USR2", "auto")),
+        ("stop_signal", chosen("SIGTERM", "default")),
+        ("console", chosen("serial", "auto")),
+        (
+            "emulator",
+            serde_json::json!({ "handler": "q", "interpreter": "/q", "flags": "F" }),
+        ),
+    ] {
+        assert!(!with(key, bad.clone()).is_empty(), "accepted: {key} {bad}");
+    }
+    let mut v = sample();
+    v.as_object_mut().unwrap().remove("detected");
+    assert!(!schema_errors(&v).is_empty());
+}
+
+/// --stop-signal auto: the test firmware's busybox init gets SIGUSR2 and
+/// powers off on it; a plain command gets SIGTERM; the flag wins. The
+/// report says which, from where and why.
+#[test]
+fn the_default_stop_signal_is_the_inits_own() {
+    let _g = guard();
+    let s = Scratch::new("report-auto");
+    let out = s.path("r.json");
+    // busybox init that boots and stays up.
+    let inittab = s.path("inittab");
+    std::fs::write(&inittab, "::sysinit:/bin/echo ready\n").unwrap();
+    let bind = format!("{}:/etc/inittab:ro", inittab.display());
+    let stop = |init: &[&str], extra: &[&str]| {
+        let mut args = vec![
+            "--bind",
+            &bind,
+            "--report",
+            out.to_str().unwrap(),
+            "--firmware",
+        ];
+        let f = fw();
+        args.push(&f);
+        args.extend(extra);
+        args.push("--");
+        args.extend(init);
+        let mut bg = Bg::start(&args);
+        bg.expect("ready");
+        bg.signal(libc::SIGTERM);
+        let code = bg.finish().code();
+        (code, read_report(&out))
+    };
+    let (code, v) = stop(
+        &[
+            "/bin/sh",
+            "-c",
+            "trap 'exit 0' TERM; echo ready; while :; do sleep 1; done",
+        ],
+        &[],
+    );
+    assert_eq!(code, Some(143));
+    let d = &v["detected"];
+    assert_eq!(d["init"], Value::Null);
+    assert_eq!(d["program"], "/bin/busybox");
+    assert_eq!(d["machine"], std::env::consts::ARCH);
+    assert_eq!(d["emulator"], Value::Null);
+    assert_eq!(
+        (&d["stop_signal"]["value"], &d["stop_signal"]["from"]),
+        (&"SIGTERM".into(), &"auto".into())
+    );
+    assert_eq!(d["console"]["value"], "inherit");
+    assert_eq!(v["stop"]["signal"], "SIGTERM");
+    assert_eq!(v["stop"]["graceful"], true);
+
+    let (code, v) = stop(&["/sbin/init"], &[]);
+    assert_eq!(code, Some(143));
+    let d = &v["detected"];
+    assert_eq!(d["init"], "busybox");
+    assert_eq!(
+        (&d["console"]["value"], &d["console"]["from"]),
+        (&"pty".into(), &"auto".into())
+    );
+    assert_eq!(
+        (&d["stop_signal"]["value"], &d["stop_signal"]["from"]),
+        (&"SIGUSR2".into(), &"auto".into())
+    );
+    assert!(d["stop_signal"]["why"]
+        .as_str()
+        .unwrap()
+        .contains("powers off"));
+    assert_eq!(v["stop"]["signal"], "SIGUSR2");
+    assert_eq!(v["stop"]["graceful"], true, "{v}");
+
+    let (_, v) = stop(
+        &["/sbin/init"],
+        &["--console", "inherit", "--stop-signal", "TERM"],
+    );
+    let d = &v["detected"];
+    assert_eq!(
+        (&d["stop_signal"]["value"], &d["stop_signal"]["from"]),
+        (&"SIGTERM".into(), &"flag".into())
+    );
+    assert_eq!(
+        (&d["console"]["value"], &d["console"]["from"]),
+        (&"inherit".into(), &"flag".into())
+    );
+    assert_eq!(v["stop"]["signal"], "SIGTERM");
+}
+
+/// `fwrun ... -- /sbin/init > log 2>&1 < /dev/null`, no console flag: the
+/// init gets a pty console whose output fwrun writes to the log, line ends
+/// as a file has them, TERM=dumb, no escape sequence.
+#[test]
+fn an_inits_console_goes_to_a_log_file() {
+    let _g = guard();
+    let s = Scratch::new("report-log");
+    let end = s.path("end.sh");
+    std::fs::write(
+        &end,
+        "#!/bin/sh\necho \"demo firmware: TERM is $TERM\"\ntest -c /dev/console && echo \"demo firmware: console ok\"\npoweroff\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&end, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let log = s.path("log");
+    let script = format!(
+        "{} --firmware {} --bind {}:/test/demo-end.sh:ro -- /sbin/init > {} 2>&1 < /dev/null",
+        env!("CARGO_BIN_EXE_fwrun"),
+        fw(),
+        end.display(),
+        log.display()
+    );
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", &script]).env("TERM", "xterm-256color");
+    let out = common::bg::finish(c);
+    assert_eq!(out.code(), Some(0), "{}", out.show());
+    let text = std::fs::read_to_string(&log).unwrap();
+    for want in [
+        "demo firmware: booting image as pid ",
+        "demo firmware: TERM is dumb\n",
+        "demo firmware: console ok\n",
+        "fwrun: firmware powered off\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in the log:\n{text}");
+    }
+    assert!(
+        !text.contains('\x1b'),
+        "an escape sequence in the log:\n{text:?}"
+    );
+    assert!(
+        !text.contains("\r\n"),
+        "CRLF line ends in the log:\n{text:?}"
+    );
 }
 
 /// The schema pins `network`: a veth, a bridge's veth and a moved

@@ -327,6 +327,48 @@ fn tera_error(e: &tera::Error) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// What decides whether fwrun can load a profile here: the kernel's
+/// AppArmor, securityfs (mounted, and writable), and fwrun's own label (a
+/// container's default profile may not load policy).
+struct Loader {
+    enabled: bool,
+    securityfs: bool,
+    /// Why the policy loading file cannot be written, if it cannot.
+    writable: Option<nix::errno::Errno>,
+    /// fwrun's own AppArmor label, as /proc/self/attr shows it.
+    label: String,
+}
+
+impl Loader {
+    /// Why no profile can be loaded, in one line; None if it can.
+    fn why_not(&self) -> Option<String> {
+        if !self.enabled {
+            return Some(
+                "this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled is not Y)"
+                    .into(),
+            );
+        }
+        if !self.securityfs {
+            return Some(format!(
+                "securityfs is not mounted ({SECURITYFS} is missing: mount -t securityfs securityfs /sys/kernel/security; a container must be privileged to do so)"
+            ));
+        }
+        let label = self.label.trim_end_matches(['\n', '\0']).trim();
+        if !label.is_empty() && label != "unconfined" {
+            return Some(format!(
+                "fwrun itself is confined by the AppArmor profile '{}', which may not load profiles (run the container privileged, or with --security-opt apparmor=unconfined)",
+                label.escape_default()
+            ));
+        }
+        self.writable.map(|e| {
+            format!(
+                "{SECURITYFS}/.replace cannot be written ({}: in a container, securityfs must be mounted read-write, as --privileged does)",
+                crate::sys::errno_text(e)
+            )
+        })
+    }
+}
+
 /// Whether this kernel can enforce a profile, and with which parser.
 pub enum Support {
     Ready(PathBuf),
@@ -335,15 +377,17 @@ pub enum Support {
 
 pub fn support(parser: Option<&Path>) -> Support {
     let enabled = fs::read_to_string(ENABLED).unwrap_or_default();
-    if enabled.trim() != "Y" {
-        return Support::Missing(
-            "this kernel has no AppArmor (/sys/module/apparmor/parameters/enabled is not Y)".into(),
-        );
-    }
-    if !Path::new(SECURITYFS).exists() {
-        return Support::Missing(format!(
-            "securityfs is not mounted ({SECURITYFS} is missing: mount -t securityfs securityfs /sys/kernel/security)"
-        ));
+    let replace = Path::new(SECURITYFS).join(".replace");
+    let loader = Loader {
+        enabled: enabled.trim() == "Y",
+        securityfs: Path::new(SECURITYFS).exists(),
+        writable: nix::unistd::access(&replace, nix::unistd::AccessFlags::W_OK).err(),
+        label: fs::read_to_string("/proc/self/attr/apparmor/current")
+            .or_else(|_| fs::read_to_string("/proc/self/attr/current"))
+            .unwrap_or_default(),
+    };
+    if let Some(why) = loader.why_not() {
+        return Support::Missing(why);
     }
     let found = match parser {
         Some(p) => p.is_file().then(|| p.to_path_buf()),
@@ -473,6 +517,45 @@ impl crate::state::Sweeper for Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Each way a host or a container can fall short gets its own line;
+    /// an unconfined fwrun with a writable securityfs gets none.
+    #[test]
+    fn why_no_profile_can_be_loaded() {
+        let loader = |enabled, securityfs, writable, label: &str| Loader {
+            enabled,
+            securityfs,
+            writable,
+            label: label.into(),
+        };
+        let free = "unconfined\n";
+        assert_eq!(loader(true, true, None, free).why_not(), None);
+        let why = |l: Loader| l.why_not().unwrap();
+        assert!(why(loader(false, true, None, free)).contains("no AppArmor"));
+        let unmounted = why(loader(true, false, None, free));
+        assert!(
+            unmounted.contains("securityfs is not mounted"),
+            "{unmounted}"
+        );
+        let read_only = why(loader(true, true, Some(nix::errno::Errno::EROFS), free));
+        assert!(
+            read_only.contains(".replace cannot be written") && read_only.contains("read-only"),
+            "{read_only}"
+        );
+        let confined = why(loader(
+            true,
+            true,
+            None,
+            "containers-default-0.50.1 (enforce)\n",
+        ));
+        assert!(
+            confined.contains("'containers-default-0.50.1 (enforce)'"),
+            "{confined}"
+        );
+        for line in [unmounted, read_only, confined] {
+            assert!(!line.contains('\n'), "{line}");
+        }
+    }
 
     #[test]
     fn deny_list_parses() {

@@ -30,7 +30,35 @@ pub fn exec_init(spec: &ChildSpec, confine_with: Option<&OwnedFd>) -> (i32, Stri
     }
     // SAFETY: NULL-terminated arrays of valid C strings.
     unsafe { libc::execve(spec.program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    exec_failure(&spec.program, Errno::last())
+    let e = Errno::last();
+    match e {
+        Errno::ENOENT => missing_piece(spec).unwrap_or_else(|| exec_failure(&spec.program, e)),
+        e => exec_failure(&spec.program, e),
+    }
+}
+
+/// exec said ENOENT although the init was found: name the file it needs
+/// that is missing (its #! interpreter, its loader, the binfmt_misc
+/// interpreter), so that the init is not blamed for it.
+fn missing_piece(spec: &ChildSpec) -> Option<(i32, String)> {
+    let there = |p: &CString| {
+        // SAFETY: access(2) on a NUL-terminated path.
+        unsafe { libc::access(p.as_ptr(), libc::F_OK) == 0 }
+    };
+    if !there(&spec.program) {
+        return None;
+    }
+    let init = spec.program.to_string_lossy();
+    let msg = match spec.needs.iter().find(|(_, p)| !there(p)) {
+        Some((what, p)) => format!(
+            "init '{init}' is there, but its {what} '{}' is not in the firmware: add it to the firmware, or give another init after --",
+            p.to_string_lossy()
+        ),
+        None => format!(
+            "init '{init}' is there, but a file the kernel needs to run it was not found (its #! interpreter, its dynamic loader, or a binfmt_misc interpreter): check them inside the firmware"
+        ),
+    };
+    Some((INIT_NOT_FOUND, msg))
 }
 
 /// The last steps before exec, so that nothing of fwrun's own setup ran
@@ -73,7 +101,7 @@ fn exec_failure(init: &CString, e: Errno) -> (i32, String) {
     match e {
         Errno::ENOENT | Errno::ENOTDIR | Errno::ELOOP => (
             INIT_NOT_FOUND,
-            format!("init '{init}' (or the interpreter its #! line names) was not found in the firmware: give the init's path inside the firmware after --"),
+            format!("init '{init}' was not found in the firmware: give the init's path inside the firmware after --"),
         ),
         Errno::EACCES | Errno::ENOEXEC | Errno::EISDIR | Errno::EPERM => (
             INIT_NOT_EXECUTABLE,

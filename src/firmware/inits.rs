@@ -1,18 +1,17 @@
-//! The inits fwrun recognises, and the stop signal each expects. Used only
-//! to say something useful when a firmware had to be killed: "sysvinit
-//! stops on SIGINT: try --stop-signal INT".
+//! The inits fwrun recognises, and the stop signal each expects: the
+//! default stop signal (`--stop-signal auto`), the default console
+//! (`--console auto`: a pty for an init), and a hint when a firmware had to
+//! be killed after another signal ("sysvinit stops on SIGINT: try
+//! --stop-signal INT").
 //!
 //! The init is recognised by what the exec'd program is: its name once
 //! symlinks are resolved inside the firmware (/sbin/init → /bin/busybox,
 //! → /lib/systemd/systemd), else a string each of these programs carries.
 
-use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::sys::{self, signals};
+use crate::sys::signals;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Init {
@@ -29,8 +28,18 @@ const MARKERS: &[(&[u8], Init)] = &[
     (b" running in %ssystem mode", Init::Systemd),
 ];
 
-/// How much of a program is read at most while looking for a marker.
-const READ_AT_MOST: u64 = 64 << 20;
+/// How much of a program is read at most while looking for a marker
+/// (sysvinit and systemd carry theirs in their first 100 KiB, a static
+/// busybox within its first 2 MiB).
+const READ_AT_MOST: u64 = 8 << 20;
+
+/// Whether a program's name may be an init's under another name (a hard
+/// link or copy at /sbin/init, init.sysvinit, systemd.real): only then is
+/// its content read. A test program run as the init (a 50 MB selftest) is
+/// not read at every run.
+fn may_be_an_init(base: &str) -> bool {
+    base.contains("init") || base.contains("linuxrc") || base.starts_with("systemd")
+}
 
 impl Init {
     pub fn name(self) -> &'static str {
@@ -38,6 +47,28 @@ impl Init {
             Init::Busybox => "busybox init",
             Init::Sysvinit => "sysvinit",
             Init::Systemd => "systemd",
+        }
+    }
+
+    /// The name the report gives it.
+    pub fn label(self) -> &'static str {
+        match self {
+            Init::Busybox => "busybox",
+            Init::Sysvinit => "sysvinit",
+            Init::Systemd => "systemd",
+        }
+    }
+
+    /// Why its stop signal is the one it is, for -v and the report.
+    pub fn stop_why(self) -> &'static str {
+        match self {
+            Init::Busybox => "busybox init powers off on SIGUSR2 (SIGTERM makes it reboot)",
+            Init::Sysvinit => {
+                "sysvinit shuts down on SIGINT (its inittab's ctrlaltdel entry; it ignores SIGTERM)"
+            }
+            Init::Systemd => {
+                "systemd powers off on SIGRTMIN+4 (SIGTERM makes it re-execute itself)"
+            }
         }
     }
 
@@ -65,46 +96,25 @@ impl Init {
     }
 }
 
-/// The init's program, opened before the firmware starts (what was exec'd,
-/// whatever the firmware does to its root later) and read only if a kill
-/// calls for a hint.
-pub struct Program {
-    resolved: PathBuf,
-    file: File,
-}
-
-impl Program {
-    /// Open `program` inside `root`; None if it cannot be (the hint is then
-    /// left out, nothing else depends on it).
-    pub fn open(root: &OwnedFd, program: &Path) -> Option<Program> {
-        let fd = sys::open_in_root(root, program).ok()?;
-        let magic = format!("/proc/self/fd/{}", fd.as_raw_fd());
-        let resolved = std::fs::read_link(&magic).ok()?;
-        // Non-blocking, should it not be a regular file after all.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NONBLOCK)
-            .open(&magic)
-            .ok()?;
-        Some(Program { resolved, file })
-    }
-
-    pub fn recognise(self) -> Option<Init> {
-        recognise(&self.resolved, self.file)
-    }
-}
-
 /// Which init a program is: `resolved` is its path with symlinks resolved,
-/// `content` the program itself (read only if the name does not tell).
-pub fn recognise(resolved: &Path, content: impl Read) -> Option<Init> {
+/// `content` the program itself (read only if the name does not tell),
+/// `applet` the name it is run under (busybox is an init only as `init`
+/// or `linuxrc`; as `sh` it is a shell).
+pub fn recognise(resolved: &Path, content: impl Read, applet: Option<&str>) -> Option<Init> {
     let base = resolved.file_name()?.to_string_lossy();
-    if base.starts_with("busybox") {
-        return Some(Init::Busybox);
+    let found = if base.starts_with("busybox") {
+        Some(Init::Busybox)
+    } else if base == "systemd" {
+        Some(Init::Systemd)
+    } else if may_be_an_init(&base) {
+        find_marker(content.take(READ_AT_MOST))
+    } else {
+        None
+    };
+    match found {
+        Some(Init::Busybox) if !matches!(applet, Some("init" | "linuxrc")) => None,
+        other => other,
     }
-    if base == "systemd" {
-        return Some(Init::Systemd);
-    }
-    find_marker(content.take(READ_AT_MOST))
 }
 
 /// The first marker found in `r`, read in pieces (a marker may straddle
@@ -144,15 +154,22 @@ mod tests {
     fn by_name_once_resolved() {
         let none: &[u8] = b"";
         assert_eq!(
-            recognise(Path::new("/bin/busybox"), none),
+            recognise(Path::new("/bin/busybox"), none, Some("init")),
             Some(Init::Busybox)
         );
         assert_eq!(
-            recognise(Path::new("/lib/systemd/systemd"), none),
+            recognise(Path::new("/lib/systemd/systemd"), none, Some("init")),
             Some(Init::Systemd)
         );
-        assert_eq!(recognise(Path::new("/sbin/init"), none), None);
-        assert_eq!(recognise(Path::new("/"), none), None);
+        assert_eq!(recognise(Path::new("/sbin/init"), none, Some("init")), None);
+        assert_eq!(recognise(Path::new("/"), none, Some("init")), None);
+        // busybox as a shell, or an applet other than init, is no init.
+        assert_eq!(recognise(Path::new("/bin/busybox"), none, Some("sh")), None);
+        assert_eq!(recognise(Path::new("/bin/busybox"), none, None), None);
+        assert_eq!(
+            recognise(Path::new("/bin/busybox"), none, Some("linuxrc")),
+            Some(Init::Busybox)
+        );
     }
 
     #[test]
@@ -164,24 +181,44 @@ mod tests {
             b"BusyBox v1.36.1 (Debian) multi-call binary",
         ]);
         assert_eq!(
-            recognise(Path::new("/sbin/init"), &bb[..]),
+            recognise(Path::new("/sbin/init"), &bb[..], Some("init")),
             Some(Init::Busybox)
         );
         let sysv = program(&[elf, b"INIT: \0/run/initctl\0INIT_VERSION=sysvinit-3.06\0"]);
         assert_eq!(
-            recognise(Path::new("/sbin/init"), &sysv[..]),
+            recognise(Path::new("/sbin/init"), &sysv[..], Some("init")),
             Some(Init::Sysvinit)
         );
         let sd = program(&[elf, b"systemd 252 running in %ssystem mode (%s)\0"]);
         assert_eq!(
-            recognise(Path::new("/usr/lib/systemd/systemd.real"), &sd[..]),
+            recognise(
+                Path::new("/usr/lib/systemd/systemd.real"),
+                &sd[..],
+                Some("init")
+            ),
             Some(Init::Systemd)
         );
         // A shell script, and a program that only mentions an init.
         let script = b"#!/bin/sh\nexec /sbin/init\n";
-        assert_eq!(recognise(Path::new("/sbin/init"), &script[..]), None);
+        assert_eq!(
+            recognise(Path::new("/sbin/init"), &script[..], Some("init")),
+            None
+        );
+        // A program under a name no init has is not read at all.
+        let bb_elsewhere = program(&[elf, b"BusyBox v1.36.1 (2023-06-10)\0"]);
+        assert_eq!(
+            recognise(
+                Path::new("/usr/bin/selftest"),
+                &bb_elsewhere[..],
+                Some("init")
+            ),
+            None
+        );
         let other = program(&[elf, b"INIT_VERSION\0systemd\0busybox\0"]);
-        assert_eq!(recognise(Path::new("/sbin/init"), &other[..]), None);
+        assert_eq!(
+            recognise(Path::new("/sbin/init"), &other[..], Some("init")),
+            None
+        );
     }
 
     /// A reader that hands out at most `step` bytes a call.

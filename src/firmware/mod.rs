@@ -4,8 +4,10 @@
 //! back over a close-on-exec pipe; end of file on that pipe means the exec
 //! succeeded.
 
+pub mod defaults;
 pub mod exec;
 pub mod inits;
+pub mod inspect;
 pub mod pid2;
 pub mod rootfs;
 pub mod setup;

@@ -15,6 +15,10 @@ pub struct ChildSpec {
     /// Wait before the exec until the launcher has set the network up.
     pub wait_for_network: bool,
     pub binds: Vec<ResolvedBind>,
+    /// What exec needs besides the init (a #! interpreter, a dynamic
+    /// loader, a binfmt_misc interpreter), (what, path): named when exec
+    /// says ENOENT and the init itself is there.
+    pub needs: Vec<(String, CString)>,
     /// Bound at /dev/console: the pty's slave, or the user's terminal.
     pub console: Option<PathBuf>,
     /// In pty mode, the slave: the init's stdin, stdout, stderr and

@@ -20,6 +20,24 @@ pub const LAST_RESORT: &str = "vt100";
 /// Whether the firmware at `root` has a terminfo entry for `term`, in the
 /// letter layout (`x/xterm`) or the hex one (`78/xterm`).
 pub fn has_entry(root: &OwnedFd, term: &str) -> bool {
+    has_entry_in(root, &present_dirs(root), term)
+}
+
+/// The terminfo directories the firmware has: a firmware without any (most
+/// busybox ones) is then asked once per directory, not once per entry.
+fn present_dirs(root: &OwnedFd) -> Vec<&'static str> {
+    DIRS.iter()
+        .copied()
+        .filter(|dir| {
+            sys::open_in_root(root, std::path::Path::new(dir)).is_ok_and(|fd| {
+                nix::sys::stat::fstat(&fd)
+                    .is_ok_and(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR)
+            })
+        })
+        .collect()
+}
+
+fn has_entry_in(root: &OwnedFd, dirs: &[&str], term: &str) -> bool {
     let Some(first) = term.bytes().next() else {
         return false;
     };
@@ -27,7 +45,7 @@ pub fn has_entry(root: &OwnedFd, term: &str) -> bool {
         return false;
     }
     let subdirs = [(first as char).to_string(), format!("{first:02x}")];
-    DIRS.iter().any(|dir| {
+    dirs.iter().any(|dir| {
         subdirs.iter().any(|sub| {
             let path: PathBuf = [dir, sub.as_str(), term].iter().collect();
             sys::open_in_root(root, &path).is_ok_and(|fd| {
@@ -46,9 +64,10 @@ pub struct Choice {
 
 /// The TERM to pass for the caller's `wanted`.
 pub fn choose(root: &OwnedFd, wanted: &str) -> Choice {
-    let (term, why) = if has_entry(root, wanted) {
+    let dirs = present_dirs(root);
+    let (term, why) = if has_entry_in(root, &dirs, wanted) {
         (wanted, "the firmware has its terminfo entry".to_string())
-    } else if has_entry(root, FALLBACK) {
+    } else if has_entry_in(root, &dirs, FALLBACK) {
         (
             FALLBACK,
             format!("the firmware has no terminfo entry for {wanted}"),

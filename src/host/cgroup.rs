@@ -8,7 +8,10 @@
 //! under it. A cgroup that holds processes (fwrun's) cannot pass the memory,
 //! pids, cpu or io controllers to a child, so a child of fwrun's own cgroup
 //! could carry no limit; its parent holds no process of its own (or is the
-//! root) and can. `--cgroup-parent` names another place.
+//! root) and can. In a container it goes below fwrun's own cgroup instead,
+//! inside the subtree delegated to the container (limits there need
+//! `--cgroup-parent` a cgroup of the container's that holds no process).
+//! `--cgroup-parent` names another place.
 //!
 //! On a v1 or hybrid host nothing is made: the firmware's cgroup namespace
 //! is rooted at fwrun's own cgroup, as before, and a limit asked for is
@@ -128,11 +131,25 @@ fn parent_of_run(limits: &Limits) -> Result<String> {
     if let Some(p) = &limits.parent {
         return Ok(p.to_string_lossy().trim_matches('/').to_string());
     }
-    let own = own_cgroup()?;
-    Ok(match own.rsplit_once('/') {
+    Ok(default_parent(
+        &own_cgroup()?,
+        crate::host::preflight::in_container(),
+    ))
+}
+
+/// Next to fwrun's own cgroup `own`, on a host. In a container, below it:
+/// the container's cgroup is all that is delegated to it. With a cgroup
+/// namespace of its own that is the namespace's root, where a sibling and
+/// a child are the same place; without one, a sibling would land outside
+/// the container, in a cgroup that is not its to manage.
+fn default_parent(own: &str, contained: bool) -> String {
+    if contained {
+        return own.to_string();
+    }
+    match own.rsplit_once('/') {
         Some((up, _)) => up.to_string(),
         None => String::new(),
-    })
+    }
 }
 
 /// The path of run `name`'s cgroup, for the state directory.
@@ -368,6 +385,21 @@ pub fn show_size(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_container_keeps_the_run_in_its_own_subtree() {
+        let scope = "machine.slice/libpod-0123.scope";
+        assert_eq!(default_parent(scope, false), "machine.slice");
+        assert_eq!(default_parent(scope, true), scope);
+        // With a cgroup namespace of its own, fwrun sees its cgroup as the
+        // root: the run goes right below it either way.
+        assert_eq!(default_parent("", true), "");
+        assert_eq!(default_parent("", false), "");
+        assert_eq!(
+            default_parent("system.slice/ci.service", false),
+            "system.slice"
+        );
+    }
 
     #[test]
     fn cpu_max_is_quota_and_period() {

@@ -11,11 +11,12 @@
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 
+use crate::host::devnode::{self, PrivateNode};
 use crate::sys::errno_text;
 
 const LOOP_SET_FD: libc::c_ulong = 0x4C00;
@@ -60,7 +61,11 @@ struct LoopConfig {
 /// mount on it is gone too, autoclear detaches it.
 pub struct Loop {
     pub path: PathBuf,
+    /// N of /dev/loopN.
+    pub number: u32,
     _dev: File,
+    /// The node fwrun made when /dev had none (dropped after `_dev`).
+    _node: Option<PrivateNode>,
 }
 
 /// What a reused device must be attached to: the image's device and inode
@@ -72,15 +77,12 @@ pub struct Backing<'a> {
     pub label: &'a str,
 }
 
-/// Open `path` (`/dev/loopN`, named by another run) if it is still attached
-/// to `want` as fwrun attaches images; None if it is not (it freed itself,
-/// or now holds something else).
-pub fn reuse(path: &str, want: &Backing) -> Option<Loop> {
-    let dev = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(path)
-        .ok()?;
+/// Open loop device `number` (named by another run) if it is still
+/// attached to `want` as fwrun attaches images; None if it is not (it freed
+/// itself, or now holds something else). A node of fwrun's own, when /dev
+/// has none, is made in a tmpfs at `nodes`.
+pub fn reuse(number: u32, want: &Backing, nodes: &Path) -> Option<Loop> {
+    let (path, dev, node) = open_device(number, nodes).ok()?;
     // SAFETY: a zeroed LoopInfo64 is a valid out-parameter.
     let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
     // SAFETY: LOOP_GET_STATUS64 fills a LoopInfo64 we own.
@@ -102,8 +104,10 @@ pub fn reuse(path: &str, want: &Backing) -> Option<Loop> {
         && size == want.size & !511
         && label_of(&info) == want.label.as_bytes();
     ours.then(|| Loop {
-        path: PathBuf::from(path),
+        path,
+        number,
         _dev: dev,
+        _node: node,
     })
 }
 
@@ -117,8 +121,9 @@ fn label_of(info: &LoopInfo64) -> &[u8] {
 const ATTEMPTS: usize = 64;
 
 /// Attach `image` (opened read-only) to a free loop device, read-only, with
-/// autoclear. `label` is recorded as the device's file name.
-pub fn attach(image: &File, label: &str) -> Result<Loop> {
+/// autoclear. `label` is recorded as the device's file name. When /dev has
+/// no node for the device, one is made in a tmpfs mounted at `nodes`.
+pub fn attach(image: &File, label: &str, nodes: &Path) -> Result<Loop> {
     let ctl = OpenOptions::new()
         .read(true)
         .write(true)
@@ -160,28 +165,25 @@ pub fn attach(image: &File, label: &str) -> Result<Loop> {
                 errno_text(Errno::last())
             ));
         }
-        let path = PathBuf::from(format!("/dev/loop{num}"));
-        let dev = match OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&path)
-        {
-            Ok(f) => f,
-            // udev may not have made the node yet; another try gets another number.
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
-                last = Errno::ENOENT;
-                continue;
-            }
-            Err(e) => return Err(anyhow!("opening {}: {e}", path.display())),
-        };
+        let (path, dev, node) = open_device(num as u32, nodes)?;
         // SAFETY: LOOP_CONFIGURE reads a LoopConfig we own.
         let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE as _, &config) };
         if r == 0 {
-            return Ok(Loop { path, _dev: dev });
+            return Ok(Loop {
+                path,
+                number: num as u32,
+                _dev: dev,
+                _node: node,
+            });
         }
         match Errno::last() {
             Errno::EBUSY => last = Errno::EBUSY,
-            Errno::EINVAL | Errno::ENOTTY => return attach_old(dev, path, image, &config.info),
+            Errno::EINVAL | Errno::ENOTTY => {
+                return attach_old(dev, path, num as u32, image, &config.info).map(|mut l| {
+                    l._node = node;
+                    l
+                })
+            }
             e => {
                 return Err(anyhow!(
                     "configuring {} read-only: {}",
@@ -197,9 +199,38 @@ pub fn attach(image: &File, label: &str) -> Result<Loop> {
     ))
 }
 
+/// Open loop device `num` through /dev, or through a node of fwrun's own
+/// when /dev has none (a container's /dev gets no node for a loop device
+/// made after it started).
+fn open_device(num: u32, nodes: &Path) -> Result<(PathBuf, File, Option<PrivateNode>)> {
+    let open = |p: &Path| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(p)
+    };
+    let path = PathBuf::from(format!("/dev/loop{num}"));
+    match open(&path) {
+        Ok(f) => Ok((path, f, None)),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+            let node = devnode::loop_node(nodes, num)?;
+            let f =
+                open(&node.path).map_err(|e| anyhow!("opening {}: {e}", node.path.display()))?;
+            Ok((node.path.clone(), f, Some(node)))
+        }
+        Err(e) => Err(anyhow!("opening {}: {e}", path.display())),
+    }
+}
+
 /// Kernels before 5.8: two steps. The device is briefly attached without
 /// autoclear; a failure in between detaches it again.
-fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Result<Loop> {
+fn attach_old(
+    dev: File,
+    path: PathBuf,
+    number: u32,
+    image: &File,
+    info: &LoopInfo64,
+) -> Result<Loop> {
     // SAFETY: ioctls on our descriptors with valid arguments.
     unsafe {
         if libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD as _, image.as_raw_fd()) != 0 {
@@ -219,5 +250,10 @@ fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Resu
             ));
         }
     }
-    Ok(Loop { path, _dev: dev })
+    Ok(Loop {
+        path,
+        number,
+        _dev: dev,
+        _node: None,
+    })
 }

@@ -70,17 +70,21 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
         size: id.size,
         label: &label,
     };
-    let found = entry.device().and_then(|d| loopdev::reuse(&d, &want));
+    // A node of fwrun's own, if one is needed, goes next to the target.
+    let nodes = target.with_file_name("dev");
+    let found = entry
+        .device()
+        .and_then(|n| loopdev::reuse(n, &want, &nodes));
     let shared = found.is_some();
     let dev = match found {
         Some(dev) => dev,
-        None => loopdev::attach(&image, &label)?,
+        None => loopdev::attach(&image, &label, &nodes)?,
     };
     drop(image);
     fault::step("loop")?;
     mount_device(fw, fstype, &dev, target)?;
     if !shared {
-        entry.set_device(&dev.path.to_string_lossy())?;
+        entry.set_device(dev.number)?;
     }
     entry.open_door()?;
     // The mount holds the device now; our descriptor can go, and autoclear

@@ -137,3 +137,30 @@ pub fn mount_overlay(layout: &Layout, rw_dir: Option<&Path>, label: &str) -> Res
         }
     })
 }
+
+/// The paths under `root` that a file at `dst` (a path inside the
+/// firmware) would need made: the missing directories and the file, from
+/// the top down. Empty when it is there already.
+pub fn missing_under(root: &Path, dst: &Path) -> Vec<PathBuf> {
+    let mut p = root.to_path_buf();
+    let mut missing = Vec::new();
+    for c in dst.components() {
+        if let std::path::Component::Normal(c) = c {
+            p.push(c);
+            if !missing.is_empty() || std::fs::symlink_metadata(&p).is_err() {
+                missing.push(p.clone());
+            }
+        }
+    }
+    missing
+}
+
+/// Remove what [`missing_under`] listed, deepest first; what is already
+/// gone, or no longer empty, is left.
+pub fn remove_planted(planted: &[PathBuf]) {
+    for p in planted.iter().rev() {
+        if std::fs::remove_file(p).is_err() {
+            let _ = std::fs::remove_dir(p);
+        }
+    }
+}

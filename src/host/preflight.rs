@@ -38,6 +38,133 @@ pub fn check_overlay() -> Result<()> {
     ))
 }
 
+/// The capability fwrun cannot do without: mounts and namespaces.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// What a container must grant, said once for every refusal below.
+const PRIVILEGED: &str =
+    "in a container, run it privileged (docker/podman run --privileged, privileged: true in Kubernetes)";
+
+/// Refuse, in one line, a root that may not mount: a container started
+/// without --privileged. Checked before anything is created; the mount
+/// probe runs in a child in a mount namespace of its own, which dies with
+/// it.
+pub fn check_privileges() -> Result<()> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if let Some(false) = has_cap(&status, CAP_SYS_ADMIN) {
+        return Err(fail(format!(
+            "fwrun lacks CAP_SYS_ADMIN (it mounts file systems and creates namespaces): {PRIVILEGED}"
+        )));
+    }
+    match probe_mount() {
+        Ok(()) => Ok(()),
+        Err(e) => Err(fail(format!(
+            "mount(2) is refused here ({}) although fwrun has CAP_SYS_ADMIN: a seccomp or AppArmor policy forbids it; {PRIVILEGED}",
+            crate::sys::errno_text(e)
+        ))),
+    }
+}
+
+/// Refuse an image (`image`: the firmware is one) when the loop control
+/// device cannot be opened.
+pub fn check_loop_control(image: bool) -> Result<()> {
+    if !image {
+        return Ok(());
+    }
+    match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(LOOP_CONTROL)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && in_container() => Err(fail(format!(
+            "{LOOP_CONTROL} is missing, so no loop device can carry the image: {PRIVILEGED}, or give the firmware as a directory"
+        ))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(fail(format!(
+            "{LOOP_CONTROL} is missing, so no loop device can carry the image: load the loop module (modprobe loop), or give the firmware as a directory"
+        ))),
+        Err(e) => Err(fail(format!(
+            "{LOOP_CONTROL} cannot be opened ({}), so no loop device can carry the image: {PRIVILEGED}, or give the firmware as a directory",
+            crate::error::io_reason(&e)
+        ))),
+    }
+}
+
+const LOOP_CONTROL: &str = "/dev/loop-control";
+
+/// Whether this process seems to run in a container (the marker files
+/// docker and podman leave, or the `container` variable systemd reads).
+pub fn in_container() -> bool {
+    Path::new("/.dockerenv").exists()
+        || Path::new("/run/.containerenv").exists()
+        || std::env::var_os("container").is_some()
+        || std::env::var_os("KUBERNETES_SERVICE_HOST").is_some()
+}
+
+/// Whether capability `cap` is in the effective set of a /proc/PID/status
+/// text (None if the text has no CapEff line).
+fn has_cap(status: &str, cap: u32) -> Option<bool> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    let bits = u64::from_str_radix(hex.trim(), 16).ok()?;
+    Some(bits & (1 << cap) != 0)
+}
+
+/// Try a mount where it harms nothing: a child enters a mount namespace of
+/// its own, makes it private and mounts a tmpfs on its root; the namespace
+/// and the mount go when the child exits. The child calls only
+/// async-signal-safe functions.
+fn probe_mount() -> std::result::Result<(), nix::errno::Errno> {
+    use nix::errno::Errno;
+    let none: *const libc::c_char = std::ptr::null();
+    // SAFETY: fork, then in the child only raw system calls and _exit.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(Errno::last());
+    }
+    if pid == 0 {
+        // SAFETY: system calls with static, NUL-terminated strings.
+        unsafe {
+            let code = if libc::unshare(libc::CLONE_NEWNS) != 0
+                || libc::mount(
+                    none,
+                    c"/".as_ptr(),
+                    none,
+                    libc::MS_REC | libc::MS_PRIVATE,
+                    std::ptr::null(),
+                ) != 0
+                || libc::mount(
+                    c"fwrun-probe".as_ptr(),
+                    c"/".as_ptr(),
+                    c"tmpfs".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+                    std::ptr::null(),
+                ) != 0
+            {
+                *libc::__errno_location()
+            } else {
+                0
+            };
+            libc::_exit(code);
+        }
+    }
+    let mut status = 0;
+    loop {
+        // SAFETY: waiting for our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        if Errno::last() != Errno::EINTR {
+            return Err(Errno::last());
+        }
+    }
+    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
+        Some(0) => Ok(()),
+        Some(code) => Err(Errno::from_raw(code)),
+        None => Err(Errno::ECHILD),
+    }
+}
+
 fn has_overlay(proc_filesystems: &str) -> bool {
     proc_filesystems
         .lines()
@@ -50,5 +177,18 @@ mod tests {
     fn overlay_line() {
         assert!(super::has_overlay("nodev\tsysfs\nnodev\toverlay\n\text4\n"));
         assert!(!super::has_overlay("nodev\tsysfs\n\text4\n"));
+    }
+
+    #[test]
+    fn effective_capabilities() {
+        let podman_default = "Name:\tsh\nCapEff:\t00000000800405fb\n";
+        assert_eq!(
+            super::has_cap(podman_default, super::CAP_SYS_ADMIN),
+            Some(false)
+        );
+        assert_eq!(super::has_cap(podman_default, 0), Some(true));
+        let full = "CapEff:\t000001ffffffffff\n";
+        assert_eq!(super::has_cap(full, super::CAP_SYS_ADMIN), Some(true));
+        assert_eq!(super::has_cap("Name:\tsh\n", super::CAP_SYS_ADMIN), None);
     }
 }

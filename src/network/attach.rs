@@ -48,6 +48,10 @@ pub struct Attached {
     veth: Option<HostEnd>,
     moved: Vec<Moved>,
     done: bool,
+    /// The firmware's socket counts (/proc/PID/net/sockstat, sockstat6),
+    /// opened while its init lived: read at the end, they tell whether a
+    /// connection may keep its namespace, and so the veth, alive.
+    tcp_tables: Vec<std::fs::File>,
 }
 
 /// The veth's end on the host, and its address.
@@ -129,15 +133,17 @@ impl Attached {
     /// its address at once; once this value lets go of the firmware's
     /// namespace, the kernel deletes the pair by itself within a few ms,
     /// which spares the run the 10 to 20 ms a deletion waits for the kernel.
-    /// Unless something keeps that namespace alive (a TCP connection of the
-    /// firmware's in TIME_WAIT does, for a minute): then the host end is
-    /// deleted here, so that it never outlives the run.
+    /// Unless something keeps that namespace alive: a TCP connection of the
+    /// firmware's that outlives its processes (closing, or in TIME_WAIT,
+    /// for up to a minute). When the firmware's socket counts show one,
+    /// the host end is deleted here, so that it never outlives the run.
     pub fn finish(mut self) -> Result<()> {
         let name = self.veth.as_ref().map(|v| v.name.clone());
+        let lingering = tcp_connections(std::mem::take(&mut self.tcp_tables));
         let mut failures = self.detach(false);
         drop(self);
-        if let Some(name) = name {
-            if let Err(e) = reap(&name) {
+        if let Some(name) = name.filter(|_| lingering) {
+            if let Err(e) = rtnl().and_then(|mut nl| delete_named(&mut nl, &name)) {
                 failures.push(format!("deleting interface {name}: {e:#}"));
             }
         }
@@ -149,21 +155,37 @@ impl Attached {
     }
 }
 
-/// How long the teardown lets the kernel delete a released veth by itself.
-const REAP_GRACE: Duration = Duration::from_millis(50);
+/// Whether the firmware's namespace still has a TCP socket, by its socket
+/// counts (/proc/PID/net/sockstat and sockstat6: `TCP: inuse N … tw N`,
+/// `TCP6: inuse N`, counted per namespace). Reading them costs nothing,
+/// where a walk of the TCP tables costs milliseconds on a large host. No
+/// count, or one that cannot be read, counts as a socket: the veth is then
+/// deleted, at a cost, rather than trusted to go by itself.
+fn tcp_connections(tables: Vec<std::fs::File>) -> bool {
+    use std::io::Read;
+    tables.is_empty()
+        || tables.into_iter().any(|mut f| {
+            let mut text = String::new();
+            f.read_to_string(&mut text).is_err() || counts_show_tcp(&text)
+        })
+}
 
-/// Wait (briefly) for the kernel to delete the veth whose host end is
-/// `name`; delete it if it is still there.
-fn reap(name: &str) -> Result<()> {
-    let mut nl = rtnl()?;
-    let deadline = Instant::now() + REAP_GRACE;
-    while Instant::now() < deadline {
-        if lookup(&mut nl, name)?.is_none() {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    delete_named(&mut nl, name)
+/// Whether a sockstat text counts a TCP socket in use or in TIME_WAIT (or
+/// has no count at all).
+fn counts_show_tcp(text: &str) -> bool {
+    let counts: Vec<Option<u64>> = text
+        .lines()
+        .filter(|l| l.starts_with("TCP: ") || l.starts_with("TCP6: "))
+        .flat_map(|l| {
+            let words: Vec<&str> = l.split_whitespace().collect();
+            words
+                .windows(2)
+                .filter(|w| w[0] == "inuse" || w[0] == "tw")
+                .map(|w| w[1].parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    counts.is_empty() || counts.iter().any(|c| *c != Some(0))
 }
 
 impl Drop for Attached {
@@ -188,6 +210,14 @@ pub fn attach(plan: &Plan, pid: libc::pid_t) -> Result<Attached> {
     } else {
         Some(socket_inside(&netns)?)
     };
+    let tcp_tables = match plan.veth {
+        // A missing table (no IPv6) lists nothing.
+        Some(_) => ["sockstat", "sockstat6"]
+            .iter()
+            .filter_map(|t| std::fs::File::open(format!("/proc/{pid}/net/{t}")).ok())
+            .collect(),
+        None => Vec::new(),
+    };
     let mut att = Attached {
         host: rtnl()?,
         netns,
@@ -195,6 +225,7 @@ pub fn attach(plan: &Plan, pid: libc::pid_t) -> Result<Attached> {
         veth: None,
         moved: Vec::new(),
         done: false,
+        tcp_tables,
     };
     if let Some(v) = &plan.veth {
         make_veth(&mut att, v)?;
@@ -348,5 +379,27 @@ pub fn delete_named(nl: &mut Rtnl, name: &str) -> Result<()> {
     match nl.del_link_named(name) {
         Ok(()) | Err(Errno::ENODEV) => Ok(()),
         Err(e) => Err(anyhow!("{}", errno_text(e))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::counts_show_tcp;
+
+    #[test]
+    fn socket_counts_tell_a_lingering_connection() {
+        let idle =
+            "sockets: used 25\nTCP: inuse 0 orphan 3 tw 0 alloc 9 mem 0\nUDP: inuse 2 mem 0\n";
+        assert!(!counts_show_tcp(idle));
+        // orphan and alloc count the whole host: only inuse and tw matter.
+        assert!(counts_show_tcp(
+            &idle.replace("inuse 0 orphan", "inuse 1 orphan")
+        ));
+        assert!(counts_show_tcp(&idle.replace("tw 0", "tw 2")));
+        assert!(!counts_show_tcp("TCP6: inuse 0\nUDP6: inuse 1\n"));
+        assert!(counts_show_tcp("TCP6: inuse 1\nUDP6: inuse 0\n"));
+        // Nothing to read, or a format this does not know: a socket.
+        assert!(counts_show_tcp(""));
+        assert!(counts_show_tcp("TCP: inuse x\n"));
     }
 }

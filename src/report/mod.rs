@@ -44,6 +44,45 @@ pub struct Report {
     pub network: Network,
     /// The run's cgroup: its limits and what it counted.
     pub cgroup: CgroupInfo,
+    /// What fwrun read from the init, and what it chose from it.
+    pub detected: Detected,
+}
+
+/// What fwrun read from the init before starting it (null where it never
+/// got that far), and the defaults it chose from it.
+#[derive(Debug, Default, Serialize)]
+pub struct Detected {
+    /// The init's program inside the firmware, symlinks resolved.
+    pub program: Option<String>,
+    /// busybox, sysvinit or systemd; null: not an init fwrun recognises.
+    pub init: Option<String>,
+    /// The machine the program is built for (x86_64, aarch64, arm, ...);
+    /// null: not an ELF program.
+    pub machine: Option<String>,
+    /// The binfmt_misc handler that runs it, when this machine cannot.
+    pub emulator: Option<Emulator>,
+    pub stop_signal: Option<Chosen>,
+    pub console: Option<Chosen>,
+}
+
+/// A default and why: `value` is a signal's name (SIGUSR2) or a console
+/// mode (pty, inherit); `from` is auto (chosen by fwrun) or flag (given).
+#[derive(Debug, Serialize)]
+pub struct Chosen {
+    pub value: String,
+    pub from: String,
+    pub why: String,
+}
+
+/// A foreign program's binfmt_misc handler.
+#[derive(Debug, Serialize)]
+pub struct Emulator {
+    /// Its name under /proc/sys/fs/binfmt_misc.
+    pub handler: String,
+    pub interpreter: String,
+    pub flags: String,
+    /// Whether fwrun bound the interpreter into the firmware (no F flag).
+    pub bound: bool,
 }
 
 impl Report {
@@ -88,6 +127,7 @@ impl Report {
                 interfaces: Vec::new(),
             },
             cgroup: CgroupInfo::default(),
+            detected: Detected::default(),
         }
     }
 

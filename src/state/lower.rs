@@ -163,19 +163,22 @@ pub fn join(root: &Path, key: &str) -> Result<Entry> {
 }
 
 impl Entry {
-    /// The loop device the entry names (`/dev/loopN`), if any: another run
-    /// attached it, and it may have freed itself since.
-    pub fn device(&mut self) -> Option<String> {
+    /// The number of the loop device the entry names (`/dev/loopN`), if
+    /// any: another run attached it, and it may have freed itself since.
+    pub fn device(&mut self) -> Option<u32> {
         let mut text = String::new();
         self.file.seek(SeekFrom::Start(0)).ok()?;
         (&self.file).take(64).read_to_string(&mut text).ok()?;
-        let dev = text.lines().next()?.trim();
-        let n = dev.strip_prefix("/dev/loop")?;
-        (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())).then(|| dev.to_string())
+        let n = text.lines().next()?.trim().strip_prefix("/dev/loop")?;
+        n.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| n.parse().ok())?
     }
 
-    /// Name the loop device this run attached.
-    pub fn set_device(&mut self, dev: &str) -> Result<()> {
+    /// Name the loop device this run attached, by its number (the entry says
+    /// `/dev/loopN`, whatever node this run opened it through).
+    pub fn set_device(&mut self, number: u32) -> Result<()> {
+        let dev = format!("/dev/loop{number}");
         let write = |f: &mut File| -> std::io::Result<()> {
             f.set_len(0)?;
             f.seek(SeekFrom::Start(0))?;
@@ -341,10 +344,10 @@ mod tests {
         let root = Root::new("last");
         let mut first = join(&root.0, "k").unwrap();
         assert_eq!(first.device(), None);
-        first.set_device("/dev/loop7").unwrap();
+        first.set_device(7).unwrap();
         first.open_door().unwrap();
         let mut second = join(&root.0, "k").unwrap();
-        assert_eq!(second.device().as_deref(), Some("/dev/loop7"));
+        assert_eq!(second.device(), Some(7));
         second.open_door().unwrap();
         // Neither a sweep nor the first run's leaving removes a used entry.
         assert!(sweep_in(&root.0).is_empty());
@@ -394,10 +397,10 @@ mod tests {
             std::thread::yield_now();
         }
         assert!(!waiter.is_finished());
-        first.set_device("/dev/loop3").unwrap();
+        first.set_device(3).unwrap();
         first.open_door().unwrap();
         let (dev, second) = waiter.join().unwrap();
-        assert_eq!(dev.as_deref(), Some("/dev/loop3"));
+        assert_eq!(dev, Some(3));
         assert!(!first.leave().unwrap());
         assert!(second.leave().unwrap());
         // Removed while a joiner waited: it gets a new, empty entry.
@@ -432,7 +435,7 @@ mod tests {
             fs::write(root.0.join(format!("{PREFIX}k")), bad).unwrap();
             assert_eq!(e.device(), None, "{bad:?}");
         }
-        e.set_device("/dev/loop12").unwrap();
-        assert_eq!(e.device().as_deref(), Some("/dev/loop12"));
+        e.set_device(12).unwrap();
+        assert_eq!(e.device(), Some(12));
     }
 }

@@ -135,7 +135,7 @@ fn state_root() -> Result<&'static Path> {
         Ok(()) => Ok(root),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(root),
         Err(e) => Err(fail(format!(
-            "cannot create {STATE_ROOT}: {}: fwrun needs a writable /run (a tmpfs, as on any systemd host)",
+            "cannot create {STATE_ROOT}: {}: fwrun needs a writable /run: mount a tmpfs there (docker/podman run --tmpfs /run; in Kubernetes an emptyDir with medium: Memory at /run)",
             crate::error::io_reason(&e)
         ))),
     }

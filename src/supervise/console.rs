@@ -36,6 +36,11 @@ pub fn stdin_is_tty() -> bool {
     nix::unistd::isatty(stdin()).unwrap_or(false)
 }
 
+pub fn stdout_is_tty() -> bool {
+    // SAFETY: fd 1 stays open for the life of the process.
+    nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(1) }).unwrap_or(false)
+}
+
 fn winsize(fd: RawFd) -> Option<libc::winsize> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
     // SAFETY: TIOCGWINSZ fills a winsize.
@@ -135,6 +140,11 @@ pub struct Relay {
     escape: Escape,
     /// When set, what the pty said is also kept here (for readiness).
     pub tap: Option<Vec<u8>>,
+    /// Whether the pty's "\r\n" line ends are written as "\n" (fwrun's
+    /// stdout is a file or a pipe, not a terminal).
+    fold_crlf: bool,
+    /// A "\r" at the end of the last read, held until the next byte.
+    held_cr: bool,
 }
 
 /// What the relay saw.
@@ -171,6 +181,8 @@ impl Relay {
             master_open: true,
             escape: Escape::default(),
             tap: None,
+            fold_crlf: !stdout_is_tty(),
+            held_cr: false,
         }
     }
 
@@ -207,14 +219,7 @@ impl Relay {
         } else {
             match nix::unistd::read(&self.master, &mut buf) {
                 Ok(0) | Err(_) => self.master_open = false,
-                Ok(n) => {
-                    // SAFETY: fd 1 stays open for the life of the process.
-                    let out = unsafe { BorrowedFd::borrow_raw(1) };
-                    let _ = write_all(out, &buf[..n]);
-                    if let Some(t) = &mut self.tap {
-                        t.extend_from_slice(&buf[..n]);
-                    }
-                }
+                Ok(n) => self.output(&buf[..n]),
             }
         }
         Event::Nothing
@@ -227,14 +232,56 @@ impl Relay {
             nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
         );
         let mut buf = [0u8; 8192];
-        // SAFETY: fd 1 stays open for the life of the process.
-        let out = unsafe { BorrowedFd::borrow_raw(1) };
         while let Ok(n) = nix::unistd::read(&self.master, &mut buf) {
-            if n == 0 || write_all(out, &buf[..n]).is_err() {
+            if n == 0 {
                 break;
             }
+            self.output(&buf[..n]);
+        }
+        if std::mem::take(&mut self.held_cr) {
+            self.output(b"\r");
         }
     }
+
+    /// What the pty said, to fwrun's stdout (and the tap).
+    fn output(&mut self, bytes: &[u8]) {
+        let folded;
+        let bytes = if self.fold_crlf {
+            folded = fold_crlf(bytes, &mut self.held_cr);
+            &folded[..]
+        } else {
+            bytes
+        };
+        // SAFETY: fd 1 stays open for the life of the process.
+        let out = unsafe { BorrowedFd::borrow_raw(1) };
+        let _ = write_all(out, bytes);
+        if let Some(t) = &mut self.tap {
+            t.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// `bytes` with each "\r\n" as "\n"; a "\r" at the end is held (in
+/// `held`) until the next piece shows what follows it.
+pub fn fold_crlf(bytes: &[u8], held: &mut bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len() + 1);
+    if std::mem::take(held) && bytes.first() != Some(&b'\n') {
+        out.push(b'\r');
+    }
+    for (i, &b) in bytes.iter().enumerate() {
+        if b == b'\r' {
+            match bytes.get(i + 1) {
+                Some(b'\n') => continue,
+                None => {
+                    *held = true;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(b);
+    }
+    out
 }
 
 /// In inherit mode, when fwrun must read the console (readiness): the
@@ -310,6 +357,17 @@ impl Tee {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn crlf_is_folded_across_reads() {
+        let mut held = false;
+        let mut out = fold_crlf(b"one\r\ntwo\r", &mut held);
+        assert!(held);
+        out.extend(fold_crlf(b"\nthree\rx\r", &mut held));
+        out.extend(fold_crlf(b"y", &mut held));
+        assert_eq!(out, b"one\ntwo\nthree\rx\ry");
+        assert!(!held);
+    }
 
     #[test]
     fn escape_needs_three_presses_within_a_second() {

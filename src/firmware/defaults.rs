@@ -1,0 +1,293 @@
+//! The defaults fwrun reads from the firmware before it starts it: the
+//! stop signal (`--stop-signal auto`), the console (`--console auto`) and,
+//! for a program this machine cannot run by itself, the binfmt_misc handler
+//! that runs it. Each choice is said under -v and put in the report, with
+//! why.
+
+use std::ffi::CString;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+
+use crate::config::{Console, RunConfig};
+use crate::error::fail;
+use crate::firmware::inits::Init;
+use crate::firmware::inspect::{self, Inspected, Machine};
+use crate::firmware::rootfs::ResolvedBind;
+use crate::host::binfmt::{self, Handler};
+use crate::report::log::Log;
+use crate::report::{self, Chosen, Report};
+use crate::sys::signals;
+
+/// What was read and chosen.
+#[derive(Debug, Default)]
+pub struct Defaults {
+    pub seen: Inspected,
+    pub stop_signal: i32,
+    /// Whether the init gets a pty console.
+    pub pty: bool,
+    /// The binfmt_misc interpreters to bind into the firmware (handlers
+    /// without the F flag).
+    pub binds: Vec<ResolvedBind>,
+    /// What the exec needs besides the init, (what, path), for the message
+    /// when it fails with ENOENT.
+    pub needs: Vec<(String, CString)>,
+}
+
+/// Whether fd `fd` of fwrun is a terminal.
+fn is_tty(fd: i32) -> bool {
+    // SAFETY: isatty only looks at the descriptor.
+    unsafe { libc::isatty(fd) == 1 }
+}
+
+/// Read the init `program` (found inside the root at `root_path`, opened
+/// as `root`) and choose the defaults from it.
+pub fn choose(
+    cfg: &RunConfig,
+    root: &OwnedFd,
+    root_path: &Path,
+    program: &Path,
+    log: &Log,
+    rep: &mut Report,
+) -> Result<Defaults> {
+    let argv0 = cfg.init[0].to_string_lossy();
+    let argv1 = cfg.init.get(1).map(|a| a.to_string_lossy());
+    let applet = inspect::applet(&argv0, argv1.as_deref());
+    let seen = inspect::inspect(root, root_path, program, applet)?;
+    let det = &mut rep.detected;
+    det.program = seen.resolved.as_ref().map(|p| p.display().to_string());
+    det.init = seen.init.map(|i| i.label().to_string());
+    det.machine = seen.machine.map(Machine::name);
+    let shown = Path::new(&cfg.init[0]);
+    log.detail(format!(
+        "init {}{}: {}, {}",
+        shown.display(),
+        match &seen.resolved {
+            Some(r) if r != shown => format!(" is {}", r.display()),
+            _ => String::new(),
+        },
+        seen.init
+            .map_or("not an init fwrun recognises", |i| i.name()),
+        match seen.machine {
+            Some(m) if binfmt::native(m.code) =>
+                format!("a program for {} (this machine runs it)", m.name()),
+            Some(m) => format!("a program for {}", m.name()),
+            None => "not an ELF program".into(),
+        }
+    ));
+    let mut out = Defaults {
+        needs: seen
+            .needs
+            .iter()
+            .map(|n| (n.role.to_string(), c_path(&n.path)))
+            .collect(),
+        ..Defaults::default()
+    };
+    if let Some(m) = seen.machine.filter(|m| !binfmt::native(m.code)) {
+        let handler = emulate(shown, &seen, m, log, rep, &mut out)?;
+        out.needs.push((
+            "binfmt_misc interpreter".into(),
+            c_path(&handler.interpreter),
+        ));
+    }
+    let (signal, stop) = stop_signal(cfg.stop_signal, seen.init, shown);
+    log.detail(format!("stop signal {}: {}", stop.value, stop.why));
+    rep.detected.stop_signal = Some(stop);
+    let (pty, console) = console(cfg.console, seen.init, shown, is_tty(0), is_tty(1));
+    log.detail(format!("console {}: {}", console.value, console.why));
+    rep.detected.console = Some(console);
+    out.stop_signal = signal;
+    out.pty = pty;
+    out.seen = seen;
+    Ok(out)
+}
+
+fn c_path(p: &Path) -> CString {
+    CString::new(p.as_os_str().as_bytes()).unwrap_or_default()
+}
+
+/// The stop signal: the one given, else the one the init expects, else
+/// SIGTERM.
+pub fn stop_signal(given: Option<i32>, init: Option<Init>, shown: &Path) -> (i32, Chosen) {
+    let (signal, from, why) = match (given, init) {
+        (Some(s), _) => (s, "flag", "as --stop-signal gave it".to_string()),
+        (None, Some(init)) => (init.stop_signal(), "auto", init.stop_why().to_string()),
+        (None, None) => (
+            libc::SIGTERM,
+            "auto",
+            format!(
+                "{} is not an init fwrun recognises (busybox init, sysvinit, systemd)",
+                shown.display()
+            ),
+        ),
+    };
+    let chosen = Chosen {
+        value: signals::name(signal),
+        from: from.into(),
+        why,
+    };
+    (signal, chosen)
+}
+
+/// The console: pty for a recognised init, or when stdin and stdout are
+/// both a terminal; inherit otherwise, so that a command's pipes and
+/// binary output pass unchanged.
+pub fn console(
+    mode: Console,
+    init: Option<Init>,
+    shown: &Path,
+    stdin_tty: bool,
+    stdout_tty: bool,
+) -> (bool, Chosen) {
+    let (pty, from, why) = match (mode, init) {
+        (Console::Pty, _) => (true, "flag", "as --console gave it".to_string()),
+        (Console::Inherit, _) => (false, "flag", "as --console gave it".to_string()),
+        (Console::Auto, Some(init)) => (
+            true,
+            "auto",
+            format!(
+                "the init is {}, which writes its boot to /dev/console",
+                init.name()
+            ),
+        ),
+        (Console::Auto, None) if stdin_tty && stdout_tty => (
+            true,
+            "auto",
+            "fwrun's stdin and stdout are a terminal".to_string(),
+        ),
+        (Console::Auto, None) => (
+            false,
+            "auto",
+            format!(
+                "{} is not an init fwrun recognises, and fwrun's stdin or stdout is not a terminal: its output passes unchanged",
+                shown.display()
+            ),
+        ),
+    };
+    let chosen = Chosen {
+        value: if pty { "pty" } else { "inherit" }.into(),
+        from: from.into(),
+        why,
+    };
+    (pty, chosen)
+}
+
+/// A program this machine cannot run by itself: the binfmt_misc handler
+/// that runs it, its interpreter bound into the firmware when the kernel
+/// opens it there (no F flag). No handler is bad input (exit 125).
+fn emulate(
+    shown: &Path,
+    seen: &Inspected,
+    m: Machine,
+    log: &Log,
+    rep: &mut Report,
+    out: &mut Defaults,
+) -> Result<Handler> {
+    let arch = m.name();
+    let (handlers, mounted) = binfmt::handlers()?;
+    if let Some(line) = mounted {
+        log.detail(line);
+    }
+    let matching: Vec<Handler> = handlers
+        .into_iter()
+        .filter(|h| h.matches(&seen.head))
+        .collect();
+    let program = match &seen.elf_path {
+        Some(p) if p != shown => {
+            format!("init '{}' runs {}, a program", shown.display(), p.display())
+        }
+        _ => format!("init '{}' is a program", shown.display()),
+    };
+    let Some(first) = matching.first().cloned() else {
+        return Err(fail(format!(
+            "{program} for {arch}, which this {} machine cannot run by itself, and no binfmt_misc handler is registered for {arch}: install qemu-user-static and binfmt-support (Debian), or qemu-user-binfmt",
+            std::env::consts::ARCH
+        )));
+    };
+    for h in matching.iter().filter(|h| !h.fixed()) {
+        out.binds.push(interpreter_bind(h, &arch)?);
+    }
+    let bound = !first.fixed();
+    log.detail(format!(
+        "{program} for {arch}: the kernel runs it with {} (binfmt_misc handler {}, flags '{}'){}",
+        first.interpreter.display(),
+        first.name,
+        first.flags,
+        if bound {
+            ", bound read-only into the firmware at the same path (no F flag)"
+        } else {
+            ""
+        }
+    ));
+    rep.detected.emulator = Some(report::Emulator {
+        handler: first.name.clone(),
+        interpreter: first.interpreter.display().to_string(),
+        flags: first.flags.clone(),
+        bound,
+    });
+    Ok(first)
+}
+
+/// The read-only bind of a handler's interpreter at the path the handler
+/// names, checked on the host: it must exist and need no library of the
+/// host's.
+fn interpreter_bind(h: &Handler, arch: &str) -> Result<ResolvedBind> {
+    let src = std::fs::canonicalize(&h.interpreter).map_err(|e| {
+        fail(format!(
+            "binfmt_misc handler {} runs {arch} programs with {}, which this host does not have ({}): install qemu-user-static, or register the handler again",
+            h.name,
+            h.interpreter.display(),
+            crate::error::io_reason(&e)
+        ))
+    })?;
+    if !binfmt::is_static(&src) {
+        return Err(fail(format!(
+            "binfmt_misc handler {} runs {arch} programs with {}, which needs the host's libraries, and without the F flag the kernel opens it inside the firmware: install qemu-user-static (static interpreters), or register the handler with the F flag",
+            h.name,
+            h.interpreter.display()
+        )));
+    }
+    Ok(ResolvedBind {
+        src,
+        dst: PathBuf::from(&h.interpreter),
+        read_only: true,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stop_signal_defaults_and_the_flag_wins() {
+        let sh = Path::new("/bin/sh");
+        let (s, c) = stop_signal(None, Some(Init::Busybox), sh);
+        assert_eq!(
+            (s, c.value.as_str(), c.from.as_str()),
+            (libc::SIGUSR2, "SIGUSR2", "auto")
+        );
+        let (s, _) = stop_signal(None, Some(Init::Sysvinit), sh);
+        assert_eq!(s, libc::SIGINT);
+        let (s, c) = stop_signal(None, Some(Init::Systemd), sh);
+        assert_eq!((s, c.value.as_str()), (libc::SIGRTMIN() + 4, "SIGRTMIN+4"));
+        let (s, c) = stop_signal(None, None, sh);
+        assert_eq!(s, libc::SIGTERM);
+        assert!(c.why.contains("/bin/sh is not an init"), "{}", c.why);
+        let (s, c) = stop_signal(Some(libc::SIGHUP), Some(Init::Systemd), sh);
+        assert_eq!((s, c.from.as_str()), (libc::SIGHUP, "flag"));
+    }
+
+    #[test]
+    fn console_defaults() {
+        let sh = Path::new("/bin/sh");
+        let bb = Some(Init::Busybox);
+        assert!(console(Console::Auto, bb, sh, false, false).0);
+        assert!(!console(Console::Auto, None, sh, false, false).0);
+        assert!(!console(Console::Auto, None, sh, true, false).0);
+        assert!(console(Console::Auto, None, sh, true, true).0);
+        assert!(!console(Console::Inherit, bb, sh, true, true).0);
+        assert!(console(Console::Pty, None, sh, false, false).0);
+    }
+}
