@@ -63,7 +63,12 @@ pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
     let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
-        log.say(format!("removed the leftovers of dead run {name}"));
+        match name.strip_prefix(state::lower::PREFIX) {
+            Some(key) => log.say(format!(
+                "removed the entry of a shared lower layer no run uses ({key})"
+            )),
+            None => log.say(format!("removed the leftovers of dead run {name}")),
+        }
     }
     if swept.is_empty() {
         log.say("nothing to clean up");
@@ -472,21 +477,15 @@ fn mount_layers(
     log.phase("namespace", "entered a private mount namespace");
 
     overlay::mkdir(&layout.lower)?;
-    let loop_dev = lower::mount_lower(&prep.fw, &layout.lower, label)?;
+    let mut lower = lower::mount_lower(&prep.fw, &layout.lower)?;
+    // Left once this run's mount of it is gone: pushed first, undone last.
+    if let Some(entry) = lower.entry.take() {
+        teardown.push("lower-entry", move || entry.leave().map(drop));
+    }
     let lw = layout.lower.clone();
     teardown.push("lower", move || sys::umount_detach(&lw));
     fault::step("lower")?;
-    log.phase(
-        "lower",
-        match &loop_dev {
-            Some(dev) if prep.fw.needs_recovery => format!(
-                "mounted the image read-only on {dev}, with noload: its journal needs recovery \
-                 (it was not cleanly unmounted) and is not replayed, so its last changes are not seen"
-            ),
-            Some(dev) => format!("mounted the image read-only on {dev}"),
-            None => "bound the directory read-only".into(),
-        },
-    );
+    log.phase("lower", lower_line(prep, &lower));
 
     overlay::mount_overlay(&layout, prep.rw_dir.as_deref(), label)?;
     let rt = layout.root.clone();
@@ -503,6 +502,26 @@ fn mount_layers(
         },
     );
     Ok(layout)
+}
+
+/// What -v says of the lower layer.
+fn lower_line(prep: &Prepared, lower: &lower::Lower) -> String {
+    let Some(dev) = &lower.device else {
+        return "bound the directory read-only".into();
+    };
+    let how = match lower.shared {
+        true => "already attached by another run of this image",
+        false => "attached for this run",
+    };
+    if prep.fw.needs_recovery {
+        format!(
+            "mounted the image read-only on {dev} ({how}), with noload: its journal needs \
+             recovery (it was not cleanly unmounted) and is not replayed, so its last changes \
+             are not seen"
+        )
+    } else {
+        format!("mounted the image read-only on {dev} ({how})")
+    }
 }
 
 /// Phase 6: the per-run profile, recorded before it is loaded so that a sweep

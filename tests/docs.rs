@@ -376,6 +376,17 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  capabilities and mounts.",
             ),
             Item(
+                "/run/fwrun/.lower-KEY",
+                "The loop device that runs of one image share while they run at \
+                 the same time (KEY hashes the image's device, inode, size, mtime \
+                 and ctime): the first attaches it and names it here, the others \
+                 mount it too and get its superblock and page cache. Each run \
+                 holds a lock on it while it uses it; the last one out removes \
+                 it, and the device frees itself with the last mount of it. One \
+                 whose runs were all killed is removed by a later run or \
+                 `fwrun --cleanup`.",
+            ),
+            Item(
                 "/sys/fs/cgroup/…/fwrun-NAME/",
                 "The cgroup of the run named NAME, on a cgroup v2 host: next to \
                  fwrun's own cgroup (or under `--cgroup-parent`), with the memory, \

@@ -265,6 +265,7 @@ fault_steps! {
     state: "state" in Setup;
     namespace: "namespace" in Setup;
     workspace: "workspace" in Setup;
+    lower_entry: "lower-entry" in Setup;
     loop_device: "loop" in Setup;
     lower: "lower" in Setup;
     overlay: "overlay" in Setup;
@@ -277,6 +278,7 @@ fault_steps! {
     teardown_network: "teardown:network" in Teardown;
     teardown_overlay: "teardown:overlay" in Teardown;
     teardown_lower: "teardown:lower" in Teardown;
+    teardown_lower_entry: "teardown:lower-entry" in Teardown;
     teardown_workspace: "teardown:workspace" in Teardown;
     teardown_state: "teardown:state" in Teardown;
 }
@@ -408,11 +410,24 @@ mod faults {
         finish(c)
     }
 
+    /// The steps at which a run does not hold the entry of its image's
+    /// shared lower layer (/run/fwrun/.lower-KEY): before it joins it, and
+    /// after it left it. At every other step it does.
+    const WITHOUT_THE_ENTRY: &[&str] = &[
+        "state",
+        "namespace",
+        "workspace",
+        "teardown:lower-entry",
+        "teardown:workspace",
+        "teardown:state",
+    ];
+
     /// Wait until what is new on the machine since `before` is exactly the
-    /// state directory of run `name`: what a SIGKILL of fwrun may leave.
-    /// Its mounts died with its mount namespace, its loop device cleared
-    /// itself, its init died with it.
-    fn assert_only_state_left(before: &Footprint, name: Option<&str>) {
+    /// state directory of run `name` and, when `entry`, one entry of a
+    /// shared lower layer: what a SIGKILL of fwrun may leave. Its mounts
+    /// died with its mount namespace, its loop device cleared itself, its
+    /// init died with it.
+    fn assert_only_state_left(before: &Footprint, name: Option<&str>, entry: bool) {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
             let now = footprint();
@@ -433,15 +448,23 @@ mod faults {
                 ),
                 ("state", new(&before.states, &now.states)),
             ];
+            let (entries, runs): (Vec<String>, Vec<String>) = left[4]
+                .1
+                .iter()
+                .cloned()
+                .partition(|s| s.starts_with(".lower-"));
             let ok = left
                 .iter()
                 .all(|(what, v)| *what == "state" || v.is_empty())
-                && left[4].1 == name.map(str::to_string).into_iter().collect::<Vec<_>>();
+                && runs == name.map(str::to_string).into_iter().collect::<Vec<_>>()
+                && entries.len() == usize::from(entry);
             if ok {
                 return;
             }
             if Instant::now() > deadline {
-                panic!("after the SIGKILL, expected only state {name:?} to be left; new: {left:?}");
+                panic!(
+                    "after the SIGKILL, expected only state {name:?} (and a lower entry: {entry}) to be left; new: {left:?}"
+                );
             }
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -505,7 +528,8 @@ mod faults {
         // After the last undo step (the state directory's removal) nothing is
         // left at all; anywhere before it, the state directory is.
         let left_state = step != "teardown:state";
-        assert_only_state_left(g.before(), left_state.then_some(name.as_str()));
+        let entry = !WITHOUT_THE_ENTRY.contains(&step);
+        assert_only_state_left(g.before(), left_state.then_some(name.as_str()), entry);
         match after {
             After::Cleanup => {
                 let c = go(&args!["--cleanup"]);
@@ -514,6 +538,13 @@ mod faults {
                 assert_eq!(
                     c.stderr.contains(&said),
                     step != "teardown:state",
+                    "--cleanup after {step}:kill\n{}",
+                    c.show()
+                );
+                assert_eq!(
+                    c.stderr
+                        .contains("removed the entry of a shared lower layer no run uses"),
+                    entry,
                     "--cleanup after {step}:kill\n{}",
                     c.show()
                 );

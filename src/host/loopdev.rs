@@ -2,6 +2,11 @@
 //! (LOOP_CONFIGURE), falling back to LOOP_SET_FD + LOOP_SET_STATUS64 on
 //! kernels older than 5.8. With autoclear the device frees itself when the
 //! last user (the mount) goes away, whatever happens to fwrun.
+//!
+//! A device another run attached is reused ([`reuse`]) only once it is open
+//! (an open device cannot clear itself) and its status shows that it is
+//! still the one attached: read-only with autoclear, the same backing file,
+//! whole, under the same label.
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
@@ -17,6 +22,8 @@ use crate::sys::errno_text;
 const LOOP_SET_FD: libc::c_ulong = 0x4C00;
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
 const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
+const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 
@@ -25,6 +32,7 @@ const LO_FLAGS_AUTOCLEAR: u32 = 4;
 const LO_NAME_SIZE: usize = 64;
 
 #[repr(C)]
+#[derive(Clone, Copy)]
 struct LoopInfo64 {
     lo_device: u64,
     lo_inode: u64,
@@ -53,9 +61,60 @@ struct LoopConfig {
 /// mount on it is gone too, autoclear detaches it.
 pub struct Loop {
     pub path: PathBuf,
+    /// N of /dev/loopN.
+    pub number: u32,
     _dev: File,
     /// The node fwrun made when /dev had none (dropped after `_dev`).
     _node: Option<PrivateNode>,
+}
+
+/// What a reused device must be attached to: the image's device and inode
+/// (as stat gives them), its size, and the label it was attached under.
+pub struct Backing<'a> {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub label: &'a str,
+}
+
+/// Open loop device `number` (named by another run) if it is still
+/// attached to `want` as fwrun attaches images; None if it is not (it freed
+/// itself, or now holds something else). A node of fwrun's own, when /dev
+/// has none, is made in a tmpfs at `nodes`.
+pub fn reuse(number: u32, want: &Backing, nodes: &Path) -> Option<Loop> {
+    let (path, dev, node) = open_device(number, nodes).ok()?;
+    // SAFETY: a zeroed LoopInfo64 is a valid out-parameter.
+    let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
+    // SAFETY: LOOP_GET_STATUS64 fills a LoopInfo64 we own.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) } != 0 {
+        return None;
+    }
+    let mut size: u64 = 0;
+    // SAFETY: BLKGETSIZE64 writes a u64 we own.
+    if unsafe { libc::ioctl(dev.as_raw_fd(), BLKGETSIZE64 as _, &mut size) } != 0 {
+        return None;
+    }
+    let flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
+    let ours = info.lo_device == want.dev
+        && info.lo_inode == want.ino
+        && info.lo_flags & flags == flags
+        && info.lo_offset == 0
+        && info.lo_sizelimit == 0
+        // The device's size is the file's, in whole 512-byte sectors.
+        && size == want.size & !511
+        && label_of(&info) == want.label.as_bytes();
+    ours.then(|| Loop {
+        path,
+        number,
+        _dev: dev,
+        _node: node,
+    })
+}
+
+/// The label a device was attached under, up to its NUL.
+fn label_of(info: &LoopInfo64) -> &[u8] {
+    let name = &info.lo_file_name;
+    &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]
 }
 
 /// How often to retry when another process takes the free device first.
@@ -112,6 +171,7 @@ pub fn attach(image: &File, label: &str, nodes: &Path) -> Result<Loop> {
         if r == 0 {
             return Ok(Loop {
                 path,
+                number: num as u32,
                 _dev: dev,
                 _node: node,
             });
@@ -119,7 +179,7 @@ pub fn attach(image: &File, label: &str, nodes: &Path) -> Result<Loop> {
         match Errno::last() {
             Errno::EBUSY => last = Errno::EBUSY,
             Errno::EINVAL | Errno::ENOTTY => {
-                return attach_old(dev, path, image, &config.info).map(|mut l| {
+                return attach_old(dev, path, num as u32, image, &config.info).map(|mut l| {
                     l._node = node;
                     l
                 })
@@ -164,7 +224,13 @@ fn open_device(num: u32, nodes: &Path) -> Result<(PathBuf, File, Option<PrivateN
 
 /// Kernels before 5.8: two steps. The device is briefly attached without
 /// autoclear; a failure in between detaches it again.
-fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Result<Loop> {
+fn attach_old(
+    dev: File,
+    path: PathBuf,
+    number: u32,
+    image: &File,
+    info: &LoopInfo64,
+) -> Result<Loop> {
     // SAFETY: ioctls on our descriptors with valid arguments.
     unsafe {
         if libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD as _, image.as_raw_fd()) != 0 {
@@ -186,6 +252,7 @@ fn attach_old(dev: File, path: PathBuf, image: &File, info: &LoopInfo64) -> Resu
     }
     Ok(Loop {
         path,
+        number,
         _dev: dev,
         _node: None,
     })

@@ -1,6 +1,16 @@
 //! The lower layer: the firmware, read-only. An image goes on a loop device
 //! configured read-only with autoclear; a directory gets a read-only bind.
 //! The image file is only ever opened for reading.
+//!
+//! Runs of the same image at the same time share its loop device: the first
+//! attaches it and names it in the image's entry under the state directory
+//! (state/lower.rs); the others find it there and mount it too, which gives
+//! them the superblock the first one read, its cached inodes and its page
+//! cache, rather than a loop device, a superblock and a copy of the pages
+//! each. Every run still mounts the device itself, in its own private mount
+//! namespace: nothing is mounted where the host can see it, and the device
+//! frees itself (autoclear) when the last of those mounts goes, however its
+//! run ended.
 
 use std::fs::File;
 use std::path::Path;
@@ -9,12 +19,24 @@ use anyhow::{anyhow, Result};
 use nix::mount::MsFlags;
 
 use crate::host::image::{Firmware, Kind};
-use crate::host::loopdev;
-use crate::sys;
+use crate::host::loopdev::{self, Backing, Loop};
+use crate::state::lower::{self as entries, Entry, Identity};
+use crate::state::STATE_ROOT;
+use crate::{fault, sys};
 
-/// Mount the firmware read-only at `target`. Returns the loop device used,
-/// if any (for the report; it frees itself).
-pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<String>> {
+/// The lower layer as mounted.
+pub struct Lower {
+    /// The loop device, for an image.
+    pub device: Option<String>,
+    /// Whether another run of the image had attached it already.
+    pub shared: bool,
+    /// This run's hold on the image's entry: left (after the lower layer
+    /// is unmounted) in the teardown.
+    pub entry: Option<Entry>,
+}
+
+/// Mount the firmware read-only at `target`.
+pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
     let Some(fstype) = fw.kind.fstype() else {
         // Every mount under the directory is read-only and nodev too: a
         // device node in the tree opens nothing.
@@ -24,7 +46,11 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
             true,
             sys::MOUNT_ATTR_RDONLY | sys::MOUNT_ATTR_NOSUID | sys::MOUNT_ATTR_NODEV,
         )?;
-        return Ok(None);
+        return Ok(Lower {
+            device: None,
+            shared: false,
+            entry: None,
+        });
     };
     let image = File::open(&fw.path).map_err(|e| {
         anyhow!(
@@ -33,18 +59,60 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
             crate::error::io_reason(&e)
         )
     })?;
+    let id = Identity::of(&image.metadata()?);
+    let key = id.key();
+    let mut entry = entries::join(Path::new(STATE_ROOT), &key)?;
+    fault::step("lower-entry")?;
+    let label = format!("fwrun-lower-{key}");
+    let want = Backing {
+        dev: id.dev,
+        ino: id.ino,
+        size: id.size,
+        label: &label,
+    };
     // A node of fwrun's own, if one is needed, goes next to the target.
-    let dev = loopdev::attach(&image, label, &target.with_file_name("dev"))?;
+    let nodes = target.with_file_name("dev");
+    let found = entry
+        .device()
+        .and_then(|n| loopdev::reuse(n, &want, &nodes));
+    let shared = found.is_some();
+    let dev = match found {
+        Some(dev) => dev,
+        None => loopdev::attach(&image, &label, &nodes)?,
+    };
     drop(image);
-    crate::fault::step("loop")?;
-    let dev_path = dev.path.to_string_lossy().into_owned();
-    // nodev: the image's own device nodes open nothing.
+    fault::step("loop")?;
+    mount_device(fw, fstype, &dev, target)?;
+    if !shared {
+        entry.set_device(dev.number)?;
+    }
+    entry.open_door()?;
+    // The mount holds the device now; our descriptor can go, and autoclear
+    // frees the device when the last mount of it does.
+    Ok(Lower {
+        device: Some(dev.path.to_string_lossy().into_owned()),
+        shared,
+        entry: Some(entry),
+    })
+}
+
+/// Mount the image's loop device at `target`, read-only and nodev (the
+/// image's own device nodes open nothing). A device another run mounted
+/// already gives its superblock.
+fn mount_device(fw: &Firmware, fstype: &str, dev: &Loop, target: &Path) -> Result<()> {
     let flags = MsFlags::MS_RDONLY | MsFlags::MS_NODEV;
     // A journal that needs recovery cannot be replayed on a read-only
     // device: mount without it (the image stays as it is; what the journal
     // held is not seen).
     let data = fw.needs_recovery.then_some("noload");
-    sys::mount(&dev_path, target, Some(fstype), flags, data).map_err(|e| {
+    sys::mount(
+        &dev.path.to_string_lossy(),
+        target,
+        Some(fstype),
+        flags,
+        data,
+    )
+    .map_err(|e| {
         let hint = match fw.kind {
             Kind::Squashfs => "the image may be damaged: rebuild it with mksquashfs",
             _ => "the image may be damaged: check it with e2fsck -n",
@@ -54,9 +122,5 @@ pub fn mount_lower(fw: &Firmware, target: &Path, label: &str) -> Result<Option<S
             fw.path.display(),
             fw.kind.label()
         )
-    })?;
-    // The mount holds the device now; our descriptor can go, and autoclear
-    // frees the device when the mount does.
-    drop(dev);
-    Ok(Some(dev_path))
+    })
 }

@@ -3,8 +3,11 @@
 //! whose lock is free is dead, and a later run sweeps what it left.
 //!
 //! Mounts and loop devices need no sweeping: they live in the launcher's
-//! private mount namespace and die with it. What outlives a SIGKILL is this
-//! directory and the resources recorded in it.
+//! private mount namespace and die with it (a loop device that runs of one
+//! image share frees itself with the last of their mounts). What outlives a
+//! SIGKILL is this directory and the resources recorded in it, and the
+//! entry that names a shared loop device (`.lower-KEY`, see lower.rs),
+//! which a sweep removes once no run holds it.
 //!
 //! The sweep never touches a live run. A run locks its directory before it
 //! publishes it under its name, and holds the lock until the directory is
@@ -16,6 +19,7 @@
 //! renames its own directory aside the same way before removing it.
 
 pub mod live;
+pub mod lower;
 pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};
@@ -399,8 +403,10 @@ fn sweep_private(dir: &Path, pid: Option<u32>, sweeper: &mut dyn Sweeper) -> Res
     Ok(true)
 }
 
-/// Sweep every dead run. Returns the names swept. Never touches a live run
-/// (its lock is held) nor anything in /run/fwrun not shaped like a run.
+/// Sweep every dead run, and the entries of shared lower layers no run
+/// holds. Returns the names swept (an entry's starts with
+/// [`lower::PREFIX`]). Never touches a live run (its lock is held) nor
+/// anything in /run/fwrun not shaped like a run or an entry.
 pub fn sweep(sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
     sweep_in(Path::new(STATE_ROOT), sweeper)
 }
@@ -431,6 +437,7 @@ fn sweep_in(root: &Path, sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
             swept.push(name);
         }
     }
+    swept.extend(lower::sweep_in(root));
     Ok(swept)
 }
 

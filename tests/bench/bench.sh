@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # fwrun's benchmark: how long `fwrun --firmware FW -- /bin/true` takes end to
 # end, next to bubblewrap, systemd-nspawn and a shell script doing the same
-# mounts (tests/bench/floor.sh), on the busybox test firmware; plus fwrun's
-# peak RSS, 16 runs in parallel against one, `fwrun enter` against nsenter,
-# the time of each phase that `fwrun -v` reports, and the boot time of a
-# real Debian systemd firmware against systemd-nspawn -b (tests/bench/boot.sh).
+# mounts (tests/bench/floor.sh), on the busybox test firmware (ext2 and
+# squashfs images, and the directory they were made from); runs that overlap
+# another run of the same image (sharing its loop device); fwrun's peak RSS,
+# 16 runs of one image in parallel (throughput against bubblewrap's in the
+# same harness, and the memory and page cache they add against one run's),
+# `fwrun enter` against nsenter, the time of each phase that `fwrun -v`
+# reports, and the boot time of a real Debian systemd firmware against
+# systemd-nspawn -b (tests/bench/boot.sh).
 #
 #   sudo tests/bench/bench.sh
 #
@@ -68,14 +72,15 @@ bash tests/firmware/build.sh target/fwtest
 
 fwrun=target/release/fwrun
 img=target/fwtest/fw.ext2
+sqfs=target/fwtest/fw.sqfs
 dir=target/fwtest/root
 
 # --- Runs -----------------------------------------------------------------------
 # Enough runs for stable medians; the fast commands get more.
 if [ "${FWRUN_BENCH_QUICK:-0}" = 1 ]; then
-  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3
+  fast_runs=20 mid_runs=10 slow_runs=10 warmup=3 phase_runs=5 rss_runs=3 heavy_runs=3 alt_rounds=10
 else
-  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10
+  fast_runs=200 mid_runs=100 slow_runs=50 warmup=20 phase_runs=20 rss_runs=20 heavy_runs=10 alt_rounds=100
 fi
 
 # --- Leftovers -----------------------------------------------------------
@@ -118,8 +123,12 @@ tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
 had_run_fwrun=$([ -e /run/fwrun ] && echo 1 || echo 0)
 had_nspawn_state=$([ -e /run/systemd/nspawn ] && echo 1 || echo 0)
 cleanup() {
-  # The run `fwrun enter` is timed against, if the script stopped early.
+  # The run `fwrun enter` is timed against, and the runs that hold an image
+  # for the overlapping rows, if the script stopped early; the memory
+  # cgroup of the page cache rows.
   $fwrun stop fwbench-enter 2>/dev/null || true
+  for h in fwbench-hold fwbench-hold-ext2 fwbench-hold-sqfs; do $fwrun stop --kill $h 2>/dev/null || true; done
+  if [ -n "${memcg:-}" ] && [ -d "$memcg" ]; then rmdir "$memcg" 2>/dev/null || true; fi
   rm -rf "$tmp"
   # Directories the benchmark's own runs created on the host, if they were
   # not there before: fwrun's state root (left empty by fwrun) and nspawn's.
@@ -168,8 +177,26 @@ verdict() { if holds "$1"; then echo PASS; else echo MISS; fi; }
 # would only say that the command failed).
 $fwrun --firmware $img -q -- /bin/true || die "fwrun from $img failed"
 $fwrun --firmware $dir -q -- /bin/true || die "fwrun from $dir failed"
+$fwrun --firmware $sqfs -q -- /bin/true || die "fwrun from $sqfs failed"
 bench fwrun-ext2 $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
 bench fwrun-dir $fast_runs $warmup $fwrun --firmware $dir -q -- /bin/true
+bench fwrun-sqfs $mid_runs 10 $fwrun --firmware $sqfs -q -- /bin/true
+# A run that overlaps another run of the same image: the image's loop device
+# and superblock are already there (and warm), as for the second of two
+# runs side by side. One run holds the image (its init sleeps) while each
+# timed run starts, shares the lower layer and ends.
+hold() { # hold IMAGE [NAME]: a run of IMAGE that stays until unhold [NAME]
+  local name=${2:-fwbench-hold}
+  $fwrun --firmware "$1" --name "$name" -q -- /bin/sleep 100000 </dev/null >/dev/null 2>&1 &
+  $fwrun wait "$name" --timeout 10s || die "the run holding $1 did not start"
+}
+unhold() { $fwrun stop --kill "${1:-fwbench-hold}" >/dev/null || die "could not stop ${1:-fwbench-hold}"; }
+hold $img
+bench fwrun-ext2-shared $fast_runs $warmup $fwrun --firmware $img -q -- /bin/true
+unhold
+hold $sqfs
+bench fwrun-sqfs-shared $fast_runs $warmup $fwrun --firmware $sqfs -q -- /bin/true
+unhold
 # The network's cost: the same run with --net none (the default, said
 # explicitly) and with a veth pair to the host, side by side in one
 # hyperfine call. No traffic is sent.
@@ -245,6 +272,29 @@ bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /
 bench bwrap $fast_runs $warmup \
   bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true
 
+# --- Side by side, alternated --------------------------------------------------------
+# The image against the directory and bubblewrap, a first run of an image
+# (a copy nobody else runs) and a run of an image another run holds: one
+# run of each in turn, $alt_rounds rounds (tests/bench/alternate.py), so that
+# the drift of a busy machine falls on all alike. The targets of sharing are
+# read from these medians.
+cp $img "$tmp/copy.ext2"
+cp $sqfs "$tmp/copy.sqfs"
+hold $img fwbench-hold-ext2
+hold $sqfs fwbench-hold-sqfs
+say "timing first and shared runs, the directory and bubblewrap, alternated, $alt_rounds rounds"
+python3 "$here/alternate.py" "$alt_rounds" \
+  "ext2-first=$fwrun --firmware $tmp/copy.ext2 -q -- /bin/true" \
+  "ext2-shared=$fwrun --firmware $img -q -- /bin/true" \
+  "sqfs-first=$fwrun --firmware $tmp/copy.sqfs -q -- /bin/true" \
+  "sqfs-shared=$fwrun --firmware $sqfs -q -- /bin/true" \
+  "dir=$fwrun --firmware $dir -q -- /bin/true" \
+  "bwrap=bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true" \
+  >"$tmp/alt" || die "the alternated runs failed"
+unhold fwbench-hold-ext2
+unhold fwbench-hold-sqfs
+others
+
 # --- 4: systemd-nspawn --------------------------------------------------------------
 # nspawn writes into a directory it boots (/etc/localtime, /etc/resolv.conf,
 # /var/log/journal), so it gets a copy of the firmware, removed at the end.
@@ -311,6 +361,7 @@ EOF
 sh "$tmp/parallel.sh" 16 $fwrun --firmware $img -q -- /bin/true || die "16 fwrun in parallel failed"
 bench parallel-1 $slow_runs 5 sh "$tmp/parallel.sh" 1 $fwrun --firmware $img -q -- /bin/true
 bench parallel-16 $slow_runs 5 sh "$tmp/parallel.sh" 16 $fwrun --firmware $img -q -- /bin/true
+bench parallel-16-sqfs $slow_runs 5 sh "$tmp/parallel.sh" 16 $fwrun --firmware $sqfs -q -- /bin/true
 # For scale (not a target): the same harness with bwrap, and with /bin/true,
 # which shows how far 16 processes on this machine's CPUs can go at best.
 bwrap_cmd="bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true"
@@ -320,6 +371,53 @@ bench parallel-1-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 1 $bwrap_cmd
 bench parallel-16-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 16 $bwrap_cmd
 bench parallel-1-true $slow_runs 5 sh "$tmp/parallel.sh" 1 /bin/true
 bench parallel-16-true $slow_runs 5 sh "$tmp/parallel.sh" 16 /bin/true
+
+# --- Memory and page cache of 16 runs of one image ------------------------------------
+# N runs of one image (N = 1, then 16) start at once, each reading the
+# firmware's busybox whole (its page cache) before it says it is up through a
+# bound directory; once all are up, what they have added is read, then they
+# are let go. They run in a memory cgroup of the benchmark's own, so that
+# what the machine's other users do is not counted: its peak (v2
+# memory.peak, v1 memory.max_usage_in_bytes) and the page cache charged to
+# it (memory.stat's file, v1 cache). A memory controller is required.
+if grep -qw memory /sys/fs/cgroup/cgroup.controllers 2>/dev/null; then
+  memcg_root=/sys/fs/cgroup memcg_peak=memory.peak memcg_cache=file
+elif [ -d /sys/fs/cgroup/memory ]; then
+  memcg_root=/sys/fs/cgroup/memory memcg_peak=memory.max_usage_in_bytes memcg_cache=cache
+else
+  die "no memory cgroup controller: the page cache of 16 runs cannot be measured"
+fi
+gate=$tmp/gate
+memory_of() { # memory_of IMAGE N: "PEAK_KIB CACHE_KIB" of N gated runs, in $tmp/mem.out
+  local fw=$1 n=$2 i
+  memcg=$memcg_root/fwbench-mem-$$
+  mkdir "$memcg"
+  rm -rf "$gate"; mkdir "$gate"
+  (
+    echo 0 >"$memcg/cgroup.procs"
+    for i in $(seq "$n"); do
+      $fwrun --firmware "$fw" --name "fwbench-mem-$i" -q --bind "$gate:/gate" -- /bin/sh -c \
+        'cat /bin/busybox >/dev/null; touch /gate/up-$FWRUN_NAME; while [ ! -e /gate/go ]; do sleep 0.02; done' \
+        </dev/null >/dev/null 2>&1 &
+    done
+    for i in $(seq 1000); do
+      [ "$(find "$gate" -name 'up-*' | wc -l)" -ge "$n" ] && break
+      sleep 0.02
+    done
+    [ "$(find "$gate" -name 'up-*' | wc -l)" -ge "$n" ] || { touch "$gate/go"; exit 1; }
+    awk -v k="$memcg_cache" '$1 == k { printf "%d", $2 / 1024 }' "$memcg/memory.stat" >"$tmp/mem.cache"
+    touch "$gate/go"
+    wait
+  ) || die "$n gated runs of $fw did not all come up"
+  echo "$(($(cat "$memcg/$memcg_peak") / 1024)) $(cat "$tmp/mem.cache")" >"$tmp/mem.out"
+  rmdir "$memcg"
+  memcg=
+}
+say "memory and page cache of 1 and 16 runs of $sqfs and $img"
+memory_of $sqfs 1; read -r mem1_sqfs cache1_sqfs <"$tmp/mem.out"
+memory_of $sqfs 16; read -r mem16_sqfs cache16_sqfs <"$tmp/mem.out"
+memory_of $img 1; read -r mem1_ext2 cache1_ext2 <"$tmp/mem.out"
+memory_of $img 16; read -r mem16_ext2 cache16_ext2 <"$tmp/mem.out"
 
 # --- Phases -----------------------------------------------------------------------------
 # `fwrun -v` ends each phase with "fwrun: WHAT (N.N ms)". The lines name the
@@ -352,11 +450,16 @@ median_by_phase() { # "PHASE MS" lines -> "PHASE MEDIAN" lines, in phase order
     function flush() { if (n) printf "%s %.2f\n", cur, v[int((n + 1) / 2)] }
     END { flush() }'
 }
-say "fwrun -v phases, $phase_runs runs each from $img and $dir"
+say "fwrun -v phases, $phase_runs runs each from $img, $sqfs and $dir, and from $img shared"
 phases $img "$tmp/phases-ext2"
+phases $sqfs "$tmp/phases-sqfs"
 phases $dir "$tmp/phases-dir"
-median_by_phase "$tmp/phases-ext2" >"$tmp/phases-ext2.med"
-median_by_phase "$tmp/phases-dir" >"$tmp/phases-dir.med"
+hold $img
+phases $img "$tmp/phases-shared"
+unhold
+for p in ext2 sqfs dir shared; do
+  median_by_phase "$tmp/phases-$p" >"$tmp/phases-$p.med"
+done
 
 # --- Figures, ratios, targets ---------------------------------------------------------
 ext2=$(median_ms fwrun-ext2)
@@ -373,6 +476,17 @@ r_par=$(calc "$p16 / $p1" 2)
 rss_mib=$(calc "$rss_max / 1024" 2)
 ns=$(median_ms nspawn)
 r_nspawn=$(calc "$ns / $ext2" 2)
+sq=$(median_ms fwrun-sqfs)
+sq_shared=$(median_ms fwrun-sqfs-shared)
+ext2_shared=$(median_ms fwrun-ext2-shared)
+alt() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/alt"; }
+a_ext2=$(alt ext2-first) a_ext2s=$(alt ext2-shared) a_sq=$(alt sqfs-first)
+a_sqs=$(alt sqfs-shared) a_dir=$(alt dir) a_bw=$(alt bwrap)
+# Throughput of 16 runs of one image side by side: runs per second.
+tput() { calc "16 / ($(median_ms "$1") / 1000)" 1; }
+tput_ext2=$(tput parallel-16)
+tput_sqfs=$(tput parallel-16-sqfs)
+tput_bwrap=$(tput parallel-16-bwrap)
 
 row() { # row NAME LABEL: a table row for one hyperfine run
   # shellcheck disable=SC2016 # the backquotes are Markdown
@@ -411,6 +525,9 @@ report=$tmp/RESULTS.md
   echo "| --- | --- | ---: | ---: |"
   row fwrun-ext2 "fwrun, ext2 image"
   row fwrun-dir "fwrun, directory"
+  row fwrun-sqfs "fwrun, squashfs image"
+  row fwrun-ext2-shared "fwrun, ext2 image, while another run of it runs (shares its lower layer)"
+  row fwrun-sqfs-shared "fwrun, squashfs image, while another run of it runs (shares its lower layer)"
   row fwrun-ext2-none "fwrun, ext2 image, --net none"
   row fwrun-ext2-veth "fwrun, ext2 image, --net veth"
   row bwrap "bubblewrap"
@@ -434,6 +551,36 @@ report=$tmp/RESULTS.md
   echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2) ($(calc "$(median_ms parallel-16-bwrap)" 1) / $(calc "$(median_ms parallel-1-bwrap)" 1) ms) |"
   echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2) ($(calc "$(median_ms parallel-16-true)" 1) / $(calc "$(median_ms parallel-1-true)" 1) ms) |"
   echo
+  echo "## Side by side, alternated"
+  echo
+  echo "One run of each in turn, the order reversed every round, $alt_rounds rounds (\`tests/bench/alternate.py\`): on a busy machine the drift falls on all alike, which successive hyperfine series do not give. A first run is of a copy of the image no other run uses; a shared run is of an image another run (its init asleep) holds meanwhile."
+  echo
+  echo "| what | median (ms) | / bwrap |"
+  echo "| --- | ---: | ---: |"
+  echo "| fwrun, ext2 image, first run | $(calc "$a_ext2" 2) | $(calc "$a_ext2 / $a_bw" 2) |"
+  echo "| fwrun, ext2 image, shared | $(calc "$a_ext2s" 2) | $(calc "$a_ext2s / $a_bw" 2) |"
+  echo "| fwrun, squashfs image, first run | $(calc "$a_sq" 2) | $(calc "$a_sq / $a_bw" 2) |"
+  echo "| fwrun, squashfs image, shared | $(calc "$a_sqs" 2) | $(calc "$a_sqs / $a_bw" 2) |"
+  echo "| fwrun, directory | $(calc "$a_dir" 2) | $(calc "$a_dir / $a_bw" 2) |"
+  echo "| bubblewrap, the directory | $(calc "$a_bw" 2) | 1.00 |"
+  echo
+  echo "## 16 runs of one image side by side"
+  echo
+  echo "Throughput: 16 runs started at once by one script, which waits for all (\`sh parallel.sh 16 COMMAND\`); median wall time of $(runs_of parallel-16) rounds, in runs per second."
+  echo
+  echo "| what | 16 runs, wall (ms) | runs per second |"
+  echo "| --- | ---: | ---: |"
+  echo "| fwrun, ext2 image | $(calc "$p16" 1) | $tput_ext2 |"
+  echo "| fwrun, squashfs image | $(calc "$(median_ms parallel-16-sqfs)" 1) | $tput_sqfs |"
+  echo "| bubblewrap, the directory | $(calc "$(median_ms parallel-16-bwrap)" 1) | $tput_bwrap |"
+  echo
+  echo "Memory: N runs of one image at once, each reading the firmware's busybox whole, all up together, in a memory cgroup of the benchmark's ($memcg_root): its peak ($memcg_peak: the runs' processes and the page cache charged to them) and its page cache while they all run (memory.stat $memcg_cache), KiB."
+  echo
+  echo "| what | 1 run: peak | 1 run: page cache | 16 runs: peak | 16 runs: page cache | page cache, 16 / 1 |"
+  echo "| --- | ---: | ---: | ---: | ---: | ---: |"
+  echo "| squashfs image | $mem1_sqfs | $cache1_sqfs | $mem16_sqfs | $cache16_sqfs | $(calc "$cache16_sqfs / $cache1_sqfs" 2) |"
+  echo "| ext2 image | $mem1_ext2 | $cache1_ext2 | $mem16_ext2 | $cache16_ext2 | $(calc "$cache16_ext2 / $cache1_ext2" 2) |"
+  echo
   echo "## Confinement's cost"
   echo
   echo "| what | command | median (ms) | runs |"
@@ -456,6 +603,16 @@ report=$tmp/RESULTS.md
   echo
   echo "## Targets"
   echo
+  echo "Sharing an image's lower layer and the image against bubblewrap's directory (the first three from the alternated medians above; the hyperfine medians, taken one command after another, in brackets):"
+  echo
+  echo "- $(verdict "$a_ext2 <= 1.3 * $a_bw"): fwrun ext2 ≤ 1.3 × bwrap on the same tree as a directory ($(calc "$a_ext2" 2) ms vs 1.3 × $(calc "$a_bw" 2) = $(calc "1.3 * $a_bw" 2) ms; ratio $(calc "$a_ext2 / $a_bw" 2); a run that overlaps another of the image: $(calc "$a_ext2s" 2) ms, ratio $(calc "$a_ext2s / $a_bw" 2)) [hyperfine: ratio $r_bwrap; overlapping $(calc "$ext2_shared / $bw" 2)]"
+  echo "- $(verdict "$a_dir <= 1.0 * $a_bw"): fwrun directory ≤ 1.0 × bwrap ($(calc "$a_dir" 2) ms vs $(calc "$a_bw" 2) ms; ratio $(calc "$a_dir / $a_bw" 2)) [hyperfine: ratio $(calc "$fdir / $bw" 2)]"
+  echo "- $(verdict "$a_sqs <= 2 * $a_bw"): fwrun squashfs, the second of two overlapping runs, ≤ 2 × bwrap ($(calc "$a_sqs" 2) ms vs 2 × $(calc "$a_bw" 2) = $(calc "2 * $a_bw" 2) ms; ratio $(calc "$a_sqs / $a_bw" 2)); a first run (nothing shared): $(calc "$a_sq" 2) ms, ratio $(calc "$a_sq / $a_bw" 2) [hyperfine: $(calc "$sq_shared / $bw" 2) and $(calc "$sq / $bw" 2)]"
+  echo "- $(verdict "$tput_ext2 >= 0.9 * $tput_bwrap"): 16 runs of one ext2 image side by side: throughput ≥ 0.9 × bwrap's in the same harness ($tput_ext2 vs 0.9 × $tput_bwrap = $(calc "0.9 * $tput_bwrap" 1) runs/s; ratio $(calc "$tput_ext2 / $tput_bwrap" 2))"
+  echo "- $(verdict "$cache16_sqfs <= 2 * $cache1_sqfs"): 16 runs of one squashfs image add ≤ 2 × the page cache of one run ($cache16_sqfs KiB vs 2 × $cache1_sqfs KiB; ratio $(calc "$cache16_sqfs / $cache1_sqfs" 2))"
+  echo
+  echo "Earlier targets:"
+  echo
   echo "- $(verdict "$ext2 <= 2.5 * $bw"): fwrun ext2 ≤ 2.5 × bwrap ($(calc "$ext2" 2) ms vs 2.5 × $(calc "$bw" 2) = $(calc "2.5 * $bw" 2) ms; ratio $r_bwrap)"
   echo "- $(verdict "$ext2 <= 12"): fwrun ext2 ≤ 12 ms ($(calc "$ext2" 2) ms)"
   echo "- $(verdict "$ns >= 4 * $ext2"): fwrun ≥ 4× faster than systemd-nspawn (nspawn / fwrun = $r_nspawn)"
@@ -467,23 +624,24 @@ report=$tmp/RESULTS.md
   echo
   echo "## Where fwrun's time goes (\`fwrun -v\`, median of $phase_runs runs, ms)"
   echo
-  echo "| phase | ext2 image | directory |"
-  echo "| --- | ---: | ---: |"
+  echo "| phase | ext2 image | squashfs image | ext2, shared with a running run | directory |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
   for p in 1-validate 2-state+mountns 3-lower 4-overlay 5-clone+setup+exec 6-init-ran 7-teardown 8-total; do
     case $p in
       1-validate) label="parse done → checked the firmware (preflight, detect the kind)" ;;
       2-state+mountns) label="signals, sweep, state dir, private mount namespace, workspace tmpfs" ;;
-      3-lower) label="lower layer: loop device + ext2 mount, or read-only bind" ;;
+      3-lower) label="lower layer: the image's entry, loop device + mount (or the shared device's superblock), or read-only bind" ;;
       4-overlay) label="overlay (upper in the tmpfs)" ;;
       5-clone+setup+exec) label="clone3 into the namespaces, /proc /sys /dev, hostname, lo, pivot_root, exec" ;;
       6-init-ran) label="/bin/true ran and was reaped" ;;
       7-teardown) label="teardown (unmounts, state dir)" ;;
       8-total) label="**sum of the phases**" ;;
     esac
-    echo "| $label | $(phase_ms $p "$tmp/phases-ext2.med") | $(phase_ms $p "$tmp/phases-dir.med") |"
+    echo "| $label | $(phase_ms $p "$tmp/phases-ext2.med") | $(phase_ms $p "$tmp/phases-sqfs.med") | $(phase_ms $p "$tmp/phases-shared.med") | $(phase_ms $p "$tmp/phases-dir.med") |"
   done
-  echo "| end to end (hyperfine median, above) | $(calc "$ext2" 2) | $(calc "$fdir" 2) |"
-  echo "| outside the phases (end to end − sum): exec, loader, parsing, process exit | $(calc "$ext2 - $(phase_ms 8-total "$tmp/phases-ext2.med")" 2) | $(calc "$fdir - $(phase_ms 8-total "$tmp/phases-dir.med")" 2) |"
+  echo "| end to end (hyperfine median, above) | $(calc "$ext2" 2) | $(calc "$sq" 2) | $(calc "$ext2_shared" 2) | $(calc "$fdir" 2) |"
+  outside() { calc "$1 - $(phase_ms 8-total "$tmp/phases-$2.med")" 2; }
+  echo "| outside the phases (end to end − sum): exec, loader, parsing, process exit | $(outside "$ext2" ext2) | $(outside "$sq" sqfs) | $(outside "$ext2_shared" shared) | $(outside "$fdir" dir) |"
   echo
   echo "\`fwrun --version\` alone takes $(calc "$fver" 2) ms."
   echo

@@ -1,0 +1,441 @@
+//! The entries of shared lower layers: `/run/fwrun/.lower-KEY`, one per
+//! image in use, where KEY hashes the image's device, inode, size, mtime
+//! and ctime (an image changed on disk has another KEY, so it gets a fresh
+//! entry and is never read through a stale one). The entry holds one line:
+//! the loop device the image is attached to. Runs of the same image mount
+//! that device (the kernel gives them one superblock and one page cache);
+//! the loop device, attached with autoclear, frees itself when the last of
+//! their mounts goes, wherever that run died.
+//!
+//! Who uses an entry is told by OFD byte-range locks on its file:
+//! - byte 0, the door: held exclusively by a run while it joins (reads the
+//!   entry, reuses or attaches the loop device, mounts it, writes the
+//!   entry) or leaves, and by a sweeper;
+//! - byte 1, the users: held shared by every run from the moment it joins
+//!   until it has left. A run leaving with the door held turns its shared
+//!   lock into an exclusive one, which succeeds only when it is the last;
+//!   then it removes the entry.
+//!
+//! OFD locks rather than flock: a run holds two locks of different kinds on
+//! one file, and the conversion from shared to exclusive must be atomic (a
+//! flock conversion unlocks first, so a joiner could slip in and then find
+//! its entry removed). Like flock locks, they belong to the open file and go
+//! when its last descriptor closes: a SIGKILLed run drops its reference,
+//! and a sweep (or the next run's) removes an entry nobody holds.
+//!
+//! Someone who waits for the door may find, once it has it, that the entry
+//! was removed meanwhile (the last user left): it checks that the file it
+//! locked is still the one at the path, and starts over otherwise.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+/// Entries' names start with this (no run name can: it starts with '.').
+pub const PREFIX: &str = ".lower-";
+
+/// The lock byte a run holds exclusively while it joins or leaves.
+const DOOR: i64 = 0;
+/// The lock byte every user holds shared.
+const USERS: i64 = 1;
+
+/// What identifies an image's content as far as the file system tells:
+/// its device and inode, its size, and its modification and change times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Identity {
+    pub fn of(meta: &fs::Metadata) -> Identity {
+        Identity {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            size: meta.size(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+            ctime: (meta.ctime(), meta.ctime_nsec()),
+        }
+    }
+
+    /// Sixteen hex digits: a 64-bit FNV-1a hash of the identity, stable
+    /// across builds (it names the entry and labels the loop device).
+    pub fn key(&self) -> String {
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let words = [
+            self.dev,
+            self.ino,
+            self.size,
+            self.mtime.0 as u64,
+            self.mtime.1 as u64,
+            self.ctime.0 as u64,
+            self.ctime.1 as u64,
+        ];
+        for b in words.iter().flat_map(|w| w.to_le_bytes()) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        format!("{h:016x}")
+    }
+}
+
+/// A run's hold on an entry: the users' lock shared, and while it joins,
+/// the door. Dropped, it leaves (and removes the entry if it was the last).
+pub struct Entry {
+    file: File,
+    path: PathBuf,
+    door: bool,
+    left: bool,
+}
+
+/// Set (`kind`: F_RDLCK, F_WRLCK, F_UNLCK) the OFD lock on byte `byte` of
+/// `f`, waiting for it or not.
+fn ofd_lock(f: &File, byte: i64, kind: i32, wait: bool) -> std::io::Result<()> {
+    // SAFETY: a zeroed flock is a valid value; the fields that matter are set.
+    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
+    fl.l_type = kind as libc::c_short;
+    fl.l_whence = libc::SEEK_SET as libc::c_short;
+    fl.l_start = byte;
+    fl.l_len = 1;
+    let cmd = if wait {
+        libc::F_OFD_SETLKW
+    } else {
+        libc::F_OFD_SETLK
+    };
+    loop {
+        // SAFETY: fcntl on a descriptor we own, with a flock we own.
+        if unsafe { libc::fcntl(f.as_raw_fd(), cmd, &fl) } == 0 {
+            return Ok(());
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// Whether the open file `f` is still the file at `path`.
+fn same_file(f: &File, path: &Path) -> bool {
+    match (f.metadata(), fs::symlink_metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Join the entry `key` in the state root `root`, waiting while another run
+/// joins or leaves it. Returns with the door held: the caller reads
+/// [`Entry::device`], makes the lower layer, [`Entry::set_device`] if it
+/// attached a new one, then [`Entry::open_door`].
+pub fn join(root: &Path, key: &str) -> Result<Entry> {
+    let path = root.join(format!("{PREFIX}{key}"));
+    loop {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        ofd_lock(&file, DOOR, libc::F_WRLCK, true)
+            .with_context(|| format!("locking {}", path.display()))?;
+        // The last user may have removed it while this run waited.
+        if !same_file(&file, &path) {
+            continue;
+        }
+        ofd_lock(&file, USERS, libc::F_RDLCK, true)
+            .with_context(|| format!("locking {}", path.display()))?;
+        return Ok(Entry {
+            file,
+            path,
+            door: true,
+            left: false,
+        });
+    }
+}
+
+impl Entry {
+    /// The number of the loop device the entry names (`/dev/loopN`), if
+    /// any: another run attached it, and it may have freed itself since.
+    pub fn device(&mut self) -> Option<u32> {
+        let mut text = String::new();
+        self.file.seek(SeekFrom::Start(0)).ok()?;
+        (&self.file).take(64).read_to_string(&mut text).ok()?;
+        let n = text.lines().next()?.trim().strip_prefix("/dev/loop")?;
+        n.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| n.parse().ok())?
+    }
+
+    /// Name the loop device this run attached, by its number (the entry says
+    /// `/dev/loopN`, whatever node this run opened it through).
+    pub fn set_device(&mut self, number: u32) -> Result<()> {
+        let dev = format!("/dev/loop{number}");
+        let write = |f: &mut File| -> std::io::Result<()> {
+            f.set_len(0)?;
+            f.seek(SeekFrom::Start(0))?;
+            f.write_all(format!("{dev}\n").as_bytes())
+        };
+        write(&mut self.file).with_context(|| format!("writing {}", self.path.display()))
+    }
+
+    /// Done joining: let the next run in.
+    pub fn open_door(&mut self) -> Result<()> {
+        ofd_lock(&self.file, DOOR, libc::F_UNLCK, false)
+            .with_context(|| format!("unlocking {}", self.path.display()))?;
+        self.door = false;
+        Ok(())
+    }
+
+    /// Let go of the entry (once this run's mount of the lower layer is
+    /// gone); the last run out removes it. Returns whether this run was the
+    /// last.
+    pub fn leave(mut self) -> Result<bool> {
+        self.leave_now()
+    }
+
+    fn leave_now(&mut self) -> Result<bool> {
+        if std::mem::replace(&mut self.left, true) {
+            return Ok(false);
+        }
+        if !self.door {
+            ofd_lock(&self.file, DOOR, libc::F_WRLCK, true)
+                .with_context(|| format!("locking {}", self.path.display()))?;
+            self.door = true;
+        }
+        // Atomic: on failure the shared lock stays, and the users we lost
+        // to are still there.
+        let last = ofd_lock(&self.file, USERS, libc::F_WRLCK, false).is_ok();
+        if last && same_file(&self.file, &self.path) {
+            fs::remove_file(&self.path)
+                .with_context(|| format!("removing {}", self.path.display()))?;
+        }
+        // Closing the file (when the value goes) lets go of both locks.
+        Ok(last)
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        if let Err(e) = self.leave_now() {
+            eprintln!("fwrun: warning: {e:#}");
+        }
+    }
+}
+
+/// Remove the entries nobody holds (their runs were killed). Returns their
+/// names. An entry that someone is joining or leaving, or uses, is left.
+pub fn sweep_in(root: &Path) -> Vec<String> {
+    let Ok(entries) = fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut swept = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(PREFIX) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+        else {
+            continue;
+        };
+        let free = ofd_lock(&file, DOOR, libc::F_WRLCK, false).is_ok()
+            && ofd_lock(&file, USERS, libc::F_WRLCK, false).is_ok();
+        if free && same_file(&file, &path) && fs::remove_file(&path).is_ok() {
+            swept.push(name);
+        }
+    }
+    swept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    struct Root(PathBuf);
+
+    impl Root {
+        fn new(tag: &str) -> Root {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "fwrun-lower-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Root(p)
+        }
+
+        fn entries(&self) -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            dev: 0xfd01,
+            ino: 1234,
+            size: 12 << 20,
+            mtime: (1_700_000_000, 5),
+            ctime: (1_700_000_000, 5),
+        }
+    }
+
+    #[test]
+    fn a_changed_image_has_another_key() {
+        let a = identity();
+        assert_eq!(a.key(), identity().key());
+        assert_eq!(a.key().len(), 16);
+        for b in [
+            Identity {
+                size: a.size + 1,
+                ..a
+            },
+            Identity {
+                mtime: (a.mtime.0, a.mtime.1 + 1),
+                ..a
+            },
+            Identity {
+                ctime: (a.ctime.0 + 1, a.ctime.1),
+                ..a
+            },
+            Identity {
+                ino: a.ino + 1,
+                ..a
+            },
+            Identity {
+                dev: a.dev + 1,
+                ..a
+            },
+        ] {
+            assert_ne!(a.key(), b.key(), "{b:?}");
+        }
+    }
+
+    #[test]
+    fn the_last_user_out_removes_the_entry() {
+        let root = Root::new("last");
+        let mut first = join(&root.0, "k").unwrap();
+        assert_eq!(first.device(), None);
+        first.set_device(7).unwrap();
+        first.open_door().unwrap();
+        let mut second = join(&root.0, "k").unwrap();
+        assert_eq!(second.device(), Some(7));
+        second.open_door().unwrap();
+        // Neither a sweep nor the first run's leaving removes a used entry.
+        assert!(sweep_in(&root.0).is_empty());
+        assert!(!first.leave().unwrap());
+        assert_eq!(root.entries(), [format!("{PREFIX}k")]);
+        assert!(second.leave().unwrap());
+        assert!(root.entries().is_empty(), "{:?}", root.entries());
+    }
+
+    #[test]
+    fn a_run_that_fails_while_joining_lets_go() {
+        let root = Root::new("fail");
+        let e = join(&root.0, "k").unwrap();
+        drop(e);
+        assert!(root.entries().is_empty(), "{:?}", root.entries());
+    }
+
+    /// A joiner waits at the door while another joins, and gets in once it
+    /// is open; a joiner that waited while the last user removed the entry
+    /// starts over on a fresh one.
+    #[test]
+    fn joiners_wait_at_the_door() {
+        let root = Root::new("door");
+        let mut first = join(&root.0, "k").unwrap();
+        let path = root.0.clone();
+        let waiter = std::thread::spawn(move || {
+            let mut e = join(&path, "k").unwrap();
+            let dev = e.device();
+            e.open_door().unwrap();
+            (dev, e)
+        });
+        // The waiter blocks at the door: /proc/locks shows its request
+        // waiting ("->") on the entry's inode.
+        let ino = fs::metadata(root.0.join(format!("{PREFIX}k")))
+            .unwrap()
+            .ino();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !fs::read_to_string("/proc/locks")
+            .unwrap()
+            .lines()
+            .any(|l| l.contains("->") && l.contains("OFDLCK") && l.contains(&format!(":{ino} ")))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the waiter never blocked"
+            );
+            std::thread::yield_now();
+        }
+        assert!(!waiter.is_finished());
+        first.set_device(3).unwrap();
+        first.open_door().unwrap();
+        let (dev, second) = waiter.join().unwrap();
+        assert_eq!(dev, Some(3));
+        assert!(!first.leave().unwrap());
+        assert!(second.leave().unwrap());
+        // Removed while a joiner waited: it gets a new, empty entry.
+        let mut again = join(&root.0, "k").unwrap();
+        assert_eq!(again.device(), None);
+        again.open_door().unwrap();
+        drop(again);
+        assert!(root.entries().is_empty());
+    }
+
+    #[test]
+    fn a_sweep_removes_only_entries_nobody_holds() {
+        let root = Root::new("sweep");
+        let mut held = join(&root.0, "held").unwrap();
+        held.open_door().unwrap();
+        // An entry whose users were killed: its file, without locks.
+        fs::write(root.0.join(format!("{PREFIX}dead")), "/dev/loop9\n").unwrap();
+        fs::write(root.0.join("not-an-entry"), "").unwrap();
+        assert_eq!(sweep_in(&root.0), [format!("{PREFIX}dead")]);
+        assert_eq!(
+            root.entries(),
+            [format!("{PREFIX}held"), "not-an-entry".to_string()]
+        );
+        drop(held);
+    }
+
+    #[test]
+    fn only_a_loop_device_is_read_back() {
+        let root = Root::new("parse");
+        let mut e = join(&root.0, "k").unwrap();
+        for bad in ["/dev/sda\n", "/dev/loop\n", "/dev/loop1x\n", "../loop1\n"] {
+            fs::write(root.0.join(format!("{PREFIX}k")), bad).unwrap();
+            assert_eq!(e.device(), None, "{bad:?}");
+        }
+        e.set_device(12).unwrap();
+        assert_eq!(e.device(), Some(12));
+    }
+}
