@@ -72,7 +72,8 @@ debian_mirror() {
   echo "$mirror"
 }
 
-key=$(printf '%s\n' "$suite" "$arch" "$variant" "$packages" "$(sha256sum "$me")" | sha256sum | cut -c1-16)
+# The script by its content, not its path: every checkout shares the cache.
+key=$(printf '%s\n' "$suite" "$arch" "$variant" "$packages" "$(sha256sum <"$me")" | sha256sum | cut -c1-16)
 mkdir -p "$cache" || die "cannot create $cache"
 cache=$(cd "$cache" && pwd)
 out="$cache/debian-$suite-$kind-$key"
