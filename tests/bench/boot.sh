@@ -32,7 +32,16 @@ img=$(bash tests/firmware/debian-rootfs.sh /var/cache/fwrun-tests systemd) ||
 
 tmp=$(mktemp -d /tmp/fwrun-boot.XXXXXX)
 had_nspawn_state=$([ -e /run/systemd/nspawn ] && echo 1 || echo 0)
+# On a cgroup v1/hybrid host nspawn leaves its `payload` and `supervisor`
+# cgroups (with the container's init.scope) in the host's hierarchies:
+# the ones that were not there before are removed once empty.
+nspawn_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d \( -name payload -o -name supervisor \) 2>/dev/null | sort; }
+nspawn_cgroups >"$tmp/cgroups.before"
 cleanup() {
+  local d
+  for d in $(nspawn_cgroups | grep -vxF -f "$tmp/cgroups.before"); do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
   rm -rf "$tmp"
   if [ "$had_nspawn_state" = 0 ]; then rm -rf /run/systemd/nspawn; fi
 }
