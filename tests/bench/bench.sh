@@ -122,6 +122,10 @@ leftovers() {
 tmp=$(mktemp -d /tmp/fwrun-bench.XXXXXX)
 had_run_fwrun=$([ -e /run/fwrun ] && echo 1 || echo 0)
 had_nspawn_state=$([ -e /run/systemd/nspawn ] && echo 1 || echo 0)
+# nspawn's `payload` and `supervisor` cgroups, which it leaves in the host's
+# hierarchies on a cgroup v1/hybrid host: the new ones are removed once empty.
+nspawn_cgroups() { find /sys/fs/cgroup -maxdepth 2 -type d \( -name payload -o -name supervisor \) 2>/dev/null | sort; }
+nspawn_cgroups >"$tmp/nspawn-cgroups.before"
 cleanup() {
   # The run `fwrun enter` is timed against, and the runs that hold an image
   # for the overlapping rows, if the script stopped early; the memory
@@ -129,6 +133,9 @@ cleanup() {
   $fwrun stop fwbench-enter 2>/dev/null || true
   for h in fwbench-hold fwbench-hold-ext2 fwbench-hold-sqfs; do $fwrun stop --kill $h 2>/dev/null || true; done
   if [ -n "${memcg:-}" ] && [ -d "$memcg" ]; then rmdir "$memcg" 2>/dev/null || true; fi
+  for d in $(nspawn_cgroups | grep -vxF -f "$tmp/nspawn-cgroups.before"); do
+    find "$d" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+  done
   rm -rf "$tmp"
   # Directories the benchmark's own runs created on the host, if they were
   # not there before: fwrun's state root (left empty by fwrun) and nspawn's.
