@@ -507,6 +507,47 @@ pub fn instance_id() -> String {
     hex(&random_bytes::<4>())
 }
 
+/// A state root of a unit test's own, removed on drop: for the tests of
+/// the run states and of the lower layers' entries.
+#[cfg(test)]
+pub(crate) mod scratch {
+    use std::fs;
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    pub struct Root(pub PathBuf);
+
+    impl Root {
+        pub fn new(tag: &str) -> Root {
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "fwrun-state-{tag}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            let _ = fs::remove_dir_all(&p);
+            fs::create_dir_all(&p).unwrap();
+            Root(p)
+        }
+
+        pub fn entries(&self) -> Vec<String> {
+            let mut v: Vec<String> = fs::read_dir(&self.0)
+                .unwrap()
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        }
+    }
+
+    impl Drop for Root {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -544,38 +585,7 @@ mod tests {
         }
     }
 
-    /// A state root of the test's own, removed on drop.
-    struct Root(PathBuf);
-
-    impl Root {
-        fn new(tag: &str) -> Root {
-            static N: AtomicU32 = AtomicU32::new(0);
-            let p = std::env::temp_dir().join(format!(
-                "fwrun-state-{tag}-{}-{}",
-                std::process::id(),
-                N.fetch_add(1, Ordering::Relaxed)
-            ));
-            let _ = fs::remove_dir_all(&p);
-            fs::create_dir_all(&p).unwrap();
-            Root(p)
-        }
-
-        fn entries(&self) -> Vec<String> {
-            let mut v: Vec<String> = fs::read_dir(&self.0)
-                .unwrap()
-                .flatten()
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect();
-            v.sort();
-            v
-        }
-    }
-
-    impl Drop for Root {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use crate::state::scratch::Root;
 
     fn profile(p: &str) -> Resource {
         Resource::Profile(p.into())
