@@ -299,89 +299,26 @@ impl Resolve for InProcess {
     }
 }
 
-/// A remount reduced to the mount's read-only flag: done in a child that
-/// joins the caller's mount namespace (the kernel changes mounts of the
-/// caller's namespace only). Returns 0 or the errno.
-fn remount_flag_only(pid: libc::pid_t, req: &libc::seccomp_notif, read_only: bool) -> i32 {
+/// The target of a mount call, opened as the caller sees it, and the
+/// caller's mount namespace; or the errno to answer.
+fn target_and_ns(pid: libc::pid_t, req: &libc::seccomp_notif) -> Result<(OwnedFd, File), i32> {
     let target = Memory::open(pid)
         .string(req.data.args[1])
         .unwrap_or_default();
-    let Some(fd) = InProcess(pid).open(&target) else {
-        return libc::ENOENT;
-    };
-    let Ok(ns) = File::open(format!("/proc/{pid}/ns/mnt")) else {
-        return libc::ESRCH;
-    };
-    // SAFETY: fwrun is single-threaded; the child only makes syscalls and
-    // leaves with _exit.
-    match unsafe { libc::fork() } {
-        -1 => Errno::last() as i32,
-        0 => {
-            // SAFETY: plain syscalls on descriptors this process holds.
-            let code = unsafe {
-                if libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) != 0 {
-                    Errno::last() as i32
-                } else {
-                    match sys::set_read_only(fd.as_fd(), read_only) {
-                        Ok(()) => 0,
-                        Err(e) => e as i32,
-                    }
-                }
-            };
-            // SAFETY: leave without running the parent's destructors.
-            unsafe { libc::_exit(code) }
-        }
-        child => {
-            let mut status = 0;
-            // SAFETY: waiting for our own child.
-            unsafe { libc::waitpid(child, &mut status, 0) };
-            match libc::WIFEXITED(status) {
-                true => libc::WEXITSTATUS(status),
-                false => libc::EIO,
-            }
-        }
-    }
+    let fd = InProcess(pid).open(&target).ok_or(libc::ENOENT)?;
+    let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(|_| libc::ESRCH)?;
+    Ok((fd, ns))
 }
 
-/// A proc mount away from /proc, done as a recursive copy of fwrun's
-/// /proc (in the init's mount namespace `proc_ns`, masks and read-only
-/// parts included) attached at the caller's target, in the caller's mount
-/// namespace: what a service manager gets when it builds a unit's private
-/// /proc. Options such as hidepid= are not applied. Returns 0 or the errno.
-fn bind_proc(pid: libc::pid_t, req: &libc::seccomp_notif, proc_ns: &File) -> i32 {
-    let target = Memory::open(pid)
-        .string(req.data.args[1])
-        .unwrap_or_default();
-    let Some(fd) = InProcess(pid).open(&target) else {
-        return libc::ENOENT;
-    };
-    let Ok(ns) = File::open(format!("/proc/{pid}/ns/mnt")) else {
-        return libc::ESRCH;
-    };
-    let read_only = req.data.args[3] & libc::MS_RDONLY != 0;
+/// Run `work` in a child (which may join other mount namespaces without
+/// moving fwrun) and return 0 or its errno.
+fn in_child(work: impl FnOnce() -> Result<(), Errno>) -> i32 {
     // SAFETY: fwrun is single-threaded; the child only makes syscalls and
     // leaves with _exit.
     match unsafe { libc::fork() } {
         -1 => Errno::last() as i32,
         0 => {
-            let attach = || -> Result<(), Errno> {
-                // SAFETY: setns on descriptors this process holds; it
-                // moves this process's root and working directory to the
-                // namespace's root.
-                if unsafe { libc::setns(proc_ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
-                    return Err(Errno::last());
-                }
-                let tree = sys::clone_tree(c"/proc")?;
-                if read_only {
-                    sys::set_read_only(tree.as_fd(), true)?;
-                }
-                // SAFETY: as above.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } != 0 {
-                    return Err(Errno::last());
-                }
-                sys::attach_tree(tree.as_fd(), fd.as_fd())
-            };
-            let code = match attach() {
+            let code = match work() {
                 Ok(()) => 0,
                 Err(e) => e as i32,
             };
@@ -398,6 +335,52 @@ fn bind_proc(pid: libc::pid_t, req: &libc::seccomp_notif, proc_ns: &File) -> i32
             }
         }
     }
+}
+
+/// Join the mount namespace `ns` (this process's root and working
+/// directory move to its root).
+fn join(ns: &File) -> Result<(), Errno> {
+    // SAFETY: setns on a descriptor this process holds.
+    match unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } {
+        0 => Ok(()),
+        _ => Err(Errno::last()),
+    }
+}
+
+/// A remount reduced to the mount's read-only flag: done in a child that
+/// joins the caller's mount namespace (the kernel changes mounts of the
+/// caller's namespace only). Returns 0 or the errno.
+fn remount_flag_only(pid: libc::pid_t, req: &libc::seccomp_notif, read_only: bool) -> i32 {
+    let (fd, ns) = match target_and_ns(pid, req) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    in_child(|| {
+        join(&ns)?;
+        sys::set_read_only(fd.as_fd(), read_only)
+    })
+}
+
+/// A proc mount away from /proc, done as a recursive copy of fwrun's
+/// /proc (in the init's mount namespace `proc_ns`, masks and read-only
+/// parts included) attached at the caller's target, in the caller's mount
+/// namespace: what a service manager gets when it builds a unit's private
+/// /proc. Options such as hidepid= are not applied. Returns 0 or the errno.
+fn bind_proc(pid: libc::pid_t, req: &libc::seccomp_notif, proc_ns: &File) -> i32 {
+    let (fd, ns) = match target_and_ns(pid, req) {
+        Ok(v) => v,
+        Err(e) => return e,
+    };
+    let read_only = req.data.args[3] & libc::MS_RDONLY != 0;
+    in_child(|| {
+        join(proc_ns)?;
+        let tree = sys::clone_tree(c"/proc")?;
+        if read_only {
+            sys::set_read_only(tree.as_fd(), true)?;
+        }
+        join(&ns)?;
+        sys::attach_tree(tree.as_fd(), fd.as_fd())
+    })
 }
 
 /// The end-of-run lines about what fwrun refused (none when nothing was).
