@@ -61,6 +61,7 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
 pub fn cleanup(log: &Log) -> Result<i32> {
     preflight::check_root()?;
+    let hold = state::root::hold_existing();
     let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
         match name.strip_prefix(state::lower::PREFIX) {
@@ -69,6 +70,13 @@ pub fn cleanup(log: &Log) -> Result<i32> {
             )),
             None => log.say(format!("removed the leftovers of dead run {name}")),
         }
+    }
+    // Housekeeping rather than a leftover: said under -v only.
+    if hold.map(|h| h.release()).transpose()? == Some(true) {
+        log.detail(format!(
+            "unmounted fwrun's own tmpfs from {} (no run uses it)",
+            state::STATE_ROOT
+        ));
     }
     if swept.is_empty() {
         log.say("nothing to clean up");
@@ -326,6 +334,9 @@ struct Acquired {
 /// profile, each pushed on the teardown stack as it is acquired.
 fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) -> Result<Acquired> {
     let mut teardown = Teardown::new();
+    // Held from before the sweep until the run's state is gone: undone last.
+    let hold = state::root::hold()?;
+    teardown.push("state-root", move || hold.release().map(drop));
     if let Err(e) = state::sweep(&mut Sweep) {
         log.say(format!("warning: sweeping dead runs: {e:#}"));
     }

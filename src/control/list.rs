@@ -48,10 +48,14 @@ pub struct Network {
 /// `sweeper` releases what dead runs left, as `fwrun --cleanup` does.
 pub fn list(opts: &ListOptions, sweeper: &mut dyn Sweeper) -> Result<i32> {
     preflight::check_root()?;
+    let hold = state::root::hold_existing();
     if let Err(e) = state::sweep(sweeper) {
         eprintln!("fwrun: warning: sweeping dead runs: {e:#}");
     }
     let entries = entries()?;
+    if let Some(Err(e)) = hold.map(|h| h.release()) {
+        eprintln!("fwrun: warning: {e:#}");
+    }
     if opts.json {
         println!("{}", serde_json::to_string_pretty(&entries)?);
     } else {

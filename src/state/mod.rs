@@ -20,6 +20,7 @@
 
 pub mod live;
 pub mod lower;
+pub mod root;
 pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};
@@ -129,7 +130,7 @@ fn dead_name(name: &str) -> String {
     format!("{DEAD_PREFIX}{}-{seq}-{name}", std::process::id())
 }
 
-fn state_root() -> Result<&'static Path> {
+pub(crate) fn state_root() -> Result<&'static Path> {
     let root = Path::new(STATE_ROOT);
     match fs::DirBuilder::new().mode(0o700).create(root) {
         Ok(()) => Ok(root),
