@@ -118,21 +118,13 @@ fn exec_failure(init: &CString, e: Errno) -> (i32, String) {
 /// exec resets caught signals by itself; what survives it is the mask
 /// (fwrun blocks the signals it reads from a signalfd) and ignored signals
 /// (Rust ignores SIGPIPE; a shell's background job ignores SIGINT and
-/// SIGQUIT). Only those are reset: the kernel lists them in SigIgn.
+/// SIGQUIT). Every disposition is set to the default: one system call a
+/// signal costs less than reading which ones are ignored from /proc.
 pub fn reset_signals() {
-    let ignored = std::fs::read_to_string("/proc/thread-self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("SigIgn:"))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-        });
     // SAFETY: resetting dispositions and the mask of this single thread.
     unsafe {
         for sig in 1..=libc::SIGRTMAX() {
-            let bit = 1u64 << (sig - 1);
-            let reset = ignored.is_none_or(|mask| mask & bit != 0);
-            if reset && sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }

@@ -5,7 +5,7 @@
 //! host: symlinks, absolute or not, stay inside it.
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -131,17 +131,22 @@ pub fn inspect(
     applet: Option<&str>,
 ) -> Result<Inspected> {
     let mut out = Inspected::default();
-    let Ok((resolved, file)) = open_read(root, program) else {
+    let Ok((resolved, mut first)) = open_read(root, program) else {
         return Ok(out);
     };
-    out.init = inits::recognise(&resolved, file, applet);
+    out.init = inits::recognise(&resolved, &mut first, applet);
     out.resolved = Some(inside(root_path, &resolved));
+    // The program itself is read again from its start, not opened again.
+    let mut first = first.rewind().is_ok().then_some(first);
     let mut current = program.to_path_buf();
     for _ in 0..=MAX_SCRIPT_DEPTH {
-        let (_, mut file) = match open_read(root, &current) {
-            Ok(f) => f,
-            Err(_) if current == program => return Ok(out),
-            Err(e) => return Err(missing(program, out.needs.last(), e)),
+        let mut file = match first.take() {
+            Some(f) => f,
+            None => match open_read(root, &current) {
+                Ok((_, f)) => f,
+                Err(_) if current == program => return Ok(out),
+                Err(e) => return Err(missing(program, out.needs.last(), e)),
+            },
         };
         let head = head_of(&mut file);
         if let Some(interp) = shebang(&head) {
