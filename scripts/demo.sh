@@ -7,4 +7,4 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh
 cargo build --release --locked
 bash tests/firmware/build.sh target/fwtest
-exec target/release/fwrun --firmware target/fwtest/fw.ext2 "$@" -- /sbin/init
+exec "target/$(rustc --print host-tuple)/release/fwrun" --firmware target/fwtest/fw.ext2 "$@" -- /sbin/init

@@ -13,7 +13,8 @@
 #   sudo tests/bench/bench.sh
 #
 # Prints a Markdown report and writes it to tests/bench/RESULTS.md. Builds
-# target/release/fwrun and the test firmware (target/fwtest/) when needed.
+# fwrun (target/<host>/release/fwrun) and the test firmware (target/fwtest/)
+# when needed.
 # Leaves nothing behind: no loop device, nothing in /run/fwrun, no process,
 # pid namespace or AppArmor profile, no temporary directory; it checks this
 # at the end and fails if it is not so. bubblewrap and systemd-nspawn must
@@ -52,25 +53,27 @@ fi
 # if that build fails (work in progress), the existing binary is measured and
 # the report says so.
 cargo=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
+rustc=$(command -v rustc || echo "${HOME:-/root}/.cargo/bin/rustc")
+# Built for the host named as a target (.cargo/config.toml links it statically).
+fwrun=target/$("$rustc" --print host-tuple 2>/dev/null || echo "$(uname -m)-unknown-linux-gnu")/release/fwrun
 build_note=
-if [ ! -x target/release/fwrun ]; then
-  [ -x "$cargo" ] || die "target/release/fwrun is missing and cargo is not in PATH: run cargo build --release first"
+if [ ! -x "$fwrun" ]; then
+  [ -x "$cargo" ] || die "$fwrun is missing and cargo is not in PATH: run cargo build --release first"
   say "building fwrun (cargo build --release)"
   "$cargo" build --release --quiet || die "cargo build --release failed"
 elif [ ! -x "$cargo" ]; then
-  build_note="cargo not found: measured the existing target/release/fwrun"
+  build_note="cargo not found: measured the existing $fwrun"
 elif ! "$cargo" build --release --quiet; then
-  build_note="cargo build --release failed: measured the existing target/release/fwrun"
+  build_note="cargo build --release failed: measured the existing $fwrun"
 fi
 if [ -n "$build_note" ]; then
-  build_note="$build_note (built $(date -u -r target/release/fwrun '+%Y-%m-%d %H:%M UTC'))"
+  build_note="$build_note (built $(date -u -r "$fwrun" '+%Y-%m-%d %H:%M UTC'))"
   say "warning: $build_note"
 fi
 # The busybox test firmware (the script rebuilds only when its sources changed).
 say "building the test firmware (tests/firmware/build.sh target/fwtest)"
 bash tests/firmware/build.sh target/fwtest
 
-fwrun=target/release/fwrun
 img=target/fwtest/fw.ext2
 sqfs=target/fwtest/fw.sqfs
 dir=target/fwtest/root

@@ -7,7 +7,7 @@
 #
 #   sudo tests/bench/boot.sh [FWRUN]
 #
-# FWRUN defaults to target/release/fwrun (built when missing). Prints a
+# FWRUN defaults to target/<host>/release/fwrun (built when missing). Prints a
 # Markdown table on stdout; tests/bench/bench.sh includes it in
 # RESULTS.md. FWRUN_BOOT_RUNS changes the number of runs of each.
 set -euo pipefail
@@ -22,7 +22,8 @@ die() { say "$*"; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root: run it as 'sudo tests/bench/boot.sh'"
 command -v systemd-nspawn >/dev/null || die "systemd-nspawn is missing: apt-get install systemd-container"
 runs=${FWRUN_BOOT_RUNS:-5}
-fwrun=${1:-target/release/fwrun}
+rustc=$(command -v rustc || echo "${HOME:-/root}/.cargo/bin/rustc")
+fwrun=${1:-target/$("$rustc" --print host-tuple 2>/dev/null || echo "$(uname -m)-unknown-linux-gnu")/release/fwrun}
 if [ ! -x "$fwrun" ]; then
   say "building fwrun (cargo build --release)"
   cargo build --release --quiet || die "cargo build --release failed"

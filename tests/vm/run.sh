@@ -123,10 +123,10 @@ mknod -m 600 "$root/dev/console" c 5 1
 # (`abi <abi/3.0>,` reads /etc/apparmor.d/abi/3.0).
 cp "$parser" "$root/sbin/apparmor_parser"
 # The same for every dynamically linked program at the payload's top level
-# (fwrun needs libgcc_s besides libc).
+# (fwrun itself is linked statically: ldd names nothing for it).
 for prog in "$parser" "$payload"/*; do
     [[ -f $prog && -x $prog ]] || continue
-    ldd "$prog" 2>/dev/null | grep -o '/[^ ]*' | while read -r lib; do
+    { ldd "$prog" 2>/dev/null || true; } | { grep -o '/[^ ]*' || true; } | while read -r lib; do
         [[ -e $root/$lib ]] && continue
         mkdir -p "$root/$(dirname "$lib")"
         cp -L "$lib" "$root/$lib"
