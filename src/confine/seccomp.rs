@@ -181,12 +181,54 @@ fn errno(e: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA)
 }
 
-/// The filter program. With `fast_bind_remounts`, a bind remount that
-/// leaves its mount read-only and nodev goes ahead without a round trip to
-/// the supervisor, which would let it go ahead too (systemd makes a hundred
-/// of them at boot, one for each path a unit's sandbox makes read-only).
-/// Not under an AppArmor profile: the supervisor makes some of them on the
-/// firmware's behalf there, where the profile would refuse them.
+/// What the filter does with a mount(2) call (the number matched) when the
+/// supervisor's answer is known from the flags alone: a bind remount that
+/// leaves its mount read-only and nodev, a recursive bind (it takes every
+/// submount along, masks and read-only flags included), and a change of
+/// propagation only go ahead, as the supervisor would let them; anything
+/// else goes to the supervisor. The instructions end in returns.
+fn fast_mounts() -> Vec<libc::sock_filter> {
+    const ALLOW: u8 = 16;
+    const NOTIFY: u8 = 17;
+    let lo = || op(LD_W_ABS, OFFSET_ARG3_LO);
+    let rbind = (libc::MS_BIND | libc::MS_REC) as u32;
+    let kinds = (libc::MS_REMOUNT | libc::MS_BIND | libc::MS_MOVE) as u32;
+    let propagation =
+        (libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE) as u32;
+    let p = vec![
+        /* 0 */ op(LD_W_ABS, OFFSET_ARG3_HI),
+        /* 1 */ jump(JEQ, 0, 0, NOTIFY - 2),
+        // A read-only nodev bind remount, with nothing else but these.
+        /* 2 */ lo(),
+        /* 3 */ op(AND, FAST_REQUIRED),
+        /* 4 */ jump(JEQ, FAST_REQUIRED, 0, 8 - 5),
+        /* 5 */ lo(),
+        /* 6 */ op(AND, !FAST_ALLOWED),
+        /* 7 */ jump(JEQ, 0, ALLOW - 8, NOTIFY - 8),
+        // A recursive bind (not a remount nor a move).
+        /* 8 */ lo(),
+        /* 9 */ op(AND, kinds | libc::MS_REC as u32),
+        /* 10 */ jump(JEQ, rbind, ALLOW - 11, 0),
+        // A propagation change: none of the other kinds, a propagation flag.
+        /* 11 */
+        op(AND, kinds),
+        /* 12 */ jump(JEQ, 0, 0, NOTIFY - 13),
+        /* 13 */ lo(),
+        /* 14 */ op(AND, propagation),
+        /* 15 */ jump(JEQ, 0, NOTIFY - 16, ALLOW - 16),
+        /* 16 */ op(RET, libc::SECCOMP_RET_ALLOW),
+        /* 17 */ op(RET, libc::SECCOMP_RET_USER_NOTIF),
+    ];
+    debug_assert_eq!(p.len(), NOTIFY as usize + 1);
+    p
+}
+
+/// The filter program. With `fast_bind_remounts`, the mount(2) calls whose
+/// answer the flags tell ([`fast_mounts`]) go ahead without a round trip to
+/// the supervisor (systemd makes about a hundred and fifty at boot, for its
+/// units' sandboxes). Not under an AppArmor profile: the supervisor makes
+/// some of them on the firmware's behalf there, where the profile would
+/// refuse them.
 pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
     let mut p = vec![
         op(LD_W_ABS, OFFSET_ARCH),
@@ -201,19 +243,9 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
         op(RET, errno(libc::ENOSYS)),
     ]);
     if fast_bind_remounts {
-        p.extend([
-            jump(JEQ, libc::SYS_mount as u32, 0, 10),
-            op(LD_W_ABS, OFFSET_ARG3_HI),
-            jump(JEQ, 0, 0, 7),
-            op(LD_W_ABS, OFFSET_ARG3_LO),
-            op(AND, FAST_REQUIRED),
-            jump(JEQ, FAST_REQUIRED, 0, 4),
-            op(LD_W_ABS, OFFSET_ARG3_LO),
-            op(AND, !FAST_ALLOWED),
-            jump(JEQ, 0, 0, 1),
-            op(RET, libc::SECCOMP_RET_ALLOW),
-            op(RET, libc::SECCOMP_RET_USER_NOTIF),
-        ]);
+        let fast = fast_mounts();
+        p.push(jump(JEQ, libc::SYS_mount as u32, 0, fast.len() as u8));
+        p.extend(fast);
     }
     for (nr, treat) in table() {
         let ret = match treat {
@@ -347,7 +379,7 @@ mod tests {
     }
 
     #[test]
-    fn read_only_nodev_bind_remounts_pass_only_when_asked() {
+    fn flag_decided_mounts_pass_only_when_asked() {
         let n = NATIVE_ARCH;
         let (fast, slow) = (program(true), program(false));
         let mount =
@@ -372,6 +404,36 @@ mod tests {
         // in the high bits of the word, a bit past 32): the supervisor.
         for extra in [libc::MS_REC, libc::MS_SHARED, 0xC0ED_0000, 1 << 40] {
             assert_eq!(mount(&fast, ro_nodev | extra), notify, "{extra:#x}");
+        }
+        // Recursive binds and propagation changes pass; a bind without its
+        // submounts, a move, a new mount or any remount that is not the
+        // read-only nodev one go to the supervisor.
+        for ok in [
+            libc::MS_BIND | libc::MS_REC,
+            libc::MS_BIND | libc::MS_REC | libc::MS_RDONLY | libc::MS_SILENT,
+            libc::MS_REC | libc::MS_SLAVE,
+            libc::MS_SLAVE,
+            libc::MS_REC | libc::MS_SHARED,
+            libc::MS_PRIVATE,
+            libc::MS_UNBINDABLE | libc::MS_REC,
+        ] {
+            assert_eq!(mount(&fast, ok), allow, "{ok:#x}");
+            assert_eq!(mount(&slow, ok), notify, "{ok:#x}");
+        }
+        for no in [
+            libc::MS_BIND,
+            libc::MS_MOVE,
+            libc::MS_BIND | libc::MS_REC | libc::MS_REMOUNT,
+            libc::MS_BIND | libc::MS_REC | libc::MS_MOVE,
+            libc::MS_MOVE | libc::MS_SLAVE,
+            libc::MS_REMOUNT | libc::MS_SHARED,
+            libc::MS_BIND | libc::MS_SLAVE,
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            0,
+            libc::MS_REMOUNT | libc::MS_BIND | libc::MS_NOSUID | libc::MS_NODEV,
+            (libc::MS_BIND | libc::MS_REC) | 1 << 40,
+        ] {
+            assert_eq!(mount(&fast, no), notify, "{no:#x}");
         }
         // The other calls are as without.
         assert_eq!(run(&fast, libc::SYS_umount2, n, [0; 4]), notify);
