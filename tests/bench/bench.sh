@@ -22,6 +22,14 @@
 #
 # FWRUN_BENCH_QUICK=1 cuts the number of runs (for trying the script out;
 # its figures are not worth keeping).
+#
+# FWRUN_BENCH_BASELINE=PATH adds an earlier build of fwrun (PATH, its
+# binary), timed alternated with this one on the ext2 image: what this
+# checkout adds or saves end to end. To measure what the confinement work
+# cost, build the commit before it:
+#   git worktree add --detach /tmp/fwrun-before ce36d6e
+#   (cd /tmp/fwrun-before && cargo build --release)
+#   FWRUN_BENCH_BASELINE=/tmp/fwrun-before/target/release/fwrun tests/bench/bench.sh
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -304,6 +312,20 @@ python3 "$here/alternate.py" "$alt_rounds" \
 unhold fwbench-hold-ext2
 unhold fwbench-hold-sqfs
 others
+
+# --- An earlier build, when given --------------------------------------------------
+baseline=${FWRUN_BENCH_BASELINE:-}
+if [ -n "$baseline" ]; then
+  [ -x "$baseline" ] || die "FWRUN_BENCH_BASELINE=$baseline is not an executable"
+  baseline_rounds=$((alt_rounds * 2))
+  say "timing this build against $baseline, alternated, $baseline_rounds rounds"
+  python3 "$here/alternate.py" "$baseline_rounds" \
+    "now=$fwrun --firmware $img -q -- /bin/true" \
+    "baseline=$baseline --firmware $img -q -- /bin/true" \
+    >"$tmp/baseline" || die "the runs against the baseline failed"
+  b_now=$(awk '$1 == "now" { print $2 }' "$tmp/baseline")
+  b_base=$(awk '$1 == "baseline" { print $2 }' "$tmp/baseline")
+fi
 
 # --- 4: systemd-nspawn --------------------------------------------------------------
 # nspawn writes into a directory it boots (/etc/localtime, /etc/resolv.conf,
@@ -610,6 +632,19 @@ report=$tmp/RESULTS.md
   row nsenter "nsenter -a (namespaces and root only)"
   echo
   cat "$tmp/boot.md"
+  if [ -n "$baseline" ]; then
+    echo
+    echo "## Against an earlier build"
+    echo
+    echo "\`$fwrun --firmware $img -q -- /bin/true\` and the same with $baseline ($("$baseline" --version 2>/dev/null | head -n1 || echo "its version unknown")), one run of each in turn, $baseline_rounds rounds, medians; RUST_BACKTRACE is $(if [ -n "${RUST_BACKTRACE:-}" ]; then echo "set to $RUST_BACKTRACE"; else echo unset; fi) here."
+    echo
+    echo "| what | median (ms) |"
+    echo "| --- | ---: |"
+    echo "| this build | $(calc "$b_now" 2) |"
+    echo "| the earlier build | $(calc "$b_base" 2) |"
+    echo
+    echo "- $(verdict "$b_now - $b_base <= 0.5"): this build's end-to-end median rises by at most 0.5 ms over the earlier build's ($(calc "$b_now - $b_base" 2) ms)"
+  fi
   echo
   echo "## Targets"
   echo
