@@ -20,9 +20,10 @@ mod common;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::bg::{self, Out, Running};
+use common::gate::Gate;
 use common::*;
 
 const STATE_ROOT: &str = "/run/fwrun";
@@ -33,7 +34,7 @@ const ENTRY_PREFIX: &str = ".lower-";
 struct Setup {
     scratch: Scratch,
     img: PathBuf,
-    gate: PathBuf,
+    gate: Gate,
 }
 
 impl Setup {
@@ -42,43 +43,23 @@ impl Setup {
         let img = scratch.path("fw.ext2");
         fs::copy(image("fw.ext2"), &img).unwrap();
         let img = fs::canonicalize(img).unwrap();
-        let gate = scratch.path("gate");
-        fs::create_dir(&gate).unwrap();
+        let gate = Gate::new(&scratch);
         Setup { scratch, img, gate }
     }
 
     /// A run named `name` whose init marks itself up in the gate, waits
     /// for the go, then prints `then`.
     fn start(&self, name: &str, then: &str) -> Running {
-        let script =
-            format!("touch /gate/up-{name}; while [ ! -e /gate/go ]; do sleep 0.02; done; {then}");
-        let mut c = fwrun();
-        c.arg("--firmware")
-            .arg(&self.img)
-            .args(["--name", name, "-v", "--timeout", "60s", "--bind"])
-            .arg(format!("{}:/gate", self.gate.display()))
-            .args(["--", "/bin/sh", "-c", &script]);
-        bg::spawn(c)
+        self.gate.start(&self.img, name, &["-v"], "go", then)
     }
 
     /// Wait until each of `names` is up.
     fn wait_up(&self, names: &[String]) {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let missing: Vec<&String> = names
-                .iter()
-                .filter(|n| !self.gate.join(format!("up-{n}")).exists())
-                .collect();
-            if missing.is_empty() {
-                return;
-            }
-            assert!(Instant::now() < deadline, "never came up: {missing:?}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.gate.wait_up(names)
     }
 
     fn go(&self) {
-        fs::write(self.gate.join("go"), "").unwrap();
+        self.gate.go("go")
     }
 
     /// The loop devices attached to this image.
@@ -123,12 +104,8 @@ fn entries() -> Vec<(String, String)> {
 
 /// Poll until `cond` holds, or fail saying `what`.
 #[track_caller]
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn eventually(what: &str, cond: impl FnMut() -> bool) {
+    common::eventually(what, 10, cond)
 }
 
 fn names(prefix: &str, n: usize) -> Vec<String> {

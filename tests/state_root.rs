@@ -14,11 +14,11 @@
 mod common;
 
 use std::fs;
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bg::{self, Running};
+use common::bg::Running;
+use common::gate::Gate;
 use common::*;
 
 const STATE_ROOT: &str = "/run/fwrun";
@@ -51,53 +51,9 @@ fn expected_while_running() -> Option<String> {
     run_on_disk().then(|| "tmpfs fwrun-state".to_string())
 }
 
-fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting: {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A directory bound into runs: an init marks itself up there and waits
-/// for the test's go.
-struct Gate {
-    _scratch: Scratch,
-    dir: PathBuf,
-}
-
-impl Gate {
-    fn new(tag: &str) -> Gate {
-        let scratch = Scratch::new(tag);
-        let dir = scratch.path("gate");
-        fs::create_dir(&dir).unwrap();
-        Gate {
-            _scratch: scratch,
-            dir,
-        }
-    }
-
-    /// Run `name` until the go named `go` appears.
-    fn start(&self, name: &str, go: &str) -> Running {
-        let script =
-            format!("touch /gate/up-{name}; while [ ! -e /gate/{go} ]; do sleep 0.02; done");
-        let mut c = fwrun();
-        c.arg("--firmware")
-            .arg(image("fw.ext2"))
-            .args(["--name", name, "-q", "--timeout", "60s", "--bind"])
-            .arg(format!("{}:/gate", self.dir.display()))
-            .args(["--", "/bin/sh", "-c", &script]);
-        bg::spawn(c)
-    }
-
-    fn wait_up(&self, name: &str) {
-        let up = self.dir.join(format!("up-{name}"));
-        eventually(&format!("{name} up"), || up.exists());
-    }
-
-    fn go(&self, go: &str) {
-        fs::write(self.dir.join(go), "").unwrap();
-    }
+/// Runs of the ext2 test image named `name`, gated until the file `go`.
+fn start(gate: &Gate, name: &str, go: &str) -> Running {
+    gate.start(&image("fw.ext2"), name, &["-q"], go, "")
 }
 
 fn finish_ok(run: Running) {
@@ -115,12 +71,13 @@ fn the_last_run_out_unmounts_the_state_tmpfs() {
         None,
         "something is mounted on /run/fwrun"
     );
-    let gate = Gate::new("state-root");
-    let a = gate.start("state-a", "go-a");
-    gate.wait_up("state-a");
+    let scratch = Scratch::new("state-root");
+    let gate = Gate::new(&scratch);
+    let a = start(&gate, "state-a", "go-a");
+    gate.wait_up(&["state-a"]);
     assert_eq!(mounted_at_root(), expected_while_running());
-    let b = gate.start("state-b", "go-b");
-    gate.wait_up("state-b");
+    let b = start(&gate, "state-b", "go-b");
+    gate.wait_up(&["state-b"]);
     let names: Vec<String> = fs::read_dir(STATE_ROOT)
         .unwrap()
         .flatten()
@@ -148,9 +105,10 @@ fn the_last_run_out_unmounts_the_state_tmpfs() {
 #[test]
 fn sigkill_keeps_the_state_tmpfs_until_cleanup() {
     let _g = guard();
-    let gate = Gate::new("state-kill");
-    let run = gate.start("state-killed", "never");
-    gate.wait_up("state-killed");
+    let scratch = Scratch::new("state-kill");
+    let gate = Gate::new(&scratch);
+    let run = start(&gate, "state-killed", "never");
+    gate.wait_up(&["state-killed"]);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(run.pid()),
         nix::sys::signal::Signal::SIGKILL,

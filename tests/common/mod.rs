@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod bg;
+pub mod gate;
 pub mod plan;
 pub mod report;
 
@@ -369,4 +370,14 @@ pub fn assert_one_line_naming(r: &Run, what: &str) {
         "stderr does not name {what:?}: {:?}",
         r.stderr
     );
+}
+
+/// Poll until `cond` holds, or fail saying `what` after `secs` seconds.
+#[track_caller]
+pub fn eventually(what: &str, secs: u64, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting: {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
