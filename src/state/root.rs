@@ -175,12 +175,16 @@ fn mount_tmpfs() -> Result<()> {
 /// the trusted namespace, which only root can set).
 const MARK: &std::ffi::CStr = c"trusted.fwrun-state";
 
-/// Mark the tmpfs just mounted as fwrun's own.
+/// Mark the tmpfs just mounted as fwrun's own. A kernel whose tmpfs has
+/// no extended attributes leaves it unmarked: its source name tells then.
 fn mark() -> Result<()> {
     let path = std::ffi::CString::new(STATE_ROOT).expect("no NUL in the state root");
     // SAFETY: setxattr with NUL-terminated strings and a one-byte value.
     if unsafe { libc::setxattr(path.as_ptr(), MARK.as_ptr(), c"1".as_ptr().cast(), 1, 0) } != 0 {
         let e = Errno::last();
+        if e == Errno::EOPNOTSUPP {
+            return Ok(());
+        }
         let _ = crate::sys::umount_detach(Path::new(STATE_ROOT));
         return Err(anyhow!(
             "marking fwrun's tmpfs on {STATE_ROOT}: {}",
@@ -190,7 +194,8 @@ fn mark() -> Result<()> {
     Ok(())
 }
 
-/// Whether `dir` is the root of fwrun's own tmpfs: only fwrun marks one.
+/// Whether `dir` is the root of fwrun's own tmpfs: only fwrun marks one
+/// (or, where tmpfs has no extended attributes, mounts one named so).
 fn ours(dir: &File) -> bool {
     let mut v = [0u8; 1];
     // SAFETY: fgetxattr into a buffer of the length given.
@@ -202,7 +207,23 @@ fn ours(dir: &File) -> bool {
             v.len(),
         )
     };
+    if n < 0 && Errno::last() == Errno::EOPNOTSUPP {
+        return named_ours_at(STATE_ROOT);
+    }
     n == 1 && v[0] == b'1'
+}
+
+/// Whether the mount on top at `path` is a tmpfs with fwrun's source name.
+fn named_ours_at(path: &str) -> bool {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .rev()
+        .filter(|l| l.split(' ').nth(4) == Some(path))
+        .find_map(|l| {
+            let mut rest = l.split_once(" - ")?.1.split(' ');
+            Some((rest.next()?, rest.next()?))
+        })
+        .is_some_and(|(fstype, source)| fstype == "tmpfs" && source == SOURCE)
 }
 
 /// Whether `dir` is the root of a mount.
