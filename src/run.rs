@@ -6,7 +6,7 @@
 //! concern; this file only puts them in order.
 
 use std::ffi::{CString, OsStr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -25,10 +25,12 @@ use crate::control;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::defaults::{self, Defaults};
+use crate::firmware::inspect::Inspected;
 use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
 use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
+use crate::host::prefetch::{self, Prefetch};
 use crate::host::{lower, namespace, preflight};
 use crate::network::{self, attach::Attached};
 use crate::report::log::Log;
@@ -327,6 +329,9 @@ struct Acquired {
     /// On a v1 or hybrid host, `fwrun-NAME` in each hierarchy (and fwrun's
     /// own cgroup there), which the init is cloned into.
     legacy_cgroups: Vec<(PathBuf, PathBuf)>,
+    /// The child reading the init's program ahead (a cold image only);
+    /// dropped before `teardown`.
+    prefetch: Option<Prefetch>,
     teardown: Teardown,
 }
 
@@ -350,13 +355,18 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         state::record(&state_dir, &Resource::Link(v.host.clone()))?;
     }
     let label = format!("fwrun-{}", cfg.name);
-    let layout = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
+    let (layout, cold) = mount_layers(prep, &state_dir, &label, &mut teardown, log)?;
     let root = open_dir(&layout.root)?;
     let program = match &prep.program {
         Some(p) => p.clone(),
         None => exec::check_init(&root, Path::new(&cfg.init[0]), cfg.init_named)?,
     };
     let defaults = defaults::choose(cfg, &root, &layout.root, &program, log, rep)?;
+    // Dropped (reaped) before the teardown, on every path.
+    let prefetch = match cold {
+        true => read_ahead(&root, &defaults.seen),
+        false => None,
+    };
     let planted = plant_binds(&defaults, &layout, &mut teardown);
     let envp = firmware_env(cfg, prep, &root, log);
     publish_facts(cfg, prep, &envp, &state_dir)?;
@@ -395,8 +405,31 @@ fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) ->
         profile,
         cgroup,
         legacy_cgroups,
+        prefetch,
         teardown,
     })
+}
+
+/// Start reading the init's program (and its dynamic loader) into a cold
+/// image's page cache while the run sets up.
+fn read_ahead(root: &OwnedFd, seen: &Inspected) -> Option<Prefetch> {
+    let files: Vec<std::fs::File> = seen
+        .elf_path
+        .iter()
+        .chain(
+            seen.needs
+                .iter()
+                .filter(|n| n.role == "dynamic loader")
+                .map(|n| &n.path),
+        )
+        .filter_map(|p| {
+            // Non-blocking, should it not be a regular file after all.
+            let flags = libc::O_RDONLY | libc::O_NONBLOCK | libc::O_NOCTTY;
+            sys::openat2(root.as_fd(), p, flags, sys::RESOLVE_IN_ROOT).ok()
+        })
+        .map(std::fs::File::from)
+        .collect();
+    prefetch::start(files)
 }
 
 /// What `fwrun enter` and `fwrun list` read about the run.
@@ -462,14 +495,15 @@ fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> 
 }
 
 /// Phases 3-5: the private mount namespace, its workspace, the lower layer and the
-/// overlay.
+/// overlay. Also says whether the lower layer is an image with nothing
+/// cached yet (this run attached it).
 fn mount_layers(
     prep: &Prepared,
     state_dir: &Path,
     label: &str,
     teardown: &mut Teardown,
     log: &mut Log,
-) -> Result<Layout> {
+) -> Result<(Layout, bool)> {
     namespace::enter_private_mount_namespace()?;
     fault::step("namespace")?;
     let layout = Layout::new(state_dir.join("mnt"));
@@ -497,6 +531,7 @@ fn mount_layers(
     teardown.push("lower", move || sys::umount_detach(&lw));
     fault::step("lower")?;
     log.phase("lower", lower_line(prep, &lower));
+    let cold = lower.device.is_some() && !lower.shared;
 
     overlay::mount_overlay(&layout, prep.rw_dir.as_deref(), label)?;
     let rt = layout.root.clone();
@@ -512,7 +547,7 @@ fn mount_layers(
             None => format!("mounted the overlay {label} (changes in a tmpfs)"),
         },
     );
-    Ok(layout)
+    Ok((layout, cold))
 }
 
 /// What -v says of the lower layer.
@@ -955,6 +990,7 @@ fn finish(
     if let Some((_, Some(d))) = acq.profile.as_mut() {
         d.settle();
     }
+    acq.prefetch.take();
     let failures = acq.teardown.run();
     log.phase("teardown", "tore down");
     if let Some(line) = rep.cgroup.summary() {
