@@ -330,7 +330,7 @@ struct Acquired {
     /// own cgroup there), which the init is cloned into.
     legacy_cgroups: Vec<(PathBuf, PathBuf)>,
     /// The child reading the init's program ahead (a cold image only);
-    /// dropped before `teardown`.
+    /// reaped once the init is started, or before `teardown`.
     prefetch: Option<Prefetch>,
     teardown: Teardown,
 }
@@ -688,6 +688,10 @@ fn boot(
     loop {
         rep.boots += 1;
         let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
+        // Its work is done once the init is running (or has faulted in
+        // what it had not read yet): reaped now, so that the init is
+        // fwrun's only child while it runs.
+        acq.prefetch.take();
         ready.boot(started.pid);
         let mut notifier = started.listener.take().map(|l| {
             Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone(), started.pid)
