@@ -44,5 +44,8 @@ fn main() {
             error::exit_code(&e)
         }
     };
+    // What the teardown let go of in children is released before fwrun
+    // ends.
+    fwrun::state::teardown::settle();
     std::process::exit(code);
 }

@@ -36,7 +36,8 @@ use crate::network::{self, attach::Attached};
 use crate::report::log::Log;
 use crate::report::{self, changes, Report};
 use crate::state::live::{self, RunFacts};
-use crate::state::{self, teardown::Teardown, Resource, RunState};
+use crate::state::teardown::{self, Teardown};
+use crate::state::{self, Resource, RunState};
 use crate::supervise::console::{self, RawMode, Relay, Tee};
 use crate::supervise::ending::{self, Ending, Outcome, Stopping};
 use crate::supervise::ready::Readiness;
@@ -528,14 +529,20 @@ fn mount_layers(
         teardown.push("lower-entry", move || entry.leave().map(drop));
     }
     let lw = layout.lower.clone();
-    teardown.push("lower", move || sys::umount_detach(&lw));
+    // An image's superblock is shut down (and its loop device freed, when
+    // this run is the last to use it) beside the rest of the teardown; a
+    // directory's bind has nothing to release.
+    match lower.device.is_some() {
+        true => teardown.push("lower", move || detach_beside(&lw)),
+        false => teardown.push("lower", move || sys::umount_detach(&lw)),
+    }
     fault::step("lower")?;
     log.phase("lower", lower_line(prep, &lower));
     let cold = lower.device.is_some() && !lower.shared;
 
     overlay::mount_overlay(&layout, prep.rw_dir.as_deref(), label)?;
     let rt = layout.root.clone();
-    teardown.push("overlay", move || sys::umount_detach(&rt));
+    teardown.push("overlay", move || detach_beside(&rt));
     fault::step("overlay")?;
     log.phase(
         "overlay",
@@ -548,6 +555,18 @@ fn mount_layers(
         },
     );
     Ok((layout, cold))
+}
+
+/// Detach the mount at `path`, and let its superblock be shut down in a
+/// child beside the rest of the teardown (this run holds the mount's root
+/// while it detaches it, then lets go of it there).
+fn detach_beside(path: &Path) -> Result<()> {
+    let last = open_dir(path).ok();
+    sys::umount_detach(path)?;
+    if let Some(fd) = last {
+        teardown::let_go_beside(fd);
+    }
+    Ok(())
 }
 
 /// What -v says of the lower layer.
