@@ -533,7 +533,7 @@ fn mount_layers(
     // this run is the last to use it) beside the rest of the teardown; a
     // directory's bind has nothing to release.
     match lower.device.is_some() {
-        true => teardown.push("lower", move || detach_beside(&lw)),
+        true => teardown.push("lower", move || teardown::detach_beside(&lw)),
         false => teardown.push("lower", move || sys::umount_detach(&lw)),
     }
     fault::step("lower")?;
@@ -542,7 +542,7 @@ fn mount_layers(
 
     overlay::mount_overlay(&layout, prep.rw_dir.as_deref(), label)?;
     let rt = layout.root.clone();
-    teardown.push("overlay", move || detach_beside(&rt));
+    teardown.push("overlay", move || teardown::detach_beside(&rt));
     fault::step("overlay")?;
     log.phase(
         "overlay",
@@ -555,18 +555,6 @@ fn mount_layers(
         },
     );
     Ok((layout, cold))
-}
-
-/// Detach the mount at `path`, and let its superblock be shut down in a
-/// child beside the rest of the teardown (this run holds the mount's root
-/// while it detaches it, then lets go of it there).
-fn detach_beside(path: &Path) -> Result<()> {
-    let last = open_dir(path).ok();
-    sys::umount_detach(path)?;
-    if let Some(fd) = last {
-        teardown::let_go_beside(fd);
-    }
-    Ok(())
 }
 
 /// What -v says of the lower layer.

@@ -2,14 +2,16 @@
 //! in reverse on every exit path. Each step is idempotent; a failing step is
 //! reported and the rest still run.
 //!
-//! A step may hand the last reference to what it undoes to a child that
-//! lets go of it as it exits ([`let_go_beside`]): the kernel's work of
-//! releasing it (an image's superblock shut down, its loop device
-//! detached) then runs in that child, beside the rest of the teardown.
+//! A step may unmount in a child ([`detach_beside`]): the child takes the
+//! only reference to the mount, detaches it and exits, and the kernel's
+//! work of releasing it (a superblock shut down, an image's loop device
+//! detached) runs in that child's exit, beside the rest of the teardown.
 //! fwrun waits for those children before it exits ([`settle`]), so nothing
 //! of a run outlives fwrun.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Result;
@@ -55,27 +57,45 @@ impl Drop for Teardown {
     }
 }
 
-/// Children letting go of something beside the teardown, waited for by
+/// Children releasing a mount beside the teardown, waited for by
 /// [`settle`].
 static BESIDE: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
-/// Let go of `last` (the last reference to, say, a detached mount) in a
-/// child, so that its release runs beside what fwrun does next. The child
-/// shares fwrun's memory and fwrun waits while it runs (CLONE_VM and
-/// CLONE_VFORK): it closes every other descriptor of its copy of fwrun's
-/// table (locks fwrun still holds must not outlive fwrun's own release of
-/// them) and exits. fwrun goes on as the child exits; the child then closes
-/// `last`, and the kernel releases what it held from the child's exit.
-/// Without a child, `last` is closed here.
-pub fn let_go_beside(last: OwnedFd) {
-    extern "C" fn keep_only(arg: *mut libc::c_void) -> libc::c_int {
-        let fd = arg as usize as libc::c_uint;
-        // SAFETY: close_range on this child's own copy of the table.
+/// What the child of [`detach_beside`] reads and answers.
+struct Detach {
+    path: CString,
+    /// The errno of the unmount, 0 if it succeeded.
+    errno: i32,
+}
+
+/// Detach the mount at `path` (as `umount -l` does) in a child that holds
+/// the only reference to it when it exits, so that the mount's release
+/// runs in that child while fwrun goes on. The child shares fwrun's memory
+/// and fwrun waits while it runs (CLONE_VM and CLONE_VFORK): it closes its
+/// copy of fwrun's descriptors (locks fwrun holds must not outlive fwrun's
+/// own release of them), opens the mount's root, detaches the mount, and
+/// exits. fwrun goes on as the child starts its exit; the child's last
+/// reference goes after that. Without a child, fwrun unmounts it itself.
+pub fn detach_beside(path: &Path) -> Result<()> {
+    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
+        return crate::sys::umount_detach(path);
+    };
+    let mut work = Detach { path: c, errno: 0 };
+    extern "C" fn detach(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the Detach below; fwrun waits until this child
+        // is in its exit (CLONE_VFORK), so the errno it may write (fwrun's)
+        // is not read meanwhile. System calls only.
         unsafe {
-            if fd > 0 {
-                libc::syscall(libc::SYS_close_range, 0u32, fd - 1, 0u32);
+            let work = &mut *(arg as *mut Detach);
+            libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            // Held until this child exits: the mount's last reference.
+            libc::open(
+                work.path.as_ptr(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
+            if libc::umount2(work.path.as_ptr(), libc::MNT_DETACH) != 0 {
+                work.errno = *libc::__errno_location();
             }
-            libc::syscall(libc::SYS_close_range, fd + 1, u32::MAX, 0u32);
         }
         0
     }
@@ -83,26 +103,35 @@ pub fn let_go_beside(last: OwnedFd) {
     let mut stack = vec![0u8; STACK];
     // The stack grows down from its 16-byte-aligned top.
     let top = (stack.as_mut_ptr() as usize + STACK) & !15;
-    // SAFETY: the child runs `keep_only` (system calls only) on its own
-    // stack while fwrun waits (CLONE_VFORK); by the time fwrun goes on, the
-    // child is in its exit and uses neither its stack nor fwrun's memory.
+    // SAFETY: the child runs `detach` on its own stack while fwrun waits;
+    // by the time fwrun goes on, it is in its exit and uses neither its
+    // stack nor fwrun's memory.
     let pid = unsafe {
         libc::clone(
-            keep_only,
+            detach,
             top as *mut libc::c_void,
             libc::CLONE_VM | libc::CLONE_VFORK,
-            last.as_raw_fd() as usize as *mut libc::c_void,
+            &mut work as *mut Detach as *mut libc::c_void,
         )
     };
     drop(stack);
-    if pid > 0 {
-        BESIDE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    if pid <= 0 {
+        return crate::sys::umount_detach(path);
     }
-    drop(last);
+    BESIDE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
+    match work.errno {
+        // Already gone: not an error (as for umount_detach).
+        0 | libc::EINVAL | libc::ENOENT => Ok(()),
+        e => Err(anyhow::anyhow!(
+            "unmounting {}: {}",
+            path.display(),
+            crate::sys::errno_text(nix::errno::Errno::from_raw(e))
+        )),
+    }
 }
 
-/// Wait for the children [`let_go_beside`] made: once this returns, what
-/// they let go of is released.
+/// Wait for the children [`detach_beside`] made: once this returns, the
+/// mounts they detached are released.
 pub fn settle() {
     let pids = std::mem::take(&mut *BESIDE.lock().unwrap_or_else(|e| e.into_inner()));
     for pid in pids {
@@ -140,17 +169,57 @@ mod tests {
         assert!(t.run().is_empty(), "a second run does nothing");
     }
 
-    /// The child lets go of the descriptor: once settled, the pipe's write
-    /// end is closed everywhere, so its read end sees the end of file.
+    /// Root only: a tmpfs detached beside is gone from the mount table at
+    /// once, and the child that released it is reaped by settle.
     #[test]
-    fn a_descriptor_let_go_beside_is_closed_once_settled() {
-        use std::io::Read;
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let_go_beside(w);
-        settle();
-        let mut rest = Vec::new();
-        let n = std::fs::File::from(r).read_to_end(&mut rest).unwrap();
-        assert_eq!(n, 0);
-        assert!(BESIDE.lock().unwrap().is_empty());
+    fn a_mount_detached_beside_is_released_once_settled() {
+        // SAFETY: geteuid has no preconditions.
+        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        let dir = std::env::temp_dir().join(format!("fwrun-beside-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // In a mount namespace of this test's own, so that nothing reaches
+        // the host's table whatever happens.
+        let ns = std::thread::spawn({
+            let dir = dir.clone();
+            move || {
+                let mounted = || {
+                    std::fs::read_to_string("/proc/thread-self/mountinfo")
+                        .unwrap()
+                        .lines()
+                        .any(|l| l.split(' ').nth(4) == Some(dir.to_str().unwrap()))
+                };
+                nix::sched::unshare(
+                    nix::sched::CloneFlags::CLONE_NEWNS | nix::sched::CloneFlags::CLONE_FS,
+                )
+                .unwrap();
+                nix::mount::mount(
+                    None::<&str>,
+                    "/",
+                    None::<&str>,
+                    nix::mount::MsFlags::MS_REC | nix::mount::MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .unwrap();
+                nix::mount::mount(
+                    Some("fwrun-beside"),
+                    &dir,
+                    Some("tmpfs"),
+                    nix::mount::MsFlags::empty(),
+                    None::<&str>,
+                )
+                .unwrap();
+                assert!(mounted());
+                detach_beside(&dir).unwrap();
+                assert!(!mounted());
+                assert!(!BESIDE.lock().unwrap().is_empty());
+                settle();
+                assert!(BESIDE.lock().unwrap().is_empty());
+                // A second detach finds nothing there: not an error.
+                detach_beside(&dir).unwrap();
+                settle();
+            }
+        });
+        ns.join().unwrap();
+        std::fs::remove_dir(&dir).unwrap();
     }
 }
