@@ -542,7 +542,7 @@ fn mount_layers(
 
     overlay::mount_overlay(&layout, prep.rw_dir.as_deref(), label)?;
     let rt = layout.root.clone();
-    teardown.push("overlay", move || teardown::detach_beside(&rt));
+    teardown.push("overlay", move || sys::umount_detach(&rt));
     fault::step("overlay")?;
     log.phase(
         "overlay",
