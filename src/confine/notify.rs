@@ -332,16 +332,14 @@ fn in_child(work: impl FnOnce() -> Result<(), Errno>) -> i32 {
     }
     const STACK: usize = 256 << 10;
     let mut stack = vec![0u8; STACK];
-    // The stack grows down from its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
     // SAFETY: the child runs `start` on its own stack; fwrun is suspended
     // (CLONE_VFORK) until it exits, so nothing runs beside it in the
     // shared memory, and `stack` and `entry` outlive it.
     let child = unsafe {
-        libc::clone(
-            start,
-            top as *mut libc::c_void,
+        sys::clone_on(
+            &mut stack,
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            start,
             &mut entry as *mut &mut dyn FnMut() -> i32 as *mut libc::c_void,
         )
     };

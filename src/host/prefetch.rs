@@ -13,8 +13,10 @@
 //! another run holds is served from a warm cache: no child is made then.
 //!
 //! The child shares fwrun's memory (CLONE_VM: no page table is copied, and
-//! fwrun's writes after the clone take no copy-on-write faults) and runs
-//! on a stack of its own. It only makes system calls, on values fwrun
+//! fwrun's writes after the clone take no copy-on-write faults) and its
+//! descriptor table (CLONE_FILES: it holds no copy of fwrun's descriptors,
+//! so no lock of fwrun's is held by anyone else), and runs on a stack of
+//! its own. It only makes system calls, on values fwrun
 //! keeps unchanged until it is reaped: it touches no allocator, lock or
 //! thread-local state of fwrun's. It dies with fwrun (PR_SET_PDEATHSIG),
 //! has no exit signal, so the supervisor's SIGCHLD is not woken for it,
@@ -82,13 +84,12 @@ pub fn start(files: Vec<File>) -> Option<Prefetch> {
         0
     }
     let mut stack = vec![0u8; STACK];
-    // The stack grows down from its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
     let arg = &*work as *const Work as *mut libc::c_void;
     // SAFETY: the child runs `read_ahead` on its own stack, reading only
     // `work`; everything it uses lives in the Prefetch, which reaps it
     // before freeing any of it.
-    let pid = unsafe { libc::clone(read_ahead, top as *mut libc::c_void, libc::CLONE_VM, arg) };
+    let flags = libc::CLONE_VM | libc::CLONE_FILES;
+    let pid = unsafe { crate::sys::clone_on(&mut stack, flags, read_ahead, arg) };
     (pid > 0).then_some(Prefetch {
         pid,
         _files: files,
@@ -116,11 +117,13 @@ mod tests {
 
     use std::io::Write;
 
+    use crate::state::scratch::unlinked_file;
+
     /// The child reads the file and is reaped: once the value is dropped
     /// no child of this process is left (waitpid says ECHILD for it).
     #[test]
     fn the_child_is_reaped() {
-        let mut f = tempfile("reaped");
+        let mut f = unlinked_file("prefetch");
         f.write_all(&vec![7u8; 1 << 20]).unwrap();
         let p = start(vec![f]).expect("a child");
         let pid = p.pid;
@@ -136,24 +139,10 @@ mod tests {
 
     #[test]
     fn nothing_to_read_makes_no_child() {
-        let f = tempfile("empty");
+        let f = unlinked_file("prefetch");
         assert!(start(vec![f]).is_none());
         assert!(start(Vec::new()).is_none());
         let dev_null = File::open("/dev/null").unwrap();
         assert!(start(vec![dev_null]).is_none(), "not a regular file");
-    }
-
-    fn tempfile(what: &str) -> File {
-        let dir = std::env::temp_dir();
-        let path = dir.join(format!("fwrun-prefetch-{what}-{}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .unwrap();
-        std::fs::remove_file(&path).unwrap();
-        f
     }
 }

@@ -509,12 +509,32 @@ pub fn instance_id() -> String {
 }
 
 /// A state root of a unit test's own, removed on drop: for the tests of
-/// the run states and of the lower layers' entries.
+/// the run states and of the lower layers' entries; and unlinked files
+/// for other unit tests.
 #[cfg(test)]
 pub(crate) mod scratch {
     use std::fs;
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// A new, empty file open for reading and writing, already unlinked.
+    pub fn unlinked_file(tag: &str) -> fs::File {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "fwrun-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        fs::remove_file(&path).unwrap();
+        f
+    }
 
     pub struct Root(pub PathBuf);
 

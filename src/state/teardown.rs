@@ -71,10 +71,12 @@ struct Detach {
 /// Detach the mount at `path` (as `umount -l` does) in a child that holds
 /// the only reference to it when it exits, so that the mount's release
 /// runs in that child while fwrun goes on. The child shares fwrun's memory
-/// and fwrun waits while it runs (CLONE_VM and CLONE_VFORK): it closes its
-/// copy of fwrun's descriptors (locks fwrun holds must not outlive fwrun's
-/// own release of them), opens the mount's root, detaches the mount, and
-/// exits. fwrun goes on as the child starts its exit; the child's last
+/// and fwrun waits while it runs (CLONE_VM and CLONE_VFORK). It starts
+/// with fwrun's descriptor table and leaves it for an empty one of its own
+/// (close_range with CLOSE_RANGE_UNSHARE), so that it never holds a copy
+/// of fwrun's descriptors (locks fwrun holds must not outlive fwrun's own
+/// release of them); then it opens the mount's root, detaches the mount,
+/// and exits. fwrun goes on as the child starts its exit; the child's last
 /// reference goes after that. Without a child, fwrun unmounts it itself.
 pub fn detach_beside(path: &Path) -> Result<()> {
     let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
@@ -87,7 +89,14 @@ pub fn detach_beside(path: &Path) -> Result<()> {
         // is not read meanwhile. System calls only.
         unsafe {
             let work = &mut *(arg as *mut Detach);
-            libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32);
+            // A table of its own, empty: no copy of fwrun's descriptors
+            // is ever made.
+            libc::syscall(
+                libc::SYS_close_range,
+                0u32,
+                u32::MAX,
+                libc::CLOSE_RANGE_UNSHARE,
+            );
             // Held until this child exits: the mount's last reference.
             libc::open(
                 work.path.as_ptr(),
@@ -101,16 +110,14 @@ pub fn detach_beside(path: &Path) -> Result<()> {
     }
     const STACK: usize = 16 << 10;
     let mut stack = vec![0u8; STACK];
-    // The stack grows down from its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + STACK) & !15;
     // SAFETY: the child runs `detach` on its own stack while fwrun waits;
     // by the time fwrun goes on, it is in its exit and uses neither its
     // stack nor fwrun's memory.
     let pid = unsafe {
-        libc::clone(
+        crate::sys::clone_on(
+            &mut stack,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES,
             detach,
-            top as *mut libc::c_void,
-            libc::CLONE_VM | libc::CLONE_VFORK,
             &mut work as *mut Detach as *mut libc::c_void,
         )
     };

@@ -64,6 +64,26 @@ pub fn umount_detach(target: &Path) -> Result<()> {
     }
 }
 
+/// clone(2) of a child that runs `f(arg)` on `stack`, a stack of its own,
+/// with `flags` (the exit signal included). Returns the child's pid, or -1
+/// with errno set.
+///
+/// # Safety
+/// `stack` and whatever `arg` points to must stay alive and untouched by
+/// the caller for as long as the child uses them, and `f` may only do in
+/// the child what `flags` leaves safe (with CLONE_VM, no allocation and no
+/// lock of the parent's).
+pub unsafe fn clone_on(
+    stack: &mut [u8],
+    flags: libc::c_int,
+    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> libc::pid_t {
+    // The stack grows down from its 16-byte-aligned top.
+    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
+    libc::clone(f, top as *mut libc::c_void, flags, arg)
+}
+
 /// The arguments of clone3(2).
 #[repr(C)]
 #[derive(Default)]
