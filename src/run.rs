@@ -331,7 +331,8 @@ struct Acquired {
     /// own cgroup there), which the init is cloned into.
     legacy_cgroups: Vec<(PathBuf, PathBuf)>,
     /// The child reading the init's program ahead (a cold image only);
-    /// reaped once the init is started, or before `teardown`.
+    /// reaped before the init's exec, or (a failed setup) before
+    /// `teardown`.
     prefetch: Option<Prefetch>,
     teardown: Teardown,
 }
@@ -695,10 +696,6 @@ fn boot(
     loop {
         rep.boots += 1;
         let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
-        // Its work is done once the init is running (or has faulted in
-        // what it had not read yet): reaped now, so that the init is
-        // fwrun's only child while it runs.
-        acq.prefetch.take();
         ready.boot(started.pid);
         let mut notifier = started.listener.take().map(|l| {
             Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone(), started.pid)
@@ -749,12 +746,12 @@ fn boot(
 fn start_init(
     cfg: &RunConfig,
     spec: &ChildSpec,
-    acq: &Acquired,
+    acq: &mut Acquired,
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
     let stepped = cgroup::step_in(&acq.legacy_cgroups)?;
-    let cloned = start_firmware(cfg, spec, log, rep);
+    let cloned = start_firmware(cfg, spec, acq.prefetch.take(), log, rep);
     drop(stepped);
     let (started, net) = cloned?;
     fault::step("clone")?;
@@ -794,14 +791,21 @@ fn relay_for(cfg: &RunConfig, pty: Option<&console::Pty>) -> Option<Relay> {
 fn start_firmware(
     cfg: &RunConfig,
     spec: &ChildSpec,
+    prefetch: Option<Prefetch>,
     log: &mut Log,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>)> {
     let namespaces = namespace::firmware_namespaces(spec.new_net);
-    if cfg.network.is_empty() {
-        return Ok((firmware::start(spec, namespaces)?, None));
-    }
     let cloned = firmware::clone_child(spec, namespaces)?;
+    // The reader finishes while the child sets itself up, and is reaped
+    // before the child may exec (it waits for the go): once the init
+    // runs, it is fwrun's only child.
+    if let Some(p) = prefetch {
+        p.finish();
+    }
+    if cfg.network.is_empty() {
+        return Ok((cloned.release()?, None));
+    }
     let attached = match network::attach::attach(&cfg.network, cloned.pid) {
         Ok(a) => a,
         Err(e) => return Err(cloned.abandon(e)),
@@ -953,7 +957,7 @@ fn child_spec(
         root: acq.layout.root.clone(),
         hostname: cfg.hostname.clone(),
         new_net: cfg.net != Net::Host,
-        wait_for_network: !cfg.network.is_empty(),
+        wait_for_go: !cfg.network.is_empty() || acq.prefetch.is_some(),
         binds: cfg
             .binds
             .iter()

@@ -74,18 +74,12 @@ impl Drop for Cloned {
     }
 }
 
-/// Clone the child into `namespaces` and wait until it has exec'd the init
-/// (or failed to).
-pub fn start(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Started> {
-    clone_child(spec, namespaces)?.release()
-}
-
-/// Clone the child into `namespaces`. With `spec.wait_for_network` it
+/// Clone the child into `namespaces`. With `spec.wait_for_go` it
 /// stops before its exec until `release`; otherwise it goes straight on.
 pub fn clone_child(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Cloned> {
     let (err_r, err_w) = pipe()?;
     let (life_r, life_w) = pipe()?;
-    let (go_r, go_w) = match spec.wait_for_network {
+    let (go_r, go_w) = match spec.wait_for_go {
         true => pipe().map(|(r, w)| (Some(r), Some(w)))?,
         false => (None, None),
     };

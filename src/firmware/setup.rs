@@ -40,7 +40,7 @@ pub fn child_main(spec: &ChildSpec, fds: ChildFds) -> ! {
     crate::fault::in_child(err_w.as_raw_fd());
     let ready = setup(spec, &life_r).and_then(|()| {
         if let Some(go) = go {
-            wait_for_network(go)?;
+            wait_for_go(go)?;
         }
         // fwrun's pid 1 of --as-pid2 is confined like the init it starts.
         if spec.as_pid2 {
@@ -154,19 +154,20 @@ fn take_console(spec: &ChildSpec) -> Result<()> {
     Ok(())
 }
 
-/// Wait until the launcher has given the firmware its network (the veth,
-/// the moved interfaces): one byte on `go`; end of file if fwrun died.
-fn wait_for_network(go: OwnedFd) -> Result<()> {
+/// Wait until the launcher says go (it has given the firmware its network,
+/// the veth and the moved interfaces, and reaped its other child): one
+/// byte on `go`; end of file if fwrun died.
+fn wait_for_go(go: OwnedFd) -> Result<()> {
     let mut b = [0u8; 1];
     loop {
         // SAFETY: read into our buffer from a descriptor we own.
         match unsafe { libc::read(go.as_raw_fd(), b.as_mut_ptr().cast(), 1) } {
             1 => return Ok(()),
-            0 => return Err(anyhow!("fwrun went away while it set up the network")),
+            0 => return Err(anyhow!("fwrun went away while it set up the run")),
             _ if Errno::last() == Errno::EINTR => continue,
             _ => {
                 return Err(anyhow!(
-                    "waiting for the network: {}",
+                    "waiting for fwrun's go: {}",
                     errno_text(Errno::last())
                 ))
             }

@@ -12,8 +12,10 @@ pub struct ChildSpec {
     pub root: PathBuf,
     pub hostname: String,
     pub new_net: bool,
-    /// Wait before the exec until the launcher has set the network up.
-    pub wait_for_network: bool,
+    /// Wait before the exec until the launcher says go: once it has set
+    /// the network up, and reaped the child reading the init ahead (so
+    /// that the init, once it runs, is fwrun's only child).
+    pub wait_for_go: bool,
     pub binds: Vec<ResolvedBind>,
     /// What exec needs besides the init (a #! interpreter, a dynamic
     /// loader, a binfmt_misc interpreter), (what, path): named when exec

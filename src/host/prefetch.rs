@@ -18,9 +18,10 @@
 //! so no lock of fwrun's is held by anyone else), and runs on a stack of
 //! its own. It only makes system calls, on values fwrun
 //! keeps unchanged until it is reaped: it touches no allocator, lock or
-//! thread-local state of fwrun's. It dies with fwrun (PR_SET_PDEATHSIG),
-//! has no exit signal, so the supervisor's SIGCHLD is not woken for it,
-//! and is killed and reaped when its [`Prefetch`] goes.
+//! thread-local state of fwrun's. It dies with fwrun (PR_SET_PDEATHSIG)
+//! and has no exit signal, so the supervisor's SIGCHLD is not woken for
+//! it. fwrun reaps it while the init's child sets itself up, before that
+//! child may exec: once the init runs, it is fwrun's only child.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -38,7 +39,7 @@ struct Work {
     files: Vec<(i32, usize)>,
 }
 
-/// The child reading ahead; killed (should it still be reading) and
+/// The child reading ahead: reaped by [`Prefetch::finish`], or killed and
 /// reaped when dropped. Owns what the child uses: the files, the list of
 /// them and its stack, all freed only once it is gone.
 pub struct Prefetch {
@@ -98,15 +99,33 @@ pub fn start(files: Vec<File>) -> Option<Prefetch> {
     })
 }
 
+impl Prefetch {
+    /// Let the child finish its reading, and reap it.
+    pub fn finish(mut self) {
+        self.reap();
+    }
+
+    fn reap(&mut self) {
+        if self.pid <= 0 {
+            return;
+        }
+        let mut status = 0;
+        // SAFETY: our own child, not yet reaped (so its pid is not reused).
+        while unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) } < 0
+            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
+        {}
+        self.pid = 0;
+    }
+}
+
+/// Where the run went another way (a failed setup), the child is killed
+/// rather than waited for.
 impl Drop for Prefetch {
     fn drop(&mut self) {
-        // SAFETY: our own child, not yet reaped (so its pid is not reused).
-        unsafe {
-            libc::kill(self.pid, libc::SIGKILL);
-            let mut status = 0;
-            while libc::waitpid(self.pid, &mut status, libc::__WALL) < 0
-                && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-            {}
+        if self.pid > 0 {
+            // SAFETY: our own child, not yet reaped (so its pid is not reused).
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+            self.reap();
         }
     }
 }
