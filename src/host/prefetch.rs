@@ -109,11 +109,7 @@ impl Prefetch {
         if self.pid <= 0 {
             return;
         }
-        let mut status = 0;
-        // SAFETY: our own child, not yet reaped (so its pid is not reused).
-        while unsafe { libc::waitpid(self.pid, &mut status, libc::__WALL) } < 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
+        crate::sys::reap(self.pid);
         self.pid = 0;
     }
 }

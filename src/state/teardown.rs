@@ -127,13 +127,8 @@ pub fn detach_beside(path: &Path) -> Result<()> {
     }
     BESIDE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
     match work.errno {
-        // Already gone: not an error (as for umount_detach).
-        0 | libc::EINVAL | libc::ENOENT => Ok(()),
-        e => Err(anyhow::anyhow!(
-            "unmounting {}: {}",
-            path.display(),
-            crate::sys::errno_text(nix::errno::Errno::from_raw(e))
-        )),
+        0 => Ok(()),
+        e => crate::sys::detach_failed(path, nix::errno::Errno::from_raw(e)),
     }
 }
 
@@ -142,11 +137,7 @@ pub fn detach_beside(path: &Path) -> Result<()> {
 pub fn settle() {
     let pids = std::mem::take(&mut *BESIDE.lock().unwrap_or_else(|e| e.into_inner()));
     for pid in pids {
-        let mut status = 0;
-        // SAFETY: waiting for our own child (it has no exit signal: __WALL).
-        while unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0
-            && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR)
-        {}
+        crate::sys::reap(pid);
     }
 }
 

@@ -55,13 +55,32 @@ pub fn remount_ro(target: &Path, extra: MsFlags) -> Result<()> {
 
 pub fn umount_detach(target: &Path) -> Result<()> {
     match nix::mount::umount2(target, MntFlags::MNT_DETACH) {
-        Ok(()) | Err(Errno::EINVAL) | Err(Errno::ENOENT) => Ok(()),
-        Err(e) => Err(anyhow!(
+        Ok(()) => Ok(()),
+        Err(e) => detach_failed(target, e),
+    }
+}
+
+/// What a detach of `target` that said `e` means: nothing mounted there
+/// any more (EINVAL, ENOENT) is not an error.
+pub fn detach_failed(target: &Path, e: Errno) -> Result<()> {
+    match e {
+        Errno::EINVAL | Errno::ENOENT => Ok(()),
+        e => Err(anyhow!(
             "unmounting {}: {}",
             target.display(),
             errno_text(e)
         )),
     }
+}
+
+/// Wait for the child `pid`, of whatever exit signal (__WALL), through
+/// interruptions.
+pub fn reap(pid: libc::pid_t) {
+    let mut status = 0;
+    // SAFETY: waitpid into a status we own.
+    while unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0
+        && Errno::last() == Errno::EINTR
+    {}
 }
 
 /// clone(2) of a child that runs `f(arg)` on `stack`, a stack of its own,
