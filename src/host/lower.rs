@@ -72,9 +72,20 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
     };
     // A node of fwrun's own, if one is needed, goes next to the target.
     let nodes = target.with_file_name("dev");
-    let found = entry
-        .device()
-        .and_then(|n| loopdev::reuse(n, &want, &nodes));
+    let reuse = |entry: &mut Entry| {
+        entry
+            .device()
+            .and_then(|n| loopdev::reuse(n, &want, &nodes))
+    };
+    let found = match reuse(&mut entry) {
+        Some(dev) => Some(dev),
+        None => {
+            // One run at a time attaches an image; another may have done it
+            // while this one waited for the door.
+            entry.hold_door()?;
+            reuse(&mut entry)
+        }
+    };
     let shared = found.is_some();
     let dev = match found {
         Some(dev) => dev,

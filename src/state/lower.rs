@@ -8,13 +8,16 @@
 //! their mounts goes, wherever that run died.
 //!
 //! Who uses an entry is told by OFD byte-range locks on its file:
-//! - byte 0, the door: held exclusively by a run while it joins (reads the
-//!   entry, reuses or attaches the loop device, mounts it, writes the
-//!   entry) or leaves, and by a sweeper;
+//! - byte 0, the door: held by a run while it joins (reads the entry,
+//!   mounts the device it names, or attaches one and writes it there) or
+//!   leaves, and by a sweeper. Joining runs hold it shared, so that runs
+//!   of an attached image mount it side by side; a run holds it alone to
+//!   attach (one device per image), to leave and to sweep;
 //! - byte 1, the users: held shared by every run from the moment it joins
-//!   until it has left. A run leaving with the door held turns its shared
-//!   lock into an exclusive one, which succeeds only when it is the last;
-//!   then it removes the entry.
+//!   until it has left. A run leaving with the door held alone turns its
+//!   shared lock into an exclusive one, which succeeds only when it is the
+//!   last; then it removes the entry. So an entry is never removed under a
+//!   run that joined it.
 //!
 //! OFD locks rather than flock: a run holds two locks of different kinds on
 //! one file, and the conversion from shared to exclusive must be atomic (a
@@ -91,8 +94,16 @@ impl Identity {
 pub struct Entry {
     file: File,
     path: PathBuf,
-    door: bool,
+    door: Door,
     left: bool,
+}
+
+/// This run's lock on the door.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Door {
+    Open,
+    Shared,
+    Alone,
 }
 
 /// Set (`kind`: F_RDLCK, F_WRLCK, F_UNLCK) the OFD lock on byte `byte` of
@@ -130,9 +141,11 @@ fn same_file(f: &File, path: &Path) -> bool {
 }
 
 /// Join the entry `key` in the state root `root`, waiting while another run
-/// joins or leaves it. Returns with the door held: the caller reads
-/// [`Entry::device`], makes the lower layer, [`Entry::set_device`] if it
-/// attached a new one, then [`Entry::open_door`].
+/// attaches its image or leaves it. Returns with the door held shared: the
+/// caller reads [`Entry::device`] and mounts it; or, to attach one,
+/// [`Entry::hold_door`], reads it again (another run may have attached
+/// the image meanwhile), attaches and [`Entry::set_device`]; then
+/// [`Entry::open_door`].
 pub fn join(root: &Path, key: &str) -> Result<Entry> {
     let path = root.join(format!("{PREFIX}{key}"));
     loop {
@@ -145,7 +158,7 @@ pub fn join(root: &Path, key: &str) -> Result<Entry> {
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&path)
             .with_context(|| format!("opening {}", path.display()))?;
-        ofd_lock(&file, DOOR, libc::F_WRLCK, true)
+        ofd_lock(&file, DOOR, libc::F_RDLCK, true)
             .with_context(|| format!("locking {}", path.display()))?;
         // The last user may have removed it while this run waited.
         if !same_file(&file, &path) {
@@ -156,7 +169,7 @@ pub fn join(root: &Path, key: &str) -> Result<Entry> {
         return Ok(Entry {
             file,
             path,
-            door: true,
+            door: Door::Shared,
             left: false,
         });
     }
@@ -175,9 +188,26 @@ impl Entry {
             .then(|| n.parse().ok())?
     }
 
+    /// Hold the door alone (to attach the image), waiting while others join
+    /// or leave. The entry stays: this run is one of its users.
+    pub fn hold_door(&mut self) -> Result<()> {
+        if self.door == Door::Alone {
+            return Ok(());
+        }
+        // Let go first: two runs turning their shared locks into exclusive
+        // ones in place would wait for each other for ever.
+        self.open_door()?;
+        ofd_lock(&self.file, DOOR, libc::F_WRLCK, true)
+            .with_context(|| format!("locking {}", self.path.display()))?;
+        self.door = Door::Alone;
+        Ok(())
+    }
+
     /// Name the loop device this run attached, by its number (the entry says
-    /// `/dev/loopN`, whatever node this run opened it through).
+    /// `/dev/loopN`, whatever node this run opened it through). The door is
+    /// held alone ([`Entry::hold_door`]).
     pub fn set_device(&mut self, number: u32) -> Result<()> {
+        debug_assert_eq!(self.door, Door::Alone);
         let dev = format!("/dev/loop{number}");
         let write = |f: &mut File| -> std::io::Result<()> {
             f.set_len(0)?;
@@ -189,9 +219,11 @@ impl Entry {
 
     /// Done joining: let the next run in.
     pub fn open_door(&mut self) -> Result<()> {
-        ofd_lock(&self.file, DOOR, libc::F_UNLCK, false)
-            .with_context(|| format!("unlocking {}", self.path.display()))?;
-        self.door = false;
+        if self.door != Door::Open {
+            ofd_lock(&self.file, DOOR, libc::F_UNLCK, false)
+                .with_context(|| format!("unlocking {}", self.path.display()))?;
+            self.door = Door::Open;
+        }
         Ok(())
     }
 
@@ -206,11 +238,7 @@ impl Entry {
         if std::mem::replace(&mut self.left, true) {
             return Ok(false);
         }
-        if !self.door {
-            ofd_lock(&self.file, DOOR, libc::F_WRLCK, true)
-                .with_context(|| format!("locking {}", self.path.display()))?;
-            self.door = true;
-        }
+        self.hold_door()?;
         // Atomic: on failure the shared lock stays, and the users we lost
         // to are still there.
         let last = ofd_lock(&self.file, USERS, libc::F_WRLCK, false).is_ok();
@@ -313,6 +341,7 @@ mod tests {
         let root = Root::new("last");
         let mut first = join(&root.0, "k").unwrap();
         assert_eq!(first.device(), None);
+        first.hold_door().unwrap();
         first.set_device(7).unwrap();
         first.open_door().unwrap();
         let mut second = join(&root.0, "k").unwrap();
@@ -334,13 +363,75 @@ mod tests {
         assert!(root.entries().is_empty(), "{:?}", root.entries());
     }
 
-    /// A joiner waits at the door while another joins, and gets in once it
-    /// is open; a joiner that waited while the last user removed the entry
-    /// starts over on a fresh one.
+    /// Whether some request for a lock on the entry `key` waits ("->" in
+    /// /proc/locks), within ten seconds.
+    fn someone_waits(root: &Root, key: &str) -> bool {
+        let ino = fs::metadata(root.0.join(format!("{PREFIX}{key}")))
+            .unwrap()
+            .ino();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if fs::read_to_string("/proc/locks").unwrap().lines().any(|l| {
+                l.contains("->") && l.contains("OFDLCK") && l.contains(&format!(":{ino} "))
+            }) {
+                return true;
+            }
+            std::thread::yield_now();
+        }
+        false
+    }
+
+    /// Runs of an attached image join side by side; one that attaches
+    /// holds the door alone, after the joiners and before the next ones.
+    #[test]
+    fn joiners_share_the_door_and_an_attacher_holds_it_alone() {
+        let root = Root::new("shared-door");
+        let mut first = join(&root.0, "k").unwrap();
+        first.hold_door().unwrap();
+        first.set_device(4).unwrap();
+        first.open_door().unwrap();
+        // Two joiners at once: neither waits for the other.
+        let mut a = join(&root.0, "k").unwrap();
+        let mut b = join(&root.0, "k").unwrap();
+        assert_eq!((a.device(), b.device()), (Some(4), Some(4)));
+        // One of them finds the device gone and attaches: it waits for the
+        // other to be in.
+        let attacher = std::thread::spawn(move || {
+            a.hold_door().unwrap();
+            a.set_device(5).unwrap();
+            a
+        });
+        assert!(someone_waits(&root, "k"), "the attacher never waited");
+        assert!(!attacher.is_finished());
+        b.open_door().unwrap();
+        let mut a = attacher.join().unwrap();
+        // A run joining meanwhile waits for the attacher, and reads its device.
+        let path = root.0.clone();
+        let joiner = std::thread::spawn(move || {
+            let mut c = join(&path, "k").unwrap();
+            let dev = c.device();
+            c.open_door().unwrap();
+            (dev, c)
+        });
+        assert!(someone_waits(&root, "k"), "the joiner never waited");
+        a.open_door().unwrap();
+        let (dev, c) = joiner.join().unwrap();
+        assert_eq!(dev, Some(5));
+        for e in [first, a, b] {
+            assert!(!e.leave().unwrap());
+        }
+        assert!(c.leave().unwrap());
+        assert!(root.entries().is_empty(), "{:?}", root.entries());
+    }
+
+    /// A joiner waits at the door while another attaches, and gets in once
+    /// it is open; a joiner that waited while the last user removed the
+    /// entry starts over on a fresh one.
     #[test]
     fn joiners_wait_at_the_door() {
         let root = Root::new("door");
         let mut first = join(&root.0, "k").unwrap();
+        first.hold_door().unwrap();
         let path = root.0.clone();
         let waiter = std::thread::spawn(move || {
             let mut e = join(&path, "k").unwrap();
@@ -350,21 +441,7 @@ mod tests {
         });
         // The waiter blocks at the door: /proc/locks shows its request
         // waiting ("->") on the entry's inode.
-        let ino = fs::metadata(root.0.join(format!("{PREFIX}k")))
-            .unwrap()
-            .ino();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !fs::read_to_string("/proc/locks")
-            .unwrap()
-            .lines()
-            .any(|l| l.contains("->") && l.contains("OFDLCK") && l.contains(&format!(":{ino} ")))
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the waiter never blocked"
-            );
-            std::thread::yield_now();
-        }
+        assert!(someone_waits(&root, "k"), "the waiter never blocked");
         assert!(!waiter.is_finished());
         first.set_device(3).unwrap();
         first.open_door().unwrap();
@@ -404,6 +481,7 @@ mod tests {
             fs::write(root.0.join(format!("{PREFIX}k")), bad).unwrap();
             assert_eq!(e.device(), None, "{bad:?}");
         }
+        e.hold_door().unwrap();
         e.set_device(12).unwrap();
         assert_eq!(e.device(), Some(12));
     }
