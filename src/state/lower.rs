@@ -381,6 +381,18 @@ mod tests {
         false
     }
 
+    /// A run joining `key` in a thread of its own: what it read of the
+    /// device once in, and its hold.
+    fn joiner(root: &Root, key: &'static str) -> std::thread::JoinHandle<(Option<u32>, Entry)> {
+        let path = root.0.clone();
+        std::thread::spawn(move || {
+            let mut e = join(&path, key).unwrap();
+            let dev = e.device();
+            e.open_door().unwrap();
+            (dev, e)
+        })
+    }
+
     /// Runs of an attached image join side by side; one that attaches
     /// holds the door alone, after the joiners and before the next ones.
     #[test]
@@ -406,16 +418,10 @@ mod tests {
         b.open_door().unwrap();
         let mut a = attacher.join().unwrap();
         // A run joining meanwhile waits for the attacher, and reads its device.
-        let path = root.0.clone();
-        let joiner = std::thread::spawn(move || {
-            let mut c = join(&path, "k").unwrap();
-            let dev = c.device();
-            c.open_door().unwrap();
-            (dev, c)
-        });
+        let third = joiner(&root, "k");
         assert!(someone_waits(&root, "k"), "the joiner never waited");
         a.open_door().unwrap();
-        let (dev, c) = joiner.join().unwrap();
+        let (dev, c) = third.join().unwrap();
         assert_eq!(dev, Some(5));
         for e in [first, a, b] {
             assert!(!e.leave().unwrap());
@@ -432,13 +438,7 @@ mod tests {
         let root = Root::new("door");
         let mut first = join(&root.0, "k").unwrap();
         first.hold_door().unwrap();
-        let path = root.0.clone();
-        let waiter = std::thread::spawn(move || {
-            let mut e = join(&path, "k").unwrap();
-            let dev = e.device();
-            e.open_door().unwrap();
-            (dev, e)
-        });
+        let waiter = joiner(&root, "k");
         // The waiter blocks at the door: /proc/locks shows its request
         // waiting ("->") on the entry's inode.
         assert!(someone_waits(&root, "k"), "the waiter never blocked");
