@@ -725,6 +725,7 @@ report=$tmp/RESULTS.md
     echo "- No build, test run or VM was seen running during the benchmark."
   fi
   echo "- Each command runs with no stdin and its output discarded (hyperfine \`--shell=none\`)."
+  echo "- fwrun$([ -n "$baseline" ] && echo " and the earlier build are" || echo " is") timed as installed: the pages the linker left of the binary in the page cache were written out, dropped and read back first (a freshly linked binary starts about 0.2 ms slower here)."
   echo "- systemd-nspawn runs on a copy of $dir (it writes /etc/localtime, /etc/resolv.conf and /var/log/journal into the tree it boots)."
   if [ -n "${nspawn_warn// /}" ]; then
     echo "- systemd-nspawn said, on a successful run: \`$nspawn_warn\`"
