@@ -91,6 +91,8 @@ as_installed() {
   cat "$1" >/dev/null
 }
 as_installed "$fwrun"
+# alt_in FILE NAME: the median alternate.py gave NAME in FILE.
+alt_in() { awk -v k="$2" '$1 == k { print $2 }' "$1"; }
 # The busybox test firmware (the script rebuilds only when its sources changed).
 say "building the test firmware (tests/firmware/build.sh target/fwtest)"
 bash tests/firmware/build.sh target/fwtest
@@ -337,8 +339,8 @@ if [ -n "$baseline" ]; then
     "now=$fwrun --firmware $img -q -- /bin/true" \
     "baseline=$baseline --firmware $img -q -- /bin/true" \
     >"$tmp/baseline" || die "the runs against the baseline failed"
-  b_now=$(awk '$1 == "now" { print $2 }' "$tmp/baseline")
-  b_base=$(awk '$1 == "baseline" { print $2 }' "$tmp/baseline")
+  b_now=$(alt_in "$tmp/baseline" now)
+  b_base=$(alt_in "$tmp/baseline" baseline)
 fi
 
 # --- 4: systemd-nspawn --------------------------------------------------------------
@@ -535,7 +537,7 @@ r_nspawn=$(calc "$ns / $ext2" 2)
 sq=$(median_ms fwrun-sqfs)
 sq_shared=$(median_ms fwrun-sqfs-shared)
 ext2_shared=$(median_ms fwrun-ext2-shared)
-alt() { awk -v k="$1" '$1 == k { print $2 }' "$tmp/alt"; }
+alt() { alt_in "$tmp/alt" "$1"; }
 a_ext2=$(alt ext2-first) a_ext2s=$(alt ext2-shared) a_sq=$(alt sqfs-first)
 a_sqs=$(alt sqfs-shared) a_dir=$(alt dir) a_bw=$(alt bwrap)
 # Throughput of 16 runs of one image side by side: runs per second.
@@ -543,8 +545,8 @@ tput() { calc "16 / ($(median_ms "$1") / 1000)" 1; }
 tput_ext2=$(tput parallel-16)
 tput_sqfs=$(tput parallel-16-sqfs)
 tput_bwrap=$(tput parallel-16-bwrap)
-alt_par() { calc "16 / ($(awk -v k="$1" '$1 == k { print $2 }' "$tmp/alt-par") / 1000)" 1; }
-a_tput_ext2=$(alt_par ext2) a_tput_bwrap=$(alt_par bwrap)
+a_par_ext2=$(alt_in "$tmp/alt-par" ext2) a_par_bwrap=$(alt_in "$tmp/alt-par" bwrap)
+a_tput_ext2=$(calc "16 / ($a_par_ext2 / 1000)" 1) a_tput_bwrap=$(calc "16 / ($a_par_bwrap / 1000)" 1)
 
 row() { # row NAME LABEL: a table row for one hyperfine run
   # shellcheck disable=SC2016 # the backquotes are Markdown
@@ -628,9 +630,9 @@ report=$tmp/RESULTS.md
   echo
   echo "| what | 16 runs, wall (ms) | runs per second | alternated: wall (ms) | alternated: runs per second |"
   echo "| --- | ---: | ---: | ---: | ---: |"
-  echo "| fwrun, ext2 image | $(calc "$p16" 1) | $tput_ext2 | $(calc "$(awk '$1 == "ext2" { print $2 }' "$tmp/alt-par")" 1) | $a_tput_ext2 |"
+  echo "| fwrun, ext2 image | $(calc "$p16" 1) | $tput_ext2 | $(calc "$a_par_ext2" 1) | $a_tput_ext2 |"
   echo "| fwrun, squashfs image | $(calc "$(median_ms parallel-16-sqfs)" 1) | $tput_sqfs | - | - |"
-  echo "| bubblewrap, the directory | $(calc "$(median_ms parallel-16-bwrap)" 1) | $tput_bwrap | $(calc "$(awk '$1 == "bwrap" { print $2 }' "$tmp/alt-par")" 1) | $a_tput_bwrap |"
+  echo "| bubblewrap, the directory | $(calc "$(median_ms parallel-16-bwrap)" 1) | $tput_bwrap | $(calc "$a_par_bwrap" 1) | $a_tput_bwrap |"
   echo
   echo "Memory: N runs of one image at once, each reading the firmware's busybox whole, all up together, in a memory cgroup of the benchmark's ($memcg_root): its peak ($memcg_peak: the runs' processes and the page cache charged to them) and its page cache while they all run (memory.stat $memcg_cache), KiB."
   echo
