@@ -223,49 +223,145 @@ fn fast_mounts() -> Vec<libc::sock_filter> {
     p
 }
 
+/// A jump target while the program is laid out: so many instructions on,
+/// or a label placed further down.
+#[derive(Clone, Copy)]
+enum To {
+    Skip(u8),
+    Label(usize),
+}
+
+/// The program under construction: instructions whose forward jumps may
+/// name labels, resolved once every label has its place.
+#[derive(Default)]
+struct Layout {
+    code: Vec<(libc::sock_filter, To, To)>,
+    labels: Vec<Option<usize>>,
+}
+
+impl Layout {
+    /// An instruction as it stands (its jumps, if any, relative).
+    fn push(&mut self, i: libc::sock_filter) {
+        self.code.push((i, To::Skip(i.jt), To::Skip(i.jf)));
+    }
+
+    fn jump(&mut self, code: u16, k: u32, jt: To, jf: To) {
+        self.code.push((jump(code, k, 0, 0), jt, jf));
+    }
+
+    fn label(&mut self) -> usize {
+        self.labels.push(None);
+        self.labels.len() - 1
+    }
+
+    fn place(&mut self, label: usize) {
+        self.labels[label] = Some(self.code.len());
+    }
+
+    fn finish(self) -> Vec<libc::sock_filter> {
+        let offset = |at: usize, to: To| -> u8 {
+            match to {
+                To::Skip(n) => n,
+                To::Label(l) => {
+                    let target = self.labels[l].expect("every label is placed");
+                    u8::try_from(target - at - 1).expect("a jump of at most 255")
+                }
+            }
+        };
+        self.code
+            .iter()
+            .enumerate()
+            .map(|(at, (i, jt, jf))| libc::sock_filter {
+                jt: offset(at, *jt),
+                jf: offset(at, *jf),
+                ..*i
+            })
+            .collect()
+    }
+}
+
+/// How many calls a leaf of the search compares one by one.
+const LEAF: usize = 4;
+
+/// A binary search for the call's number among `calls` (sorted): the
+/// accumulator holds the number. A call found jumps to its action's
+/// label; any other is allowed.
+fn search(p: &mut Layout, calls: &[(u32, usize)]) {
+    if calls.len() <= LEAF {
+        for &(nr, action) in calls {
+            p.jump(JEQ, nr, To::Label(action), To::Skip(0));
+        }
+        p.push(op(RET, libc::SECCOMP_RET_ALLOW));
+        return;
+    }
+    let mid = calls.len() / 2;
+    let upper = p.label();
+    p.jump(JGE, calls[mid].0, To::Label(upper), To::Skip(0));
+    search(p, &calls[..mid]);
+    p.place(upper);
+    search(p, &calls[mid..]);
+}
+
 /// The filter program. With `fast_bind_remounts`, the mount(2) calls whose
 /// answer the flags tell ([`fast_mounts`]) go ahead without a round trip to
 /// the supervisor (systemd makes about a hundred and fifty at boot, for its
 /// units' sandboxes). Not under an AppArmor profile: the supervisor makes
 /// some of them on the firmware's behalf there, where the profile would
 /// refuse them.
+///
+/// The calls it names are found by a binary search on the number rather
+/// than one comparison after another: when the filter is installed, the
+/// kernel runs it once for every call number to learn which ones it always
+/// allows, and a search makes that several times shorter.
 pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
-    let mut p = vec![
-        op(LD_W_ABS, OFFSET_ARCH),
-        jump(JEQ, NATIVE_ARCH, 1, 0),
-        op(RET, errno(libc::ENOSYS)),
-        op(LD_W_ABS, OFFSET_NR),
-    ];
+    let mut p = Layout::default();
+    p.push(op(LD_W_ABS, OFFSET_ARCH));
+    p.push(jump(JEQ, NATIVE_ARCH, 1, 0));
+    p.push(op(RET, errno(libc::ENOSYS)));
+    p.push(op(LD_W_ABS, OFFSET_NR));
     #[cfg(target_arch = "x86_64")]
-    p.extend([
+    {
         // x32 calls carry this bit in their number.
-        jump(JGE, 0x4000_0000, 0, 1),
-        op(RET, errno(libc::ENOSYS)),
-    ]);
-    if fast_bind_remounts {
-        let fast = fast_mounts();
-        p.push(jump(JEQ, libc::SYS_mount as u32, 0, fast.len() as u8));
-        p.extend(fast);
+        p.push(jump(JGE, 0x4000_0000, 0, 1));
+        p.push(op(RET, errno(libc::ENOSYS)));
     }
-    for (nr, treat) in table() {
-        let ret = match treat {
-            Treat::Notify => libc::SECCOMP_RET_USER_NOTIF,
-            Treat::NoSys => errno(libc::ENOSYS),
-        };
-        p.push(jump(JEQ, nr as u32, 0, 1));
-        p.push(op(RET, ret));
+    // Where the calls the filter names go, once found.
+    let (notify, nosys, fast_mount, syslog) = (p.label(), p.label(), p.label(), p.label());
+    let mut calls: Vec<(u32, usize)> = table()
+        .into_iter()
+        .map(|(nr, treat)| {
+            let to = match treat {
+                Treat::Notify if nr == libc::SYS_mount && fast_bind_remounts => fast_mount,
+                Treat::Notify => notify,
+                Treat::NoSys => nosys,
+            };
+            (nr as u32, to)
+        })
+        .chain([(libc::SYS_syslog as u32, syslog)])
+        .collect();
+    calls.sort_unstable();
+    search(&mut p, &calls);
+    p.place(notify);
+    p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
+    p.place(nosys);
+    p.push(op(RET, errno(libc::ENOSYS)));
+    if fast_bind_remounts {
+        p.place(fast_mount);
+        for i in fast_mounts() {
+            p.push(i);
+        }
     }
     // syslog: the read-only actions pass, the others go to the supervisor.
-    let n = SYSLOG_READ_ONLY.len() as u8;
-    p.push(jump(JEQ, libc::SYS_syslog as u32, 0, n + 2));
+    p.place(syslog);
     p.push(op(LD_W_ABS, OFFSET_ARG0));
+    let n = SYSLOG_READ_ONLY.len() as u8;
     for (i, action) in SYSLOG_READ_ONLY.iter().enumerate() {
         // On a match, jump over the rest and the notify to the allow.
         p.push(jump(JEQ, *action, n - i as u8, 0));
     }
     p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
     p.push(op(RET, libc::SECCOMP_RET_ALLOW));
-    p
+    p.finish()
 }
 
 /// Install the filter on this thread (and what it execs); returns the
@@ -439,6 +535,67 @@ mod tests {
         assert_eq!(run(&fast, libc::SYS_umount2, n, [0; 4]), notify);
         assert_eq!(run(&fast, libc::SYS_read, n, [0; 4]), allow);
         assert_eq!(run(&fast, libc::SYS_fsopen, n, [0; 4]), errno(libc::ENOSYS));
+    }
+
+    /// The filter as one comparison after another, as it was first
+    /// written: the search must answer every call as this does.
+    fn one_by_one(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
+        let mut p = vec![
+            op(LD_W_ABS, OFFSET_ARCH),
+            jump(JEQ, NATIVE_ARCH, 1, 0),
+            op(RET, errno(libc::ENOSYS)),
+            op(LD_W_ABS, OFFSET_NR),
+        ];
+        #[cfg(target_arch = "x86_64")]
+        p.extend([jump(JGE, 0x4000_0000, 0, 1), op(RET, errno(libc::ENOSYS))]);
+        if fast_bind_remounts {
+            let fast = fast_mounts();
+            p.push(jump(JEQ, libc::SYS_mount as u32, 0, fast.len() as u8));
+            p.extend(fast);
+        }
+        for (nr, treat) in table() {
+            let ret = match treat {
+                Treat::Notify => libc::SECCOMP_RET_USER_NOTIF,
+                Treat::NoSys => errno(libc::ENOSYS),
+            };
+            p.push(jump(JEQ, nr as u32, 0, 1));
+            p.push(op(RET, ret));
+        }
+        let n = SYSLOG_READ_ONLY.len() as u8;
+        p.push(jump(JEQ, libc::SYS_syslog as u32, 0, n + 2));
+        p.push(op(LD_W_ABS, OFFSET_ARG0));
+        for (i, action) in SYSLOG_READ_ONLY.iter().enumerate() {
+            p.push(jump(JEQ, *action, n - i as u8, 0));
+        }
+        p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
+        p.push(op(RET, libc::SECCOMP_RET_ALLOW));
+        p
+    }
+
+    #[test]
+    fn the_search_answers_every_call_as_comparing_one_by_one_does() {
+        let ro_nodev = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NODEV;
+        let args = [
+            [0u64; 4],
+            [3, 0, 0, ro_nodev],
+            [8, 0, 0, libc::MS_BIND | libc::MS_REC],
+            [10, 0, 0, libc::MS_PRIVATE],
+            [2, 0, 0, libc::MS_MOVE],
+        ];
+        for fast in [false, true] {
+            let (search, reference) = (program(fast), one_by_one(fast));
+            for arch in [NATIVE_ARCH, 0x4000_0003] {
+                for nr in (0..1024).chain([0x4000_0000, 0x4000_0002, u32::MAX as i64]) {
+                    for a in args {
+                        assert_eq!(
+                            run(&search, nr, arch, a),
+                            run(&reference, nr, arch, a),
+                            "call {nr}, arch {arch:#x}, arguments {a:?}, fast {fast}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]
