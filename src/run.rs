@@ -697,9 +697,10 @@ fn boot(
         rep.boots += 1;
         let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log, rep)?;
         ready.boot(started.pid);
-        let mut notifier = started.listener.take().map(|l| {
-            Notifier::from_mountinfo(l, mountinfo.as_deref(), prep.host_devs.clone(), started.pid)
-        });
+        let mut notifier = started
+            .listener
+            .take()
+            .map(|l| Notifier::from_mountinfo(l, mountinfo, prep.host_devs.clone(), started.pid));
         let watch = Watch {
             relay: relay.as_mut(),
             follow: acq

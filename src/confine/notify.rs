@@ -4,6 +4,7 @@
 //! are refused, but for read-only clock adjustments), answers, and keeps
 //! each refusal for --follow-denials, the summary and the report.
 
+use std::cell::OnceCell;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
@@ -37,9 +38,12 @@ impl Refusal {
 /// Serves one boot's notifications.
 pub struct Notifier {
     listener: OwnedFd,
-    /// fwrun's mounts; None when they could not be read (the init ended
-    /// at once): every mount call is then refused.
-    table: Option<Table>,
+    /// fwrun's mounts, as the init's mountinfo said when it started, and
+    /// the host devices bound in; None when it could not be read (the init
+    /// ended at once): every mount call is then refused. Parsed at the
+    /// first mount call ([`Notifier::table`]): most runs make none.
+    mounts: Option<(String, Vec<(u32, u32)>)>,
+    table: OnceCell<Table>,
     /// The refusals, each kind once with its count.
     pub refused: Tally<Refusal>,
     /// The init's mount namespace, where fwrun's /proc stands: a proc
@@ -54,7 +58,7 @@ impl Notifier {
     /// into the firmware.
     pub fn new(listener: OwnedFd, init: libc::pid_t, host_devs: Vec<(u32, u32)>) -> Self {
         let info = std::fs::read_to_string(format!("/proc/{init}/mountinfo")).ok();
-        Notifier::from_mountinfo(listener, info.as_deref(), host_devs, init)
+        Notifier::from_mountinfo(listener, info, host_devs, init)
     }
 
     /// The same, from the init's mountinfo as it started (read then, or
@@ -62,16 +66,26 @@ impl Notifier {
     /// the run's init (pid in fwrun's namespace).
     pub fn from_mountinfo(
         listener: OwnedFd,
-        mountinfo: Option<&str>,
+        mountinfo: Option<String>,
         host_devs: Vec<(u32, u32)>,
         init: libc::pid_t,
     ) -> Self {
         Notifier {
             listener,
-            table: mountinfo.map(|info| Table::from_mountinfo(info, host_devs)),
+            mounts: mountinfo.map(|info| (info, host_devs)),
+            table: OnceCell::new(),
             refused: Tally::default(),
             proc_ns: File::open(format!("/proc/{init}/ns/mnt")).ok(),
         }
+    }
+
+    /// fwrun's mounts, parsed the first time they are asked for.
+    fn table(&self) -> Option<&Table> {
+        let (info, host_devs) = self.mounts.as_ref()?;
+        Some(
+            self.table
+                .get_or_init(|| Table::from_mountinfo(info, host_devs.clone())),
+        )
     }
 
     pub fn fd(&self) -> RawFd {
@@ -124,12 +138,12 @@ impl Notifier {
             (Verdict::Refuse(reason), Some(r))
         };
         match nr {
-            libc::SYS_mount | libc::SYS_umount2 if self.table.is_none() => refuse(
+            libc::SYS_mount | libc::SYS_umount2 if self.mounts.is_none() => refuse(
                 String::new(),
                 "fwrun could not read the firmware's mounts".into(),
             ),
             libc::SYS_mount => {
-                let table = self.table.as_ref().expect("checked above");
+                let table = self.table().expect("checked above");
                 let mem = Memory::open(pid);
                 let call = MountCall {
                     source: mem.string(a[0]),
@@ -152,7 +166,7 @@ impl Notifier {
                 }
             }
             libc::SYS_umount2 => {
-                let table = self.table.as_ref().expect("checked above");
+                let table = self.table().expect("checked above");
                 let target = Memory::open(pid).string(a[0]).unwrap_or_default();
                 match mounts::decide_umount(&target, table, &InProcess(pid)) {
                     Verdict::Refuse(why) => refuse(target, why),

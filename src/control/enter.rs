@@ -70,7 +70,7 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     let mut sfd = block_signals()?;
     let child = spawn(spec)?;
     // Without the run's mount table, every mount call is refused.
-    let table = Some(facts.mounts.as_str()).filter(|m| !m.is_empty());
+    let table = Some(facts.mounts.clone()).filter(|m| !m.is_empty());
     let mut notifier = child
         .listener
         .map(|l| Notifier::from_mountinfo(l, table, facts.host_devs.clone(), init));
