@@ -265,13 +265,18 @@ pub fn sweep_in(root: &Path) -> Vec<String> {
     let Ok(entries) = fs::read_dir(root) else {
         return Vec::new();
     };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    sweep_named(root, &names)
+}
+
+/// [`sweep_in`], given the names in `root` (read once for every sweep).
+pub fn sweep_named(root: &Path, names: &[String]) -> Vec<String> {
     let mut swept = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(PREFIX) {
-            continue;
-        }
-        let path = entry.path();
+    for name in names.iter().filter(|n| n.starts_with(PREFIX)) {
+        let path = root.join(name);
         let Ok(file) = OpenOptions::new()
             .read(true)
             .write(true)
@@ -283,7 +288,7 @@ pub fn sweep_in(root: &Path) -> Vec<String> {
         let free = ofd_lock(&file, DOOR, libc::F_WRLCK, false).is_ok()
             && ofd_lock(&file, USERS, libc::F_WRLCK, false).is_ok();
         if free && same_file(&file, &path) && fs::remove_file(&path).is_ok() {
-            swept.push(name);
+            swept.push(name.clone());
         }
     }
     swept

@@ -303,7 +303,11 @@ enum Claim {
 fn sweep_one(root: &Path, dir: &Path, sweeper: &mut dyn Sweeper) -> Result<Claim> {
     let lock = match File::open(dir.join(LOCK)) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        // No lock: not a run's directory, or not a directory at all.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
             return Ok(if dir.is_dir() {
                 Claim::NoLock
             } else {
@@ -418,27 +422,33 @@ fn sweep_in(root: &Path, sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", root.display())),
     };
+    // One reading of the directory serves the runs and the lower layers'
+    // entries: while other runs start and end beside this one, each
+    // reading waits for their changes to the directory.
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let mut swept = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let path = entry.path();
+    for name in &names {
+        let path = root.join(name);
         let private = [TMP_PREFIX, DEAD_PREFIX]
             .iter()
             .find_map(|p| name.strip_prefix(p));
         let done = if let Some(rest) = private {
             path.is_dir() && sweep_private(&path, maker_pid(rest), sweeper)?
-        } else if check_name(&name).is_err()
-            || !path.join(INFO).exists() && !path.join(LOCK).exists()
-        {
+        } else if check_name(name).is_err() {
             false
         } else {
+            // A directory without a lock is not a run's (sweep_one leaves
+            // it), whether or not it has an info file.
             sweep_one(root, &path, sweeper)? == Claim::Swept
         };
         if done {
-            swept.push(name);
+            swept.push(name.clone());
         }
     }
-    swept.extend(lower::sweep_in(root));
+    swept.extend(lower::sweep_named(root, &names));
     Ok(swept)
 }
 
@@ -652,6 +662,22 @@ mod tests {
         assert!(s.released.is_empty());
         live.remove().unwrap();
         assert!(root.entries().is_empty(), "{:?}", root.entries());
+    }
+
+    /// What is not a run's, though named like one, is left as it is and
+    /// makes no error: a file, a directory without a lock (with or without
+    /// an info file).
+    #[test]
+    fn a_sweep_leaves_what_is_not_a_run() {
+        let root = Root::new("strays");
+        fs::write(root.0.join("afile"), "x").unwrap();
+        fs::create_dir(root.0.join("bare")).unwrap();
+        fs::create_dir(root.0.join("infoonly")).unwrap();
+        fs::write(root.0.join("infoonly").join(INFO), "").unwrap();
+        dead_run(&root, "dead", "fwrun-dead-00000003");
+        let mut s = Recorder::default();
+        assert_eq!(sweep_in(&root.0, &mut s).unwrap(), ["dead"]);
+        assert_eq!(root.entries(), ["afile", "bare", "infoonly"]);
     }
 
     #[test]
