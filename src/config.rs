@@ -406,7 +406,7 @@ mod tests {
         assert!(!c.init_named);
         assert_eq!((c.stop_signal, c.console), (None, Console::Auto));
         let c = config(&["--firmware", "x", "--stop-signal", "rtmin+4"]);
-        assert_eq!(c.stop_signal, Some(libc::SIGRTMIN() + 4));
+        assert_eq!(c.stop_signal, Some(crate::sys::signals::RTMIN + 4));
     }
 
     #[test]

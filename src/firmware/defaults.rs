@@ -271,7 +271,10 @@ mod tests {
         let (s, _) = stop_signal(None, Some(Init::Sysvinit), sh);
         assert_eq!(s, libc::SIGINT);
         let (s, c) = stop_signal(None, Some(Init::Systemd), sh);
-        assert_eq!((s, c.value.as_str()), (libc::SIGRTMIN() + 4, "SIGRTMIN+4"));
+        assert_eq!(
+            (s, c.value.as_str()),
+            (crate::sys::signals::RTMIN + 4, "SIGRTMIN+4")
+        );
         let (s, c) = stop_signal(None, None, sh);
         assert_eq!(s, libc::SIGTERM);
         assert!(c.why.contains("/bin/sh is not an init"), "{}", c.why);

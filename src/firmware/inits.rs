@@ -80,7 +80,7 @@ impl Init {
             // the inittab's ctrlaltdel entry; SIGTERM is ignored.
             Init::Sysvinit => libc::SIGINT,
             // poweroff; SIGTERM makes it re-execute itself.
-            Init::Systemd => libc::SIGRTMIN() + 4,
+            Init::Systemd => crate::sys::signals::RTMIN + 4,
         }
     }
 

@@ -36,6 +36,13 @@ const NAMES: &[(&str, i32)] = &[
     ("SYS", libc::SIGSYS),
 ];
 
+/// The first real-time signal as glibc numbers them, and systemd with it:
+/// glibc keeps the kernel's first two for itself, so its SIGRTMIN is 34
+/// (musl keeps three and says 35). An init reads "SIGRTMIN+4" in its own
+/// C library's numbering: fwrun uses glibc's, whatever C library fwrun is
+/// built with.
+pub const RTMIN: i32 = 34;
+
 /// Parse "TERM", "SIGTERM", "sigterm", "15", "RTMIN+3", "SIGRTMAX-1".
 pub fn parse(s: &str) -> Option<i32> {
     let upper = s.trim().to_ascii_uppercase();
@@ -46,7 +53,7 @@ pub fn parse(s: &str) -> Option<i32> {
     if let Some(&(_, n)) = NAMES.iter().find(|(k, _)| *k == name) {
         return Some(n);
     }
-    let (min, max) = (libc::SIGRTMIN(), libc::SIGRTMAX());
+    let (min, max) = (RTMIN, libc::SIGRTMAX());
     let rt = |rest: &str, base: i32, sign: i32| -> Option<i32> {
         let off = if rest.is_empty() {
             0
@@ -76,7 +83,7 @@ pub fn name(n: i32) -> String {
     if let Some((k, _)) = NAMES.iter().find(|(_, v)| *v == n) {
         return format!("SIG{k}");
     }
-    let min = libc::SIGRTMIN();
+    let min = RTMIN;
     if (min..=libc::SIGRTMAX()).contains(&n) {
         return format!("SIGRTMIN+{}", n - min);
     }
@@ -87,13 +94,23 @@ pub fn name(n: i32) -> String {
 mod tests {
     use super::*;
 
+    /// fwrun's real-time numbering is glibc's, whichever C library it is
+    /// built with: systemd's SIGRTMIN+4 (power off) is signal 38.
+    #[test]
+    fn real_time_signals_are_numbered_as_glibc_does() {
+        assert_eq!(parse("RTMIN+4"), Some(38));
+        assert_eq!(name(38), "SIGRTMIN+4");
+        #[cfg(target_env = "gnu")]
+        assert_eq!(RTMIN, libc::SIGRTMIN());
+    }
+
     #[test]
     fn names_and_numbers() {
         assert_eq!(parse("TERM"), Some(15));
         assert_eq!(parse("sigusr2"), Some(libc::SIGUSR2));
         assert_eq!(parse("9"), Some(9));
-        assert_eq!(parse("RTMIN+3"), Some(libc::SIGRTMIN() + 3));
-        assert_eq!(parse("SIGRTMIN"), Some(libc::SIGRTMIN()));
+        assert_eq!(parse("RTMIN+3"), Some(RTMIN + 3));
+        assert_eq!(parse("SIGRTMIN"), Some(RTMIN));
         assert_eq!(parse("RTMAX-1"), Some(libc::SIGRTMAX() - 1));
         assert_eq!(parse("RTMIN+999"), None);
         assert_eq!(parse("RTMIN-1"), None);
@@ -101,6 +118,6 @@ mod tests {
         assert_eq!(parse("0"), None);
         assert_eq!(parse("65"), None);
         assert_eq!(name(15), "SIGTERM");
-        assert_eq!(name(libc::SIGRTMIN() + 4), "SIGRTMIN+4");
+        assert_eq!(name(RTMIN + 4), "SIGRTMIN+4");
     }
 }
