@@ -306,7 +306,7 @@ impl Resolve for InProcess {
             mnt_id: st.stx_mnt_id,
             mount_root: st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0,
             dev: (st.stx_dev_major, st.stx_dev_minor),
-            fs_magic: fs.f_type,
+            fs_magic: fs.f_type as _,
             nodev: nix::sys::statvfs::fstatvfs(&fd)
                 .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV)),
         })

@@ -196,10 +196,10 @@ fn loopback_up() -> Result<()> {
             _pad: [0; 22],
         };
         req.name[..2].copy_from_slice(b"lo");
-        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS, &mut req);
+        let mut r = libc::ioctl(s, libc::SIOCGIFFLAGS as _, &mut req);
         if r == 0 {
             req.flags |= libc::IFF_UP as libc::c_short;
-            r = libc::ioctl(s, libc::SIOCSIFFLAGS, &req);
+            r = libc::ioctl(s, libc::SIOCSIFFLAGS as _, &req);
         }
         let e = Errno::last();
         libc::close(s);

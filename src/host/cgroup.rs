@@ -33,7 +33,6 @@ use anyhow::{anyhow, Context, Result};
 use crate::error::fail;
 
 pub const ROOT: &str = "/sys/fs/cgroup";
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 /// The pids limit when none is given: far above what a firmware runs, low
 /// enough that a fork bomb stops.
 pub const DEFAULT_PIDS: u64 = 4096;
@@ -99,9 +98,9 @@ pub enum Hierarchy {
 }
 
 pub fn hierarchy() -> Hierarchy {
-    let magic = nix::sys::statfs::statfs(ROOT).map(|s| s.filesystem_type().0);
-    match magic {
-        Ok(CGROUP2_SUPER_MAGIC) => Hierarchy::Unified,
+    let fs_type = nix::sys::statfs::statfs(ROOT).map(|s| s.filesystem_type());
+    match fs_type {
+        Ok(t) if t == nix::sys::statfs::CGROUP2_SUPER_MAGIC => Hierarchy::Unified,
         Ok(_) if Path::new(ROOT).join("unified/cgroup.controllers").exists() => Hierarchy::Legacy(
             "the hybrid layout (v1 controllers at /sys/fs/cgroup, a controller-less v2 at /sys/fs/cgroup/unified)".into(),
         ),
