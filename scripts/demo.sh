@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh
-cargo build --release --locked
+target=$(scripts/target.sh)
+cargo build --release --locked --target "$target"
 bash tests/firmware/build.sh target/fwtest
-exec "target/$(rustc --print host-tuple)/release/fwrun" --firmware target/fwtest/fw.ext2 "$@" -- /sbin/init
+exec "target/$target/release/fwrun" --firmware target/fwtest/fw.ext2 "$@" -- /sbin/init

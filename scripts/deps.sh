@@ -41,3 +41,11 @@ command -v cargo >/dev/null || {
   echo "deps.sh: cargo is missing: install a Rust toolchain (rustup)" >&2
   exit 1
 }
+# The musl target fwrun is built for (scripts/target.sh). Without it (no
+# rustup, no network) the build falls back to glibc, which is slower to
+# start but otherwise the same.
+musl="$(uname -m)-unknown-linux-musl"
+if command -v rustup >/dev/null && ! rustup target list --installed 2>/dev/null | grep -qx "$musl"; then
+  rustup target add "$musl" >/dev/null 2>&1 \
+    || echo "deps.sh: could not add the Rust target $musl: fwrun is built with glibc" >&2
+fi

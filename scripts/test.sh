@@ -8,6 +8,9 @@ if [ "$(id -u)" != 0 ]; then
   exit 1
 fi
 scripts/deps.sh
+CARGO_BUILD_TARGET=$(scripts/target.sh)
+export CARGO_BUILD_TARGET
+echo "test.sh: building for $CARGO_BUILD_TARGET" >&2
 cargo fmt --check
 python3 scripts/check-layout.py
 cargo clippy --locked --all-targets -- -D warnings

@@ -4,6 +4,10 @@
 use clap::Parser;
 use fwrun::{cli, config, error, run};
 
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() {
     // fwrun's errors are one line and never show a backtrace. With
     // RUST_BACKTRACE set (as on many developers' and CI machines), every

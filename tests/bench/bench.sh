@@ -13,8 +13,8 @@
 #   sudo tests/bench/bench.sh
 #
 # Prints a Markdown report and writes it to tests/bench/RESULTS.md. Builds
-# fwrun (target/<host>/release/fwrun) and the test firmware (target/fwtest/)
-# when needed.
+# fwrun (target/<target>/release/fwrun, the target scripts/target.sh names)
+# and the test firmware (target/fwtest/) when needed.
 # Leaves nothing behind: no loop device, nothing in /run/fwrun, no process,
 # pid namespace or AppArmor profile, no temporary directory; it checks this
 # at the end and fails if it is not so. bubblewrap and systemd-nspawn must
@@ -62,8 +62,11 @@ fi
 # the report says so.
 cargo=$(command -v cargo || echo "${HOME:-/root}/.cargo/bin/cargo")
 rustc=$(command -v rustc || echo "${HOME:-/root}/.cargo/bin/rustc")
-# Built for the host named as a target (.cargo/config.toml links it statically).
-fwrun=target/$("$rustc" --print host-tuple 2>/dev/null || echo "$(uname -m)-unknown-linux-gnu")/release/fwrun
+# Built for the target the tests use (scripts/target.sh: musl where rustup
+# has it, else the host's glibc; either is linked statically).
+target=$(PATH="$(dirname "$rustc"):$PATH" scripts/target.sh 2>/dev/null || echo "$(uname -m)-unknown-linux-gnu")
+export CARGO_BUILD_TARGET=$target
+fwrun=target/$target/release/fwrun
 build_note=
 if [ ! -x "$fwrun" ]; then
   [ -x "$cargo" ] || die "$fwrun is missing and cargo is not in PATH: run cargo build --release first"
