@@ -28,11 +28,15 @@
 //!
 //! Someone who waits for the door may find, once it has it, that the entry
 //! was removed meanwhile (the last user left): it checks that the file it
-//! locked is still the one at the path, and starts over otherwise.
+//! locked is still the one at the path, and starts over otherwise. A new
+//! entry appears at its path already locked by the run that made it (an
+//! unnamed file, locked, then linked in): a sweeper never sees it free.
 
+use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -149,15 +153,20 @@ fn same_file(f: &File, path: &Path) -> bool {
 pub fn join(root: &Path, key: &str) -> Result<Entry> {
     let path = root.join(format!("{PREFIX}{key}"));
     loop {
-        let file = OpenOptions::new()
+        let file = match OpenOptions::new()
             .read(true)
             .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
             .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
             .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => match create(root, &path)? {
+                Some(entry) => return Ok(entry),
+                // Another run made it first: join that one.
+                None => continue,
+            },
+            Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+        };
         ofd_lock(&file, DOOR, libc::F_RDLCK, true)
             .with_context(|| format!("locking {}", path.display()))?;
         // The last user may have removed it while this run waited.
@@ -173,6 +182,67 @@ pub fn join(root: &Path, key: &str) -> Result<Entry> {
             left: false,
         });
     }
+}
+
+/// Make the entry at `path`, already held (door and users shared) when it
+/// appears there: an unnamed file in `root`, locked, then linked in. A
+/// sweeper never finds it unlocked, so never takes a live run's new entry
+/// for one nobody holds. None if another run made one first (or, where the
+/// file system makes no unnamed files, once it is made: [`join`] opens it).
+fn create(root: &Path, path: &Path) -> Result<Option<Entry>> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .write(true)
+        .mode(0o600)
+        .custom_flags(libc::O_TMPFILE | libc::O_CLOEXEC)
+        .open(root)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+            // Named at once, then locked like any other entry.
+            OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?;
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("making an entry in {}", root.display())),
+    };
+    // Nobody else can reach the file yet: neither lock waits.
+    for byte in [DOOR, USERS] {
+        ofd_lock(&file, byte, libc::F_RDLCK, false)
+            .with_context(|| format!("locking a new entry in {}", root.display()))?;
+    }
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
+    let to = CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| anyhow::anyhow!("{} holds a NUL byte", path.display()))?;
+    // SAFETY: two NUL-terminated paths we own; the descriptor is open.
+    let r = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() == std::io::ErrorKind::AlreadyExists {
+            return Ok(None);
+        }
+        return Err(e).with_context(|| format!("making {}", path.display()));
+    }
+    Ok(Some(Entry {
+        file,
+        path: path.to_path_buf(),
+        door: Door::Shared,
+        left: false,
+    }))
 }
 
 impl Entry {
@@ -459,6 +529,38 @@ mod tests {
         assert_eq!(again.device(), None);
         again.open_door().unwrap();
         drop(again);
+        assert!(root.entries().is_empty());
+    }
+
+    /// Runs that make, use and leave an entry over and over, beside a
+    /// sweeper that never stops: the sweeper never finds one of theirs
+    /// free (each is made already locked), so it removes none.
+    #[test]
+    fn a_sweeper_never_takes_a_new_entry_for_an_abandoned_one() {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::Arc;
+        let root = Root::new("race");
+        let stop = Arc::new(AtomicBool::new(false));
+        let sweeper = {
+            let (dir, stop) = (root.0.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let (mut swept, mut rounds) = (Vec::new(), 0);
+                while !stop.load(Ordering::Relaxed) {
+                    swept.extend(sweep_in(&dir));
+                    rounds += 1;
+                }
+                (swept, rounds)
+            })
+        };
+        for _ in 0..2000 {
+            let mut e = join(&root.0, "k").unwrap();
+            e.open_door().unwrap();
+            assert!(e.leave().unwrap(), "the only user is the last");
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (swept, rounds) = sweeper.join().unwrap();
+        assert!(rounds > 0);
+        assert!(swept.is_empty(), "{swept:?}");
         assert!(root.entries().is_empty());
     }
 
