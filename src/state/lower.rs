@@ -329,20 +329,10 @@ impl Drop for Entry {
     }
 }
 
-/// Remove the entries nobody holds (their runs were killed). Returns their
-/// names. An entry that someone is joining or leaving, or uses, is left.
-pub fn sweep_in(root: &Path) -> Vec<String> {
-    let Ok(entries) = fs::read_dir(root) else {
-        return Vec::new();
-    };
-    let names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    sweep_named(root, &names)
-}
-
-/// [`sweep_in`], given the names in `root` (read once for every sweep).
+/// Remove the entries nobody holds (their runs were killed), of `names`,
+/// the names in `root` (read once for every sweep: state/mod.rs). Returns
+/// the names removed. An entry that someone is joining or leaving, or uses,
+/// is left.
 pub fn sweep_named(root: &Path, names: &[String]) -> Vec<String> {
     let mut swept = Vec::new();
     for name in names.iter().filter(|n| n.starts_with(PREFIX)) {
@@ -369,6 +359,16 @@ mod tests {
     use super::*;
 
     use crate::state::scratch::Root;
+
+    /// A sweep of the entries in `root`, as a run's sweep makes it.
+    fn sweep_in(root: &Path) -> Vec<String> {
+        let names: Vec<String> = fs::read_dir(root)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        sweep_named(root, &names)
+    }
 
     fn identity() -> Identity {
         Identity {
