@@ -381,19 +381,24 @@ pub fn support(parser: Option<&Path>) -> Support {
     // lookups under /sys are spared: a lookup there waits while any
     // network namespace is made or torn down on the host, which runs side
     // by side do all the time.
-    let replace = Path::new(SECURITYFS).join(".replace");
-    let loader = Loader {
-        enabled,
-        securityfs: enabled && Path::new(SECURITYFS).exists(),
-        writable: match enabled {
-            true => nix::unistd::access(&replace, nix::unistd::AccessFlags::W_OK).err(),
-            false => None,
-        },
-        label: match enabled {
-            true => fs::read_to_string("/proc/self/attr/apparmor/current")
+    let loader = match enabled {
+        true => Loader {
+            enabled,
+            securityfs: Path::new(SECURITYFS).exists(),
+            writable: nix::unistd::access(
+                &Path::new(SECURITYFS).join(".replace"),
+                nix::unistd::AccessFlags::W_OK,
+            )
+            .err(),
+            label: fs::read_to_string("/proc/self/attr/apparmor/current")
                 .or_else(|_| fs::read_to_string("/proc/self/attr/current"))
                 .unwrap_or_default(),
-            false => String::new(),
+        },
+        false => Loader {
+            enabled,
+            securityfs: false,
+            writable: None,
+            label: String::new(),
         },
     };
     if let Some(why) = loader.why_not() {

@@ -32,11 +32,9 @@
 //! entry appears at its path already locked by the run that made it (an
 //! unnamed file, locked, then linked in): a sweeper never sees it free.
 
-use std::ffi::CString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -175,12 +173,7 @@ pub fn join(root: &Path, key: &str) -> Result<Entry> {
         }
         ofd_lock(&file, USERS, libc::F_RDLCK, true)
             .with_context(|| format!("locking {}", path.display()))?;
-        return Ok(Entry {
-            file,
-            path,
-            door: Door::Shared,
-            left: false,
-        });
+        return Ok(Entry::held(file, path));
     }
 }
 
@@ -217,35 +210,34 @@ fn create(root: &Path, path: &Path) -> Result<Option<Entry>> {
         ofd_lock(&file, byte, libc::F_RDLCK, false)
             .with_context(|| format!("locking a new entry in {}", root.display()))?;
     }
-    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).expect("no NUL");
-    let to = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| anyhow::anyhow!("{} holds a NUL byte", path.display()))?;
-    // SAFETY: two NUL-terminated paths we own; the descriptor is open.
-    let r = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    if r != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
-            return Ok(None);
-        }
-        return Err(e).with_context(|| format!("making {}", path.display()));
+    match nix::unistd::linkat(
+        nix::fcntl::AT_FDCWD,
+        &crate::sys::fd_path(&file),
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::AtFlags::AT_SYMLINK_FOLLOW,
+    ) {
+        Ok(()) => Ok(Some(Entry::held(file, path.to_path_buf()))),
+        Err(nix::errno::Errno::EEXIST) => Ok(None),
+        Err(e) => Err(anyhow::anyhow!(
+            "making {}: {}",
+            path.display(),
+            crate::sys::errno_text(e)
+        )),
     }
-    Ok(Some(Entry {
-        file,
-        path: path.to_path_buf(),
-        door: Door::Shared,
-        left: false,
-    }))
 }
 
 impl Entry {
+    /// A joined entry: its door and users' locks held shared.
+    fn held(file: File, path: PathBuf) -> Entry {
+        Entry {
+            file,
+            path,
+            door: Door::Shared,
+            left: false,
+        }
+    }
+
     /// The number of the loop device the entry names (`/dev/loopN`), if
     /// any: another run attached it, and it may have freed itself since.
     pub fn device(&mut self) -> Option<u32> {

@@ -224,7 +224,7 @@ pub fn open_dir_in_root(root: &OwnedFd, path: &Path) -> Result<OwnedFd, Errno> {
 
 /// The path under which this process reaches what `fd` refers to (while the
 /// host's /proc is still mounted at /proc).
-pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
