@@ -437,17 +437,19 @@ pub fn load(parser: &Path, text: &str) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .with_context(|| format!("starting {}", parser.display()))?;
-    child
+    // A parser that fails may exit before it has read the whole profile:
+    // the write then breaks (EPIPE), and its exit status and message,
+    // read below, say why.
+    let written = child
         .stdin
         .take()
         .expect("piped stdin")
-        .write_all(text.as_bytes())
-        .with_context(|| format!("writing the profile to {}", parser.display()))?;
+        .write_all(text.as_bytes());
     let out = child
         .wait_with_output()
         .with_context(|| format!("waiting for {}", parser.display()))?;
     if out.status.success() {
-        return Ok(());
+        return written.with_context(|| format!("writing the profile to {}", parser.display()));
     }
     let err = String::from_utf8_lossy(&out.stderr);
     Err(anyhow!(
@@ -532,6 +534,21 @@ impl crate::state::Sweeper for Sweep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A parser that exits at once, before reading the profile, is
+    /// reported by its exit status, not by the broken pipe its early exit
+    /// leaves (which one comes first is a race).
+    #[test]
+    fn a_parser_that_fails_early_is_reported_as_failing() {
+        let big = "#".repeat(4 << 20);
+        for _ in 0..3 {
+            let e = load(std::path::Path::new("/bin/false"), &big).unwrap_err();
+            assert!(
+                e.to_string().contains("could not load the profile"),
+                "{e:#}"
+            );
+        }
+    }
 
     /// Each way a host or a container can fall short gets its own line;
     /// an unconfined fwrun with a writable securityfs gets none.
