@@ -17,7 +17,7 @@ use crate::control::wait::WaitOptions;
 use crate::error::fail;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
-use crate::firmware::terminfo::LAST_RESORT;
+use crate::inspect::terminfo::LAST_RESORT;
 use crate::network::{self, Move, Plan, Veth};
 use crate::supervise::ready::ReadyOptions;
 

@@ -18,6 +18,7 @@ pub mod error;
 pub mod fault;
 pub mod firmware;
 pub mod host;
+pub mod inspect;
 pub mod network;
 pub mod report;
 pub mod run;

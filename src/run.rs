@@ -25,15 +25,16 @@ use crate::control;
 use crate::error::fail;
 use crate::fault;
 use crate::firmware::defaults::{self, Defaults};
-use crate::firmware::inspect::Inspected;
-use crate::firmware::{self, exec, spec::ChildSpec, terminfo};
+use crate::firmware::{self, exec, spec::ChildSpec};
 use crate::host::cgroup::{self, Cgroup, Hierarchy};
 use crate::host::image::{self, Firmware, Kind};
 use crate::host::overlay::{self, Layout};
 use crate::host::prefetch::{self, Prefetch};
 use crate::host::{lower, namespace, preflight};
+use crate::inspect::terminfo;
+use crate::inspect::Inspected;
 use crate::network::{self, attach::Attached};
-use crate::report::log::Log;
+use crate::report::status::Status;
 use crate::report::{self, changes, Report};
 use crate::state::live::{self, RunFacts};
 use crate::state::teardown::{self, Teardown};
@@ -46,7 +47,7 @@ use crate::sys;
 
 /// Run what the configuration asks for; the exit code to end with.
 pub fn run(cfg: RunConfig) -> Result<i32> {
-    let mut log = Log::new(cfg.verbose, cfg.quiet);
+    let mut log = Status::new(cfg.verbose, cfg.quiet);
     match &cfg.action {
         Action::Cleanup => cleanup(&log),
         Action::PrintProfile => {
@@ -62,12 +63,12 @@ pub fn run(cfg: RunConfig) -> Result<i32> {
 }
 
 /// `fwrun --cleanup`: sweep what dead runs left, say what went.
-pub fn cleanup(log: &Log) -> Result<i32> {
+pub fn cleanup(log: &Status) -> Result<i32> {
     preflight::check_root()?;
     let hold = state::root::hold_existing();
     let swept = state::sweep(&mut Sweep)?;
     for name in &swept {
-        match name.strip_prefix(state::lower::PREFIX) {
+        match name.strip_prefix(state::shared_images::PREFIX) {
             Some(key) => log.say(format!(
                 "removed the entry of a shared lower layer no run uses ({key})"
             )),
@@ -102,7 +103,7 @@ impl state::Sweeper for Sweep {
 }
 
 /// A run, and its --report written however it ended.
-fn run_with_report(cfg: &RunConfig, firmware: &Path, log: &mut Log) -> Result<i32> {
+fn run_with_report(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<i32> {
     let report_path = cfg.report.as_deref().map(report::check_path).transpose()?;
     let mut rep = Report::begin(
         &cfg.name,
@@ -126,7 +127,7 @@ fn run_with_report(cfg: &RunConfig, firmware: &Path, log: &mut Log) -> Result<i3
     result
 }
 
-fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> Result<i32> {
+fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Status, rep: &mut Report) -> Result<i32> {
     let prep = prepare(cfg, firmware, log, rep)?;
     // Signals are read from a signalfd from here on.
     let mut sfd = supervise::block_signals()?;
@@ -159,7 +160,7 @@ fn launch(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> 
 
 /// A stop that needed a kill: the line also says which stop signal the
 /// init expects, when fwrun recognises the init and sent another.
-fn with_hint(line: String, outcome: &Outcome, init: Option<firmware::inits::Init>) -> String {
+fn with_hint(line: String, outcome: &Outcome, init: Option<crate::inspect::inits::Init>) -> String {
     let sent = outcome.stopped.and_then(|s| s.signal);
     let hint = match (outcome.killed(), sent, init) {
         (true, Some(sent), Some(init)) => init.hint(sent),
@@ -195,7 +196,12 @@ struct Prepared {
 
 /// Phases 1-2: validate everything that needs no system change, then
 /// preflight.
-fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) -> Result<Prepared> {
+fn prepare(
+    cfg: &RunConfig,
+    firmware: &Path,
+    log: &mut Status,
+    rep: &mut Report,
+) -> Result<Prepared> {
     let support = (cfg.apparmor.mode != AppArmorMode::Off)
         .then(|| apparmor::support(cfg.apparmor.parser.as_deref()));
     // The profile is rendered first, when it will be used or was given: a
@@ -277,7 +283,7 @@ fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Log, rep: &mut Report) ->
 
 /// Whether the run gets a cgroup of its own; limits on a host that cannot
 /// give one are refused here, before anything is touched.
-fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy> {
+fn cgroup_host(cfg: &RunConfig, log: &Status, rep: &mut Report) -> Result<Hierarchy> {
     let hierarchy = cgroup::hierarchy();
     cgroup::check_host(&cfg.cgroup, &hierarchy)?;
     if let Hierarchy::Legacy(why) = &hierarchy {
@@ -290,7 +296,7 @@ fn cgroup_host(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Result<Hierarchy
 }
 
 /// The capabilities the init keeps, said under -v and put in the report.
-fn kernel_layers(cfg: &RunConfig, log: &Log, rep: &mut Report) -> Vec<caps::Capability> {
+fn kernel_layers(cfg: &RunConfig, log: &Status, rep: &mut Report) -> Vec<caps::Capability> {
     let caps = capabilities::kept(&CapsRequest {
         allow_mknod: cfg.apparmor.allow_mknod,
         host_network: cfg.net == Net::Host,
@@ -339,7 +345,12 @@ struct Acquired {
 
 /// Phases 3-6: state, the launcher's private mount namespace, the layers and the
 /// profile, each pushed on the teardown stack as it is acquired.
-fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Log, rep: &mut Report) -> Result<Acquired> {
+fn acquire(
+    cfg: &RunConfig,
+    prep: &Prepared,
+    log: &mut Status,
+    rep: &mut Report,
+) -> Result<Acquired> {
     let mut teardown = Teardown::new();
     // Held from before the sweep until the run's state is gone: undone last.
     let hold = state::root::hold()?;
@@ -459,7 +470,7 @@ fn publish_facts(cfg: &RunConfig, prep: &Prepared, envp: &[CString], dir: &Path)
 
 /// The init's environment: TERM, unless --env gave it, becomes one the
 /// firmware has a terminfo entry for (-v says which).
-fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Log) -> Vec<CString> {
+fn firmware_env(cfg: &RunConfig, prep: &Prepared, root: &OwnedFd, log: &Status) -> Vec<CString> {
     let wanted = cfg.env.iter().find(|(k, _)| k == "TERM").map(|(_, v)| v);
     let Some(wanted) = wanted else {
         return prep.envp.clone();
@@ -504,7 +515,7 @@ fn mount_layers(
     state_dir: &Path,
     label: &str,
     teardown: &mut Teardown,
-    log: &mut Log,
+    log: &mut Status,
 ) -> Result<(Layout, bool)> {
     namespace::enter_private_mount_namespace()?;
     fault::step("namespace")?;
@@ -605,7 +616,7 @@ fn make_cgroup(
     cfg: &RunConfig,
     state_dir: &Path,
     teardown: &mut Teardown,
-    log: &mut Log,
+    log: &mut Status,
     rep: &mut Report,
 ) -> Result<Cgroup> {
     let path = cgroup::path_for(&cfg.name, &cfg.cgroup)?;
@@ -637,7 +648,7 @@ fn make_legacy_cgroups(
     cfg: &RunConfig,
     state_dir: &Path,
     teardown: &mut Teardown,
-    log: &mut Log,
+    log: &mut Status,
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut made = Vec::new();
     for (run, own) in cgroup::legacy_dirs(&cfg.name) {
@@ -674,7 +685,7 @@ fn boot(
     prep: &Prepared,
     acq: &mut Acquired,
     sfd: &mut SignalFd,
-    log: &mut Log,
+    log: &mut Status,
     rep: &mut Report,
 ) -> Result<Booted> {
     let (pty, mut tee, output) = open_console(cfg, acq.defaults.pty)?;
@@ -748,7 +759,7 @@ fn start_init(
     cfg: &RunConfig,
     spec: &ChildSpec,
     acq: &mut Acquired,
-    log: &mut Log,
+    log: &mut Status,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
     let stepped = cgroup::step_in(&acq.legacy_cgroups)?;
@@ -793,7 +804,7 @@ fn start_firmware(
     cfg: &RunConfig,
     spec: &ChildSpec,
     prefetch: Option<Prefetch>,
-    log: &mut Log,
+    log: &mut Status,
     rep: &mut Report,
 ) -> Result<(firmware::Started, Option<Attached>)> {
     let namespaces = namespace::firmware_namespaces(spec.new_net);
@@ -842,7 +853,7 @@ fn report_interfaces(plan: &network::Plan) -> Vec<report::Interface> {
 /// A boot's links after it ended: taken back now before a restart (the
 /// next boot makes a veth of the same name), else with the rest of the
 /// teardown (after the firmware's changes are read, before its state goes).
-fn hand_back(net: Option<Attached>, restart: bool, teardown: &mut Teardown, log: &Log) {
+fn hand_back(net: Option<Attached>, restart: bool, teardown: &mut Teardown, log: &Status) {
     let Some(mut net) = net else {
         return;
     };
@@ -987,7 +998,7 @@ fn finish(
     prep: &Prepared,
     acq: &mut Acquired,
     booted: &Booted,
-    log: &mut Log,
+    log: &mut Status,
     rep: &mut Report,
 ) -> Result<()> {
     if cfg.changes || cfg.report.is_some() {

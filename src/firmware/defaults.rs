@@ -13,11 +13,11 @@ use anyhow::Result;
 
 use crate::config::{Console, RunConfig};
 use crate::error::fail;
-use crate::firmware::inits::Init;
-use crate::firmware::inspect::{self, Inspected, Machine};
 use crate::firmware::rootfs::ResolvedBind;
 use crate::host::binfmt::{self, Handler};
-use crate::report::log::Log;
+use crate::inspect::inits::Init;
+use crate::inspect::{self, Inspected, Machine};
+use crate::report::status::Status;
 use crate::report::{self, Chosen, Report};
 use crate::sys::signals;
 
@@ -49,7 +49,7 @@ pub fn choose(
     root: &OwnedFd,
     root_path: &Path,
     program: &Path,
-    log: &Log,
+    log: &Status,
     rep: &mut Report,
 ) -> Result<Defaults> {
     let argv0 = cfg.init[0].to_string_lossy();
@@ -181,7 +181,7 @@ fn emulate(
     shown: &Path,
     seen: &Inspected,
     m: Machine,
-    log: &Log,
+    log: &Status,
     rep: &mut Report,
     out: &mut Defaults,
 ) -> Result<Handler> {

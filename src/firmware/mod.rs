@@ -6,13 +6,10 @@
 
 pub mod defaults;
 pub mod exec;
-pub mod inits;
-pub mod inspect;
 pub mod pid2;
 pub mod rootfs;
 pub mod setup;
 pub mod spec;
-pub mod terminfo;
 
 use std::fs::File;
 use std::io::{Read, Write};

@@ -148,10 +148,7 @@ pub fn is_static(path: &Path) -> bool {
     use std::io::Read;
     let mut head = Vec::new();
     let _ = f.by_ref().take(256).read_to_end(&mut head);
-    matches!(
-        crate::firmware::inspect::elf(&head, &mut f),
-        Some((_, None))
-    )
+    matches!(crate::inspect::elf(&head, &mut f), Some((_, None)))
 }
 
 #[cfg(test)]

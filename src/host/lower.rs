@@ -4,7 +4,7 @@
 //!
 //! Runs of the same image at the same time share its loop device: the first
 //! attaches it and names it in the image's entry under the state directory
-//! (state/lower.rs); the others find it there and mount it too, which gives
+//! (state/shared_images.rs); the others find it there and mount it too, which gives
 //! them the superblock the first one read, its cached inodes and its page
 //! cache, rather than a loop device, a superblock and a copy of the pages
 //! each. Every run still mounts the device itself, in its own private mount
@@ -20,7 +20,7 @@ use nix::mount::MsFlags;
 
 use crate::host::image::{Firmware, Kind};
 use crate::host::loopdev::{self, Backing, Loop};
-use crate::state::lower::{self as entries, Entry, Identity};
+use crate::state::shared_images::{self as entries, Entry, Identity};
 use crate::state::STATE_ROOT;
 use crate::{fault, sys};
 

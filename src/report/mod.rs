@@ -3,7 +3,7 @@
 //! schemas/report.schema.json.
 
 pub mod changes;
-pub mod log;
+pub mod status;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -6,7 +6,7 @@
 //! private mount namespace and die with it (a loop device that runs of one
 //! image share frees itself with the last of their mounts). What outlives a
 //! SIGKILL is this directory and the resources recorded in it, and the
-//! entry that names a shared loop device (`.lower-KEY`, see lower.rs),
+//! entry that names a shared loop device (`.lower-KEY`, see shared_images.rs),
 //! which a sweep removes once no run holds it.
 //!
 //! The sweep never touches a live run. A run locks its directory before it
@@ -19,8 +19,8 @@
 //! renames its own directory aside the same way before removing it.
 
 pub mod live;
-pub mod lower;
 pub mod root;
+pub mod shared_images;
 pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};
@@ -410,7 +410,7 @@ fn sweep_private(dir: &Path, pid: Option<u32>, sweeper: &mut dyn Sweeper) -> Res
 
 /// Sweep every dead run, and the entries of shared lower layers no run
 /// holds. Returns the names swept (an entry's starts with
-/// [`lower::PREFIX`]). Never touches a live run (its lock is held) nor
+/// [`shared_images::PREFIX`]). Never touches a live run (its lock is held) nor
 /// anything in /run/fwrun not shaped like a run or an entry.
 pub fn sweep(sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
     sweep_in(Path::new(STATE_ROOT), sweeper)
@@ -448,7 +448,7 @@ fn sweep_in(root: &Path, sweeper: &mut dyn Sweeper) -> Result<Vec<String>> {
             swept.push(name.clone());
         }
     }
-    swept.extend(lower::sweep_named(root, &names));
+    swept.extend(shared_images::sweep_named(root, &names));
     Ok(swept)
 }
 

@@ -1,8 +1,16 @@
-//! What the init is, read from the firmware before it starts: which init
-//! (inits.rs), which machine its program is built for, and every file the
-//! kernel opens to run it (a `#!` interpreter, an ELF program's dynamic
-//! loader). Paths are resolved inside the firmware's root, never on the
-//! host: symlinks, absolute or not, stay inside it.
+//! What fwrun reads in the firmware's files before it starts it, from
+//! outside and without running anything of it. Paths are resolved inside
+//! the firmware's root, never on the host: symlinks, absolute or not, stay
+//! inside it.
+//! - this file: which machine the init's program is built for, and every
+//!   file the kernel opens to run it (a `#!` interpreter, an ELF program's
+//!   dynamic loader);
+//! - `inits.rs`: which init it is (busybox init, sysvinit, systemd), and
+//!   the stop signal each expects;
+//! - `terminfo.rs`: which TERM the firmware has an entry for.
+
+pub mod inits;
+pub mod terminfo;
 
 use std::fs::File;
 use std::io::{Read, Seek};
@@ -14,7 +22,7 @@ use anyhow::Result;
 use nix::errno::Errno;
 
 use crate::error::{fail_with, INIT_NOT_FOUND};
-use crate::firmware::inits::{self, Init};
+use crate::inspect::inits::Init;
 use crate::sys;
 
 /// How many `#!` lines the kernel follows before it gives up (ELOOP).

@@ -5,16 +5,16 @@ use std::time::Instant;
 
 use crate::report::Phase;
 
-pub struct Log {
+pub struct Status {
     verbose: bool,
     quiet: bool,
     last: Instant,
     pub phases: Vec<Phase>,
 }
 
-impl Log {
+impl Status {
     pub fn new(verbose: bool, quiet: bool) -> Self {
-        Log {
+        Status {
             verbose,
             quiet,
             last: Instant::now(),
