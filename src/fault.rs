@@ -20,13 +20,13 @@ pub fn at(step: &str) {
     }
     if kill {
         // In the firmware's init (pid 1 of its namespace, which can neither
-        // signal fwrun nor itself), ask fwrun over the setup pipe to kill
-        // itself, then wait for the parent-death signal.
+        // signal fwrun nor itself), ask fwrun over the child's channel to
+        // kill itself, then wait for the parent-death signal.
         let pipe = CHILD_PIPE.load(std::sync::atomic::Ordering::Relaxed);
         // SAFETY: plain syscalls on a descriptor this process holds.
         unsafe {
             if pipe >= 0 {
-                libc::write(pipe, KILL_REQUEST.as_ptr().cast(), KILL_REQUEST.len());
+                libc::write(pipe, [KILL_REQUEST].as_ptr().cast(), 1);
                 loop {
                     libc::pause();
                 }
@@ -37,13 +37,13 @@ pub fn at(step: &str) {
     FAILED.with(|f| f.set(true));
 }
 
-/// What the child writes on the setup pipe to have fwrun SIGKILL itself.
-pub const KILL_REQUEST: &str = "fault-kill\t";
+/// The message a child sends on its channel to have fwrun SIGKILL itself.
+pub const KILL_REQUEST: u8 = b'K';
 
 #[cfg(feature = "fault-injection")]
 static CHILD_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
-/// In the child: the setup pipe, for a :kill at a child step.
+/// In the child: its channel to fwrun, for a :kill at a child step.
 #[cfg(feature = "fault-injection")]
 pub fn in_child(pipe: i32) {
     CHILD_PIPE.store(pipe, std::sync::atomic::Ordering::Relaxed);
@@ -54,8 +54,8 @@ pub fn in_child(pipe: i32) {
 pub fn in_child(_pipe: i32) {}
 
 /// In fwrun: the child asked, at a :kill fault, to be killed with fwrun.
-pub fn kill_requested(msg: &str) {
-    if cfg!(feature = "fault-injection") && msg.starts_with(KILL_REQUEST) {
+pub fn kill_requested() {
+    if cfg!(feature = "fault-injection") {
         // SAFETY: plain syscall.
         unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
     }

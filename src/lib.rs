@@ -20,6 +20,7 @@ pub mod firmware;
 pub mod host;
 pub mod inspect;
 pub mod network;
+pub mod process;
 pub mod report;
 pub mod run;
 pub mod state;

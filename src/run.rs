@@ -34,6 +34,8 @@ use crate::host::{lower, namespace, preflight};
 use crate::inspect::terminfo;
 use crate::inspect::Inspected;
 use crate::network::{self, attach::Attached};
+use crate::process::exec::Program;
+use crate::process::startup::{Startup, Terminal};
 use crate::report::status::Status;
 use crate::report::{self, changes, Report};
 use crate::state::live::{self, RunFacts};
@@ -772,7 +774,7 @@ fn start_init(
         format!(
             "started {} as pid {} of run {} (host pid {})",
             Path::new(&cfg.init[0]).display(),
-            if spec.as_pid2 { 2 } else { 1 },
+            if spec.startup.as_pid2 { 2 } else { 1 },
             cfg.name,
             started.pid
         ),
@@ -965,29 +967,41 @@ fn child_spec(
         None if console::stdin_is_tty() => std::fs::read_link("/proc/self/fd/0").ok(),
         None => None,
     };
+    let terminal = Terminal {
+        new_session: true,
+        tty: pty.map(|p| p.slave.as_raw_fd()),
+        stdin: None,
+        stdout: output.map(|(o, _)| o.as_raw_fd()),
+        stderr: output.map(|(_, e)| e.as_raw_fd()),
+    };
     Ok(ChildSpec {
         root: acq.layout.root.clone(),
         hostname: cfg.hostname.clone(),
         new_net: cfg.net != Net::Host,
-        wait_for_go: !cfg.network.is_empty() || acq.prefetch.is_some(),
         binds: cfg
             .binds
             .iter()
             .chain(&acq.defaults.binds)
             .cloned()
             .collect(),
-        needs: acq.defaults.needs.clone(),
         console: console_path,
-        tty: pty.map(|p| p.slave.as_raw_fd()),
-        output: output.map(|(o, e)| (o.as_raw_fd(), e.as_raw_fd())),
-        as_pid2: cfg.as_pid2,
-        program: c_string(acq.program.as_os_str())?,
-        profile: acq.profile.as_ref().map(|(name, _)| name.clone()),
-        caps: prep.caps.clone(),
-        seccomp: cfg.kernel.seccomp,
         cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
-        argv: prep.argv.clone(),
-        envp: acq.envp.clone(),
+        startup: Startup {
+            terminal,
+            wait_for_go: !cfg.network.is_empty() || acq.prefetch.is_some(),
+            confinement: crate::confine::confinement(
+                acq.profile.as_ref().map(|(name, _)| name.clone()),
+                prep.caps.clone(),
+                cfg.kernel.seccomp,
+            ),
+            program: Program::Init {
+                path: c_string(acq.program.as_os_str())?,
+                needs: acq.defaults.needs.clone(),
+            },
+            as_pid2: cfg.as_pid2,
+            argv: prep.argv.clone(),
+            envp: acq.envp.clone(),
+        },
     })
 }
 

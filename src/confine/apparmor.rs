@@ -478,46 +478,6 @@ pub fn unload(profile: &str) -> Result<()> {
     }
 }
 
-/// In the child, the last step before exec: move into `profile`, so that
-/// the init starts confined and nothing of fwrun's own setup ran confined.
-///
-/// This is change_profile ("changeprofile NAME") rather than the
-/// attach-at-exec request ("exec NAME"): AppArmor treats a profile change at
-/// exec as a secure exec, and a secure exec clears the parent-death signal,
-/// so a SIGKILLed fwrun would leave the firmware running (seen on Debian's
-/// 6.1 kernel). Changing just before execve keeps it; the exec is then an
-/// inherit-exec within the profile, which `file,` allows.
-pub fn confine_before_exec(profile: &str) -> Result<()> {
-    let cmd = format!("changeprofile {profile}");
-    let mut last = None;
-    for attr in [
-        "/proc/thread-self/attr/apparmor/current",
-        "/proc/self/attr/current",
-    ] {
-        let mut f = match fs::OpenOptions::new().write(true).open(attr) {
-            Ok(f) => f,
-            Err(e) => {
-                last = Some(e);
-                continue;
-            }
-        };
-        return f
-            .write_all(cmd.as_bytes())
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => {
-                    anyhow!("confining the init with AppArmor profile {profile}: it is not loaded")
-                }
-                _ => anyhow!(
-                    "confining the init with AppArmor profile {profile} through {attr}: {e}"
-                ),
-            });
-    }
-    Err(anyhow!(
-        "confining the init with AppArmor profile {profile}: no attr interface in /proc ({})",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    ))
-}
-
 /// Sweeps a dead run's profile (see state.rs).
 pub struct Sweep;
 

@@ -1,14 +1,11 @@
 //! The firmware's capabilities: everything an init uses, minus what reaches
 //! the host however it is namespaced (the clock, kernel modules, raw I/O,
-//! the kernel log, the LSMs, audit, BPF). Computed by the launcher, applied
-//! by the child just before its exec: dropped from the bounding set and
-//! from the effective, permitted and inheritable sets, so that the exec of
-//! the init (as root) cannot bring them back.
+//! the kernel log, the LSMs, audit, BPF). Computed here by the launcher;
+//! the child applies it just before its exec (process/confine.rs).
 
 use std::str::FromStr;
 
-use anyhow::{anyhow, Result};
-use caps::{CapSet, Capability, CapsHashSet};
+use caps::Capability;
 
 /// Dropped on every run: each reaches the host from any namespace.
 pub const DROPPED: &[Capability] = &[
@@ -74,26 +71,6 @@ pub fn parse(name: &str) -> Result<Capability, String> {
     Capability::from_str(&caps::to_canonical(name)).map_err(|_| {
         format!("'{name}' is not a capability: use a name like SYS_TIME or NET_RAW (man 7 capabilities)")
     })
-}
-
-/// In the child, before exec: keep only `keep`, in every set. Needs
-/// CAP_SETPCAP, which the child still has.
-pub fn apply(keep: &[Capability]) -> Result<()> {
-    let keep_set: CapsHashSet = keep.iter().copied().collect();
-    for c in caps::all() {
-        if !keep_set.contains(&c) {
-            caps::drop(None, CapSet::Bounding, c)
-                .map_err(|e| anyhow!("dropping {c} from the bounding set: {e}"))?;
-        }
-    }
-    caps::clear(None, CapSet::Ambient)
-        .map_err(|e| anyhow!("clearing ambient capabilities: {e}"))?;
-    for set in [CapSet::Inheritable, CapSet::Effective, CapSet::Permitted] {
-        let now = caps::read(None, set).map_err(|e| anyhow!("reading capabilities: {e}"))?;
-        let next: CapsHashSet = now.intersection(&keep_set).copied().collect();
-        caps::set(None, set, &next).map_err(|e| anyhow!("setting capabilities: {e}"))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

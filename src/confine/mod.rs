@@ -13,3 +13,21 @@ pub mod mounts;
 pub mod notify;
 pub mod seccomp;
 pub mod tally;
+
+use crate::process::confine::Confinement;
+
+/// What a child of the firmware's is confined with: the AppArmor profile
+/// (when one is loaded), the capabilities it keeps, and (with `seccomp`)
+/// the filter, built here once rather than in each child.
+pub fn confinement(
+    profile: Option<String>,
+    keep: Vec<::caps::Capability>,
+    seccomp: bool,
+) -> Confinement {
+    let filter = seccomp.then(|| seccomp::program(profile.is_none()));
+    Confinement {
+        profile,
+        keep,
+        filter,
+    }
+}

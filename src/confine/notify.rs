@@ -14,6 +14,7 @@ use nix::errno::Errno;
 use crate::confine::mounts::{self, MountCall, Resolve, Table, Target, Verdict};
 use crate::confine::seccomp;
 use crate::confine::tally::Tally;
+use crate::process::spawn;
 use crate::sys;
 
 /// One call fwrun refused the firmware.
@@ -94,13 +95,8 @@ impl Notifier {
 
     /// Receive and answer one call. Returns the refusal, if it was one.
     pub fn serve(&mut self) -> Option<Refusal> {
-        // SAFETY: a zeroed struct of the size the kernel writes, as it asks.
-        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
-        // SAFETY: ioctl on our listener with a valid struct.
-        if unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_RECV, &mut req) } < 0 {
-            // ENOENT: the caller went away (a signal, or it died).
-            return None;
-        }
+        // ENOENT: the caller went away (a signal, or it died).
+        let req = sys::seccomp::receive(self.listener.as_fd()).ok()?;
         let (verdict, refusal) = self.decide(&req);
         if !self.still_valid(req.id) {
             return None;
@@ -190,24 +186,14 @@ impl Notifier {
     }
 
     fn still_valid(&self, id: u64) -> bool {
-        // SAFETY: ioctl on our listener with a valid id.
-        unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+        sys::seccomp::still_valid(self.listener.as_fd(), id)
     }
 
     fn answer(&self, id: u64, answer: Answer) {
-        let mut resp = libc::seccomp_notif_resp {
-            id,
-            val: 0,
-            error: 0,
-            flags: 0,
-        };
         match answer {
-            Answer::Continue => resp.flags = libc::SECCOMP_USER_NOTIF_FLAG_CONTINUE as u32,
-            Answer::Errno(e) => resp.error = -e,
+            Answer::Continue => sys::seccomp::answer(self.listener.as_fd(), id, true, 0),
+            Answer::Errno(e) => sys::seccomp::answer(self.listener.as_fd(), id, false, e),
         }
-        // SAFETY: ioctl on our listener with a valid struct. ENOENT: the
-        // caller went away meanwhile.
-        unsafe { libc::ioctl(self.fd(), libc::SECCOMP_IOCTL_NOTIF_SEND, &mut resp) };
     }
 }
 
@@ -297,16 +283,12 @@ impl Resolve for InProcess {
     fn resolve(&self, path: &str) -> Option<Target> {
         let fd = self.open(path)?;
         let st = sys::statx_fd(fd.as_fd())?;
-        // SAFETY: fstatfs into a zeroed struct.
-        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::fstatfs(fd.as_raw_fd(), &mut fs) } != 0 {
-            return None;
-        }
+        let fs = nix::sys::statfs::fstatfs(&fd).ok()?;
         Some(Target {
-            mnt_id: st.stx_mnt_id,
-            mount_root: st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0,
-            dev: (st.stx_dev_major, st.stx_dev_minor),
-            fs_magic: fs.f_type as _,
+            mnt_id: st.mnt_id,
+            mount_root: st.mount_root,
+            dev: st.dev,
+            fs_magic: fs.filesystem_type().0 as _,
             nodev: nix::sys::statvfs::fstatvfs(&fd)
                 .is_ok_and(|v| v.flags().contains(nix::sys::statvfs::FsFlags::ST_NODEV)),
         })
@@ -326,58 +308,28 @@ fn target_and_ns(pid: libc::pid_t, req: &libc::seccomp_notif) -> Result<(OwnedFd
 
 /// Run `work` in a child (which may join other mount namespaces without
 /// moving fwrun) and return 0 or its errno. The child shares fwrun's
-/// memory and runs on a stack of its own while fwrun waits (CLONE_VM and
-/// CLONE_VFORK): no page table is copied, which a systemd boot's few dozen
-/// such calls notice. It has its own namespaces, file table and root.
+/// memory and runs while fwrun waits (process/spawn.rs's `beside`): no
+/// page table is copied, which a systemd boot's few dozen such calls
+/// notice. It has its own namespaces, a copy of the file table, and its
+/// own root.
 fn in_child(work: impl FnOnce() -> Result<(), Errno>) -> i32 {
-    let mut work = Some(work);
-    let mut run = move || -> i32 {
-        match work.take().map(|w| w()) {
-            Some(Ok(())) => 0,
-            Some(Err(e)) => e as i32,
-            None => libc::EIO,
-        }
-    };
-    let mut entry: &mut dyn FnMut() -> i32 = &mut run;
-    extern "C" fn start(arg: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `arg` is the `entry` below, alive while fwrun waits.
-        let f = unsafe { &mut *(arg as *mut &mut dyn FnMut() -> i32) };
-        f()
-    }
     const STACK: usize = 256 << 10;
-    let mut stack = vec![0u8; STACK];
-    // SAFETY: the child runs `start` on its own stack; fwrun is suspended
-    // (CLONE_VFORK) until it exits, so nothing runs beside it in the
-    // shared memory, and `stack` and `entry` outlive it.
-    let child = unsafe {
-        sys::clone_on(
-            &mut stack,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
-            start,
-            &mut entry as *mut &mut dyn FnMut() -> i32 as *mut libc::c_void,
-        )
-    };
-    if child < 0 {
-        return Errno::last() as i32;
-    }
-    let mut status = 0;
-    // SAFETY: waiting for our own child.
-    unsafe { libc::waitpid(child, &mut status, 0) };
-    drop(stack);
-    match libc::WIFEXITED(status) {
-        true => libc::WEXITSTATUS(status),
-        false => libc::EIO,
+    match spawn::beside(0, STACK, work) {
+        Err(e) => e as i32,
+        Ok(child) => {
+            spawn::reap(child.pid);
+            match child.out {
+                Ok(()) => 0,
+                Err(e) => e as i32,
+            }
+        }
     }
 }
 
 /// Join the mount namespace `ns` (this process's root and working
 /// directory move to its root).
 fn join(ns: &File) -> Result<(), Errno> {
-    // SAFETY: setns on a descriptor this process holds.
-    match unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNS) } {
-        0 => Ok(()),
-        _ => Err(Errno::last()),
-    }
+    nix::sched::setns(ns, nix::sched::CloneFlags::CLONE_NEWNS)
 }
 
 /// A remount reduced to the mount's read-only flag: done in a child that

@@ -1,6 +1,7 @@
-//! The firmware's seccomp filter: a short classic-BPF program, installed by
-//! the child as its last step before exec (after the AppArmor change and the
-//! capability drop). It holds on every host, with or without an LSM.
+//! The firmware's seccomp filter: a short classic-BPF program, built here by
+//! the launcher and installed by the child as its last step before exec,
+//! after the AppArmor change and the capability drop (process/confine.rs).
+//! It holds on every host, with or without an LSM.
 //!
 //! - The new mount API (fsopen, fsmount, move_mount, open_tree, …) answers
 //!   ENOSYS, so util-linux falls back to mount(2), which fwrun can see.
@@ -16,12 +17,6 @@
 //! - Everything else is allowed. A call from another architecture's entry
 //!   (32-bit x86 on a 64-bit kernel, x32) answers ENOSYS: the filter checks
 //!   this machine's table only.
-
-use std::os::fd::{FromRawFd, OwnedFd};
-
-use anyhow::{anyhow, Result};
-
-use crate::sys::errno_text;
 
 /// How a call is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,33 +357,6 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
     p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
     p.push(op(RET, libc::SECCOMP_RET_ALLOW));
     p.finish()
-}
-
-/// Install the filter on this thread (and what it execs); returns the
-/// notification descriptor. Needs CAP_SYS_ADMIN or no_new_privs.
-pub fn install(fast_bind_remounts: bool) -> Result<OwnedFd> {
-    let prog = program(fast_bind_remounts);
-    let fprog = libc::sock_fprog {
-        len: prog.len() as u16,
-        filter: prog.as_ptr() as *mut libc::sock_filter,
-    };
-    // SAFETY: a valid program that outlives the call.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_seccomp,
-            libc::SECCOMP_SET_MODE_FILTER,
-            libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
-            &fprog as *const libc::sock_fprog,
-        )
-    };
-    if fd < 0 {
-        return Err(anyhow!(
-            "installing the seccomp filter: {}",
-            errno_text(nix::errno::Errno::last())
-        ));
-    }
-    // SAFETY: a new descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]

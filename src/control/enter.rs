@@ -1,9 +1,9 @@
 //! `fwrun enter NAME [--] CMD [ARGS]...`: run a command inside a running
 //! firmware, as its init runs. This side finds the run and its init
 //! (state/live.rs), opens what the command needs from the host (the init's
-//! root and working directory, a pty of the firmware's own devpts), joins
-//! the init's pid namespace for its children only and forks the command
-//! there (join.rs is its side), then, while the command runs, answers its
+//! root and working directory, a pty of the firmware's own devpts) and
+//! starts the command there (process/join.rs: the start-up sequence every
+//! child of the firmware's follows), then, while the command runs, answers its
 //! seccomp filter's calls (confine/notify.rs, with the run's mount table),
 //! relays its terminal and the signals fwrun gets, and exits with its
 //! status. fwrun itself stays outside the firmware: its /proc is the
@@ -24,14 +24,16 @@ use nix::sys::wait::{waitpid, WaitStatus};
 use nix::unistd::Pid;
 
 use crate::confine::notify::{self, Notifier};
-use crate::control::join::{self, JoinSpec};
-use crate::error::{fail, fail_with, LAUNCHER_FAILED};
-use crate::firmware::{self, exec::PATH};
+use crate::error::{fail, LAUNCHER_FAILED};
+use crate::firmware::exec::PATH;
 use crate::host::preflight;
+use crate::process::exec::Program;
+use crate::process::join::{self, Running};
+use crate::process::startup::{Startup, Terminal};
 use crate::state::live::{self, Facts};
 use crate::supervise::block_signals;
 use crate::supervise::console::{self, Event, RawMode, Relay};
-use crate::sys::{self, errno_text, pidfd_signal, Forked};
+use crate::sys::{self, errno_text, pidfd_signal};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnterOptions {
@@ -58,17 +60,18 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     })?;
     let (init, init_fd) = run.init()?;
     let facts = run.facts()?;
-    let mut spec = join_spec(opts, &facts, init, init_fd)?;
-    let master = match opts.tty.unwrap_or_else(console::stdin_is_tty) {
+    let (running, cgroup) = running(opts, &facts, init, init_fd)?;
+    let (master, slave) = match opts.tty.unwrap_or_else(console::stdin_is_tty) {
         true => {
-            let (master, slave) = firmware_pty(&spec.root)?;
-            spec.tty = Some(slave);
-            Some(master)
+            let (master, slave) = firmware_pty(&running.root)?;
+            (Some(master), Some(slave))
         }
-        false => None,
+        false => (None, None),
     };
+    let startup = startup(opts, &facts, slave.as_ref())?;
     let mut sfd = block_signals()?;
-    let child = spawn(spec)?;
+    let child = join::spawn(&running, cgroup.as_ref().map(|c| c.as_raw_fd()), &startup)?;
+    drop(slave);
     // Without the run's mount table, every mount call is refused.
     let table = Some(facts.mounts.clone()).filter(|m| !m.is_empty());
     let mut notifier = child
@@ -96,8 +99,15 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     code
 }
 
-/// The command, its environment and its confinement, from the run's state.
-fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) -> Result<JoinSpec> {
+/// The init's world as the command joins it (its namespaces through a
+/// pidfd, its root and working directory), and the cgroup the command
+/// starts in.
+fn running(
+    opts: &EnterOptions,
+    facts: &Facts,
+    init: i32,
+    init_fd: OwnedFd,
+) -> Result<(Running, Option<OwnedFd>)> {
     let dir = |what: &str| {
         File::options()
             .read(true)
@@ -115,6 +125,23 @@ fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) ->
             opts.name
         )));
     }
+    let cgroup = match &facts.cgroup {
+        Some(run) => Some(init_cgroup(init, run)?),
+        None => None,
+    };
+    Ok((
+        Running {
+            init: init_fd,
+            root,
+            cwd,
+        },
+        cgroup,
+    ))
+}
+
+/// The command, its environment, terminal and confinement, from the run's
+/// state.
+fn startup(opts: &EnterOptions, facts: &Facts, tty: Option<&OwnedFd>) -> Result<Startup> {
     let command: Vec<OsString> = match opts.command.is_empty() {
         true => DEFAULT_COMMAND.iter().map(OsString::from).collect(),
         false => opts.command.clone(),
@@ -124,31 +151,31 @@ fn join_spec(opts: &EnterOptions, facts: &Facts, init: i32, init_fd: OwnedFd) ->
         .map(|a| CString::new(a.as_bytes()).map_err(|_| fail("an argument holds a NUL byte")))
         .collect::<Result<Vec<_>>>()?;
     let envp = environment(&facts.env, &opts.env)?;
-    let path = envp
+    let search = envp
         .iter()
         .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="))
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_else(|| PATH.to_string());
-    let cgroup = match &facts.cgroup {
-        Some(run) => Some(init_cgroup(init, run)?),
-        None => None,
-    };
-    Ok(JoinSpec {
-        init: init_fd,
-        root,
-        cwd,
-        cgroup,
-        tty: None,
+    let keep = facts
+        .caps
+        .iter()
+        .filter_map(|c| crate::confine::caps::parse(c).ok())
+        .collect();
+    Ok(Startup {
+        // With a pty: a session of its own, the pty as its controlling
+        // terminal. Without: fwrun's own, in fwrun's process group (a
+        // terminal's signals reach it as they reach fwrun).
+        terminal: Terminal {
+            new_session: tty.is_some(),
+            tty: tty.map(|t| t.as_raw_fd()),
+            ..Terminal::default()
+        },
+        wait_for_go: false,
+        confinement: crate::confine::confinement(facts.profile.clone(), keep, facts.seccomp),
+        program: Program::Command { search },
+        as_pid2: false,
         argv,
         envp,
-        path,
-        profile: facts.profile.clone(),
-        caps: facts
-            .caps
-            .iter()
-            .filter_map(|c| crate::confine::caps::parse(c).ok())
-            .collect(),
-        seccomp: facts.seccomp,
     })
 }
 
@@ -211,84 +238,9 @@ fn firmware_pty(root: &OwnedFd) -> Result<(OwnedFd, OwnedFd)> {
         .open(format!("/proc/self/fd/{}", ptmx.as_raw_fd()))
         .map_err(|e| no_pty(e.to_string()))?
         .into();
-    let unlock: libc::c_int = 0;
-    // SAFETY: ioctls on the master we hold, with the arguments they take.
-    let slave = unsafe {
-        libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock);
-        libc::ioctl(
-            master.as_raw_fd(),
-            libc::TIOCGPTPEER,
-            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
-        )
-    };
-    if slave < 0 {
-        return Err(no_pty(errno_text(nix::errno::Errno::last())));
-    }
+    let slave = sys::pty::open_peer(master.as_fd()).map_err(|e| no_pty(errno_text(e)))?;
     console::copy_winsize(&master);
-    // SAFETY: a new descriptor.
-    Ok((master, unsafe {
-        std::os::fd::FromRawFd::from_raw_fd(slave)
-    }))
-}
-
-/// The command, started.
-struct Child {
-    pid: libc::pid_t,
-    pidfd: OwnedFd,
-    listener: Option<OwnedFd>,
-}
-
-/// Fork the command into the init's pid namespace, and wait until it has
-/// exec'd (or failed to).
-fn spawn(spec: JoinSpec) -> Result<Child> {
-    let (err_r, err_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|e| anyhow!("creating a pipe: {}", errno_text(e)))?;
-    let (sock_r, sock_w) = nix::sys::socket::socketpair(
-        nix::sys::socket::AddressFamily::Unix,
-        nix::sys::socket::SockType::SeqPacket,
-        None,
-        nix::sys::socket::SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
-    let own = File::open("/proc/self/ns/pid").context("opening fwrun's pid namespace")?;
-    // Only this process's children go to the firmware's pid namespace.
-    // SAFETY: plain syscall on descriptors we hold.
-    if unsafe { libc::setns(spec.init.as_raw_fd(), libc::CLONE_NEWPID) } != 0 {
-        return Err(anyhow!(
-            "joining the firmware's pid namespace: {}",
-            errno_text(nix::errno::Errno::last())
-        ));
-    }
-    // SAFETY: fwrun is single-threaded.
-    let forked = unsafe { sys::fork_into(0, spec.cgroup.as_ref().map(|c| c.as_raw_fd())) };
-    if !matches!(forked, Ok(Forked::Child)) {
-        // SAFETY: back to fwrun's own pid namespace for any later child.
-        unsafe { libc::setns(own.as_raw_fd(), libc::CLONE_NEWPID) };
-    }
-    match forked {
-        Err(e) => Err(anyhow!("starting the command (clone3): {}", errno_text(e))),
-        Ok(Forked::Child) => {
-            drop((err_r, sock_r, own));
-            join::child_main(&spec, err_w, sock_w)
-        }
-        Ok(Forked::Parent { pid, pidfd }) => {
-            drop((err_w, sock_w, spec));
-            let (msg, listener) = firmware::hear_from_child(err_r, sock_r)?;
-            if msg.is_empty() {
-                return Ok(Child {
-                    pid,
-                    pidfd,
-                    listener,
-                });
-            }
-            let _ = waitpid(Pid::from_raw(pid), None);
-            let (code, text) = msg
-                .split_once('\t')
-                .and_then(|(c, t)| Some((c.parse().ok()?, t.to_string())))
-                .unwrap_or((LAUNCHER_FAILED, msg));
-            Err(fail_with(code, text))
-        }
-    }
+    Ok((master, slave))
 }
 
 /// The command while it runs.
@@ -318,8 +270,7 @@ impl Entered {
                 revents: 0,
             })
             .collect();
-            // SAFETY: poll on descriptors we hold (-1 is skipped).
-            unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, -1) };
+            let _ = sys::poll(&mut pfds, -1);
             if pfds[2].revents & libc::POLLIN != 0 {
                 if let Some(n) = notifier.as_deref_mut() {
                     n.serve();

@@ -1,14 +1,13 @@
 //! The commands that act on a running firmware from outside, each a
 //! short-lived process that finds the run by its name in its state
 //! directory (`state/live.rs`): fwrun stays daemonless.
-//! - `enter.rs`: `fwrun enter`, a command inside the firmware (its side
-//!   inside is `join.rs`);
+//! - `enter.rs`: `fwrun enter`, a command inside the firmware (started
+//!   through process/join.rs);
 //! - `list.rs`: `fwrun list`, the live runs;
 //! - `stop.rs`: `fwrun stop`, as SIGTERM to the run's fwrun, then wait;
 //! - `wait.rs`: `fwrun wait`, until the run is ready or has ended.
 
 pub mod enter;
-pub mod join;
 pub mod list;
 pub mod stop;
 pub mod wait;

@@ -107,8 +107,8 @@ pub fn in_container() -> bool {
 /// Whether something besides capabilities may refuse mount(2): a seccomp
 /// filter on this process (a container's default policy), or an LSM label
 /// of its own (AppArmor, SELinux). Without either, root with CAP_SYS_ADMIN
-/// mounts, and the probe (a fork and a copy of the mount table, 0.7 ms
-/// at every start) is skipped.
+/// mounts, and the probe (a child and a copy of the mount table) is
+/// skipped.
 fn policy_may_refuse_mount(status: &str) -> bool {
     let labelled = [
         "/proc/self/attr/apparmor/current",
@@ -138,58 +138,29 @@ fn has_cap(status: &str, cap: u32) -> Option<bool> {
 
 /// Try a mount where it harms nothing: a child enters a mount namespace of
 /// its own, makes it private and mounts a tmpfs on its root; the namespace
-/// and the mount go when the child exits. The child calls only
-/// async-signal-safe functions.
+/// and the mount go when the child exits.
 fn probe_mount() -> std::result::Result<(), nix::errno::Errno> {
-    use nix::errno::Errno;
-    let none: *const libc::c_char = std::ptr::null();
-    // SAFETY: fork, then in the child only raw system calls and _exit.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        return Err(Errno::last());
-    }
-    if pid == 0 {
-        // SAFETY: system calls with static, NUL-terminated strings.
-        unsafe {
-            let code = if libc::unshare(libc::CLONE_NEWNS) != 0
-                || libc::mount(
-                    none,
-                    c"/".as_ptr(),
-                    none,
-                    libc::MS_REC | libc::MS_PRIVATE,
-                    std::ptr::null(),
-                ) != 0
-                || libc::mount(
-                    c"fwrun-probe".as_ptr(),
-                    c"/".as_ptr(),
-                    c"tmpfs".as_ptr(),
-                    libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
-                    std::ptr::null(),
-                ) != 0
-            {
-                *libc::__errno_location()
-            } else {
-                0
-            };
-            libc::_exit(code);
-        }
-    }
-    let mut status = 0;
-    loop {
-        // SAFETY: waiting for our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
-        if r == pid {
-            break;
-        }
-        if Errno::last() != Errno::EINTR {
-            return Err(Errno::last());
-        }
-    }
-    match libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)) {
-        Some(0) => Ok(()),
-        Some(code) => Err(Errno::from_raw(code)),
-        None => Err(Errno::ECHILD),
-    }
+    use nix::mount::{mount, MsFlags};
+    let probe = || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)?;
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )?;
+        mount(
+            Some("fwrun-probe"),
+            "/",
+            Some("tmpfs"),
+            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            None::<&str>,
+        )
+    };
+    let child = crate::process::spawn::beside(0, 64 << 10, probe)?;
+    crate::process::spawn::reap(child.pid);
+    child.out
 }
 
 fn has_overlay(proc_filesystems: &str) -> bool {

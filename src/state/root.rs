@@ -229,8 +229,7 @@ fn named_ours_at(path: &str) -> bool {
 /// Whether `dir` is the root of a mount.
 fn mount_root(dir: &File) -> bool {
     use std::os::fd::AsFd;
-    crate::sys::statx_fd(dir.as_fd())
-        .is_some_and(|st| st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0)
+    crate::sys::statx_fd(dir.as_fd()).is_some_and(|st| st.mount_root)
 }
 
 /// Return to the mount namespace fwrun started in (where the tmpfs is

@@ -9,12 +9,16 @@
 //! fwrun waits for those children before it exits ([`settle`]), so nothing
 //! of a run outlives fwrun.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::Mutex;
 
 use anyhow::Result;
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::mount::MntFlags;
+use nix::sys::stat::Mode;
+
+use crate::process::spawn;
 
 type Undo = Box<dyn FnOnce() -> Result<()>>;
 
@@ -61,17 +65,10 @@ impl Drop for Teardown {
 /// [`settle`].
 static BESIDE: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
 
-/// What the child of [`detach_beside`] reads and answers.
-struct Detach {
-    path: CString,
-    /// The errno of the unmount, 0 if it succeeded.
-    errno: i32,
-}
-
 /// Detach the mount at `path` (as `umount -l` does) in a child that holds
 /// the only reference to it when it exits, so that the mount's release
 /// runs in that child while fwrun goes on. The child shares fwrun's memory
-/// and fwrun waits while it runs (CLONE_VM and CLONE_VFORK). It starts
+/// and fwrun waits while it runs (process/spawn.rs's `beside`). It starts
 /// with fwrun's descriptor table and leaves it for an empty one of its own
 /// (close_range with CLOSE_RANGE_UNSHARE), so that it never holds a copy
 /// of fwrun's descriptors (locks fwrun holds must not outlive fwrun's own
@@ -79,56 +76,32 @@ struct Detach {
 /// and exits. fwrun goes on as the child starts its exit; the child's last
 /// reference goes after that. Without a child, fwrun unmounts it itself.
 pub fn detach_beside(path: &Path) -> Result<()> {
-    let Ok(c) = CString::new(path.as_os_str().as_bytes()) else {
-        return crate::sys::umount_detach(path);
+    let detach = || -> std::result::Result<(), Errno> {
+        // A table of its own, empty: no copy of fwrun's descriptors is
+        // ever made.
+        crate::sys::unshare_empty_fd_table()?;
+        // Held until this child exits: the mount's last reference. Never
+        // closed here: the child's exit closes it.
+        let root = nix::fcntl::open(
+            path,
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        );
+        std::mem::forget(root);
+        nix::mount::umount2(path, MntFlags::MNT_DETACH)
     };
-    let mut work = Detach { path: c, errno: 0 };
-    extern "C" fn detach(arg: *mut libc::c_void) -> libc::c_int {
-        // SAFETY: `arg` is the Detach below; fwrun waits until this child
-        // is in its exit (CLONE_VFORK), so the errno it may write (fwrun's)
-        // is not read meanwhile. System calls only.
-        unsafe {
-            let work = &mut *(arg as *mut Detach);
-            // A table of its own, empty: no copy of fwrun's descriptors
-            // is ever made.
-            libc::syscall(
-                libc::SYS_close_range,
-                0u32,
-                u32::MAX,
-                libc::CLOSE_RANGE_UNSHARE,
-            );
-            // Held until this child exits: the mount's last reference.
-            libc::open(
-                work.path.as_ptr(),
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
-            );
-            if libc::umount2(work.path.as_ptr(), libc::MNT_DETACH) != 0 {
-                work.errno = *libc::__errno_location();
-            }
-        }
-        0
-    }
     const STACK: usize = 16 << 10;
-    let mut stack = vec![0u8; STACK];
-    // SAFETY: the child runs `detach` on its own stack while fwrun waits;
-    // by the time fwrun goes on, it is in its exit and uses neither its
-    // stack nor fwrun's memory.
-    let pid = unsafe {
-        crate::sys::clone_on(
-            &mut stack,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_FILES,
-            detach,
-            &mut work as *mut Detach as *mut libc::c_void,
-        )
+    let child = match spawn::beside(libc::CLONE_FILES, STACK, detach) {
+        Ok(c) => c,
+        Err(_) => return crate::sys::umount_detach(path),
     };
-    drop(stack);
-    if pid <= 0 {
-        return crate::sys::umount_detach(path);
-    }
-    BESIDE.lock().unwrap_or_else(|e| e.into_inner()).push(pid);
-    match work.errno {
-        0 => Ok(()),
-        e => crate::sys::detach_failed(path, nix::errno::Errno::from_raw(e)),
+    BESIDE
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(child.pid);
+    match child.out {
+        Ok(()) => Ok(()),
+        Err(e) => crate::sys::detach_failed(path, e),
     }
 }
 
@@ -137,7 +110,7 @@ pub fn detach_beside(path: &Path) -> Result<()> {
 pub fn settle() {
     let pids = std::mem::take(&mut *BESIDE.lock().unwrap_or_else(|e| e.into_inner()));
     for pid in pids {
-        crate::sys::reap(pid);
+        spawn::reap(pid);
     }
 }
 
@@ -171,8 +144,7 @@ mod tests {
     /// once, and the child that released it is reaped by settle.
     #[test]
     fn a_mount_detached_beside_is_released_once_settled() {
-        // SAFETY: geteuid has no preconditions.
-        assert_eq!(unsafe { libc::geteuid() }, 0, "this test needs root");
+        assert!(nix::unistd::geteuid().is_root(), "this test needs root");
         let dir = std::env::temp_dir().join(format!("fwrun-beside-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         // In a mount namespace of this test's own, so that nothing reaches

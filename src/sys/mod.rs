@@ -1,6 +1,8 @@
 //! Thin wrappers over the system calls fwrun makes, each failure turned into
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
+pub mod pty;
+pub mod seccomp;
 pub mod signals;
 
 use std::ffi::{CStr, CString};
@@ -73,136 +75,19 @@ pub fn detach_failed(target: &Path, e: Errno) -> Result<()> {
     }
 }
 
-/// Wait for the child `pid`, of whatever exit signal (__WALL), through
-/// interruptions.
-pub fn reap(pid: libc::pid_t) {
-    let mut status = 0;
-    // SAFETY: waitpid into a status we own.
-    while unsafe { libc::waitpid(pid, &mut status, libc::__WALL) } < 0
-        && Errno::last() == Errno::EINTR
-    {}
-}
-
-/// clone(2) of a child that runs `f(arg)` on `stack`, a stack of its own,
-/// with `flags` (the exit signal included). Returns the child's pid, or -1
-/// with errno set.
-///
-/// # Safety
-/// `stack` and whatever `arg` points to must stay alive and untouched by
-/// the caller for as long as the child uses them, and `f` may only do in
-/// the child what `flags` leaves safe (with CLONE_VM, no allocation and no
-/// lock of the parent's).
-pub unsafe fn clone_on(
-    stack: &mut [u8],
-    flags: libc::c_int,
-    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
-    arg: *mut libc::c_void,
-) -> libc::pid_t {
-    // The stack grows down from its 16-byte-aligned top.
-    let top = (stack.as_mut_ptr() as usize + stack.len()) & !15;
-    libc::clone(f, top as *mut libc::c_void, flags, arg)
-}
-
-/// The arguments of clone3(2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// What a fork-like clone returned.
-pub enum Forked {
-    Child,
-    Parent { pid: libc::pid_t, pidfd: OwnedFd },
-}
-
-/// clone3's flag: start the child in the cgroup given by `cgroup` (5.7+).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// fork() into new namespaces, with a pidfd for the child, and into the
-/// cgroup whose directory `cgroup` is open on, when given (atomically: the
-/// child never runs outside it).
-///
-/// # Safety
-/// The caller must be single-threaded: the child runs on a copy of the
-/// parent's memory and may allocate.
-pub unsafe fn fork_into(
-    namespaces: libc::c_int,
-    cgroup: Option<libc::c_int>,
-) -> Result<Forked, Errno> {
-    let mut pidfd: libc::c_int = -1;
-    let mut flags = namespaces as u64 | libc::CLONE_PIDFD as u64;
-    if cgroup.is_some() {
-        flags |= CLONE_INTO_CGROUP;
-    }
-    let args = CloneArgs {
-        flags,
-        pidfd: &mut pidfd as *mut libc::c_int as u64,
-        exit_signal: libc::SIGCHLD as u64,
-        cgroup: cgroup.map_or(0, |fd| fd as u64),
-        ..Default::default()
-    };
-    let ret = libc::syscall(
-        libc::SYS_clone3,
-        &args as *const CloneArgs,
-        std::mem::size_of::<CloneArgs>(),
-    );
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => Ok(Forked::Child),
-        pid => Ok(Forked::Parent {
-            pid: pid as libc::pid_t,
-            pidfd: OwnedFd::from_raw_fd(pidfd),
-        }),
-    }
-}
-
-#[repr(C)]
-struct OpenHow {
-    flags: u64,
-    mode: u64,
-    resolve: u64,
-}
 /// openat2's resolve flags.
-pub const RESOLVE_NO_MAGICLINKS: u64 = 0x02;
-pub const RESOLVE_NO_SYMLINKS: u64 = 0x04;
-pub const RESOLVE_IN_ROOT: u64 = 0x10;
+pub const RESOLVE_NO_MAGICLINKS: u64 = libc::RESOLVE_NO_MAGICLINKS;
+pub const RESOLVE_NO_SYMLINKS: u64 = libc::RESOLVE_NO_SYMLINKS;
+pub const RESOLVE_IN_ROOT: u64 = libc::RESOLVE_IN_ROOT;
 
 /// openat2(2): open `path` from `dir` with `flags` (close-on-exec added)
 /// and the `resolve` restrictions.
 pub fn openat2(dir: BorrowedFd, path: &Path, flags: i32, resolve: u64) -> Result<OwnedFd, Errno> {
-    let c = CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
-    let how = OpenHow {
-        flags: (flags | libc::O_CLOEXEC) as u64,
-        mode: 0,
-        resolve,
-    };
-    // SAFETY: plain syscall with valid pointers that outlive it.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_openat2,
-            dir.as_raw_fd(),
-            c.as_ptr(),
-            &how as *const OpenHow,
-            std::mem::size_of::<OpenHow>(),
-        )
-    };
-    if fd < 0 {
-        Err(Errno::last())
-    } else {
-        // SAFETY: a new descriptor we own.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-    }
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::from_bits_retain(flags | libc::O_CLOEXEC))
+        .resolve(ResolveFlag::from_bits_retain(resolve));
+    nix::fcntl::openat2(dir, path, how)
 }
 
 /// Open `path` as if `root` were "/" (absolute symlinks and ".." stay inside
@@ -228,20 +113,30 @@ pub fn fd_path(fd: &impl AsRawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
+/// What statx says of an open descriptor that fwrun asks: its mount id,
+/// whether it is its mount's root, and its file system's device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub mnt_id: u64,
+    pub mount_root: bool,
+    pub dev: (u32, u32),
+}
+
 /// statx of an open descriptor, with the mount id.
-pub fn statx_fd(fd: BorrowedFd) -> Option<libc::statx> {
-    // SAFETY: statx into a zeroed struct, with an empty path and AT_EMPTY_PATH.
-    unsafe {
-        let mut st: libc::statx = std::mem::zeroed();
-        let r = libc::statx(
-            fd.as_raw_fd(),
-            c"".as_ptr(),
-            libc::AT_EMPTY_PATH,
-            libc::STATX_BASIC_STATS | libc::STATX_MNT_ID,
-            &mut st,
-        );
-        (r == 0).then_some(st)
-    }
+pub fn statx_fd(fd: BorrowedFd) -> Option<Stat> {
+    use rustix::fs::{statx, AtFlags, StatxAttributes, StatxFlags};
+    let st = statx(
+        fd,
+        "",
+        AtFlags::EMPTY_PATH,
+        StatxFlags::BASIC_STATS | StatxFlags::MNT_ID,
+    )
+    .ok()?;
+    Some(Stat {
+        mnt_id: st.stx_mnt_id,
+        mount_root: st.stx_attributes.contains(StatxAttributes::MOUNT_ROOT),
+        dev: (st.stx_dev_major, st.stx_dev_minor),
+    })
 }
 
 /// The arguments of mount_setattr(2) (libc has no wrapper).
@@ -345,68 +240,52 @@ pub fn set_read_only(fd: BorrowedFd, read_only: bool) -> Result<(), Errno> {
 /// process's root and working directory), submounts included
 /// (open_tree(2) with OPEN_TREE_CLONE and AT_RECURSIVE).
 pub fn clone_tree(path: &CStr) -> Result<OwnedFd, Errno> {
-    const OPEN_TREE_CLONE: libc::c_uint = 1;
-    // SAFETY: plain syscall with a valid path; the result is a new fd.
-    let fd = unsafe {
-        libc::syscall(
-            libc::SYS_open_tree,
-            libc::AT_FDCWD,
-            path.as_ptr(),
-            OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint | AT_RECURSIVE,
-        )
-    };
-    if fd < 0 {
-        return Err(Errno::last());
-    }
-    // SAFETY: the kernel just gave us this descriptor.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    open_tree(
+        rustix::fs::CWD,
+        path,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
 /// Attach the detached mount tree `tree` at `target` (an O_PATH
 /// descriptor of a path in this process's mount namespace).
 pub fn attach_tree(tree: BorrowedFd, target: BorrowedFd) -> Result<(), Errno> {
-    const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-    const MOVE_MOUNT_T_EMPTY_PATH: libc::c_uint = 0x40;
-    // SAFETY: plain syscall on two descriptors we hold, empty paths.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_move_mount,
-            tree.as_raw_fd(),
-            c"".as_ptr(),
-            target.as_raw_fd(),
-            c"".as_ptr(),
-            MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH,
-        )
-    };
-    if r < 0 {
-        Err(Errno::last())
-    } else {
-        Ok(())
+    use rustix::mount::{move_mount, MoveMountFlags};
+    move_mount(
+        tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
+/// Send one message of `bytes` over a unix socket, with the descriptor
+/// `fd` (SCM_RIGHTS) when given.
+pub fn send_with_fd(sock: BorrowedFd, bytes: &[u8], fd: Option<BorrowedFd>) -> Result<(), Errno> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let iov = [std::io::IoSlice::new(bytes)];
+    let fds = fd.map(|f| [f.as_raw_fd()]);
+    let cmsgs: Vec<ControlMessage> = fds.iter().map(|f| ControlMessage::ScmRights(f)).collect();
+    loop {
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None) {
+            Err(Errno::EINTR) => continue,
+            r => return r.map(drop),
+        }
     }
 }
 
-/// Send a descriptor over a unix socket (SCM_RIGHTS).
-pub fn send_fd(sock: BorrowedFd, fd: BorrowedFd) -> Result<(), Errno> {
-    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
-    let fds = [fd.as_raw_fd()];
-    let iov = [std::io::IoSlice::new(b"fd")];
-    sendmsg::<()>(
-        sock.as_raw_fd(),
-        &iov,
-        &[ControlMessage::ScmRights(&fds)],
-        MsgFlags::empty(),
-        None,
-    )
-    .map(|_| ())
-}
-
-/// Receive a descriptor sent with [`send_fd`]; None at end of file (the
-/// sender closed its end without sending).
-pub fn recv_fd(sock: BorrowedFd) -> Result<Option<OwnedFd>, Errno> {
+/// Receive one message into `buf`: its length (0 at the end of file) and
+/// the descriptor that came with it, if one did (close-on-exec).
+pub fn recv_with_fd(sock: BorrowedFd, buf: &mut [u8]) -> Result<(usize, Option<OwnedFd>), Errno> {
     use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-    let mut buf = [0u8; 2];
-    let mut iov = [std::io::IoSliceMut::new(&mut buf)];
     let mut space = nix::cmsg_space!([RawFd; 1]);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
     let msg = loop {
         match recvmsg::<()>(
             sock.as_raw_fd(),
@@ -418,25 +297,20 @@ pub fn recv_fd(sock: BorrowedFd) -> Result<Option<OwnedFd>, Errno> {
             r => break r?,
         }
     };
+    let mut fd = None;
     for c in msg.cmsgs().map_err(|_| Errno::EBADMSG)? {
         if let ControlMessageOwned::ScmRights(fds) = c {
-            if let Some(fd) = fds.first() {
-                // SAFETY: the kernel just gave us this descriptor.
-                return Ok(Some(unsafe { OwnedFd::from_raw_fd(*fd) }));
-            }
+            // SAFETY: the kernel just installed these descriptors in this
+            // process; each is owned once, here.
+            let owned: Vec<OwnedFd> = fds
+                .iter()
+                .map(|raw| unsafe { OwnedFd::from_raw_fd(*raw) })
+                .collect();
+            // Any more than the one asked for are closed.
+            fd = fd.or(owned.into_iter().next());
         }
     }
-    Ok(None)
-}
-
-/// A NULL-terminated array of pointers to `strings`, as execve takes its
-/// argv and envp (valid while `strings` lives).
-pub fn c_array(strings: &[CString]) -> Vec<*const libc::c_char> {
-    strings
-        .iter()
-        .map(|s| s.as_ptr())
-        .chain(std::iter::once(std::ptr::null()))
-        .collect()
+    Ok((msg.bytes, fd))
 }
 
 /// Send a signal through a pidfd (no pid reuse race).
@@ -456,4 +330,63 @@ pub fn pidfd_signal(pidfd: &OwnedFd, sig: i32) -> Result<(), Errno> {
     } else {
         Ok(())
     }
+}
+
+/// `ip link set NAME up` on the socket `sock` (any socket of the network
+/// namespace), with the interface flags' two ioctls.
+pub fn link_up(sock: RawFd, name: &str) -> Result<(), Errno> {
+    #[repr(C)]
+    struct IfReqFlags {
+        name: [u8; libc::IFNAMSIZ],
+        flags: libc::c_short,
+        _pad: [u8; 22],
+    }
+    let mut req = IfReqFlags {
+        name: [0; libc::IFNAMSIZ],
+        flags: 0,
+        _pad: [0; 22],
+    };
+    let n = name.len().min(libc::IFNAMSIZ - 1);
+    req.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+    // SAFETY: ioctls on a socket the caller holds, with a struct of the
+    // size the kernel reads and writes (struct ifreq).
+    unsafe {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS as _, &mut req) != 0 {
+            return Err(Errno::last());
+        }
+        req.flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(sock, libc::SIOCSIFFLAGS as _, &req) != 0 {
+            return Err(Errno::last());
+        }
+    }
+    Ok(())
+}
+
+/// Leave the descriptor table this process shares (a child made with
+/// CLONE_FILES) for a new one with nothing open in it.
+pub fn unshare_empty_fd_table() -> Result<(), Errno> {
+    // SAFETY: close_range(2) with CLOSE_RANGE_UNSHARE closes only the
+    // descriptors of this process's own, new copy of the table.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_close_range,
+            0u32,
+            u32::MAX,
+            libc::CLOSE_RANGE_UNSHARE,
+        )
+    };
+    match r {
+        0 => Ok(()),
+        _ => Err(Errno::last()),
+    }
+}
+
+/// poll(2) on descriptor numbers (`fd` -1 is skipped, as the kernel does):
+/// how many have events, in `revents`. Safe whatever the numbers are: the
+/// kernel reads only the array, and a number that is not open comes back
+/// as POLLNVAL. `timeout_ms` -1 waits without end.
+pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
+    // SAFETY: a valid array of `fds.len()` entries, written by the kernel.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+    Errno::result(n).map(|n| n as usize)
 }

@@ -4,55 +4,59 @@
 //! forwards every signal it gets to the program, and exits with the
 //! program's status (128+N if it died of signal N).
 
-use std::convert::Infallible;
-use std::fs::File;
-use std::io::Write;
-use std::os::fd::OwnedFd;
+use std::ffi::CString;
 
 use nix::sys::signal::{SigSet, SigmaskHow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{ForkResult, Pid};
 
-use crate::firmware::exec::exec_init;
-use crate::firmware::spec::ChildSpec;
+use crate::process::channel::{Channel, Failure};
+use crate::process::exec::{exec, reset_signals, Program};
 
-/// Start the program as pid 2 and become its pid 1. Returns only if the fork
-/// failed, with the error pipe, the exit code and the message.
-pub fn start(spec: &ChildSpec, err_w: OwnedFd) -> Result<Infallible, (OwnedFd, i32, String)> {
+/// Start the program as pid 2 and become its pid 1 (this process is
+/// already confined). Returns only if the fork failed.
+pub fn start(
+    chan: &Channel,
+    program: &Program,
+    argv: &[CString],
+    envp: &[CString],
+    tty: bool,
+) -> Failure {
     // Everything is blocked from before the fork, so no SIGCHLD is missed.
-    let all = SigSet::all();
-    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&all), None);
+    let _ = nix::sys::signal::pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), None);
     // SAFETY: this process is single-threaded.
     match unsafe { nix::unistd::fork() } {
-        Err(e) => Err((
-            err_w,
-            crate::error::LAUNCHER_FAILED,
-            format!(
+        Err(e) => Failure {
+            code: crate::error::LAUNCHER_FAILED,
+            message: format!(
                 "starting the program as pid 2: {}",
                 crate::sys::errno_text(e)
             ),
-        )),
+        },
         Ok(ForkResult::Child) => {
             let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
-            let (code, msg) = exec_init(spec, None);
-            let _ = File::from(err_w).write_all(format!("{code}\t{msg}").as_bytes());
+            reset_signals();
+            let failed = exec(program, argv, envp);
+            chan.fail(&failed);
             // SAFETY: leave without running destructors.
-            unsafe { libc::_exit(code) }
+            unsafe { libc::_exit(failed.code) }
         }
         Ok(ForkResult::Parent { child }) => {
-            // The program's copy of the pipe tells fwrun about its exec.
-            drop(err_w);
             // This pid 1 never execs, so close-on-exec protects nothing
             // here: close all that fwrun held (its lock, signalfd, pty
-            // master, pipes), keeping only the console on 0, 1 and 2.
+            // master, pipes, and the channel, whose copy in the program
+            // tells fwrun about its exec), keeping only the console on 0,
+            // 1 and 2.
             // SAFETY: no descriptor above 2 is used in this process again;
             // the ones Rust values own here are never dropped (it _exits).
             unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
             let _ = nix::unistd::setpgid(child, child);
-            if spec.tty.is_some() {
-                // SAFETY: fd 0 is the controlling terminal; SIGTTOU is blocked.
-                unsafe { libc::tcsetpgrp(0, child.as_raw()) };
+            if tty {
+                // fd 0 is the controlling terminal; SIGTTOU is blocked.
+                // SAFETY: fd 0 stays open for the life of this process.
+                let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+                let _ = nix::unistd::tcsetpgrp(stdin, child);
             }
             reap_and_forward(child)
         }
@@ -68,7 +72,8 @@ fn reap_and_forward(program: Pid) -> ! {
             }
             match sfd.read_signal() {
                 Ok(Some(info)) if info.ssi_signo as i32 != libc::SIGCHLD => {
-                    // SAFETY: plain syscall.
+                    // SAFETY: plain syscall; the program is our child, not
+                    // yet reaped, so its pid is its own.
                     unsafe { libc::kill(program.as_raw(), info.ssi_signo as i32) };
                 }
                 _ => {}
