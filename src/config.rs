@@ -9,16 +9,17 @@ use std::time::Duration;
 use anyhow::Result;
 
 use crate::cli::{self, Cli, Command};
-use crate::confine::apparmor::profile_name;
 use crate::control::enter::EnterOptions;
 use crate::control::list::ListOptions;
 use crate::control::stop::StopOptions;
 use crate::control::wait::WaitOptions;
 use crate::error::fail;
+use crate::firmware::defaults::Console;
 use crate::firmware::exec::PATH;
 use crate::firmware::rootfs::{self, ResolvedBind};
 use crate::inspect::terminfo::LAST_RESORT;
 use crate::network::{self, Move, Plan, Veth};
+use crate::state::identity::Identity;
 use crate::supervise::ready::ReadyOptions;
 
 /// The init started when none is given after `--`.
@@ -60,15 +61,6 @@ pub enum AppArmorMode {
 pub enum OnReboot {
     Exit,
     Restart,
-}
-
-/// The firmware's console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Console {
-    /// A pty for a recognised init or on a terminal, else inherit.
-    Auto,
-    Pty,
-    Inherit,
 }
 
 /// The command line's choices, named the same here.
@@ -114,9 +106,6 @@ pub struct AppArmorConfig {
     pub allow_mknod: bool,
     pub parser: Option<PathBuf>,
     pub follow_denials: bool,
-    /// The profile's name: the run's name and this invocation's instance id
-    /// (`fwrun-NAME-ID`), fresh every time.
-    pub profile: String,
 }
 
 /// The kernel-enforced layers' settings.
@@ -132,7 +121,8 @@ pub struct KernelConfig {
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     pub action: Action,
-    pub name: String,
+    /// The run's name, and every name on the host made from it.
+    pub identity: Identity,
     pub hostname: String,
     /// The init's argv (the default init when none was given).
     pub init: Vec<OsString>,
@@ -187,8 +177,8 @@ impl RunConfig {
             )
         };
         let ready = ready_options(&cli)?;
-        let name = cli.name.unwrap_or_else(crate::state::generate_name);
-        let profile = profile_name(&name, &crate::state::instance_id());
+        let identity = Identity::new(cli.name.unwrap_or_else(crate::state::generate_name));
+        let name = &identity.name;
         let binds = match action {
             Action::Run(_) => cli
                 .bind
@@ -198,7 +188,7 @@ impl RunConfig {
             _ => Vec::new(),
         };
         let (net, network) =
-            network_plan(&cli.net, cli.veth_name.as_deref(), &cli.net_move, &name)?;
+            network_plan(&cli.net, cli.veth_name.as_deref(), &cli.net_move, &identity)?;
         let init_named = !cli.init.is_empty();
         let init = if init_named {
             cli.init
@@ -208,9 +198,9 @@ impl RunConfig {
         Ok(RunConfig {
             action,
             hostname: cli.hostname.unwrap_or_else(|| name.clone()),
-            env: environment(&cli.env, &name),
+            env: environment(&cli.env, name),
             term_given: cli.env.iter().any(|(k, _)| k == "TERM"),
-            name,
+            identity,
             init,
             init_named,
             rw_dir: cli.rw_dir,
@@ -231,7 +221,6 @@ impl RunConfig {
                 allow_mknod: cli.allow_mknod,
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
-                profile,
             },
             kernel: KernelConfig {
                 cap_add: cli.cap_add,
@@ -322,10 +311,10 @@ fn network_plan(
     net: &cli::Net,
     veth_name: Option<&str>,
     moves: &[Move],
-    name: &str,
+    identity: &Identity,
 ) -> Result<(Net, Plan)> {
     let veth = |addr, bridge| Veth {
-        host: network::host_side_name(name),
+        host: identity.veth_host.clone(),
         inside: veth_name.unwrap_or(network::DEFAULT_VETH_NAME).into(),
         addr,
         bridge,
@@ -412,10 +401,10 @@ mod tests {
     #[test]
     fn every_invocation_has_a_profile_of_its_own() {
         let a = config(&["--firmware", "x", "--name", "t1"])
-            .apparmor
+            .identity
             .profile;
         let b = config(&["--firmware", "x", "--name", "t1"])
-            .apparmor
+            .identity
             .profile;
         for p in [&a, &b] {
             let id = p.strip_prefix("fwrun-t1-").unwrap_or_else(|| panic!("{p}"));

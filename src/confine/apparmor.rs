@@ -254,20 +254,13 @@ fn walk(dir: &str, name: String, node: &Node, out: &mut Vec<String>) {
 pub struct ProfileSpec<'a> {
     /// The run's name.
     pub name: &'a str,
-    /// The profile's name ([`profile_name`]).
+    /// The profile's name (state/identity.rs).
     pub profile: &'a str,
     pub template: &'a str,
     pub extra_deny: &'a [String],
     pub allow_mknod: bool,
     /// `--net host`: the firmware shares the host's network.
     pub host_network: bool,
-}
-
-/// The profile of one invocation of run `run`: `fwrun-RUN-INSTANCE`. The
-/// instance part differs between two runs of the same name, so that
-/// neither (nor a sweep of a dead one) can replace or unload the other's.
-pub fn profile_name(run: &str, instance: &str) -> String {
-    format!("fwrun-{run}-{instance}")
 }
 
 /// Render the profile text.

@@ -4,27 +4,46 @@
 //! that runs it. Each choice is said under -v and put in the report, with
 //! why.
 
-use std::ffi::CString;
+use std::ffi::{CString, OsString};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use crate::config::{Console, RunConfig};
 use crate::error::fail;
 use crate::firmware::rootfs::ResolvedBind;
 use crate::host::binfmt::{self, Handler};
 use crate::inspect::inits::Init;
 use crate::inspect::{self, Inspected, Machine};
 use crate::report::status::Status;
-use crate::report::{self, Chosen, Report};
+use crate::report::{self, Chosen, Detected};
 use crate::sys::signals;
+
+/// The firmware's console.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Console {
+    /// A pty for a recognised init or on a terminal, else inherit.
+    Auto,
+    Pty,
+    Inherit,
+}
+
+/// What the user asked for, which the defaults fill in.
+pub struct Wanted<'a> {
+    /// The init's argv, as given.
+    pub init: &'a [OsString],
+    /// --stop-signal, unless auto.
+    pub stop_signal: Option<i32>,
+    pub console: Console,
+}
 
 /// What was read and chosen.
 #[derive(Debug, Default)]
 pub struct Defaults {
     pub seen: Inspected,
+    /// The same, as the report says it.
+    pub detected: Detected,
     pub stop_signal: i32,
     /// Whether the init gets a pty console.
     pub pty: bool,
@@ -45,22 +64,23 @@ fn is_tty(fd: i32) -> bool {
 /// Read the init `program` (found inside the root at `root_path`, opened
 /// as `root`) and choose the defaults from it.
 pub fn choose(
-    cfg: &RunConfig,
+    want: &Wanted,
     root: &OwnedFd,
     root_path: &Path,
     program: &Path,
     log: &Status,
-    rep: &mut Report,
 ) -> Result<Defaults> {
-    let argv0 = cfg.init[0].to_string_lossy();
-    let argv1 = cfg.init.get(1).map(|a| a.to_string_lossy());
+    let argv0 = want.init[0].to_string_lossy();
+    let argv1 = want.init.get(1).map(|a| a.to_string_lossy());
     let applet = inspect::applet(&argv0, argv1.as_deref());
     let seen = inspect::inspect(root, root_path, program, applet)?;
-    let det = &mut rep.detected;
-    det.program = seen.resolved.as_ref().map(|p| p.display().to_string());
-    det.init = seen.init.map(|i| i.label().to_string());
-    det.machine = seen.machine.map(Machine::name);
-    let shown = Path::new(&cfg.init[0]);
+    let mut detected = Detected {
+        program: seen.resolved.as_ref().map(|p| p.display().to_string()),
+        init: seen.init.map(|i| i.label().to_string()),
+        machine: seen.machine.map(Machine::name),
+        ..Detected::default()
+    };
+    let shown = Path::new(&want.init[0]);
     log.detail(format!(
         "init {}{}: {}, {}",
         shown.display(),
@@ -86,18 +106,20 @@ pub fn choose(
         ..Defaults::default()
     };
     if let Some(m) = seen.machine.filter(|m| !binfmt::native(m.code)) {
-        let handler = emulate(shown, &seen, m, log, rep, &mut out)?;
+        let handler = emulate(shown, &seen, m, log, &mut out)?;
         out.needs.push((
             "binfmt_misc interpreter".into(),
             c_path(&handler.interpreter),
         ));
     }
-    let (signal, stop) = stop_signal(cfg.stop_signal, seen.init, shown);
+    let (signal, stop) = stop_signal(want.stop_signal, seen.init, shown);
     log.detail(format!("stop signal {}: {}", stop.value, stop.why));
-    rep.detected.stop_signal = Some(stop);
-    let (pty, console) = console(cfg.console, seen.init, shown, is_tty(0), is_tty(1));
+    detected.stop_signal = Some(stop);
+    let (pty, console) = console(want.console, seen.init, shown, is_tty(0), is_tty(1));
     log.detail(format!("console {}: {}", console.value, console.why));
-    rep.detected.console = Some(console);
+    detected.console = Some(console);
+    detected.emulator = out.detected.emulator.take();
+    out.detected = detected;
     out.stop_signal = signal;
     out.pty = pty;
     out.seen = seen;
@@ -182,7 +204,6 @@ fn emulate(
     seen: &Inspected,
     m: Machine,
     log: &Status,
-    rep: &mut Report,
     out: &mut Defaults,
 ) -> Result<Handler> {
     let arch = m.name();
@@ -221,7 +242,7 @@ fn emulate(
             ""
         }
     ));
-    rep.detected.emulator = Some(report::Emulator {
+    out.detected.emulator = Some(report::Emulator {
         handler: first.name.clone(),
         interpreter: first.interpreter.display().to_string(),
         flags: first.flags.clone(),

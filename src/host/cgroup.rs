@@ -157,10 +157,11 @@ fn default_parent(own: &str, contained: bool) -> String {
     }
 }
 
-/// The path of run `name`'s cgroup, for the state directory.
-pub fn path_for(name: &str, limits: &Limits) -> Result<PathBuf> {
+/// The path of the run's cgroup, named `label` (`fwrun-NAME`), for the
+/// state directory.
+pub fn path_for(label: &str, limits: &Limits) -> Result<PathBuf> {
     let parent = parent_of_run(limits)?;
-    Ok(Path::new(ROOT).join(parent).join(format!("fwrun-{name}")))
+    Ok(Path::new(ROOT).join(parent).join(label))
 }
 
 /// The run's cgroup, made.
@@ -358,14 +359,14 @@ fn remove_tree(path: &Path) -> Result<()> {
 }
 
 /// On a v1 or hybrid host: `(run's cgroup, fwrun's own)` in each hierarchy
-/// mounted here, the run's being `fwrun-NAME` below fwrun's own.
-pub fn legacy_dirs(name: &str) -> Vec<(PathBuf, PathBuf)> {
+/// mounted here, the run's being `label` (`fwrun-NAME`) below fwrun's own.
+pub fn legacy_dirs(label: &str) -> Vec<(PathBuf, PathBuf)> {
     let own = fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    legacy_dirs_from(&own, &mounts, name)
+    legacy_dirs_from(&own, &mounts, label)
 }
 
-fn legacy_dirs_from(own: &str, mountinfo: &str, name: &str) -> Vec<(PathBuf, PathBuf)> {
+fn legacy_dirs_from(own: &str, mountinfo: &str, label: &str) -> Vec<(PathBuf, PathBuf)> {
     // (file system type, mount root, mount point, super options)
     let mounts: Vec<(&str, &str, &str, Vec<&str>)> = mountinfo
         .lines()
@@ -395,7 +396,7 @@ fn legacy_dirs_from(own: &str, mountinfo: &str, name: &str) -> Vec<(PathBuf, Pat
         });
         if let Some(m) = found {
             let base = Path::new(m.2).join(path.trim_start_matches('/'));
-            out.push((base.join(format!("fwrun-{name}")), base));
+            out.push((base.join(label), base));
         }
     }
     out
@@ -532,7 +533,7 @@ mod tests {
 39 25 0:35 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
 40 25 0:35 /sub /mnt/elsewhere rw,relatime - cgroup2 cgroup2 rw
 ";
-        let got = legacy_dirs_from(own, info, "t1");
+        let got = legacy_dirs_from(own, info, "fwrun-t1");
         let p = |s: &str| PathBuf::from(s);
         assert_eq!(
             got,

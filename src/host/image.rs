@@ -1,9 +1,11 @@
 //! What kind of firmware a path holds, read from its content (magic bytes),
-//! never from its name. The file is only ever opened read-only.
+//! never from its name. The path is looked up once: what is opened here is
+//! what is classified, attached or bound, and named (its canonical path, as
+//! the kernel resolved it) in the report and in `fwrun list`. The file is
+//! only ever opened read-only.
 
 use std::fs::File;
-use std::io::Read;
-use std::os::unix::fs::FileTypeExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -39,11 +41,13 @@ impl Kind {
     }
 }
 
-/// A firmware whose kind is known.
-#[derive(Debug, Clone)]
+/// A firmware, opened, whose kind is known.
+#[derive(Debug)]
 pub struct Firmware {
     /// The path, with symlinks resolved.
     pub path: PathBuf,
+    /// The image, open for reading; or the directory.
+    pub file: File,
     pub kind: Kind,
     /// An ext3/ext4 image whose journal needs recovery (it was not cleanly
     /// unmounted): it must be mounted without replaying the journal, since
@@ -87,51 +91,83 @@ const FOREIGN: &[(usize, &[u8], &str)] = &[
 /// would be accepted.
 pub fn detect(path: &Path) -> Result<Firmware> {
     let shown = path.display().to_string();
-    let meta = std::fs::metadata(path).map_err(|e| {
-        fail(format!(
-            "cannot use firmware '{shown}': {}: give an ext2/3/4 or squashfs image, or a firmware root directory",
-            io_reason(&e)
-        ))
-    })?;
-    let real = std::fs::canonicalize(path).map_err(|e| {
+    // Looked up once, opened without being opened for I/O: a device node
+    // is refused before anything of it runs.
+    let found = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| {
+            fail(format!(
+                "cannot use firmware '{shown}': {}: give an ext2/3/4 or squashfs image, or a firmware root directory",
+                io_reason(&e)
+            ))
+        })?;
+    let meta = found
+        .metadata()
+        .map_err(|e| fail(format!("cannot use firmware '{shown}': {}", io_reason(&e))))?;
+    if !meta.is_dir() && (meta.file_type().is_block_device() || !meta.is_file()) {
+        return Err(fail(format!(
+            "firmware '{shown}' is not a regular file or directory: give an image file or a firmware root directory"
+        )));
+    }
+    let proc_path = crate::sys::fd_path(&found);
+    let real = std::fs::read_link(&proc_path).map_err(|e| {
         fail(format!(
             "cannot resolve firmware '{shown}': {}",
             io_reason(&e)
         ))
     })?;
+    // The same file, now for reading.
+    let file = File::options()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(&proc_path)
+        .map_err(|e| fail(format!("cannot read firmware '{shown}': {}", io_reason(&e))))?;
+    drop(found);
     if meta.is_dir() {
         return Ok(Firmware {
             path: real,
+            file,
             kind: Kind::Directory,
             needs_recovery: false,
         });
-    }
-    if meta.file_type().is_block_device() || !meta.is_file() {
-        return Err(fail(format!(
-            "firmware '{shown}' is not a regular file or directory: give an image file or a firmware root directory"
-        )));
     }
     if meta.len() == 0 {
         return Err(fail(format!(
             "firmware image '{shown}' is empty: give an ext2/3/4 or squashfs image"
         )));
     }
-    let mut head = Vec::with_capacity(0x10048);
-    File::open(path)
-        .and_then(|f| f.take(0x10048).read_to_end(&mut head))
-        .map_err(|e| {
-            fail(format!(
-                "cannot read firmware image '{shown}': {}",
-                io_reason(&e)
-            ))
-        })?;
+    let mut head = vec![0u8; 0x10048];
+    let got = read_head(&file, &mut head).map_err(|e| {
+        fail(format!(
+            "cannot read firmware image '{shown}': {}",
+            io_reason(&e)
+        ))
+    })?;
+    head.truncate(got);
     let kind = classify(&head, meta.len())
         .map_err(|why| fail(format!("firmware image '{shown}' {why}")))?;
     Ok(Firmware {
         path: real,
+        file,
         kind,
         needs_recovery: needs_recovery(&head),
     })
+}
+
+/// Read the start of `file` into `buf`, as much as there is.
+fn read_head(file: &File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match file.read_at(&mut buf[got..], got as u64) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// Whether an ext3/ext4 superblock says its journal needs recovery.

@@ -12,7 +12,6 @@
 //! frees itself (autoclear) when the last of those mounts goes, however its
 //! run ended.
 
-use std::fs::File;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
@@ -40,7 +39,18 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
     let Some(fstype) = fw.kind.fstype() else {
         // Every mount under the directory is read-only and nodev too: a
         // device node in the tree opens nothing.
+        // Bound by its canonical path: the descriptor opened before the
+        // run entered its private mount namespace stands on a mount of
+        // the host's namespace, which a bind cannot take. The bind must be
+        // of the directory that was opened and classified.
         sys::bind(&fw.path, target, true)?;
+        if !same_file(&fw.file, target) {
+            let _ = sys::umount_detach(target);
+            return Err(anyhow!(
+                "firmware directory {} was replaced while fwrun started: run it again",
+                fw.path.display()
+            ));
+        }
         sys::set_mount_attrs(
             target,
             true,
@@ -52,13 +62,7 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
             entry: None,
         });
     };
-    let image = File::open(&fw.path).map_err(|e| {
-        anyhow!(
-            "opening {}: {}",
-            fw.path.display(),
-            crate::error::io_reason(&e)
-        )
-    })?;
+    let image = &fw.file;
     let id = Identity::of(&image.metadata()?);
     let key = id.key();
     let mut entry = entries::join(Path::new(STATE_ROOT), &key)?;
@@ -89,9 +93,8 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
     let shared = found.is_some();
     let dev = match found {
         Some(dev) => dev,
-        None => loopdev::attach(&image, &label, &nodes)?,
+        None => loopdev::attach(image, &label, &nodes)?,
     };
-    drop(image);
     fault::step("loop")?;
     mount_device(fw, fstype, &dev, target)?;
     if !shared {
@@ -105,6 +108,15 @@ pub fn mount_lower(fw: &Firmware, target: &Path) -> Result<Lower> {
         shared,
         entry: Some(entry),
     })
+}
+
+/// Whether `path` is the file `f` is open on.
+fn same_file(f: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (f.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
+    }
 }
 
 /// Mount the image's loop device at `target`, read-only and nodev (the

@@ -33,7 +33,7 @@ pub const IFNAME_MAX: usize = 15;
 /// The firmware side's name unless `--veth-name` says otherwise.
 pub const DEFAULT_VETH_NAME: &str = "eth0";
 /// What starts the name of every host side fwrun makes.
-pub const HOST_PREFIX: &str = "fw-";
+pub use crate::state::identity::VETH_PREFIX as HOST_PREFIX;
 
 /// An IPv4 address with its prefix length: `169.254.77.2/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,23 +140,6 @@ pub fn parse_move(s: &str) -> Result<Move, String> {
         host: host.into(),
         inside: inside.into(),
     })
-}
-
-/// The host side's name for run `run`: `fw-RUN`, or, when that is past the
-/// limit, `fw-` with the run name's first six characters and five hex
-/// digits of a hash of the whole name, so that two long names that start
-/// alike still differ.
-pub fn host_side_name(run: &str) -> String {
-    let whole = format!("{HOST_PREFIX}{run}");
-    if whole.len() <= IFNAME_MAX {
-        return whole;
-    }
-    // FNV-1a: stable across builds and machines.
-    let hash = run.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    let head: String = run.chars().take(6).collect();
-    format!("{HOST_PREFIX}{head}-{:05x}", hash & 0xf_ffff)
 }
 
 /// The veth of `--net veth` or `--net bridge`.
@@ -299,19 +282,5 @@ mod tests {
         assert!(parse_move("tap0:").is_err());
         assert!(parse_move(":x").is_err());
         assert!(parse_move("tap0:a234567890123456").is_err());
-    }
-
-    #[test]
-    fn host_side_names_fit_and_differ() {
-        assert_eq!(host_side_name("fw3fa2c1"), "fw-fw3fa2c1");
-        assert_eq!(host_side_name("abcdefghijkl"), "fw-abcdefghijkl");
-        let a = host_side_name("bridge-test-alpha");
-        let b = host_side_name("bridge-test-beta");
-        assert_eq!((a.len(), b.len()), (IFNAME_MAX, IFNAME_MAX));
-        assert!(a.starts_with("fw-bridge-") && b.starts_with("fw-bridge-"));
-        assert_ne!(a, b);
-        assert_eq!(a, host_side_name("bridge-test-alpha"), "stable");
-        let long = host_side_name(&"x".repeat(32));
-        assert!(check_ifname(&long).is_ok(), "{long}");
     }
 }

@@ -218,7 +218,7 @@ pub struct Network {
     pub interfaces: Vec<Interface>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Interface {
     /// Its name in the firmware.
     pub name: String,

@@ -18,6 +18,7 @@
 //! own), so that the name is free at once for a new run. A run that ends
 //! renames its own directory aside the same way before removing it.
 
+pub mod identity;
 pub mod live;
 pub mod root;
 pub mod shared_images;
@@ -85,7 +86,7 @@ impl Resource {
                     && !p.split('/').any(|c| c == "..")
                     && p.rsplit('/')
                         .next()
-                        .is_some_and(|n| n.starts_with("fwrun-")) =>
+                        .is_some_and(|n| n.starts_with(identity::PREFIX)) =>
             {
                 Some(Resource::Cgroup(PathBuf::from(p)))
             }
