@@ -1,6 +1,7 @@
 //! Thin wrappers over the system calls fwrun makes, each failure turned into
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
+pub mod mountinfo;
 pub mod signals;
 
 use std::ffi::{CStr, CString};
