@@ -32,7 +32,7 @@ use anyhow::{anyhow, Result};
 use nix::errno::Errno;
 
 use crate::state::{state_root, STATE_ROOT};
-use crate::sys::errno_text;
+use crate::sys::{errno_text, mountinfo};
 
 /// The source name of fwrun's own tmpfs, as findmnt shows it.
 pub const SOURCE: &str = "fwrun-state";
@@ -216,14 +216,10 @@ fn ours(dir: &File) -> bool {
 /// Whether the mount on top at `path` is a tmpfs with fwrun's source name.
 fn named_ours_at(path: &str) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
+    let on_top = mountinfo::entries(&info)
         .rev()
-        .filter(|l| l.split(' ').nth(4) == Some(path))
-        .find_map(|l| {
-            let mut rest = l.split_once(" - ")?.1.split(' ');
-            Some((rest.next()?, rest.next()?))
-        })
-        .is_some_and(|(fstype, source)| fstype == "tmpfs" && source == SOURCE)
+        .find(|m| m.mount_point == path);
+    on_top.is_some_and(|m| m.fstype == "tmpfs" && m.source == SOURCE)
 }
 
 /// Whether `dir` is the root of a mount.
