@@ -1,8 +1,11 @@
 //! Thin wrappers over the system calls fwrun makes, each failure turned into
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
+pub mod fd;
 pub mod mountinfo;
+pub mod poll;
 pub mod signals;
+pub mod sigpending;
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
