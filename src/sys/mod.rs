@@ -2,6 +2,7 @@
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
 pub mod fd;
+pub mod loopdev;
 pub mod mountinfo;
 pub mod poll;
 pub mod signals;
