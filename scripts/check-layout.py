@@ -3,9 +3,10 @@
 no function longer than MAX_FN_LINES, clap known only to main.rs, cli.rs and
 config.rs, no import circle between modules (a module's `use` of another
 module, or any `crate::` path to it, is an import; a parent's `pub mod
-child;` is not), and `unsafe` (blocks, unsafe fn, unsafe impl) only in
-src/sys/ and src/process/, tests and comments aside. Prints what it finds;
-exits 1 on a breach."""
+child;` is not), none between folders either (every module under src/X/
+is folder X's, each top-level file is a node of its own), and `unsafe`
+(blocks, unsafe fn, unsafe impl) only in src/sys/ and src/process/, tests
+and comments aside. Prints what it finds; exits 1 on a breach."""
 
 import re
 import sys
@@ -117,6 +118,39 @@ def unsafe_lines(text: str):
     return [code.count("\n", 0, m.start()) + 1 for m in re.finditer(r"\bunsafe\b", code)]
 
 
+def strong_components(nodes, edges):
+    """The strongly connected components of the graph (Tarjan's)."""
+    index, low, onstack, stack, sccs = {}, {}, set(), [], []
+    counter = [0]
+
+    def strong(v):
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        onstack.add(v)
+        for w in sorted(edges[v]):
+            if w not in index:
+                strong(w)
+                low[v] = min(low[v], low[w])
+            elif w in onstack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                onstack.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            sccs.append(comp)
+
+    sys.setrecursionlimit(10000)
+    for v in sorted(nodes):
+        if v not in index:
+            strong(v)
+    return sccs
+
+
 def long_functions(text: str):
     lines = text.split("\n")
     fn_re = re.compile(r"^(\s*)(pub(\([a-z]+\))? )?(const )?(unsafe )?(extern \"C\" )?fn (\w+)")
@@ -197,46 +231,36 @@ def main() -> int:
             bad["unsafe"] += len(lines)
     print("unsafe outside tests: " + ", ".join(f"{f} {n}" for f, n in sorted(unsafe.items())))
     # Circles: strongly connected components with more than one module.
-    index, low, onstack, stack, sccs = {}, {}, set(), [], []
-    counter = [0]
-
-    def strong(v):
-        index[v] = low[v] = counter[0]
-        counter[0] += 1
-        stack.append(v)
-        onstack.add(v)
-        for w in sorted(edges[v]):
-            if w not in index:
-                strong(w)
-                low[v] = min(low[v], low[w])
-            elif w in onstack:
-                low[v] = min(low[v], index[w])
-        if low[v] == index[v]:
-            comp = []
-            while True:
-                w = stack.pop()
-                onstack.discard(w)
-                comp.append(w)
-                if w == v:
-                    break
-            sccs.append(comp)
-
-    sys.setrecursionlimit(10000)
-    for v in sorted(modules):
-        if v not in index:
-            strong(v)
-    for comp in sccs:
+    for comp in strong_components(modules, edges):
         if len(comp) > 1:
             print("import circle: " + " <-> ".join(sorted(comp)))
             bad["import circle"] += 1
+    # The same between folders, with the module imports that make each.
+    folders = {folder_of(p) for p in modules.values()}
+    between = {f: set() for f in folders}
+    through = {}
+    for a, targets in edges.items():
+        for b in targets:
+            fa, fb = folder_of(modules[a]), folder_of(modules[b])
+            if fa != fb:
+                between[fa].add(fb)
+                through.setdefault((fa, fb), []).append((a, b))
+    for comp in strong_components(folders, between):
+        if len(comp) > 1:
+            print("folder circle: " + " <-> ".join(sorted(comp)))
+            for fa in sorted(comp):
+                for fb in sorted(between[fa] & set(comp)):
+                    for a, b in sorted(through[(fa, fb)]):
+                        print(f"  {a} -> {b}")
+            bad["folder circle"] += 1
     if bad:
         said = [f"{n} unsafe outside src/sys/ and src/process/" if what == "unsafe"
                 else f"{n} {what}{'' if n == 1 else 's'}" for what, n in bad.items()]
         print("layout not ok: " + ", ".join(said))
         return 1
     n_edges = sum(len(e) for e in edges.values())
-    print(f"layout ok: {len(modules)} modules, {n_edges} imports, no circle, "
-          f"no function over {MAX_FN_LINES} lines, clap only in {sorted(CLAP_ALLOWED)}, "
+    print(f"layout ok: {len(modules)} modules, {n_edges} imports, no circle between modules "
+          f"or folders, no function over {MAX_FN_LINES} lines, clap only in {sorted(CLAP_ALLOWED)}, "
           f"unsafe only in src/sys/ and src/process/")
     return 0
 
