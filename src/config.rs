@@ -21,6 +21,7 @@ use crate::inspect::terminfo::LAST_RESORT;
 use crate::network::{self, Move, Plan, Veth};
 use crate::state::identity::Identity;
 use crate::supervise::ready::ReadyOptions;
+use crate::sys::fd::Inherited;
 
 /// The init started when none is given after `--`.
 pub const DEFAULT_INIT: &str = "/sbin/init";
@@ -287,20 +288,21 @@ fn ready_options(cli: &Cli) -> Result<ReadyOptions> {
             )));
         }
     }
-    if let Some(fd) = cli.ready_fd {
-        // SAFETY: F_GETFD and F_SETFD on a descriptor number; nothing is
-        // read or written.
-        let ok = fd > 2 && unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } == 0;
-        if !ok {
-            return Err(fail(format!(
-                "--ready-fd {fd} is not an open file descriptor above 2: open one for fwrun (e.g. 3>ready.txt)"
-            )));
-        }
-    }
+    let fd = match cli.ready_fd {
+        None => None,
+        Some(fd) => match (fd > 2).then(|| Inherited::claim(fd)) {
+            Some(Ok(claimed)) => Some(claimed),
+            _ => {
+                return Err(fail(format!(
+                    "--ready-fd {fd} is not an open file descriptor above 2: open one for fwrun (e.g. 3>ready.txt)"
+                )))
+            }
+        },
+    };
     Ok(ReadyOptions {
         conditions: cli.ready_when.clone(),
         timeout: cli.ready_timeout,
-        fd: cli.ready_fd,
+        fd,
         quiet: cli.quiet,
     })
 }

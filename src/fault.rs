@@ -23,16 +23,13 @@ pub fn at(step: &str) {
         // signal fwrun nor itself), ask fwrun over the child's channel to
         // kill itself, then wait for the parent-death signal.
         let pipe = CHILD_PIPE.load(std::sync::atomic::Ordering::Relaxed);
-        // SAFETY: plain syscalls on a descriptor this process holds.
-        unsafe {
-            if pipe >= 0 {
-                libc::write(pipe, [KILL_REQUEST].as_ptr().cast(), 1);
-                loop {
-                    libc::pause();
-                }
+        if pipe >= 0 {
+            let _ = crate::sys::fd::write(pipe, &[KILL_REQUEST]);
+            loop {
+                nix::unistd::pause();
             }
-            libc::kill(libc::getpid(), libc::SIGKILL);
         }
+        kill_self();
     }
     FAILED.with(|f| f.set(true));
 }
@@ -56,9 +53,12 @@ pub fn in_child(_pipe: i32) {}
 /// In fwrun: the child asked, at a :kill fault, to be killed with fwrun.
 pub fn kill_requested() {
     if cfg!(feature = "fault-injection") {
-        // SAFETY: plain syscall.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+        kill_self();
     }
+}
+
+fn kill_self() {
+    let _ = nix::sys::signal::kill(nix::unistd::getpid(), nix::sys::signal::SIGKILL);
 }
 
 #[cfg(feature = "fault-injection")]

@@ -113,14 +113,13 @@ impl Denials {
             f.seek(SeekFrom::End(0)).ok()?;
             Source::Audit(f)
         } else {
-            let f = OpenOptions::new()
+            let mut f = OpenOptions::new()
                 .read(true)
                 .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
                 .open("/dev/kmsg")
                 .ok()?;
-            // SAFETY: lseek on our descriptor; /dev/kmsg takes SEEK_END as
-            // "after the last record".
-            unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_END) };
+            // /dev/kmsg takes SEEK_END as "after the last record".
+            let _ = f.seek(SeekFrom::End(0));
             Source::Kmsg(f)
         };
         Some(Denials {

@@ -29,6 +29,8 @@
 //! between. fwrun guards against accidents, not against an attacker, so
 //! this race is accepted.
 
+use crate::sys::mountinfo;
+
 /// One mount of fwrun's, as /proc/PID/mountinfo shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mount {
@@ -157,35 +159,13 @@ impl Table {
     }
 }
 
-fn unescape(s: &str) -> String {
-    // mountinfo writes space, tab, newline and backslash as \ooo.
-    let mut out = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\' {
-            let oct: String = chars.by_ref().take(3).collect();
-            if let Ok(n) = u8::from_str_radix(&oct, 8) {
-                out.push(n as char);
-                continue;
-            }
-            out.push(c);
-            out.push_str(&oct);
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 fn parse_mountinfo_line(line: &str) -> Option<Mount> {
-    let (left, right) = line.split_once(" - ")?;
-    let l: Vec<&str> = left.split(' ').collect();
-    let r: Vec<&str> = right.split(' ').collect();
+    let e = mountinfo::Entry::parse(line)?;
     Some(Mount {
-        id: l.first()?.parse().ok()?,
-        path: unescape(l.get(4)?),
-        fstype: r.first()?.to_string(),
-        read_only: l.get(5)?.split(',').any(|o| o == "ro"),
+        id: e.id,
+        read_only: e.read_only(),
+        path: e.mount_point.into_owned(),
+        fstype: e.fstype.to_string(),
     })
 }
 

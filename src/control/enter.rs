@@ -270,7 +270,7 @@ impl Entered {
                 revents: 0,
             })
             .collect();
-            let _ = sys::poll(&mut pfds, -1);
+            let _ = sys::poll::poll(&mut pfds, -1);
             if pfds[2].revents & libc::POLLIN != 0 {
                 if let Some(n) = notifier.as_deref_mut() {
                     n.serve();

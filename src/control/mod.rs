@@ -12,8 +12,11 @@ pub mod list;
 pub mod stop;
 pub mod wait;
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
 use crate::error::fail_with;
 
@@ -28,23 +31,15 @@ pub fn not_running(name: &str) -> anyhow::Error {
 /// whether it has ended.
 pub fn ended_by(pidfd: &OwnedFd, until: Option<Instant>) -> bool {
     loop {
-        let ms = match until {
-            None => -1,
-            Some(t) => t
-                .saturating_duration_since(Instant::now())
-                .as_millis()
-                .min(i32::MAX as u128) as i32,
-        };
-        let mut p = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: poll on one descriptor we hold.
-        match unsafe { libc::poll(&mut p, 1, ms) } {
-            1 => return true,
-            0 => return false,
-            _ if nix::errno::Errno::last() == nix::errno::Errno::EINTR => continue,
+        let timeout = until.map_or(PollTimeout::NONE, |t| {
+            PollTimeout::try_from(t.saturating_duration_since(Instant::now()))
+                .unwrap_or(PollTimeout::MAX)
+        });
+        let mut p = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut p, timeout) {
+            Ok(1) => return true,
+            Ok(0) => return false,
+            Err(Errno::EINTR) => continue,
             _ => return false,
         }
     }

@@ -4,13 +4,13 @@
 //! its fwrun through a pidfd; a run that has not started yet is looked for
 //! every [`LOOK`] for [`START_GRACE`] at most.
 
-use std::ffi::CString;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags, Inotify};
 
 use crate::control::NOT_RUNNING;
 use crate::error::{fail_with, TIMED_OUT};
@@ -33,7 +33,7 @@ pub fn wait(opts: &WaitOptions) -> Result<i32> {
     preflight::check_root()?;
     let begin = Instant::now();
     let deadline = opts.timeout.map(|t| begin + t);
-    let inotify = Inotify::new()?;
+    let inotify = Watcher::new()?;
     let mut seen: Option<Live> = None;
     loop {
         if seen.is_none() {
@@ -82,49 +82,42 @@ fn ended(name: &str) -> anyhow::Error {
 }
 
 /// An inotify instance watching run directories for their state file.
-struct Inotify(OwnedFd);
+struct Watcher(Inotify);
 
-impl Inotify {
-    fn new() -> Result<Inotify> {
-        // SAFETY: plain syscall; the descriptor is ours.
-        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
-        if fd < 0 {
-            return Err(anyhow!(
-                "watching the run's state (inotify): {}",
-                errno_text(nix::errno::Errno::last())
-            ));
-        }
-        // SAFETY: a new descriptor.
-        Ok(Inotify(unsafe { OwnedFd::from_raw_fd(fd) }))
+impl Watcher {
+    fn new() -> Result<Watcher> {
+        Inotify::init(InitFlags::IN_CLOEXEC | InitFlags::IN_NONBLOCK)
+            .map(Watcher)
+            .map_err(|e| anyhow!("watching the run's state (inotify): {}", errno_text(e)))
     }
 
     /// Wake on a file renamed into `dir` or written there, or its removal.
     fn watch(&self, dir: &Path) {
-        let Ok(c) = CString::new(dir.as_os_str().as_bytes()) else {
-            return;
-        };
-        let mask =
-            libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
-        // SAFETY: a valid path; a failed watch only means a slower wake.
-        unsafe { libc::inotify_add_watch(self.0.as_raw_fd(), c.as_ptr(), mask) };
+        let mask = AddWatchFlags::IN_MOVED_TO
+            | AddWatchFlags::IN_CLOSE_WRITE
+            | AddWatchFlags::IN_DELETE_SELF
+            | AddWatchFlags::IN_MOVE_SELF;
+        // A failed watch only means a slower wake.
+        let _ = self.0.add_watch(dir, mask);
     }
 
     /// Sleep until an event, the end of `pidfd`'s process, or `until`.
     fn wait(&self, pidfd: Option<&OwnedFd>, until: Instant) {
-        let ms = until
-            .saturating_duration_since(Instant::now())
-            .as_millis()
-            .min(i32::MAX as u128) as i32;
-        let mut pfds =
-            [self.0.as_raw_fd(), pidfd.map_or(-1, |p| p.as_raw_fd())].map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        // SAFETY: poll on descriptors we hold (-1 is skipped).
-        unsafe { libc::poll(pfds.as_mut_ptr(), 2, ms) };
+        let timeout = PollTimeout::try_from(until.saturating_duration_since(Instant::now()))
+            .unwrap_or(PollTimeout::MAX);
+        let events = PollFlags::POLLIN;
+        let _ = match pidfd {
+            Some(p) => poll(
+                &mut [
+                    PollFd::new(self.0.as_fd(), events),
+                    PollFd::new(p.as_fd(), events),
+                ],
+                timeout,
+            ),
+            None => poll(&mut [PollFd::new(self.0.as_fd(), events)], timeout),
+        };
+        // The events only wake the loop: drain them.
         let mut buf = [0u8; 4096];
-        // SAFETY: drain the events into our buffer; they only wake us.
-        while unsafe { libc::read(self.0.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+        while nix::unistd::read(&self.0, &mut buf).is_ok_and(|n| n > 0) {}
     }
 }

@@ -5,11 +5,12 @@
 //! why.
 
 use std::ffi::{CString, OsString};
-use std::os::fd::OwnedFd;
+use std::os::fd::{BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use rustix::stdio::{stdin, stdout};
 
 use crate::error::fail;
 use crate::firmware::rootfs::ResolvedBind;
@@ -55,10 +56,9 @@ pub struct Defaults {
     pub needs: Vec<(String, CString)>,
 }
 
-/// Whether fd `fd` of fwrun is a terminal.
-fn is_tty(fd: i32) -> bool {
-    // SAFETY: isatty only looks at the descriptor.
-    unsafe { libc::isatty(fd) == 1 }
+/// Whether `fd`, fwrun's stdin or stdout, is a terminal.
+fn is_tty(fd: BorrowedFd) -> bool {
+    nix::unistd::isatty(fd).unwrap_or(false)
 }
 
 /// Read the init `program` (found inside the root at `root_path`, opened
@@ -115,7 +115,13 @@ pub fn choose(
     let (signal, stop) = stop_signal(want.stop_signal, seen.init, shown);
     log.detail(format!("stop signal {}: {}", stop.value, stop.why));
     detected.stop_signal = Some(stop);
-    let (pty, console) = console(want.console, seen.init, shown, is_tty(0), is_tty(1));
+    let (pty, console) = console(
+        want.console,
+        seen.init,
+        shown,
+        is_tty(stdin()),
+        is_tty(stdout()),
+    );
     log.detail(format!("console {}: {}", console.value, console.why));
     detected.console = Some(console);
     detected.emulator = out.detected.emulator.take();

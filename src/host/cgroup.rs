@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 
 use crate::error::fail;
+use crate::sys::mountinfo;
 
 pub const ROOT: &str = "/sys/fs/cgroup";
 /// The pids limit when none is given: far above what a firmware runs, low
@@ -367,21 +368,8 @@ pub fn legacy_dirs(label: &str) -> Vec<(PathBuf, PathBuf)> {
 }
 
 fn legacy_dirs_from(own: &str, mountinfo: &str, label: &str) -> Vec<(PathBuf, PathBuf)> {
-    // (file system type, mount root, mount point, super options)
-    let mounts: Vec<(&str, &str, &str, Vec<&str>)> = mountinfo
-        .lines()
-        .filter_map(|l| {
-            let (left, right) = l.split_once(" - ")?;
-            let l: Vec<&str> = left.split(' ').collect();
-            let r: Vec<&str> = right.split(' ').collect();
-            Some((
-                *r.first()?,
-                *l.get(3)?,
-                *l.get(4)?,
-                r.get(2)?.split(',').collect(),
-            ))
-        })
-        .filter(|m| m.1 == "/" && (m.0 == "cgroup" || m.0 == "cgroup2"))
+    let mounts: Vec<mountinfo::Entry> = mountinfo::entries(mountinfo)
+        .filter(|m| m.root == "/" && (m.fstype == "cgroup" || m.fstype == "cgroup2"))
         .collect();
     let mut out = Vec::new();
     for line in own.lines() {
@@ -391,11 +379,11 @@ fn legacy_dirs_from(own: &str, mountinfo: &str, label: &str) -> Vec<(PathBuf, Pa
         };
         let want: Vec<&str> = ctrls.split(',').filter(|c| !c.is_empty()).collect();
         let found = mounts.iter().find(|m| match want.is_empty() {
-            true => m.0 == "cgroup2",
-            false => m.0 == "cgroup" && want.iter().all(|c| m.3.contains(c)),
+            true => m.fstype == "cgroup2",
+            false => m.fstype == "cgroup" && want.iter().all(|c| m.has_super_option(c)),
         });
         if let Some(m) = found {
-            let base = Path::new(m.2).join(path.trim_start_matches('/'));
+            let base = Path::new(&*m.mount_point).join(path.trim_start_matches('/'));
             out.push((base.join(label), base));
         }
     }

@@ -9,7 +9,7 @@
 //! whole, under the same label.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
@@ -18,44 +18,9 @@ use nix::errno::Errno;
 
 use crate::host::devnode::{self, PrivateNode};
 use crate::sys::errno_text;
-
-const LOOP_SET_FD: libc::c_ulong = 0x4C00;
-const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
-const LOOP_SET_STATUS64: libc::c_ulong = 0x4C04;
-const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
-const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
-const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
-const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
-
-const LO_FLAGS_READ_ONLY: u32 = 1;
-const LO_FLAGS_AUTOCLEAR: u32 = 4;
-const LO_NAME_SIZE: usize = 64;
-
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct LoopInfo64 {
-    lo_device: u64,
-    lo_inode: u64,
-    lo_rdevice: u64,
-    lo_offset: u64,
-    lo_sizelimit: u64,
-    lo_number: u32,
-    lo_encrypt_type: u32,
-    lo_encrypt_key_size: u32,
-    lo_flags: u32,
-    lo_file_name: [u8; LO_NAME_SIZE],
-    lo_crypt_name: [u8; LO_NAME_SIZE],
-    lo_encrypt_key: [u8; 32],
-    lo_init: [u64; 2],
-}
-
-#[repr(C)]
-struct LoopConfig {
-    fd: u32,
-    block_size: u32,
-    info: LoopInfo64,
-    reserved: [u64; 8],
-}
+use crate::sys::loopdev::{
+    self, LoopConfig, LoopInfo64, LO_FLAGS_AUTOCLEAR, LO_FLAGS_READ_ONLY, LO_NAME_SIZE,
+};
 
 /// An attached loop device. Dropping it closes our descriptor; once the
 /// mount on it is gone too, autoclear detaches it.
@@ -83,17 +48,8 @@ pub struct Backing<'a> {
 /// has none, is made in a tmpfs at `nodes`.
 pub fn reuse(number: u32, want: &Backing, nodes: &Path) -> Option<Loop> {
     let (path, dev, node) = open_device(number, nodes).ok()?;
-    // SAFETY: a zeroed LoopInfo64 is a valid out-parameter.
-    let mut info: LoopInfo64 = unsafe { std::mem::zeroed() };
-    // SAFETY: LOOP_GET_STATUS64 fills a LoopInfo64 we own.
-    if unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_GET_STATUS64 as _, &mut info) } != 0 {
-        return None;
-    }
-    let mut size: u64 = 0;
-    // SAFETY: BLKGETSIZE64 writes a u64 we own.
-    if unsafe { libc::ioctl(dev.as_raw_fd(), BLKGETSIZE64 as _, &mut size) } != 0 {
-        return None;
-    }
+    let info = loopdev::status(&dev).ok()?;
+    let size = loopdev::size(&dev).ok()?;
     let flags = LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR;
     let ours = info.lo_device == want.dev
         && info.lo_inode == want.ino
@@ -133,58 +89,34 @@ pub fn attach(image: &File, label: &str, nodes: &Path) -> Result<Loop> {
             anyhow!("opening /dev/loop-control: {e}: load the loop module (modprobe loop)")
         })?;
     let mut info = LoopInfo64 {
-        lo_device: 0,
-        lo_inode: 0,
-        lo_rdevice: 0,
-        lo_offset: 0,
-        lo_sizelimit: 0,
-        lo_number: 0,
-        lo_encrypt_type: 0,
-        lo_encrypt_key_size: 0,
         lo_flags: LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR,
-        lo_file_name: [0; LO_NAME_SIZE],
-        lo_crypt_name: [0; LO_NAME_SIZE],
-        lo_encrypt_key: [0; 32],
-        lo_init: [0; 2],
+        ..LoopInfo64::ZERO
     };
     let n = label.len().min(LO_NAME_SIZE - 1);
     info.lo_file_name[..n].copy_from_slice(&label.as_bytes()[..n]);
-    let config = LoopConfig {
-        fd: image.as_raw_fd() as u32,
-        block_size: 0,
-        info,
-        reserved: [0; 8],
-    };
+    let config = LoopConfig::new(image.as_fd(), info);
     let mut last = Errno::EBUSY;
     for _ in 0..ATTEMPTS {
-        // SAFETY: ioctl without argument on our descriptor.
-        let num = unsafe { libc::ioctl(ctl.as_raw_fd(), LOOP_CTL_GET_FREE as _) };
-        if num < 0 {
-            return Err(anyhow!(
-                "finding a free loop device: {}",
-                errno_text(Errno::last())
-            ));
-        }
-        let (path, dev, node) = open_device(num as u32, nodes)?;
-        // SAFETY: LOOP_CONFIGURE reads a LoopConfig we own.
-        let r = unsafe { libc::ioctl(dev.as_raw_fd(), LOOP_CONFIGURE as _, &config) };
-        if r == 0 {
-            return Ok(Loop {
-                path,
-                number: num as u32,
-                _dev: dev,
-                _node: node,
-            });
-        }
-        match Errno::last() {
-            Errno::EBUSY => last = Errno::EBUSY,
-            Errno::EINVAL | Errno::ENOTTY => {
-                return attach_old(dev, path, num as u32, image, &config.info).map(|mut l| {
+        let num = loopdev::get_free(&ctl)
+            .map_err(|e| anyhow!("finding a free loop device: {}", errno_text(e)))?;
+        let (path, dev, node) = open_device(num, nodes)?;
+        match loopdev::configure(&dev, &config) {
+            Ok(()) => {
+                return Ok(Loop {
+                    path,
+                    number: num,
+                    _dev: dev,
+                    _node: node,
+                })
+            }
+            Err(Errno::EBUSY) => last = Errno::EBUSY,
+            Err(Errno::EINVAL | Errno::ENOTTY) => {
+                return attach_old(dev, path, num, image, config.info()).map(|mut l| {
                     l._node = node;
                     l
                 })
             }
-            e => {
+            Err(e) => {
                 return Err(anyhow!(
                     "configuring {} read-only: {}",
                     path.display(),
@@ -231,24 +163,15 @@ fn attach_old(
     image: &File,
     info: &LoopInfo64,
 ) -> Result<Loop> {
-    // SAFETY: ioctls on our descriptors with valid arguments.
-    unsafe {
-        if libc::ioctl(dev.as_raw_fd(), LOOP_SET_FD as _, image.as_raw_fd()) != 0 {
-            return Err(anyhow!(
-                "attaching {}: {}",
-                path.display(),
-                errno_text(Errno::last())
-            ));
-        }
-        if libc::ioctl(dev.as_raw_fd(), LOOP_SET_STATUS64 as _, info) != 0 {
-            let e = Errno::last();
-            libc::ioctl(dev.as_raw_fd(), LOOP_CLR_FD as _, 0);
-            return Err(anyhow!(
-                "setting {} read-only and autoclear: {}",
-                path.display(),
-                errno_text(e)
-            ));
-        }
+    loopdev::set_fd(&dev, image)
+        .map_err(|e| anyhow!("attaching {}: {}", path.display(), errno_text(e)))?;
+    if let Err(e) = loopdev::set_status(&dev, info) {
+        let _ = loopdev::clear_fd(&dev);
+        return Err(anyhow!(
+            "setting {} read-only and autoclear: {}",
+            path.display(),
+            errno_text(e)
+        ));
     }
     Ok(Loop {
         path,

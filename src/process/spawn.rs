@@ -292,14 +292,19 @@ mod tests {
 
     use std::io::Write;
 
-    use crate::state::scratch::unlinked_file;
-
     /// The reading child reads the file and is reaped: once the value is
     /// dropped no child of this process is left (waitpid says ECHILD).
     #[test]
     fn the_reader_is_reaped() {
         use std::os::fd::AsRawFd;
-        let mut f = unlinked_file("prefetch");
+        let path = std::env::temp_dir().join(format!("fwrun-reader-{}", std::process::id()));
+        let mut f = std::fs::File::options()
+            .create_new(true)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        std::fs::remove_file(&path).unwrap();
         f.write_all(&vec![7u8; 1 << 20]).unwrap();
         let r = read_ahead(vec![(f.as_raw_fd(), 1 << 20)]).expect("a child");
         let pid = r.pid();

@@ -9,6 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+use rustix::fs::lgetxattr;
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -45,10 +46,7 @@ fn opaque(path: &Path) -> bool {
     };
     let mut v = [0u8; 4];
     for name in [c"trusted.overlay.opaque", c"user.overlay.opaque"] {
-        // SAFETY: lgetxattr into a buffer we own.
-        let n =
-            unsafe { libc::lgetxattr(c.as_ptr(), name.as_ptr(), v.as_mut_ptr().cast(), v.len()) };
-        if n == 1 && v[0] == b'y' {
+        if lgetxattr(c.as_c_str(), name, &mut v) == Ok(1) && v[0] == b'y' {
             return true;
         }
     }

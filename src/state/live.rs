@@ -31,12 +31,14 @@
 use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
+use rustix::fs::{flock, FlockOperation};
+use rustix::process::{Pid, PidfdFlags};
 
 use crate::error::fail;
 use crate::state::{check_name, Resource, INFO, LOCK, RESOURCES, STATE_ROOT, TMP_PREFIX};
@@ -282,23 +284,16 @@ const LOOKS: usize = 5;
 /// Whether anyone holds the lock of `f` (a shared lock cannot be taken
 /// beside it). The authority on liveness; /proc/locks then says who.
 fn locked(f: &fs::File) -> bool {
-    // SAFETY: flock on a descriptor we own; a shared lock taken is given
-    // back at once.
-    unsafe {
-        if libc::flock(f.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) == 0 {
-            libc::flock(f.as_raw_fd(), libc::LOCK_UN);
-            false
-        } else {
-            true
-        }
+    if flock(f, FlockOperation::NonBlockingLockShared).is_ok() {
+        let _ = flock(f, FlockOperation::Unlock);
+        false
+    } else {
+        true
     }
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; the descriptor it returns is ours.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    // SAFETY: a new descriptor.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
 }
 
 /// A run found alive, its fwrun's pid verified.

@@ -26,13 +26,14 @@ pub mod teardown;
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{anyhow, Context, Result};
+use rustix::fs::{flock, FlockOperation};
+use rustix::rand::{getrandom, GetRandomFlags};
 
 use crate::error::fail;
 
@@ -101,8 +102,7 @@ pub trait Sweeper {
 }
 
 fn try_lock(f: &File) -> bool {
-    // SAFETY: flock on a descriptor we own.
-    unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) == 0 }
+    flock(f, FlockOperation::NonBlockingLockExclusive).is_ok()
 }
 
 /// Whether the open file `f` is still the file at `path` (it may have been
@@ -486,9 +486,7 @@ pub fn check_name(s: &str) -> Result<(), String> {
 /// it fails).
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    // SAFETY: getrandom into our buffer.
-    let got = unsafe { libc::getrandom(b.as_mut_ptr().cast(), N, 0) };
-    if got != N as isize {
+    if getrandom(&mut b, GetRandomFlags::empty()) != Ok(N) {
         let t = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.subsec_nanos())

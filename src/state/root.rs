@@ -24,15 +24,17 @@
 //! holds is no longer the one at the path, and starts again.
 
 use std::fs::File;
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
+use nix::sys::statfs::fstatfs;
+use nix::unistd::{chroot, fchdir};
+use rustix::fs::{FlockOperation, XattrFlags};
 
 use crate::state::{state_root, STATE_ROOT};
-use crate::sys::errno_text;
+use crate::sys::{errno_text, mountinfo};
 
 /// The source name of fwrun's own tmpfs, as findmnt shows it.
 pub const SOURCE: &str = "fwrun-state";
@@ -69,23 +71,17 @@ impl Host {
     }
 }
 
-fn flock(f: &File, op: libc::c_int) -> bool {
-    // SAFETY: flock on a descriptor we own.
-    unsafe { libc::flock(f.as_raw_fd(), op) == 0 }
+/// flock(2) of `f`, its error as nix's.
+fn flock(f: &File, op: FlockOperation) -> Result<(), Errno> {
+    rustix::fs::flock(f, op).map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
 /// Whether `dir` lives in memory (tmpfs, ramfs).
 fn in_memory(dir: &File) -> Result<bool> {
-    // SAFETY: fstatfs into a zeroed struct, on a descriptor we own.
-    let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::fstatfs(dir.as_raw_fd(), &mut fs) } != 0 {
-        return Err(anyhow!(
-            "reading the file system of {STATE_ROOT}: {}",
-            errno_text(Errno::last())
-        ));
-    }
+    let fs = fstatfs(dir)
+        .map_err(|e| anyhow!("reading the file system of {STATE_ROOT}: {}", errno_text(e)))?;
     #[allow(clippy::unnecessary_cast)]
-    let magic = fs.f_type as i64;
+    let magic = fs.filesystem_type().0 as i64;
     Ok(magic == TMPFS_MAGIC || magic == RAMFS_MAGIC)
 }
 
@@ -112,18 +108,17 @@ pub fn hold() -> Result<Hold> {
         // In memory already, or a mount the user put there (a directory
         // shared with other containers, say): used as it is.
         if in_memory(&dir)? || mount_root(&dir) {
-            if flock(&dir, libc::LOCK_SH) && at_path(&dir, Path::new(STATE_ROOT)) {
+            if flock(&dir, FlockOperation::LockShared).is_ok()
+                && at_path(&dir, Path::new(STATE_ROOT))
+            {
                 return Ok(Hold { dir, host });
             }
             // Unmounted (or covered) meanwhile: look again.
             continue;
         }
         // On disk: one launcher at a time mounts the tmpfs over it.
-        if !flock(&dir, libc::LOCK_EX) {
-            return Err(anyhow!(
-                "locking {STATE_ROOT}: {}",
-                errno_text(Errno::last())
-            ));
+        if let Err(e) = flock(&dir, FlockOperation::LockExclusive) {
+            return Err(anyhow!("locking {STATE_ROOT}: {}", errno_text(e)));
         }
         if at_path(&dir, Path::new(STATE_ROOT)) {
             mount_tmpfs()?;
@@ -143,7 +138,7 @@ pub fn hold_existing() -> Option<Hold> {
         if !in_memory(&dir).ok()? {
             return None;
         }
-        if flock(&dir, libc::LOCK_SH) && at_path(&dir, Path::new(STATE_ROOT)) {
+        if flock(&dir, FlockOperation::LockShared).is_ok() && at_path(&dir, Path::new(STATE_ROOT)) {
             return Some(Hold {
                 dir,
                 host: Host::here(),
@@ -178,52 +173,37 @@ const MARK: &std::ffi::CStr = c"trusted.fwrun-state";
 /// Mark the tmpfs just mounted as fwrun's own. A kernel whose tmpfs has
 /// no extended attributes leaves it unmarked: its source name tells then.
 fn mark() -> Result<()> {
-    let path = std::ffi::CString::new(STATE_ROOT).expect("no NUL in the state root");
-    // SAFETY: setxattr with NUL-terminated strings and a one-byte value.
-    if unsafe { libc::setxattr(path.as_ptr(), MARK.as_ptr(), c"1".as_ptr().cast(), 1, 0) } != 0 {
-        let e = Errno::last();
-        if e == Errno::EOPNOTSUPP {
-            return Ok(());
+    match rustix::fs::setxattr(STATE_ROOT, MARK, b"1", XattrFlags::empty()) {
+        Ok(()) => Ok(()),
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => Ok(()),
+        Err(e) => {
+            let _ = crate::sys::umount_detach(Path::new(STATE_ROOT));
+            Err(anyhow!(
+                "marking fwrun's tmpfs on {STATE_ROOT}: {}",
+                errno_text(Errno::from_raw(e.raw_os_error()))
+            ))
         }
-        let _ = crate::sys::umount_detach(Path::new(STATE_ROOT));
-        return Err(anyhow!(
-            "marking fwrun's tmpfs on {STATE_ROOT}: {}",
-            errno_text(e)
-        ));
     }
-    Ok(())
 }
 
 /// Whether `dir` is the root of fwrun's own tmpfs: only fwrun marks one
 /// (or, where tmpfs has no extended attributes, mounts one named so).
 fn ours(dir: &File) -> bool {
     let mut v = [0u8; 1];
-    // SAFETY: fgetxattr into a buffer of the length given.
-    let n = unsafe {
-        libc::fgetxattr(
-            dir.as_raw_fd(),
-            MARK.as_ptr(),
-            v.as_mut_ptr().cast(),
-            v.len(),
-        )
-    };
-    if n < 0 && Errno::last() == Errno::EOPNOTSUPP {
-        return named_ours_at(STATE_ROOT);
+    match rustix::fs::fgetxattr(dir, MARK, &mut v) {
+        Ok(n) => n == 1 && v[0] == b'1',
+        Err(e) if e == rustix::io::Errno::OPNOTSUPP => named_ours_at(STATE_ROOT),
+        Err(_) => false,
     }
-    n == 1 && v[0] == b'1'
 }
 
 /// Whether the mount on top at `path` is a tmpfs with fwrun's source name.
 fn named_ours_at(path: &str) -> bool {
     let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
+    let on_top = mountinfo::entries(&info)
         .rev()
-        .filter(|l| l.split(' ').nth(4) == Some(path))
-        .find_map(|l| {
-            let mut rest = l.split_once(" - ")?.1.split(' ');
-            Some((rest.next()?, rest.next()?))
-        })
-        .is_some_and(|(fstype, source)| fstype == "tmpfs" && source == SOURCE)
+        .find(|m| m.mount_point == path);
+    on_top.is_some_and(|m| m.fstype == "tmpfs" && m.source == SOURCE)
 }
 
 /// Whether `dir` is the root of a mount.
@@ -237,24 +217,14 @@ fn mount_root(dir: &File) -> bool {
 /// would move both to the namespace's root (a relative --report path, a
 /// launcher run in a chroot).
 fn back_to(host: &Host) -> Result<()> {
-    let failed = |what: &str| {
-        anyhow!(
-            "{what} to unmount {STATE_ROOT}: {}",
-            errno_text(Errno::last())
-        )
-    };
+    let failed =
+        |what: &str, e: Errno| anyhow!("{what} to unmount {STATE_ROOT}: {}", errno_text(e));
     nix::sched::setns(&host.ns, nix::sched::CloneFlags::CLONE_NEWNS)
-        .map_err(|_| failed("returning to the host's mount namespace"))?;
-    // SAFETY: fchdir and chroot on descriptors and a path this process holds.
-    unsafe {
-        if libc::fchdir(host.root.as_raw_fd()) != 0 || libc::chroot(c".".as_ptr()) != 0 {
-            return Err(failed("taking back the root directory"));
-        }
-        if libc::fchdir(host.cwd.as_raw_fd()) != 0 {
-            return Err(failed("taking back the working directory"));
-        }
-    }
-    Ok(())
+        .map_err(|e| failed("returning to the host's mount namespace", e))?;
+    fchdir(&host.root)
+        .and_then(|()| chroot("."))
+        .map_err(|e| failed("taking back the root directory", e))?;
+    fchdir(&host.cwd).map_err(|e| failed("taking back the working directory", e))
 }
 
 impl Hold {
@@ -268,7 +238,7 @@ impl Hold {
         }
         // Others hold it still (the conversion may drop this run's shared
         // lock first, which is as good as releasing it).
-        if !flock(&self.dir, libc::LOCK_EX | libc::LOCK_NB) {
+        if flock(&self.dir, FlockOperation::NonBlockingLockExclusive).is_err() {
             return Ok(false);
         }
         let empty = std::fs::read_dir(STATE_ROOT)

@@ -34,11 +34,12 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg};
 
 /// Entries' names start with this (no run name can: it starts with '.').
 pub const PREFIX: &str = ".lower-";
@@ -111,25 +112,23 @@ enum Door {
 /// Set (`kind`: F_RDLCK, F_WRLCK, F_UNLCK) the OFD lock on byte `byte` of
 /// `f`, waiting for it or not.
 fn ofd_lock(f: &File, byte: i64, kind: i32, wait: bool) -> std::io::Result<()> {
-    // SAFETY: a zeroed flock is a valid value; the fields that matter are set.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte;
-    fl.l_len = 1;
-    let cmd = if wait {
-        libc::F_OFD_SETLKW
-    } else {
-        libc::F_OFD_SETLK
+    let fl = libc::flock {
+        l_type: kind as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: byte,
+        l_len: 1,
+        l_pid: 0,
     };
     loop {
-        // SAFETY: fcntl on a descriptor we own, with a flock we own.
-        if unsafe { libc::fcntl(f.as_raw_fd(), cmd, &fl) } == 0 {
-            return Ok(());
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
+        let arg = if wait {
+            FcntlArg::F_OFD_SETLKW(&fl)
+        } else {
+            FcntlArg::F_OFD_SETLK(&fl)
+        };
+        match fcntl(f, arg) {
+            Ok(_) => return Ok(()),
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e.into()),
         }
     }
 }

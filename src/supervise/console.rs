@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::termios::{self, SetArg, Termios};
+use rustix::stdio::{stderr, stdin, stdout};
+use rustix::termios::{tcgetwinsize, tcsetwinsize};
 
 use crate::sys::errno_text;
 
@@ -27,31 +30,18 @@ pub struct Pty {
     pub slave_path: PathBuf,
 }
 
-fn stdin() -> BorrowedFd<'static> {
-    // SAFETY: fd 0 stays open for the life of the process.
-    unsafe { BorrowedFd::borrow_raw(0) }
-}
-
 pub fn stdin_is_tty() -> bool {
     nix::unistd::isatty(stdin()).unwrap_or(false)
 }
 
 pub fn stdout_is_tty() -> bool {
-    // SAFETY: fd 1 stays open for the life of the process.
-    nix::unistd::isatty(unsafe { BorrowedFd::borrow_raw(1) }).unwrap_or(false)
-}
-
-fn winsize(fd: RawFd) -> Option<libc::winsize> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize.
-    (unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0).then_some(ws)
+    nix::unistd::isatty(stdout()).unwrap_or(false)
 }
 
 /// Give the pty the size of the user's terminal.
 pub fn copy_winsize(master: &OwnedFd) {
-    if let Some(ws) = winsize(0) {
-        // SAFETY: TIOCSWINSZ reads a winsize.
-        unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if let Ok(ws) = tcgetwinsize(stdin()) {
+        let _ = tcsetwinsize(master, ws);
     }
 }
 
@@ -159,13 +149,8 @@ fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
             Ok(n) => buf = &buf[n..],
             Err(Errno::EINTR) => {}
             Err(Errno::EAGAIN) => {
-                let mut p = libc::pollfd {
-                    fd: fd.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                };
-                // SAFETY: poll on one valid descriptor.
-                unsafe { libc::poll(&mut p, 1, 1000) };
+                let mut p = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = poll(&mut p, PollTimeout::from(1000u16));
             }
             Err(e) => return Err(e),
         }
@@ -252,9 +237,7 @@ impl Relay {
         } else {
             bytes
         };
-        // SAFETY: fd 1 stays open for the life of the process.
-        let out = unsafe { BorrowedFd::borrow_raw(1) };
-        let _ = write_all(out, bytes);
+        let _ = write_all(stdout(), bytes);
         if let Some(t) = &mut self.tap {
             t.extend_from_slice(bytes);
         }
@@ -287,8 +270,9 @@ pub fn fold_crlf(bytes: &[u8], held: &mut bool) -> Vec<u8> {
 /// In inherit mode, when fwrun must read the console (readiness): the
 /// init's stdout and stderr are pipes, copied to fwrun's own as they come.
 pub struct Tee {
-    /// The read ends, with the descriptor each is copied to (1 or 2).
-    pipes: Vec<(OwnedFd, RawFd)>,
+    /// The read ends, with the descriptor each is copied to (fwrun's
+    /// stdout or stderr).
+    pipes: Vec<(OwnedFd, BorrowedFd<'static>)>,
     /// What was read since the last look.
     pub tapped: Vec<u8>,
 }
@@ -304,7 +288,7 @@ impl Tee {
         let (out_r, out_w) = pipe()?;
         let (err_r, err_w) = pipe()?;
         let tee = Tee {
-            pipes: vec![(out_r, 1), (err_r, 2)],
+            pipes: vec![(out_r, stdout()), (err_r, stderr())],
             tapped: Vec::new(),
         };
         Ok((tee, out_w, err_w))
@@ -326,9 +310,7 @@ impl Tee {
                 self.pipes.remove(i);
             }
             Ok(n) => {
-                // SAFETY: fwrun's stdout and stderr stay open.
-                let out = unsafe { BorrowedFd::borrow_raw(self.pipes[i].1) };
-                let _ = write_all(out, &buf[..n]);
+                let _ = write_all(self.pipes[i].1, &buf[..n]);
                 self.tapped.extend_from_slice(&buf[..n]);
             }
         }

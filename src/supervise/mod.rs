@@ -24,7 +24,7 @@ use crate::confine::notify::Notifier;
 use crate::supervise::console::{Event, Relay, Tee};
 use crate::supervise::ending::{Ending, Kill, Outcome, Stop, Stopping};
 use crate::supervise::ready::{Readiness, Tick};
-use crate::sys::{errno_text, pidfd_signal};
+use crate::sys::{errno_text, pidfd_signal, poll, sigpending};
 
 /// The signals fwrun handles itself (stop) or forwards to the init.
 const STOP: &[Signal] = &[Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP];
@@ -56,17 +56,14 @@ pub fn block_signals() -> Result<SignalFd> {
 
 /// Whether a stop signal arrived during setup.
 pub fn pending_stop() -> Option<Stop> {
-    let mut set: libc::sigset_t = unsafe { std::mem::zeroed() };
-    // SAFETY: sigpending into our set.
-    unsafe { libc::sigpending(&mut set) };
+    let set = sigpending::pending();
     [
-        (libc::SIGINT, Stop::Interrupted),
-        (libc::SIGTERM, Stop::Terminated),
-        (libc::SIGHUP, Stop::HungUp),
+        (Signal::SIGINT, Stop::Interrupted),
+        (Signal::SIGTERM, Stop::Terminated),
+        (Signal::SIGHUP, Stop::HungUp),
     ]
     .into_iter()
-    // SAFETY: membership test on an initialised set.
-    .find(|(s, _)| unsafe { libc::sigismember(&set, *s) } == 1)
+    .find(|(s, _)| set.contains(*s))
     .map(|(_, why)| why)
 }
 
@@ -243,8 +240,7 @@ pub fn supervise(
         let wait_ms = earliest(sup.deadlines(), look_at_readiness(&mut sup, &mut watch));
         let fds = Polled::new(sfd, &watch);
         let mut pfds = fds.pollfds();
-        // SAFETY: poll on valid descriptors (-1 is skipped).
-        unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, wait_ms) };
+        let _ = poll::poll(&mut pfds, wait_ms);
         serve_notifications(&mut watch, pfds[1].revents);
         fds.on_events(&pfds, &mut watch, &mut sup);
         while let Ok(Some(info)) = sfd.read_signal() {

@@ -14,17 +14,19 @@
 //! firmware (exit 124). The run's published state (`state/live.rs`) is
 //! kept here: booting, ready, stopping.
 
-use std::io::Write;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nix::sys::socket::{self, sockopt};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use crate::state::live::{self, Phase};
 use crate::sys;
+use crate::sys::fd::Inherited;
 
 /// How often the polled conditions are tried.
 pub const INTERVAL: Duration = Duration::from_millis(100);
@@ -97,7 +99,7 @@ pub struct ReadyOptions {
     pub conditions: Vec<Condition>,
     pub timeout: Option<Duration>,
     /// Where to write a line once ready (then closed).
-    pub fd: Option<RawFd>,
+    pub fd: Option<Inherited>,
     pub quiet: bool,
 }
 
@@ -129,46 +131,24 @@ struct Attempt {
 /// Start a connection to `addr`: None if it failed at once, Ok if it was
 /// accepted at once, Err(socket) while it is under way.
 fn connect_nonblocking(addr: SocketAddr) -> Option<Result<OwnedFd, OwnedFd>> {
-    // SAFETY: zeroed socket addresses filled in field by field, and plain
-    // syscalls on a socket we own.
-    unsafe {
-        let mut storage: libc::sockaddr_storage = std::mem::zeroed();
-        let len = match addr {
-            SocketAddr::V4(a) => {
-                let sin = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in);
-                sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                sin.sin_port = a.port().to_be();
-                sin.sin_addr.s_addr = u32::from(*a.ip()).to_be();
-                std::mem::size_of::<libc::sockaddr_in>()
-            }
-            SocketAddr::V6(a) => {
-                let sin6 = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6);
-                sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                sin6.sin6_port = a.port().to_be();
-                sin6.sin6_addr.s6_addr = a.ip().octets();
-                sin6.sin6_scope_id = a.scope_id();
-                std::mem::size_of::<libc::sockaddr_in6>()
-            }
-        };
-        let fd = libc::socket(
-            storage.ss_family as libc::c_int,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        );
-        if fd < 0 {
-            return None;
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let sock = socket::socket(family, SockType::Stream, flags, None).ok()?;
+    let r = match addr {
+        SocketAddr::V4(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn::from(a)),
+        // No flow label, as a parsed address has none.
+        SocketAddr::V6(a) => {
+            let a = SocketAddrV6::new(*a.ip(), a.port(), 0, a.scope_id());
+            socket::connect(sock.as_raw_fd(), &SockaddrIn6::from(a))
         }
-        let sock = OwnedFd::from_raw_fd(fd);
-        let r = libc::connect(
-            fd,
-            &storage as *const _ as *const libc::sockaddr,
-            len as u32,
-        );
-        match (r, nix::errno::Errno::last()) {
-            (0, _) => Some(Ok(sock)),
-            (_, nix::errno::Errno::EINPROGRESS) => Some(Err(sock)),
-            _ => None,
-        }
+    };
+    match r {
+        Ok(()) => Some(Ok(sock)),
+        Err(Errno::EINPROGRESS) => Some(Err(sock)),
+        Err(_) => None,
     }
 }
 
@@ -176,7 +156,7 @@ fn connect_nonblocking(addr: SocketAddr) -> Option<Result<OwnedFd, OwnedFd>> {
 pub struct Readiness {
     conds: Vec<(Condition, bool)>,
     timeout: Option<Duration>,
-    fd: Option<RawFd>,
+    fd: Option<Inherited>,
     quiet: bool,
     name: String,
     state_dir: PathBuf,
@@ -343,13 +323,8 @@ impl Readiness {
     /// when none is under way.
     fn connected(&mut self, addr: SocketAddr, now: Instant) -> bool {
         if let Some(a) = &self.attempt {
-            let mut p = libc::pollfd {
-                fd: a.sock.as_raw_fd(),
-                events: libc::POLLOUT,
-                revents: 0,
-            };
-            // SAFETY: poll on one descriptor we hold, without waiting.
-            let ready = unsafe { libc::poll(&mut p, 1, 0) } == 1;
+            let mut p = [PollFd::new(a.sock.as_fd(), PollFlags::POLLOUT)];
+            let ready = poll(&mut p, PollTimeout::ZERO) == Ok(1);
             if ready {
                 let ok = socket::getsockopt(&a.sock, sockopt::SocketError) == Ok(0);
                 self.attempt = None;
@@ -419,10 +394,7 @@ impl Readiness {
             eprintln!("fwrun: firmware ready after {:.1} s", after.as_secs_f64());
         }
         if let Some(fd) = self.fd.take() {
-            // SAFETY: the descriptor the user handed fwrun for this, written
-            // once and closed.
-            let mut f = unsafe { std::fs::File::from_raw_fd(fd) };
-            let _ = f.write_all(b"ready\n");
+            fd.write_and_close(b"ready\n");
         }
     }
 }

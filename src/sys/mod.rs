@@ -1,9 +1,14 @@
 //! Thin wrappers over the system calls fwrun makes, each failure turned into
 //! an error that says what was being done ("mounting proc at …: EPERM").
 
+pub mod fd;
+pub mod loopdev;
+pub mod mountinfo;
+pub mod poll;
 pub mod pty;
 pub mod seccomp;
 pub mod signals;
+pub mod sigpending;
 
 use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -379,14 +384,4 @@ pub fn unshare_empty_fd_table() -> Result<(), Errno> {
         0 => Ok(()),
         _ => Err(Errno::last()),
     }
-}
-
-/// poll(2) on descriptor numbers (`fd` -1 is skipped, as the kernel does):
-/// how many have events, in `revents`. Safe whatever the numbers are: the
-/// kernel reads only the array, and a number that is not open comes back
-/// as POLLNVAL. `timeout_ms` -1 waits without end.
-pub fn poll(fds: &mut [libc::pollfd], timeout_ms: i32) -> Result<usize, Errno> {
-    // SAFETY: a valid array of `fds.len()` entries, written by the kernel.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
-    Errno::result(n).map(|n| n as usize)
 }
