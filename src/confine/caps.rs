@@ -59,6 +59,21 @@ pub fn dropped(keep: &[Capability]) -> Vec<Capability> {
     d
 }
 
+/// A set of capabilities as the kernel writes one: bit N for capability N.
+pub fn to_mask(set: &[Capability]) -> u64 {
+    set.iter().fold(0, |m, c| m | c.bitmask())
+}
+
+/// The capabilities of a mask, sorted by number.
+pub fn from_mask(mask: u64) -> Vec<Capability> {
+    let mut set: Vec<Capability> = caps::all()
+        .into_iter()
+        .filter(|c| mask & c.bitmask() != 0)
+        .collect();
+    set.sort_by_key(|c| c.index());
+    set
+}
+
 /// A capability's short name, as the command line takes it: `sys_time`.
 pub fn short_name(c: Capability) -> String {
     c.to_string()
@@ -116,6 +131,14 @@ mod tests {
         assert!(keep.contains(&Capability::CAP_SYS_TIME));
         assert!(!keep.contains(&Capability::CAP_NET_ADMIN));
         assert!(!keep.contains(&Capability::CAP_NET_RAW));
+    }
+
+    #[test]
+    fn a_set_goes_through_its_mask_unchanged() {
+        let keep = kept(&req(&[], &[]));
+        assert_eq!(from_mask(to_mask(&keep)), keep);
+        assert_eq!(to_mask(&[Capability::CAP_CHOWN]), 1);
+        assert_eq!(to_mask(&[Capability::CAP_SYS_ADMIN]), 1 << 21);
     }
 
     #[test]

@@ -73,7 +73,7 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     let child = join::spawn(&running, cgroup.as_ref().map(|c| c.as_raw_fd()), &startup)?;
     drop(slave);
     // Without the run's mount table, every mount call is refused.
-    let table = Some(facts.mounts.clone()).filter(|m| !m.is_empty());
+    let table = Some(run.mounts()).filter(|m| !m.is_empty());
     let mut notifier = child
         .listener
         .map(|l| Notifier::from_mountinfo(l, table, facts.host_devs.clone(), init));
@@ -156,11 +156,7 @@ fn startup(opts: &EnterOptions, facts: &Facts, tty: Option<&OwnedFd>) -> Result<
         .find_map(|kv| kv.to_bytes().strip_prefix(b"PATH="))
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_else(|| PATH.to_string());
-    let keep = facts
-        .caps
-        .iter()
-        .filter_map(|c| crate::confine::caps::parse(c).ok())
-        .collect();
+    let keep = crate::confine::caps::from_mask(facts.caps);
     Ok(Startup {
         // With a pty: a session of its own, the pty as its controlling
         // terminal. Without: fwrun's own, in fwrun's process group (a
@@ -201,14 +197,16 @@ fn init_cgroup(init: i32, run: &std::path::Path) -> Result<OwnedFd> {
 
 /// The run's environment with `extra` on top (a key given again replaces
 /// the run's).
-fn environment(run: &[CString], extra: &[(String, String)]) -> Result<Vec<CString>> {
-    let mut env: Vec<CString> = run.to_vec();
+fn environment(run: &[String], extra: &[(String, String)]) -> Result<Vec<CString>> {
+    let mut env: Vec<String> = run.to_vec();
     for (k, v) in extra {
         let key = format!("{k}=");
-        env.retain(|kv| !kv.to_bytes().starts_with(key.as_bytes()));
-        env.push(CString::new(format!("{k}={v}")).map_err(|_| fail("--env holds a NUL byte"))?);
+        env.retain(|kv| !kv.starts_with(&key));
+        env.push(format!("{k}={v}"));
     }
-    Ok(env)
+    env.into_iter()
+        .map(|kv| CString::new(kv).map_err(|_| fail("--env holds a NUL byte")))
+        .collect()
 }
 
 /// A new pty of the firmware's own devpts (its /dev/pts/ptmx, resolved in
@@ -341,10 +339,7 @@ mod tests {
 
     #[test]
     fn env_on_top_of_the_run_s() {
-        let run = vec![
-            CString::new("PATH=/bin").unwrap(),
-            CString::new("HOME=/").unwrap(),
-        ];
+        let run = vec!["PATH=/bin".to_string(), "HOME=/".to_string()];
         let env = environment(
             &run,
             &[("HOME".into(), "/root".into()), ("V".into(), "1".into())],

@@ -113,6 +113,12 @@ pub fn hierarchy() -> Hierarchy {
     }
 }
 
+/// Whether `dir` is in a cgroup v2 (unified) hierarchy.
+pub fn is_unified(dir: &Path) -> bool {
+    nix::sys::statfs::statfs(dir)
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
 /// Refuse limits on a host without the unified hierarchy.
 pub fn check_host(limits: &Limits, h: &Hierarchy) -> Result<()> {
     match (h, limits.first_given()) {

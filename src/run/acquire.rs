@@ -24,7 +24,7 @@ use crate::host::{lower, namespace};
 use crate::inspect::{terminfo, Inspected};
 use crate::report::status::Status;
 use crate::run::prepare::Prepared;
-use crate::state::live::{self, RunFacts};
+use crate::state::live::{self, Facts};
 use crate::state::teardown::{self, Teardown};
 use crate::state::{self, Resource, RunState};
 use crate::supervise::console;
@@ -108,7 +108,6 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
     };
     let planted = plant_binds(&defaults, &layout, &mut teardown);
     let envp = firmware_env(cfg, &root, log);
-    publish_facts(cfg, prep, &envp, &state_dir)?;
     if let Some(w) = &prep.aa_warning {
         log.say(w);
     }
@@ -133,6 +132,20 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         ),
         Hierarchy::Legacy(_) => (None, Vec::new()),
     };
+    let unified = cgroup.as_ref().map(|c| c.path.clone()).or_else(|| {
+        legacy_cgroups
+            .iter()
+            .find(|(run, _)| cgroup::is_unified(run))
+            .map(|(run, _)| run.clone())
+    });
+    publish_facts(
+        cfg,
+        prep,
+        &envp,
+        profile.as_ref().map(|p| &p.0),
+        unified,
+        &state_dir,
+    )?;
     Ok(Acquired {
         state_dir,
         layout,
@@ -171,24 +184,31 @@ fn read_ahead(root: &OwnedFd, seen: &Inspected) -> Option<Prefetch> {
 }
 
 /// What `fwrun enter` and `fwrun list` read about the run.
-fn publish_facts(cfg: &RunConfig, prep: &Prepared, envp: &[CString], dir: &Path) -> Result<()> {
-    let caps: Vec<String> = prep
-        .caps
-        .iter()
-        .map(|c| crate::confine::caps::short_name(*c))
-        .collect();
+fn publish_facts(
+    cfg: &RunConfig,
+    prep: &Prepared,
+    envp: &[CString],
+    profile: Option<&String>,
+    cgroup: Option<PathBuf>,
+    dir: &Path,
+) -> Result<()> {
     let veth = cfg.network.veth.as_ref();
     live::publish_facts(
         dir,
-        &RunFacts {
-            firmware: &prep.fw.path,
-            net: cfg.net.label(),
-            interface: veth.map(|v| v.host.as_str()),
+        &Facts {
+            firmware: prep.fw.path.display().to_string(),
+            net: cfg.net.label().into(),
+            interface: veth.map(|v| v.host.clone()),
             address: veth.and_then(|v| v.addr.map(|a| a.to_string())),
-            env: envp,
-            caps: &caps,
+            env: envp
+                .iter()
+                .map(|e| e.to_string_lossy().into_owned())
+                .collect(),
+            caps: crate::confine::caps::to_mask(&prep.caps),
             seccomp: cfg.kernel.seccomp,
-            host_devs: &prep.host_devs,
+            profile: profile.cloned(),
+            cgroup,
+            host_devs: prep.host_devs.clone(),
         },
     )
 }

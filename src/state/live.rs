@@ -9,39 +9,32 @@
 //! - `booting`, `ready` or `stopping`: one empty file whose name is the
 //!   phase, renamed as the phase changes. Replacing a file that holds data
 //!   makes a disk-backed /run write it out at once; a rename writes none;
-//! - `facts`, once: sections (a name, a length, the bytes), so that any
-//!   byte may appear in them:
-//!   - `firmware`, `net` (the mode, and the host side's interface and
-//!     address when it has them): what `fwrun list` shows;
-//!   - `env`: the init's environment, NUL-separated;
-//!   - `confine`: the capabilities the init kept, whether the seccomp
-//!     filter is on, the devices of the host file systems bound into the
-//!     firmware;
-//! - `init`, at each boot, in sections too: `pid`, its start time in clock
-//!   ticks since boot (pid and start time together name one process), and
-//!   `mounts`, the init's mountinfo as it started (fwrun's mounts, which
-//!   the mount interception keeps).
+//! - `facts`, once the run has acquired what it needs: [`Facts`], as JSON,
+//!   written and read back by that one type: what `fwrun list` shows (the
+//!   firmware, the network) and what `fwrun enter` needs to start a command
+//!   as the init was started (its environment, its confinement, its
+//!   cgroup);
+//! - `init`, at each boot: [`Init`], as JSON: its pid, its start time in
+//!   clock ticks since boot (pid and start time together name one
+//!   process), and the init's mountinfo as it started (fwrun's mounts,
+//!   which the mount interception keeps).
 //!
 //! Few files, because each one costs an inode where /run is a disk file
 //! system (measured: 0.2 ms a file on an ext4 without journal).
-//!
-//! The AppArmor profile and the run's cgroup are the ones `resources`
-//! records.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use rustix::fs::{flock, FlockOperation};
 use rustix::process::{Pid, PidfdFlags};
+use serde::{Deserialize, Serialize};
 
 use crate::error::fail;
-use crate::state::{check_name, Resource, INFO, LOCK, RESOURCES, STATE_ROOT, TMP_PREFIX};
+use crate::state::{check_name, INFO, LOCK, STATE_ROOT, TMP_PREFIX};
 
 const INIT: &str = "init";
 const FACTS: &str = "facts";
@@ -118,93 +111,42 @@ pub fn set_phase(dir: &Path, phase: Phase) -> Result<()> {
         .with_context(|| format!("writing {}", to.display()))
 }
 
-/// What a run tells those who enter it, written once its state directory
-/// exists.
-pub struct RunFacts<'a> {
-    pub firmware: &'a Path,
-    /// The network mode's name (none, host, veth, bridge).
-    pub net: &'a str,
-    /// The host side of the firmware's link, and its address.
-    pub interface: Option<&'a str>,
+/// What a run tells the commands that act on it, published once.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Facts {
+    /// The firmware's canonical path, as a person reads it.
+    pub firmware: String,
+    /// The network mode (none, host, veth, bridge), and the host side's
+    /// interface and address when it has them.
+    pub net: String,
+    pub interface: Option<String>,
     pub address: Option<String>,
-    /// The init's environment, KEY=VALUE.
-    pub env: &'a [CString],
-    /// The capabilities the init kept, by their short names.
-    pub caps: &'a [String],
+    /// The init's environment, KEY=VALUE, in order.
+    pub env: Vec<String>,
+    /// The capabilities the init kept: bit N for capability N.
+    pub caps: u64,
     pub seccomp: bool,
-    pub host_devs: &'a [(u32, u32)],
+    /// The AppArmor profile the init runs under.
+    pub profile: Option<String>,
+    /// The run's cgroup in the unified hierarchy, when it has one.
+    pub cgroup: Option<PathBuf>,
+    /// The devices of the host file systems bound into the firmware.
+    pub host_devs: Vec<(u32, u32)>,
 }
 
-pub fn publish_facts(dir: &Path, f: &RunFacts) -> Result<()> {
-    set_phase(dir, Phase::Booting)?;
-    let mut net = format!("mode {}\n", f.net);
-    if let Some(i) = f.interface {
-        net.push_str(&format!("interface {i}\n"));
-    }
-    if let Some(a) = &f.address {
-        net.push_str(&format!("address {a}\n"));
-    }
-    let mut env = Vec::new();
-    for kv in f.env {
-        env.extend_from_slice(kv.as_bytes());
-        env.push(0);
-    }
-    let mut confine = format!(
-        "caps {}\nseccomp {}\n",
-        f.caps.join(","),
-        if f.seccomp { "on" } else { "off" }
-    );
-    for (major, minor) in f.host_devs {
-        confine.push_str(&format!("hostdev {major}:{minor}\n"));
-    }
-    let sections: [(&str, &[u8]); 4] = [
-        ("firmware", f.firmware.as_os_str().as_bytes()),
-        ("net", net.as_bytes()),
-        ("env", &env),
-        ("confine", confine.as_bytes()),
-    ];
-    publish(dir, FACTS, &encode_sections(&sections))
+/// The init of the current boot.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Init {
+    pub pid: i32,
+    /// Its start time, in clock ticks since boot.
+    pub ticks: u64,
+    /// Its mountinfo as it started.
+    pub mounts: String,
 }
 
-/// Sections, each as `NAME LENGTH\n` and LENGTH bytes.
-fn encode_sections(sections: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (name, bytes) in sections {
-        out.extend_from_slice(format!("{name} {}\n", bytes.len()).as_bytes());
-        out.extend_from_slice(bytes);
-    }
-    out
-}
-
-/// The sections of `encode_sections`' output, up to the first one that is
-/// not whole.
-fn decode_sections(mut data: &[u8]) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    while let Some(nl) = data.iter().position(|b| *b == b'\n') {
-        let head = String::from_utf8_lossy(&data[..nl]).into_owned();
-        let Some((name, len)) = head.split_once(' ') else {
-            break;
-        };
-        let Ok(len) = len.parse::<usize>() else {
-            break;
-        };
-        let body = &data[nl + 1..];
-        if body.len() < len {
-            break;
-        }
-        out.push((name.to_string(), body[..len].to_vec()));
-        data = &body[len..];
-    }
-    out
-}
-
-/// The section `name` of a file of sections, empty when it has none.
-fn section(sections: &[(String, Vec<u8>)], name: &str) -> Vec<u8> {
-    sections
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, b)| b.clone())
-        .unwrap_or_default()
+pub fn publish_facts(dir: &Path, f: &Facts) -> Result<()> {
+    let json = serde_json::to_vec(f).context("encoding the run's facts")?;
+    publish(dir, FACTS, &json)
 }
 
 /// A process's start time, in clock ticks since boot (field 22 of
@@ -226,13 +168,18 @@ pub fn start_and_parent(pid: i32) -> Option<(u64, i32)> {
 pub fn publish_init(dir: &Path, pid: i32, mountinfo: &str) -> Result<()> {
     let (ticks, _) =
         start_and_parent(pid).ok_or_else(|| anyhow!("reading /proc/{pid}/stat: it is gone"))?;
-    let (pid, ticks) = (pid.to_string(), ticks.to_string());
-    let sections: [(&str, &[u8]); 3] = [
-        ("pid", pid.as_bytes()),
-        ("ticks", ticks.as_bytes()),
-        ("mounts", mountinfo.as_bytes()),
-    ];
-    publish(dir, INIT, &encode_sections(&sections))
+    let init = Init {
+        pid,
+        ticks,
+        mounts: mountinfo.to_string(),
+    };
+    let json = serde_json::to_vec(&init).context("encoding the init's facts")?;
+    publish(dir, INIT, &json)
+}
+
+/// `dir/file`, read back as `T`.
+fn read_back<T: for<'de> Deserialize<'de>>(dir: &Path, file: &str) -> Option<T> {
+    serde_json::from_slice(&fs::read(dir.join(file)).ok()?).ok()
 }
 
 /// `key=value` lines.
@@ -401,49 +348,6 @@ pub fn all() -> Result<Vec<Live>> {
     Ok(out)
 }
 
-/// What the run published, read back.
-#[derive(Debug, Default)]
-pub struct Facts {
-    pub firmware: String,
-    /// The network mode, and the host side's interface and address.
-    pub net: String,
-    pub interface: Option<String>,
-    pub address: Option<String>,
-    /// KEY=VALUE strings, in order.
-    pub env: Vec<CString>,
-    /// The capabilities the init kept, by their short names.
-    pub caps: Vec<String>,
-    pub seccomp: bool,
-    pub host_devs: Vec<(u32, u32)>,
-    pub mounts: String,
-    pub profile: Option<String>,
-    /// The run's cgroup directory, when it has one.
-    pub cgroup: Option<PathBuf>,
-}
-
-fn parse_confine(text: &str, f: &mut Facts) {
-    for line in text.lines() {
-        match line.split_once(' ') {
-            Some(("caps", list)) => {
-                f.caps = list
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            }
-            Some(("seccomp", v)) => f.seccomp = v == "on",
-            Some(("hostdev", d)) => {
-                if let Some((a, b)) = d.split_once(':') {
-                    if let (Ok(a), Ok(b)) = (a.parse(), b.parse()) {
-                        f.host_devs.push((a, b));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 impl Live {
     pub fn phase(&self) -> Phase {
         Phase::read(&self.dir)
@@ -463,10 +367,7 @@ impl Live {
                 self.name, self.name
             ))
         };
-        let init = decode_sections(&fs::read(self.dir.join(INIT)).map_err(|_| not_yet())?);
-        let text = |name| String::from_utf8_lossy(&section(&init, name)).into_owned();
-        let pid: i32 = text("pid").parse().map_err(|_| not_yet())?;
-        let ticks: u64 = text("ticks").parse().map_err(|_| not_yet())?;
+        let Init { pid, ticks, .. } = read_back(&self.dir, INIT).ok_or_else(not_yet)?;
         let gone = || {
             fail(format!(
                 "run '{}' is {}: its init has ended",
@@ -486,37 +387,21 @@ impl Live {
 
     /// Everything the run published.
     pub fn facts(&self) -> Result<Facts> {
-        let all = decode_sections(&fs::read(self.dir.join(FACTS)).context("reading facts")?);
-        let text = |name| String::from_utf8_lossy(&section(&all, name)).into_owned();
-        let mut facts = Facts {
-            firmware: text("firmware"),
-            ..Facts::default()
-        };
-        for line in text("net").lines() {
-            match line.split_once(' ') {
-                Some(("mode", m)) => facts.net = m.to_string(),
-                Some(("interface", i)) => facts.interface = Some(i.to_string()),
-                Some(("address", a)) => facts.address = Some(a.to_string()),
-                _ => {}
-            }
-        }
-        facts.env = section(&all, "env")
-            .split(|b| *b == 0)
-            .filter(|kv| !kv.is_empty())
-            .filter_map(|kv| CString::new(kv).ok())
-            .collect();
-        parse_confine(&text("confine"), &mut facts);
-        let init = decode_sections(&fs::read(self.dir.join(INIT)).unwrap_or_default());
-        facts.mounts = String::from_utf8_lossy(&section(&init, "mounts")).into_owned();
-        let resources = fs::read_to_string(self.dir.join(RESOURCES)).unwrap_or_default();
-        for r in resources.lines().filter_map(Resource::parse) {
-            match r {
-                Resource::Profile(p) => facts.profile = Some(p),
-                Resource::Cgroup(c) => facts.cgroup = Some(c),
-                Resource::Link(_) => {}
-            }
-        }
-        Ok(facts)
+        read_back(&self.dir, FACTS).ok_or_else(|| {
+            anyhow!(
+                "run '{}' has not published its facts yet: wait until it has (fwrun wait {})",
+                self.name,
+                self.name
+            )
+        })
+    }
+
+    /// The mounts the init of the current boot started with (empty when it
+    /// has not started).
+    pub fn mounts(&self) -> String {
+        read_back::<Init>(&self.dir, INIT)
+            .map(|i| i.mounts)
+            .unwrap_or_default()
     }
 }
 
@@ -543,21 +428,34 @@ mod tests {
     }
 
     #[test]
-    fn sections_carry_any_byte_and_stop_at_a_torn_one() {
-        let env = b"A=1\0B=two words\n\0";
-        let data = encode_sections(&[("firmware", b"/x/fw 1.img"), ("env", env), ("empty", b"")]);
-        let got = decode_sections(&data);
-        assert_eq!(section(&got, "firmware"), b"/x/fw 1.img");
-        assert_eq!(section(&got, "env"), env);
-        assert_eq!(got.len(), 3);
-        assert!(section(&got, "missing").is_empty());
-        // A file cut short keeps only the sections that are whole.
-        let cut = decode_sections(&data[..data.len() - 9]);
-        assert_eq!(cut.len(), 1);
+    fn facts_and_init_are_read_back_as_written() {
+        let dir = std::env::temp_dir().join(format!("fwrun-facts-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        assert_eq!(read_back::<Facts>(&dir, FACTS), None);
+        let f = Facts {
+            firmware: "/x/fw 1.img".into(),
+            net: "veth".into(),
+            interface: Some("fw-t1".into()),
+            env: vec!["A=1".into(), "B=two words\n".into()],
+            caps: 1 << 21 | 1,
+            seccomp: true,
+            host_devs: vec![(0, 5)],
+            ..Facts::default()
+        };
+        publish_facts(&dir, &f).unwrap();
+        assert_eq!(read_back::<Facts>(&dir, FACTS), Some(f));
+        publish_init(&dir, std::process::id() as i32, "1 2 0:3 / / rw - x y rw\n").unwrap();
+        let init: Init = read_back(&dir, INIT).unwrap();
+        assert_eq!(init.pid, std::process::id() as i32);
+        assert!(init.ticks > 0 && init.mounts.starts_with("1 2 0:3"));
+        // A torn file reads as none.
+        fs::write(dir.join(FACTS), b"{\"firmware\": \"/x").unwrap();
+        assert_eq!(read_back::<Facts>(&dir, FACTS), None);
+        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
-    fn phases_and_confine_lines() {
+    fn phases() {
         let dir = std::env::temp_dir().join(format!("fwrun-phase-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         assert_eq!(Phase::read(&dir), Phase::Booting);
@@ -566,10 +464,5 @@ mod tests {
             assert_eq!(Phase::read(&dir), p);
         }
         fs::remove_dir_all(&dir).unwrap();
-        let mut f = Facts::default();
-        parse_confine("caps chown,sys_admin\nseccomp on\nhostdev 0:5\n", &mut f);
-        assert_eq!(f.caps, ["chown", "sys_admin"]);
-        assert!(f.seccomp);
-        assert_eq!(f.host_devs, [(0, 5)]);
     }
 }
