@@ -26,6 +26,7 @@ use crate::state::live;
 use crate::state::teardown::Teardown;
 use crate::supervise::console::{self, RawMode, Relay, Tee};
 use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::probe::Prober;
 use crate::supervise::ready::Readiness;
 use crate::supervise::{self, Options, Watch};
 
@@ -70,7 +71,13 @@ pub fn boot(
         timeout: cfg.timeout,
         cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
-    let mut ready = Readiness::new(&cfg.ready, &cfg.identity.name, &acq.state_dir);
+    let prober = Prober {
+        envp: spec.startup.envp.clone(),
+        confinement: spec.startup.confinement.clone(),
+        cgroup: spec.cgroup,
+        host_devs: prep.host_devs.clone(),
+    };
+    let mut ready = Readiness::new(&cfg.ready, &acq.state_dir, Some(prober));
     let mut refused = Tally::default();
     let mut boots = 0;
     loop {

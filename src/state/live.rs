@@ -30,7 +30,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context, Result};
 use rustix::fs::{flock, FlockOperation};
-use rustix::process::{Pid, PidfdFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::error::fail;
@@ -240,7 +239,7 @@ fn locked(f: &fs::File) -> bool {
 }
 
 fn pidfd_open(pid: i32) -> Option<OwnedFd> {
-    rustix::process::pidfd_open(Pid::from_raw(pid)?, PidfdFlags::empty()).ok()
+    crate::sys::pidfd_open(pid).ok()
 }
 
 /// A run found alive, its fwrun's pid verified.

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod ending;
+pub mod probe;
 pub mod ready;
 
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -293,11 +294,11 @@ fn look_at_readiness(sup: &mut Supervisor, watch: &mut Watch) -> i32 {
 }
 
 /// The descriptors one poll watches, in order: the signalfd, the seccomp
-/// notifications, the console (pty relay, or the tee's pipes), the kernel
-/// log.
+/// notifications (the init's, then an `exec:` probe's), the console (pty
+/// relay, or the tee's pipes), the kernel log.
 struct Polled {
     fds: Vec<RawFd>,
-    /// The relay's descriptors (fd, is_stdin), from index 2.
+    /// The relay's descriptors (fd, is_stdin), from index 3.
     relay: Vec<(RawFd, bool)>,
     /// The tee's pipes, after the relay's.
     tee: Vec<RawFd>,
@@ -314,7 +315,12 @@ impl Polled {
         let tee = watch.tee.as_ref().map(|t| t.watched()).unwrap_or_default();
         let kmsg = watch.follow.as_ref().and_then(|d| d.fd());
         let notify = watch.notify.as_ref().map_or(-1, |n| n.fd());
-        let fds = [sfd.as_raw_fd(), notify]
+        let probe = watch
+            .ready
+            .as_ref()
+            .and_then(|r| r.probe_fd())
+            .unwrap_or(-1);
+        let fds = [sfd.as_raw_fd(), notify, probe]
             .into_iter()
             .chain(relay.iter().map(|(fd, _)| *fd))
             .chain(tee.iter().copied())
@@ -346,7 +352,12 @@ impl Polled {
                 print_denials(d);
             }
         }
-        let (relay_p, rest) = pfds[2..].split_at(self.relay.len());
+        if pfds[2].revents & libc::POLLIN != 0 {
+            if let Some(r) = watch.ready.as_deref_mut() {
+                r.serve_probe();
+            }
+        }
+        let (relay_p, rest) = pfds[3..].split_at(self.relay.len());
         if let Some(r) = watch.relay.as_deref_mut() {
             for (p, (_, is_stdin)) in relay_p.iter().zip(&self.relay) {
                 if p.revents != 0 {

@@ -6,7 +6,8 @@
 //! - `tcp:ADDR:PORT`: a TCP connection from the host (fwrun's own network
 //!   namespace) is accepted;
 //! - `file:PATH`: PATH exists inside the firmware (resolved in its root);
-//! - `exec:CMD`: `/bin/sh -c CMD`, run inside it as by `fwrun enter`, exits 0.
+//! - `exec:CMD`: `/bin/sh -c CMD`, run inside it as the init runs
+//!   (probe.rs), exits 0.
 //!
 //! The polled ones are tried every [`INTERVAL`]. Once all hold, the run's
 //! state becomes ready, fwrun says how long the boot took, and writes a
@@ -17,7 +18,6 @@
 use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -25,6 +25,7 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
 
 use crate::state::live::{self, Phase};
+use crate::supervise::probe::{Probe, Prober};
 use crate::sys;
 use crate::sys::fd::Inherited;
 
@@ -158,7 +159,6 @@ pub struct Readiness {
     timeout: Option<Duration>,
     fd: Option<Inherited>,
     quiet: bool,
-    name: String,
     state_dir: PathBuf,
     /// The current boot: its init (host pid) and when it started.
     init: libc::pid_t,
@@ -168,19 +168,20 @@ pub struct Readiness {
     line: Vec<u8>,
     next_poll: Instant,
     attempt: Option<Attempt>,
-    probe: Option<(Child, Instant)>,
+    /// How `exec:` probes start, and the one that runs.
+    prober: Option<Prober>,
+    probe: Option<Probe>,
     /// How long the last boot took to become ready.
     pub ready_after: Option<Duration>,
 }
 
 impl Readiness {
-    pub fn new(opts: &ReadyOptions, name: &str, state_dir: &Path) -> Readiness {
+    pub fn new(opts: &ReadyOptions, state_dir: &Path, prober: Option<Prober>) -> Readiness {
         Readiness {
             conds: opts.conditions.iter().map(|c| (c.clone(), false)).collect(),
             timeout: opts.timeout,
             fd: opts.fd,
             quiet: opts.quiet,
-            name: name.to_string(),
             state_dir: state_dir.to_path_buf(),
             init: 0,
             start: Instant::now(),
@@ -189,6 +190,7 @@ impl Readiness {
             line: Vec::new(),
             next_poll: Instant::now(),
             attempt: None,
+            prober,
             probe: None,
             ready_after: None,
         }
@@ -349,38 +351,40 @@ impl Readiness {
 
     /// Whether an `exec:` probe has exited 0; starts one when none runs.
     fn probed(&mut self, cmd: &str, now: Instant) -> bool {
-        if let Some((child, since)) = &mut self.probe {
-            match child.try_wait() {
-                Ok(Some(st)) => {
+        if let Some(p) = &mut self.probe {
+            match p.ended() {
+                Some(code) => {
                     self.probe = None;
-                    return st.success();
+                    return code == 0;
                 }
-                Ok(None) if now.duration_since(*since) < PROBE_WAIT => return false,
-                _ => {
+                None if now.duration_since(p.since) < PROBE_WAIT => return false,
+                None => {
                     self.end_probe();
                     return false;
                 }
             }
         }
-        // fwrun itself, as `fwrun enter`: the probe gets the run's
-        // namespaces, root, environment and confinement.
-        let child = Command::new("/proc/self/exe")
-            .args(["enter", "-q", "-T", &self.name, "--", "/bin/sh", "-c", cmd])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
-        if let Ok(c) = child {
-            self.probe = Some((c, now));
+        if let Some(prober) = &self.prober {
+            // A probe that cannot start counts as not ready yet.
+            self.probe = prober.start(self.init, cmd).ok();
         }
         false
     }
 
-    fn end_probe(&mut self) {
-        if let Some((mut c, _)) = self.probe.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+    /// The running probe's seccomp descriptor, for the supervisor's poll.
+    pub fn probe_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.probe.as_ref().and_then(|p| p.fd())
+    }
+
+    /// Answer a call of the running probe's.
+    pub fn serve_probe(&mut self) {
+        if let Some(p) = self.probe.as_mut() {
+            p.serve();
         }
+    }
+
+    fn end_probe(&mut self) {
+        self.probe = None;
     }
 
     fn announce(&mut self, now: Instant) {
@@ -455,7 +459,7 @@ mod tests {
             quiet: true,
             ..Default::default()
         };
-        let mut r = Readiness::new(&opts, "t", &dir);
+        let mut r = Readiness::new(&opts, &dir, None);
         r.feed(b"booting\r\nservi");
         assert!(matches!(r.tick(Instant::now()), Tick::Wait(None)));
         r.feed(b"ces up\r\nfw log");
@@ -471,14 +475,14 @@ mod tests {
     fn no_condition_is_ready_at_once_and_a_timeout_ends_the_wait() {
         let dir = std::env::temp_dir().join(format!("fwrun-ready2-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let mut r = Readiness::new(&ReadyOptions::default(), "t", &dir);
+        let mut r = Readiness::new(&ReadyOptions::default(), &dir, None);
         assert_eq!(r.tick(Instant::now()), Tick::Ready);
         let opts = ReadyOptions {
             conditions: vec![Condition::parse("console:never").unwrap()],
             timeout: Some(Duration::from_millis(10)),
             ..Default::default()
         };
-        let mut r = Readiness::new(&opts, "t", &dir);
+        let mut r = Readiness::new(&opts, &dir, None);
         r.boot(1);
         let t = Instant::now();
         assert!(matches!(r.tick(t), Tick::Wait(Some(_))));

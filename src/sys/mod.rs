@@ -385,3 +385,10 @@ pub fn unshare_empty_fd_table() -> Result<(), Errno> {
         _ => Err(Errno::last()),
     }
 }
+
+/// A pidfd of process `pid` (pidfd_open(2)).
+pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
+    let pid = rustix::process::Pid::from_raw(pid).ok_or(Errno::ESRCH)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
