@@ -119,25 +119,8 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         }
         _ => None,
     };
-    let (cgroup, legacy_cgroups) = match prep.hierarchy {
-        Hierarchy::Unified => (
-            Some(make_cgroup(cfg, &state_dir, &mut teardown, log)?),
-            Vec::new(),
-        ),
-        // A plain command (a self-test, `-- /bin/true`) makes no cgroups:
-        // it is spared the few milliseconds of making and joining them.
-        Hierarchy::Legacy(_) if defaults.seen.init.is_some() => (
-            None,
-            make_legacy_cgroups(cfg, &state_dir, &mut teardown, log)?,
-        ),
-        Hierarchy::Legacy(_) => (None, Vec::new()),
-    };
-    let unified = cgroup.as_ref().map(|c| c.path.clone()).or_else(|| {
-        legacy_cgroups
-            .iter()
-            .find(|(run, _)| cgroup::is_unified(run))
-            .map(|(run, _)| run.clone())
-    });
+    let (cgroup, legacy_cgroups, unified) =
+        make_cgroups(cfg, prep, &defaults, &state_dir, &mut teardown, log)?;
     publish_facts(
         cfg,
         prep,
@@ -159,6 +142,38 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         prefetch,
         teardown,
     })
+}
+
+/// The run's cgroups: on a v2 host its own cgroup, on a v1 or hybrid host
+/// `fwrun-NAME` in each hierarchy; and the one in the unified hierarchy.
+#[allow(clippy::type_complexity)]
+fn make_cgroups(
+    cfg: &RunConfig,
+    prep: &Prepared,
+    defaults: &Defaults,
+    state_dir: &Path,
+    teardown: &mut Teardown,
+    log: &mut Status,
+) -> Result<(Option<Cgroup>, Vec<(PathBuf, PathBuf)>, Option<PathBuf>)> {
+    let (cgroup, legacy_cgroups) = match prep.hierarchy {
+        Hierarchy::Unified => (
+            Some(make_cgroup(cfg, state_dir, teardown, log)?),
+            Vec::new(),
+        ),
+        // A plain command (a self-test, `-- /bin/true`) makes no cgroups:
+        // it is spared the few milliseconds of making and joining them.
+        Hierarchy::Legacy(_) if defaults.seen.init.is_some() => {
+            (None, make_legacy_cgroups(cfg, state_dir, teardown, log)?)
+        }
+        Hierarchy::Legacy(_) => (None, Vec::new()),
+    };
+    let unified = cgroup.as_ref().map(|c| c.path.clone()).or_else(|| {
+        legacy_cgroups
+            .iter()
+            .find(|(run, _)| cgroup::is_unified(run))
+            .map(|(run, _)| run.clone())
+    });
+    Ok((cgroup, legacy_cgroups, unified))
 }
 
 /// Start reading the init's program (and its dynamic loader) into a cold

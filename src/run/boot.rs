@@ -71,13 +71,7 @@ pub fn boot(
         timeout: cfg.timeout,
         cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
     };
-    let prober = Prober {
-        envp: spec.startup.envp.clone(),
-        confinement: spec.startup.confinement.clone(),
-        cgroup: spec.cgroup,
-        host_devs: prep.host_devs.clone(),
-    };
-    let mut ready = Readiness::new(&cfg.ready, &acq.state_dir, Some(prober));
+    let mut ready = Readiness::new(&cfg.ready, &acq.state_dir, Some(prober(prep, &spec)));
     let mut refused = Tally::default();
     let mut boots = 0;
     loop {
@@ -130,6 +124,16 @@ pub fn boot(
             usage,
             oom_killed,
         });
+    }
+}
+
+/// How `exec:` probes start: as the init does.
+fn prober(prep: &Prepared, spec: &ChildSpec) -> Prober {
+    Prober {
+        envp: spec.startup.envp.clone(),
+        confinement: spec.startup.confinement.clone(),
+        cgroup: spec.cgroup,
+        host_devs: prep.host_devs.clone(),
     }
 }
 
