@@ -1,10 +1,11 @@
-//! Confinement of the firmware beyond its namespaces. What the kernel
-//! enforces on every host: a reduced capability set (`caps.rs`) and a
-//! seccomp filter (`seccomp.rs`) whose mount calls and refused calls the
-//! supervisor answers (`notify.rs`, deciding mounts in `mounts.rs`). Where
-//! the kernel has AppArmor, the per-run profile (`apparmor.rs`) and what it
-//! denied (`denials.rs`). Both count what was refused in a bounded
-//! `tally.rs`.
+//! Confinement of the firmware beyond its namespaces, decided by the
+//! launcher (every child of the firmware's applies it: process/confine.rs).
+//! What the kernel enforces on every host: a reduced capability set
+//! (`caps.rs`) and a seccomp filter (`seccomp.rs`) whose mount calls and
+//! refused calls the supervisor answers (`notify.rs`, deciding mounts in
+//! `mounts.rs`). Where the kernel has AppArmor, the per-run profile
+//! (`apparmor.rs`) and what it denied (`denials.rs`). Both count what was
+//! refused in a bounded `tally.rs`.
 
 pub mod apparmor;
 pub mod caps;

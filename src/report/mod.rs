@@ -1,6 +1,8 @@
-//! --report FILE: what happened in the run, as JSON, for CI jobs and scripts.
-//! Its fields are documented in the man page and pinned by
-//! schemas/report.schema.json.
+//! What fwrun tells about a run. Here, --report FILE: what happened in the
+//! run, as JSON, for CI jobs and scripts; its fields are documented in the
+//! man page and pinned by schemas/report.schema.json. `changes.rs`: what the
+//! firmware changed in its root (--changes, and the report's list);
+//! `status.rs`: the status lines on stderr, and the phases' times.
 
 pub mod changes;
 pub mod status;

@@ -17,6 +17,11 @@
 //! anything, it renames the directory aside (`.dead-PID-SEQ-NAME`, PID its
 //! own), so that the name is free at once for a new run. A run that ends
 //! renames its own directory aside the same way before removing it.
+//!
+//! Beside this file: `identity.rs` (the names a run goes by on the host),
+//! `root.rs` (/run/fwrun itself), `live.rs` (what a live run publishes for
+//! the commands that act on it), `shared_images.rs` (the entries of images
+//! runs share), `teardown.rs` (the undo stack).
 
 pub mod identity;
 pub mod live;

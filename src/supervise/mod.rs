@@ -5,6 +5,10 @@
 //! fwrun reads its signals from a signalfd: they are blocked from the start,
 //! so none is lost between setup and supervision, and no handler thread
 //! exists that a clone could copy in the middle of its work.
+//!
+//! Beside this file: `ending.rs` (how a boot ended, and its exit code),
+//! `console.rs` (the pty relay, the console's pipes), `ready.rs` (the
+//! `--ready-when` conditions), `probe.rs` (an `exec:` condition's command).
 
 pub mod console;
 pub mod ending;

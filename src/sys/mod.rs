@@ -1,5 +1,8 @@
-//! Thin wrappers over the system calls fwrun makes, each failure turned into
-//! an error that says what was being done ("mounting proc at …: EPERM").
+//! Thin wrappers over the system calls fwrun makes, safe to call, each
+//! failure turned into an error that says what was being done ("mounting
+//! proc at …: EPERM"): with `process/`, the only home of `unsafe`. The
+//! kernel's text formats are read here too (`mountinfo.rs`), and signals
+//! are named (`signals.rs`).
 
 pub mod fd;
 pub mod loopdev;
