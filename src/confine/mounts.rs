@@ -21,13 +21,25 @@
 //!   mounts read-only without MS_BIND, which would reach the host);
 //! - fwrun's mounts cannot be unmounted or moved, nor bound without their
 //!   submounts (that would uncover what the masks hide);
+//! - a tmpfs over fwrun's /dev (busybox's `mount -t tmpfs mdev /dev` before
+//!   `mdev -s`) succeeds without mounting anything: the curated /dev stays;
 //! - everything else (tmpfs, devpts elsewhere, binds inside the root, the
 //!   firmware's own file systems) goes ahead unchanged.
+//!
+//! The decisions fail closed: a path fwrun cannot resolve inside the
+//! firmware (a magic link such as /proc/1/root/…, a path that leaves its
+//! root) is refused, and a path the kernel would not find gets the errno
+//! the kernel would give; a call is never let through on a path that was
+//! not judged. With a user namespace of its own, the kernel keeps fwrun's
+//! mounts locked whatever this layer answers: these answers are what keeps
+//! an ordinary rcS free of errors, and the log of what was refused.
 //!
 //! The checks read the caller's memory and resolve its paths, then let the
 //! call continue: another thread of the caller could change the memory in
 //! between. fwrun guards against accidents, not against an attacker, so
 //! this race is accepted.
+
+use nix::errno::Errno;
 
 use crate::sys::mountinfo;
 
@@ -58,7 +70,7 @@ pub struct Target {
 
 /// Resolves paths as the calling process would (its root, its cwd).
 pub trait Resolve {
-    fn resolve(&self, path: &str) -> Option<Target>;
+    fn resolve(&self, path: &str) -> Result<Target, Errno>;
 }
 
 /// What the supervisor answers.
@@ -70,6 +82,9 @@ pub enum Verdict {
     Pretend,
     /// Answer EPERM, for this reason.
     Refuse(String),
+    /// Answer this errno, as the kernel would have (a path it would not
+    /// find): not a refusal of fwrun's.
+    Fail(i32),
     /// Do the remount as a change of the mount's read-only flag only.
     RemountFlagOnly { read_only: bool },
     /// Mount a recursive copy of fwrun's /proc (the init's, with its
@@ -169,6 +184,22 @@ fn parse_mountinfo_line(line: &str) -> Option<Mount> {
     })
 }
 
+/// `path` resolved as the caller sees it; or the answer when it cannot be:
+/// the kernel's own errno for a path it would not find, a refusal for one
+/// fwrun cannot resolve inside the firmware.
+fn resolved(r: &dyn Resolve, path: &str) -> Result<Target, Verdict> {
+    match r.resolve(path) {
+        Ok(t) => Ok(t),
+        Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::ENAMETOOLONG)) => {
+            Err(Verdict::Fail(e as i32))
+        }
+        Err(e) => Err(Verdict::Refuse(format!(
+            "{path} does not resolve inside the firmware ({}): a magic link, or a path that leaves its root",
+            crate::sys::errno_text(e)
+        ))),
+    }
+}
+
 /// Decide a mount(2) call.
 pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
     let flags = call.flags;
@@ -177,9 +208,13 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
     }
     if flags & (MS_MOVE | MS_BIND) != 0 {
         let Some(src) = call.source.as_deref() else {
-            return Verdict::Continue;
+            return Verdict::Fail(libc::EFAULT);
         };
-        let Some(m) = r.resolve(src).and_then(|s| table.ours(&s).cloned()) else {
+        let m = match resolved(r, src) {
+            Ok(s) => table.ours(&s).cloned(),
+            Err(v) => return v,
+        };
+        let Some(m) = m else {
             return Verdict::Continue;
         };
         if flags & MS_MOVE != 0 {
@@ -200,13 +235,22 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
     if KERNEL_FILESYSTEMS.contains(&fstype) {
         return Verdict::Refuse(format!("{fstype} is the host kernel's own"));
     }
+    let target = match resolved(r, &call.target) {
+        Ok(t) => table.ours(&t).cloned(),
+        Err(v) => return v,
+    };
+    if fstype == "tmpfs" {
+        // The mdev recipe: a tmpfs over /dev, then `mdev -s`. fwrun's /dev
+        // stays, with the nodes the firmware may have.
+        return match target.is_some_and(|m| m.path == "/dev") {
+            true => Verdict::Pretend,
+            false => Verdict::Continue,
+        };
+    }
     let Some((_, home)) = CONSTRAINED.iter().find(|(t, _)| *t == fstype) else {
         return Verdict::Continue;
     };
-    let at_home = r
-        .resolve(&call.target)
-        .and_then(|t| table.ours(&t).cloned())
-        .is_some_and(|m| m.path == *home);
+    let at_home = target.is_some_and(|m| m.path == *home);
     match (at_home, fstype) {
         (true, _) => Verdict::Pretend,
         // Elsewhere (or where fwrun made no cgroup: a v1 host) it is the
@@ -221,8 +265,9 @@ pub fn decide_mount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict
 }
 
 fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
-    let Some(t) = r.resolve(&call.target) else {
-        return Verdict::Continue;
+    let t = match resolved(r, &call.target) {
+        Ok(t) => t,
+        Err(v) => return v,
     };
     let ours = table.ours(&t);
     let read_only = call.flags & MS_RDONLY != 0;
@@ -256,7 +301,11 @@ fn decide_remount(call: &MountCall, table: &Table, r: &dyn Resolve) -> Verdict {
 
 /// Decide an umount2(2) call.
 pub fn decide_umount(target: &str, table: &Table, r: &dyn Resolve) -> Verdict {
-    match r.resolve(target).and_then(|t| table.ours(&t).cloned()) {
+    let t = match resolved(r, target) {
+        Ok(t) => t,
+        Err(v) => return v,
+    };
+    match table.ours(&t) {
         Some(m) => Verdict::Refuse(format!("fwrun's mount at {} stays for the run", m.path)),
         None => Verdict::Continue,
     }
@@ -283,8 +332,11 @@ mod tests {
     /// Paths as the firmware sees them, and what they resolve to.
     struct Fake(HashMap<&'static str, Target>);
     impl Resolve for Fake {
-        fn resolve(&self, path: &str) -> Option<Target> {
-            self.0.get(path).copied()
+        fn resolve(&self, path: &str) -> Result<Target, Errno> {
+            if path.starts_with("/proc/1/root") {
+                return Err(Errno::ELOOP);
+            }
+            self.0.get(path).copied().ok_or(Errno::ENOENT)
         }
     }
 
@@ -472,6 +524,49 @@ mod tests {
             );
         }
         assert_eq!(decide_umount("/run", &table, &fake), Verdict::Continue);
-        assert_eq!(decide_umount("/nowhere", &table, &fake), Verdict::Continue);
+        assert_eq!(
+            decide_umount("/nowhere", &table, &fake),
+            Verdict::Fail(libc::ENOENT)
+        );
+    }
+
+    #[test]
+    fn paths_fwrun_cannot_judge_are_never_let_through() {
+        let (table, fake) = world();
+        let refused = |v: Verdict| matches!(v, Verdict::Refuse(_));
+        // Through a magic link (the resolver refuses to follow one).
+        let rw = MS_REMOUNT | MS_BIND;
+        assert!(refused(decide(mount("", "/proc/1/root/proc/sys", rw))));
+        assert!(refused(decide(mount("proc", "/proc/1/root/proc", 0))));
+        assert!(refused(decide_umount("/proc/1/root/sys", &table, &fake)));
+        let bind = MountCall {
+            source: Some("/proc/1/root/proc".into()),
+            target: "/mnt".into(),
+            fstype: None,
+            flags: MS_BIND,
+        };
+        assert!(refused(decide_mount(&bind, &table, &fake)));
+        // A path that is not there: what the kernel would say.
+        assert_eq!(
+            decide(mount("", "/nowhere", MS_REMOUNT)),
+            Verdict::Fail(libc::ENOENT)
+        );
+        assert_eq!(
+            decide(mount("tmpfs", "/nowhere", 0)),
+            Verdict::Fail(libc::ENOENT)
+        );
+    }
+
+    #[test]
+    fn a_tmpfs_over_dev_keeps_fwruns_dev() {
+        assert_eq!(decide(mount("tmpfs", "/dev", 0)), Verdict::Pretend);
+        let mdev = MountCall {
+            source: Some("mdev".into()),
+            target: "/dev".into(),
+            fstype: Some("tmpfs".into()),
+            flags: 0,
+        };
+        assert_eq!(decide(mdev), Verdict::Pretend);
+        assert_eq!(decide(mount("tmpfs", "/mnt", 0)), Verdict::Continue);
     }
 }

@@ -7,7 +7,7 @@
 use std::cell::OnceCell;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::FileExt;
 
 use nix::errno::Errno;
 
@@ -105,6 +105,7 @@ impl Notifier {
             Verdict::Continue => Answer::Continue,
             Verdict::Pretend => Answer::Errno(0),
             Verdict::Refuse(_) => Answer::Errno(libc::EPERM),
+            Verdict::Fail(e) => Answer::Errno(e),
             Verdict::RemountFlagOnly { read_only } => {
                 Answer::Errno(remount_flag_only(req.pid as libc::pid_t, &req, read_only))
             }
@@ -141,10 +142,17 @@ impl Notifier {
             libc::SYS_mount => {
                 let table = self.table().expect("checked above");
                 let mem = Memory::open(pid);
+                // A string fwrun cannot read is refused: nothing goes ahead
+                // unjudged.
+                let (Ok(source), Ok(Some(target)), Ok(fstype)) =
+                    (mem.arg(a[0]), mem.arg(a[1]), mem.arg(a[2]))
+                else {
+                    return refuse(String::new(), UNREADABLE.into());
+                };
                 let call = MountCall {
-                    source: mem.string(a[0]),
-                    target: mem.string(a[1]).unwrap_or_default(),
-                    fstype: mem.string(a[2]),
+                    source,
+                    target,
+                    fstype,
                     flags: a[3],
                 };
                 let resolver = InProcess(pid);
@@ -163,7 +171,9 @@ impl Notifier {
             }
             libc::SYS_umount2 => {
                 let table = self.table().expect("checked above");
-                let target = Memory::open(pid).string(a[0]).unwrap_or_default();
+                let Ok(Some(target)) = Memory::open(pid).arg(a[0]) else {
+                    return refuse(String::new(), UNREADABLE.into());
+                };
                 match mounts::decide_umount(&target, table, &InProcess(pid)) {
                     Verdict::Refuse(why) => refuse(target, why),
                     v => (v, None),
@@ -203,10 +213,22 @@ enum Answer {
     Errno(i32),
 }
 
+/// Why a call whose arguments fwrun could not read is refused.
+const UNREADABLE: &str = "fwrun could not read the call's arguments";
+
 /// The caller's memory, through /proc/PID/mem.
 struct Memory(Option<File>);
 
 impl Memory {
+    /// A string argument at `addr`: None for a null pointer, an error when
+    /// it cannot be read.
+    fn arg(&self, addr: u64) -> Result<Option<String>, ()> {
+        match addr {
+            0 => Ok(None),
+            a => self.string(a).map(Some).ok_or(()),
+        }
+    }
+
     fn open(pid: libc::pid_t) -> Memory {
         Memory(File::open(format!("/proc/{pid}/mem")).ok())
     }
@@ -244,30 +266,27 @@ impl Memory {
 struct InProcess(libc::pid_t);
 
 impl InProcess {
-    fn open(&self, path: &str) -> Option<OwnedFd> {
+    /// `path` opened as the caller sees it, never through a magic link
+    /// (ELOOP): /proc/1/root/… leads out of what fwrun can judge.
+    fn open(&self, path: &str) -> Result<OwnedFd, Errno> {
         // A descriptor of the caller's own, named through its /proc (what
         // systemd and util-linux mount on, having opened the target
         // without following links): the file it stands for.
         if let Some(n) = own_fd(path) {
-            let fd = std::fs::OpenOptions::new()
-                .read(true)
-                .custom_flags(libc::O_PATH)
-                .open(format!("/proc/{}/fd/{n}", self.0))
-                .ok()?;
-            return Some(fd.into());
+            let fd = format!("/proc/{}/fd/{n}", self.0);
+            return sys::open_path(std::path::Path::new(&fd), nix::fcntl::OFlag::empty());
         }
         let (base, resolve) = match path.starts_with('/') {
             true => (format!("/proc/{}/root", self.0), sys::RESOLVE_IN_ROOT),
             false => (format!("/proc/{}/cwd", self.0), 0),
         };
-        let dir = File::open(base).ok()?;
+        let dir = File::open(base).map_err(|_| Errno::ESRCH)?;
         sys::openat2(
             dir.as_fd(),
             std::path::Path::new(path),
             libc::O_PATH,
             resolve | sys::RESOLVE_NO_MAGICLINKS,
         )
-        .ok()
     }
 }
 
@@ -280,11 +299,11 @@ fn own_fd(path: &str) -> Option<u32> {
 }
 
 impl Resolve for InProcess {
-    fn resolve(&self, path: &str) -> Option<Target> {
+    fn resolve(&self, path: &str) -> Result<Target, Errno> {
         let fd = self.open(path)?;
-        let st = sys::statx_fd(fd.as_fd())?;
-        let fs = nix::sys::statfs::fstatfs(&fd).ok()?;
-        Some(Target {
+        let st = sys::statx_fd(fd.as_fd()).ok_or(Errno::EIO)?;
+        let fs = nix::sys::statfs::fstatfs(&fd)?;
+        Ok(Target {
             mnt_id: st.mnt_id,
             mount_root: st.mount_root,
             dev: st.dev,
@@ -300,8 +319,8 @@ impl Resolve for InProcess {
 fn target_and_ns(pid: libc::pid_t, req: &libc::seccomp_notif) -> Result<(OwnedFd, File), i32> {
     let target = Memory::open(pid)
         .string(req.data.args[1])
-        .unwrap_or_default();
-    let fd = InProcess(pid).open(&target).ok_or(libc::ENOENT)?;
+        .ok_or(libc::EPERM)?;
+    let fd = InProcess(pid).open(&target).map_err(|e| e as i32)?;
     let ns = File::open(format!("/proc/{pid}/ns/mnt")).map_err(|_| libc::ESRCH)?;
     Ok((fd, ns))
 }
