@@ -19,13 +19,16 @@ use crate::process::confine::Confinement;
 
 /// What a child of the firmware's is confined with: the AppArmor profile
 /// (when one is loaded), the capabilities it keeps, and (with `seccomp`)
-/// the filter, built here once rather than in each child.
+/// the filter, built here once rather than in each child; with
+/// `users_terminal` (its console is the user's own terminal) the filter
+/// also keeps it from reaching that terminal beyond reading and writing.
 pub fn confinement(
     profile: Option<String>,
     keep: Vec<::caps::Capability>,
     seccomp: bool,
+    users_terminal: bool,
 ) -> Confinement {
-    let filter = seccomp.then(|| seccomp::program(profile.is_none()));
+    let filter = seccomp.then(|| seccomp::program_with(profile.is_none(), users_terminal));
     Confinement {
         profile,
         keep,

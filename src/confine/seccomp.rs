@@ -176,6 +176,41 @@ fn errno(e: i32) -> u32 {
     libc::SECCOMP_RET_ERRNO | (e as u32 & libc::SECCOMP_RET_DATA)
 }
 
+/// ioctl(2)'s request, the low word of its second argument (the kernel
+/// reads 32 bits of it).
+const OFFSET_ARG1_LO: u32 = 16 + 8;
+/// Requests that reach a terminal beyond reading and writing it: faking
+/// its input (TIOCSTI), taking the system console (TIOCCONS), the Linux
+/// console's own subcommands (TIOCLINUX).
+const TERMINAL_REQUESTS: [u32; 3] = [0x5412, 0x541D, 0x541C];
+/// And whole families of them, by their type byte: the keyboard and
+/// console modes (KD*), the virtual terminals (VT_*).
+const TERMINAL_FAMILIES: [u32; 2] = [0x4B00, 0x5600];
+
+/// What the filter does with an ioctl(2) call (the number matched) when
+/// the firmware's console is the user's terminal: the requests above are
+/// refused with EPERM, every other goes ahead. In a user namespace of its
+/// own the kernel refuses most of them already (they need the host's
+/// capabilities); this keeps the rest, and a firmware run with --userns
+/// off, off the user's terminal. The instructions end in returns.
+fn terminal_ioctls() -> Vec<libc::sock_filter> {
+    const DENY: usize = 8;
+    let to_deny = |at: usize| (DENY - at - 1) as u8;
+    let [sti, cons, linux] = TERMINAL_REQUESTS;
+    let [kd, vt] = TERMINAL_FAMILIES;
+    vec![
+        /* 0 */ op(LD_W_ABS, OFFSET_ARG1_LO),
+        /* 1 */ jump(JEQ, sti, to_deny(1), 0),
+        /* 2 */ jump(JEQ, cons, to_deny(2), 0),
+        /* 3 */ jump(JEQ, linux, to_deny(3), 0),
+        /* 4 */ op(AND, 0xff00),
+        /* 5 */ jump(JEQ, kd, to_deny(5), 0),
+        /* 6 */ jump(JEQ, vt, to_deny(6), 0),
+        /* 7 */ op(RET, libc::SECCOMP_RET_ALLOW),
+        /* 8 */ op(RET, errno(libc::EPERM)),
+    ]
+}
+
 /// What the filter does with a mount(2) call (the number matched) when the
 /// supervisor's answer is known from the flags alone: a bind remount that
 /// leaves its mount read-only and nodev, a recursive bind (it takes every
@@ -309,6 +344,14 @@ fn search(p: &mut Layout, calls: &[(u32, usize)]) {
 /// kernel runs it once for every call number to learn which ones it always
 /// allows, and a search makes that several times shorter.
 pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
+    program_with(fast_bind_remounts, false)
+}
+
+/// The program, and with `guard_terminal` (the firmware's console is the
+/// user's own terminal: `--console inherit`) the ioctl(2) requests that
+/// reach a terminal beyond reading and writing it refused with EPERM
+/// ([`terminal_ioctls`]).
+pub fn program_with(fast_bind_remounts: bool, guard_terminal: bool) -> Vec<libc::sock_filter> {
     let mut p = Layout::default();
     p.push(op(LD_W_ABS, OFFSET_ARCH));
     p.push(jump(JEQ, NATIVE_ARCH, 1, 0));
@@ -322,6 +365,7 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
     }
     // Where the calls the filter names go, once found.
     let (notify, nosys, fast_mount, syslog) = (p.label(), p.label(), p.label(), p.label());
+    let ioctl = p.label();
     let mut calls: Vec<(u32, usize)> = table()
         .into_iter()
         .map(|(nr, treat)| {
@@ -333,6 +377,7 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
             (nr as u32, to)
         })
         .chain([(libc::SYS_syslog as u32, syslog)])
+        .chain(guard_terminal.then_some((libc::SYS_ioctl as u32, ioctl)))
         .collect();
     calls.sort_unstable();
     search(&mut p, &calls);
@@ -343,6 +388,12 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
     if fast_bind_remounts {
         p.place(fast_mount);
         for i in fast_mounts() {
+            p.push(i);
+        }
+    }
+    if guard_terminal {
+        p.place(ioctl);
+        for i in terminal_ioctls() {
             p.push(i);
         }
     }
@@ -576,5 +627,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_users_terminal_is_read_and_written_only() {
+        let n = NATIVE_ARCH;
+        let ioctl =
+            |prog: &[libc::sock_filter], req: u64| run(prog, libc::SYS_ioctl, n, [1, req, 0, 0]);
+        let guarded = program_with(false, true);
+        let deny = errno(libc::EPERM);
+        // TIOCSTI, TIOCCONS, TIOCLINUX, KDSETMODE, KDSKBMODE, VT_ACTIVATE.
+        for req in [0x5412, 0x541D, 0x541C, 0x4B3A, 0x4B51, 0x5606] {
+            assert_eq!(ioctl(&guarded, req), deny, "{req:#x}");
+            assert_eq!(ioctl(&program(false), req), libc::SECCOMP_RET_ALLOW);
+        }
+        // TCGETS, TIOCGWINSZ, TIOCSPGRP, TIOCSCTTY.
+        for req in [0x5401, 0x5413, 0x5410, 0x540E] {
+            assert_eq!(ioctl(&guarded, req), libc::SECCOMP_RET_ALLOW, "{req:#x}");
+        }
+        // The rest of the filter is as it was.
+        assert_eq!(
+            run(&guarded, libc::SYS_mount, n, [0; 4]),
+            libc::SECCOMP_RET_USER_NOTIF
+        );
+        assert_eq!(
+            run(&guarded, libc::SYS_read, n, [0; 4]),
+            libc::SECCOMP_RET_ALLOW
+        );
     }
 }
