@@ -70,6 +70,7 @@ pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
             )))
         }
     }
+    keep_to_root(dir)?;
     let st = nix::sys::statfs::statfs(dir).map_err(|e| {
         fail(format!(
             "cannot use --rw-dir '{shown}': {}",
@@ -95,6 +96,36 @@ pub fn check_rw_dir(dir: &Path) -> Result<PathBuf> {
         }
     }
     fs::canonicalize(dir).with_context(|| format!("resolving --rw-dir '{shown}'"))
+}
+
+/// DIR holds the firmware's files as the firmware made them, its setuid
+/// programs among them, owned by root (the firmware's root is the host's
+/// uid 0): only root may reach them. DIR must be root's, and is made 0700
+/// when it is more open.
+fn keep_to_root(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let shown = dir.display();
+    let meta = fs::metadata(dir).map_err(|e| {
+        fail(format!(
+            "cannot use --rw-dir '{shown}': {}",
+            crate::error::io_reason(&e)
+        ))
+    })?;
+    if meta.uid() != 0 {
+        return Err(fail(format!(
+            "--rw-dir '{shown}' belongs to uid {}, who could reach the firmware's files in it (its setuid programs among them): give a directory root owns, or a new path (fwrun makes it, for root alone)",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o077 != 0 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| {
+            fail(format!(
+                "cannot make --rw-dir '{shown}' root's alone (chmod 0700): {}",
+                crate::error::io_reason(&e)
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// Mount the overlay at `layout.root` over `layout.lower`, with its upper
