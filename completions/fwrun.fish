@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_fwrun_global_optspecs
-    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= veth-name= net-move= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= memory= memory-swap= pids= cpus= io-weight= cgroup-parent= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
+    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= veth-name= net-move= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= memory= memory-swap= pids= cpus= io-weight= cgroup-parent= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= userns= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
 end
 
 function __fish_fwrun_needs_command
@@ -59,8 +59,10 @@ complete -c fwrun -n "__fish_fwrun_needs_command" -l profile-template -d 'Render
 complete -c fwrun -n "__fish_fwrun_needs_command" -l deny -d 'Deny the firmware every access to PATH (an AppArmor glob, as the firmware sees it), on top of the built-in list. Repeatable' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l cap-add -d 'Give the firmware a capability it does not get by default (e.g. SYS_TIME, which lets it set the host\'s clock). Repeatable. By default it keeps every capability but sys_module, sys_time, sys_rawio, syslog, wake_alarm, sys_pacct, mac_admin, mac_override, audit_control, bpf, perfmon, block_suspend, mknod (see --allow-mknod) and, under --net host, net_admin' -r
 complete -c fwrun -n "__fish_fwrun_needs_command" -l cap-drop -d 'Take a capability away from the firmware (e.g. NET_RAW). Repeatable' -r
-complete -c fwrun -n "__fish_fwrun_needs_command" -l seccomp -d 'The seccomp filter: \'on\' refuses the calls that reach the host (modules, the clock, swap, the kernel log\'s destructive actions, …) and hands the firmware\'s mounts to fwrun, which keeps /proc, /sys and /dev constrained. \'off\' is for debugging only: without it, a firmware\'s own mounts undo those constraints' -r -f -a "on\t'The filter and the mount interception'
-off\t'Neither (debugging only)'"
+complete -c fwrun -n "__fish_fwrun_needs_command" -l seccomp -d 'The seccomp filter: \'on\' refuses the calls that reach the host (modules, the clock, swap, the kernel log\'s destructive actions, …) and hands the firmware\'s mounts to fwrun, which keeps /proc, /sys and /dev constrained. \'off\' is for debugging only: without it, a firmware\'s own mounts undo those constraints' -r -f -a "on\t'On (the default)'
+off\t'Off (debugging only)'"
+complete -c fwrun -n "__fish_fwrun_needs_command" -l userns -d 'The firmware\'s user namespace: \'on\' makes it root only inside a user namespace of its own (ids mapped to themselves, so its files need no shifting), where the kernel keeps it off the host: fwrun\'s mounts are locked, and the clock, modules, device nodes, raw I/O and the host\'s terminal need privileges it does not have. \'off\' is for debugging only: the firmware is then root in the host\'s user namespace, and only fwrun\'s own checks stand in its way' -r -f -a "on\t'On (the default)'
+off\t'Off (debugging only)'"
 complete -c fwrun -n "__fish_fwrun_needs_command" -l apparmor-parser -d 'The apparmor_parser to load the profile with. [default: found in /usr/sbin or /sbin]' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l report -d 'Write a JSON report of the run to FILE: name, firmware, init, times, phases, how it ended, exit code, changes, AppArmor denials. Written even when the run fails' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'

@@ -276,7 +276,17 @@ pub struct Cli {
     /// and /dev constrained. 'off' is for debugging only: without it, a
     /// firmware's own mounts undo those constraints.
     #[arg(long, value_name = "MODE", default_value = "on")]
-    pub seccomp: Seccomp,
+    pub seccomp: Switch,
+
+    /// The firmware's user namespace: 'on' makes it root only inside a user
+    /// namespace of its own (ids mapped to themselves, so its files need no
+    /// shifting), where the kernel keeps it off the host: fwrun's mounts
+    /// are locked, and the clock, modules, device nodes, raw I/O and the
+    /// host's terminal need privileges it does not have. 'off' is for
+    /// debugging only: the firmware is then root in the host's user
+    /// namespace, and only fwrun's own checks stand in its way.
+    #[arg(long, value_name = "MODE", default_value = "on")]
+    pub userns: Switch,
 
     /// Print the AppArmor profile this run would load, and exit without
     /// running anything. Its name's ID is fresh every time, as a run's is.
@@ -440,10 +450,10 @@ pub enum Net {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Seccomp {
-    /// The filter and the mount interception.
+pub enum Switch {
+    /// On (the default).
     On,
-    /// Neither (debugging only).
+    /// Off (debugging only).
     Off,
 }
 

@@ -116,6 +116,8 @@ pub struct KernelConfig {
     pub cap_drop: Vec<caps::Capability>,
     /// The seccomp filter and the mount interception (off only to debug).
     pub seccomp: bool,
+    /// A user namespace of the firmware's own (off only to debug).
+    pub userns: bool,
 }
 
 /// Everything a run needs to know, checked.
@@ -226,7 +228,8 @@ impl RunConfig {
             kernel: KernelConfig {
                 cap_add: cli.cap_add,
                 cap_drop: cli.cap_drop,
-                seccomp: cli.seccomp == cli::Seccomp::On,
+                seccomp: cli.seccomp == cli::Switch::On,
+                userns: cli.userns == cli::Switch::On,
             },
             cgroup: crate::host::cgroup::Limits {
                 memory: cli.memory,

@@ -22,17 +22,55 @@ pub fn at(step: &str) {
         // In the firmware's init (pid 1 of its namespace, which can neither
         // signal fwrun nor itself), ask fwrun over the child's channel to
         // kill itself, then wait for the parent-death signal.
-        let pipe = CHILD_PIPE.load(std::sync::atomic::Ordering::Relaxed);
+        let pipe = CHILD_PIPE.load(Ordering::Relaxed);
         if pipe >= 0 {
             let _ = crate::sys::fd::write(pipe, &[KILL_REQUEST]);
             loop {
                 nix::unistd::pause();
             }
         }
-        kill_self();
+        // In a child beside fwrun (in fwrun's memory, while fwrun waits):
+        // fail the step, and have fwrun kill itself once the child is done.
+        if BESIDE.load(Ordering::Relaxed) {
+            KILL_ASKED.store(true, Ordering::Relaxed);
+        } else {
+            kill_self();
+        }
     }
     FAILED.with(|f| f.set(true));
 }
+
+#[cfg(feature = "fault-injection")]
+use std::sync::atomic::{AtomicBool, Ordering};
+
+#[cfg(feature = "fault-injection")]
+static BESIDE: AtomicBool = AtomicBool::new(false);
+#[cfg(feature = "fault-injection")]
+static KILL_ASKED: AtomicBool = AtomicBool::new(false);
+
+/// In a child that runs beside fwrun, in its memory (the builder of the
+/// firmware's root): a :kill at its steps kills fwrun once it is done.
+#[cfg(feature = "fault-injection")]
+pub fn in_beside() {
+    BESIDE.store(true, Ordering::Relaxed);
+}
+
+/// In fwrun, once a child beside it is done: a :kill it was asked for.
+#[cfg(feature = "fault-injection")]
+pub fn kill_if_asked_beside() {
+    BESIDE.store(false, Ordering::Relaxed);
+    if KILL_ASKED.swap(false, Ordering::Relaxed) {
+        kill_self();
+    }
+}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn in_beside() {}
+
+#[cfg(not(feature = "fault-injection"))]
+#[inline(always)]
+pub fn kill_if_asked_beside() {}
 
 /// The message a child sends on its channel to have fwrun SIGKILL itself.
 pub const KILL_REQUEST: u8 = b'K';
@@ -43,7 +81,7 @@ static CHILD_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::
 /// In the child: its channel to fwrun, for a :kill at a child step.
 #[cfg(feature = "fault-injection")]
 pub fn in_child(pipe: i32) {
-    CHILD_PIPE.store(pipe, std::sync::atomic::Ordering::Relaxed);
+    CHILD_PIPE.store(pipe, Ordering::Relaxed);
 }
 
 #[cfg(not(feature = "fault-injection"))]

@@ -112,12 +112,40 @@ fn a_node_the_firmware_makes_in_its_root_opens_nothing() {
     let s = Scratch::new("made-node");
     let rw = s.path("rw");
     let fw = image("fw.ext2");
+    // In a user namespace of its own (the default) the kernel makes no
+    // device node for the firmware, --allow-mknod or not: that takes the
+    // host's namespace.
+    let tried = fwrun_out(&[
+        "--firmware",
+        fw.to_str().unwrap(),
+        "--allow-mknod",
+        "--",
+        "/bin/sh",
+        "-c",
+        "mknod /made c 1 3; echo $?; ls /made",
+    ]);
+    assert!(
+        tried.stdout.starts_with("1\n") && tried.stderr.contains("Operation not permitted"),
+        "{}",
+        tried.show()
+    );
+    // Without it, a node is made, and opens nothing: in the tmpfs upper
+    // layer, and in a --rw-dir's.
     let make = "mknod /made c 1 3 && /test/opens.sh /made /dev/null";
     let want = "/made: Permission denied\n/dev/null opens\n";
-    // In the tmpfs upper layer, and in a --rw-dir's.
-    let out = stdout_of(&fw, &["--allow-mknod"], &["/bin/sh", "-c", make]);
+    let out = stdout_of(
+        &fw,
+        &["--allow-mknod", "--userns", "off"],
+        &["/bin/sh", "-c", make],
+    );
     assert_eq!(out, want);
-    let rw_args = ["--allow-mknod", "--rw-dir", rw.to_str().unwrap()];
+    let rw_args = [
+        "--allow-mknod",
+        "--userns",
+        "off",
+        "--rw-dir",
+        rw.to_str().unwrap(),
+    ];
     let out = stdout_of(&fw, &rw_args, &["/bin/sh", "-c", make]);
     assert_eq!(out, want);
     let kept = fs::symlink_metadata(rw.join("upper/made")).unwrap();
@@ -278,8 +306,16 @@ fn a_symlink_left_at_dev_or_proc_is_refused() {
             host.display()
         );
         // The earlier run that planted it had fwrun's mounts unprotected
-        // (--seccomp off, or an older fwrun), so it could unmount /dev.
-        let rw_args = ["--rw-dir", rw.to_str().unwrap(), "--seccomp", "off"];
+        // (--seccomp off and --userns off, or an older fwrun), so it could
+        // unmount /dev.
+        let rw_args = [
+            "--rw-dir",
+            rw.to_str().unwrap(),
+            "--seccomp",
+            "off",
+            "--userns",
+            "off",
+        ];
         stdout_of(&fw, &rw_args, &["/bin/sh", "-c", &plant]);
         let link = fs::read_link(rw.join("upper").join(name)).unwrap();
         assert_eq!(link, host, "the first run did not plant the link");

@@ -60,7 +60,7 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     })?;
     let (init, init_fd) = run.init()?;
     let facts = run.facts()?;
-    let (running, cgroup) = running(opts, &facts, init, init_fd)?;
+    let (running, cgroups) = running(opts, &facts, init, init_fd)?;
     let (master, slave) = match opts.tty.unwrap_or_else(console::stdin_is_tty) {
         true => {
             let (master, slave) = firmware_pty(&running.root)?;
@@ -70,7 +70,8 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     };
     let startup = startup(opts, &facts, slave.as_ref())?;
     let mut sfd = block_signals()?;
-    let child = join::spawn(&running, cgroup.as_ref().map(|c| c.as_raw_fd()), &startup)?;
+    let cgroups: Vec<_> = cgroups.iter().map(|c| c.as_raw_fd()).collect();
+    let child = join::spawn(&running, &cgroups, &startup)?;
     drop(slave);
     // Without the run's mount table, every mount call is refused.
     let table = Some(run.mounts()).filter(|m| !m.is_empty());
@@ -100,20 +101,18 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
 }
 
 /// The init's world as the command joins it (its namespaces through a
-/// pidfd, its root and working directory), and the cgroup the command
-/// starts in.
+/// pidfd, its root and working directory), and the cgroups the command may
+/// start in.
 fn running(
     opts: &EnterOptions,
     facts: &Facts,
     init: i32,
     init_fd: OwnedFd,
-) -> Result<(Running, Option<OwnedFd>)> {
+) -> Result<(Running, Vec<OwnedFd>)> {
     let dir = |what: &str| {
-        File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-            .open(format!("/proc/{init}/{what}"))
-            .map(OwnedFd::from)
+        let path = format!("/proc/{init}/{what}");
+        sys::open_path(std::path::Path::new(&path), nix::fcntl::OFlag::O_DIRECTORY)
+            .map_err(std::io::Error::from)
             .with_context(|| format!("opening the init's {what}"))
     };
     let root = dir("root")?;
@@ -125,17 +124,18 @@ fn running(
             opts.name
         )));
     }
-    let cgroup = match &facts.cgroup {
-        Some(run) => Some(init_cgroup(init, run)?),
-        None => None,
+    let cgroups = match &facts.cgroup {
+        Some(run) => cgroups(init, run)?,
+        None => Vec::new(),
     };
     Ok((
         Running {
             init: init_fd,
             root,
             cwd,
+            userns: facts.userns,
         },
-        cgroup,
+        cgroups,
     ))
 }
 
@@ -166,8 +166,13 @@ fn startup(opts: &EnterOptions, facts: &Facts, tty: Option<&OwnedFd>) -> Result<
             tty: tty.map(|t| t.as_raw_fd()),
             ..Terminal::default()
         },
-        wait_for_go: false,
-        confinement: crate::confine::confinement(facts.profile.clone(), keep, facts.seccomp),
+        fork_last: true,
+        confinement: crate::confine::confinement(
+            facts.profile.clone(),
+            keep,
+            facts.seccomp,
+            tty.is_none() && console::stdin_is_tty(),
+        ),
         program: Program::Command { search },
         as_pid2: false,
         argv,
@@ -175,24 +180,40 @@ fn startup(opts: &EnterOptions, facts: &Facts, tty: Option<&OwnedFd>) -> Result<
     })
 }
 
-/// The init's cgroup, as the host sees it, when it is the run's or one
-/// below it (a firmware may make its own): the command joins it there, a
-/// cgroup with processes, so never one the firmware gave controllers to.
-fn init_cgroup(init: i32, run: &std::path::Path) -> Result<OwnedFd> {
+/// Where the unified hierarchy that holds `run` is mounted: /sys/fs/cgroup,
+/// or /sys/fs/cgroup/unified on a hybrid host.
+fn unified_root(run: &std::path::Path) -> std::path::PathBuf {
+    let root = std::path::Path::new(crate::host::cgroup::ROOT);
+    match run.starts_with(root.join("unified")) {
+        true => root.join("unified"),
+        false => root.to_path_buf(),
+    }
+}
+
+/// The cgroups the command may start in, in order: the run's own; and,
+/// should the firmware have given that one controllers (a cgroup that
+/// passes controllers on may hold no process), the init's, when it is one
+/// below the run's (a firmware may make its own).
+fn cgroups(init: i32, run: &std::path::Path) -> Result<Vec<OwnedFd>> {
+    let open = |dir: &std::path::Path| -> Result<OwnedFd> {
+        let f = File::options()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .with_context(|| format!("opening the run's cgroup {}", dir.display()))?;
+        Ok(f.into())
+    };
+    let mut out = vec![open(run)?];
     let text = std::fs::read_to_string(format!("/proc/{init}/cgroup")).unwrap_or_default();
-    let unified = text
+    let init_dir = text
         .lines()
         .find_map(|l| l.strip_prefix("0::"))
-        .map(|p| std::path::Path::new(crate::host::cgroup::ROOT).join(p.trim_start_matches('/')));
-    let dir = unified
-        .filter(|d| d.starts_with(run) && !d.components().any(|c| c.as_os_str() == ".."))
-        .unwrap_or_else(|| run.to_path_buf());
-    let f = File::options()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(&dir)
-        .with_context(|| format!("opening the run's cgroup {}", dir.display()))?;
-    Ok(f.into())
+        .map(|p| unified_root(run).join(p.trim_start_matches('/')))
+        .filter(|d| d.starts_with(run) && !d.components().any(|c| c.as_os_str() == ".."));
+    if let Some(d) = init_dir.filter(|d| d != run) {
+        out.extend(open(&d).ok());
+    }
+    Ok(out)
 }
 
 /// The run's environment with `extra` on top (a key given again replaces

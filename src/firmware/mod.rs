@@ -1,5 +1,6 @@
 //! The firmware's init process, seen from the launcher: what it is given
-//! (spec.rs), the world it builds in its namespaces (setup.rs, rootfs.rs),
+//! (spec.rs), the world fwrun builds for it and it joins (setup.rs,
+//! rootfs.rs),
 //! the defaults chosen for it from what the firmware holds (defaults.rs),
 //! the init found in the firmware before the clone (exec.rs); and here, its
 //! clone: the child goes through the start-up sequence of process/ and
@@ -11,9 +12,9 @@ pub mod rootfs;
 pub mod setup;
 pub mod spec;
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 
 use crate::error::fail_with;
 use crate::firmware::spec::ChildSpec;
@@ -42,14 +43,15 @@ impl Drop for Started {
     }
 }
 
-/// A child cloned into its namespaces that waits, before its exec, for the
-/// launcher to give it its network (`release`). Dropped, it is killed and
-/// reaped.
+/// A child cloned into its namespaces, its root built, that waits before
+/// its exec for the launcher to give it that root (`release`), once its
+/// network is made. Dropped, it is killed and reaped.
 pub struct Cloned {
     pub pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     chan: Channel,
-    wait_for_go: bool,
+    /// The mount namespace of its finished root.
+    root: Option<OwnedFd>,
 }
 
 impl Drop for Cloned {
@@ -61,29 +63,42 @@ impl Drop for Cloned {
     }
 }
 
-/// Clone the child into `namespaces`; it builds its root and goes through
-/// the start-up sequence. With `spec.startup.wait_for_go` it stops before
-/// its confinement and exec until `release`.
-pub fn clone_child(spec: &ChildSpec, namespaces: libc::c_int) -> Result<Cloned> {
+/// Clone the init into its namespaces (setup.rs), write its identity map
+/// when it has a user namespace of its own, and build its root once it is
+/// ready. It goes on through the start-up sequence when `release`d.
+pub fn clone_child(spec: &ChildSpec) -> Result<Cloned> {
     let (ours, theirs) =
         channel::pair().map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
     let ours_here = &ours;
-    let forked = spawn::fork_into(namespaces, spec.cgroup, move || {
+    let forked = spawn::fork_into(setup::namespaces(spec), spec.cgroup, move || {
         ours_here.close_copy();
-        startup::start(theirs, &spec.startup, || setup::build(spec))
+        startup::start(theirs, &spec.startup, setup::init_world)
     })
-    .map_err(|e| {
-        anyhow!(
+    .map_err(|e| match (spec.userns, e) {
+        (true, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSPC | nix::errno::Errno::EUSERS) => {
+            crate::error::fail(format!(
+                "cannot create the firmware's user namespace (clone3: {}): this host does not allow user namespaces (user.max_user_namespaces, or a container's policy): allow them, or use --userns off (less isolation)",
+                errno_text(e)
+            ))
+        }
+        _ => anyhow!(
             "creating the firmware's namespaces (clone3): {}",
             errno_text(e)
-        )
+        ),
     })?;
-    Ok(Cloned {
+    let mut cloned = Cloned {
         pid: forked.pid,
         pidfd: Some(forked.pidfd),
         chan: ours,
-        wait_for_go: spec.startup.wait_for_go,
-    })
+        root: None,
+    };
+    match cloned.prepare(spec) {
+        Ok(root) => {
+            cloned.root = Some(root);
+            Ok(cloned)
+        }
+        Err(e) => Err(cloned.abandon(e)),
+    }
 }
 
 /// What the child said, as fwrun's result: its failure is fwrun's error,
@@ -96,13 +111,31 @@ fn heard(h: Heard) -> Result<Option<OwnedFd>> {
 }
 
 impl Cloned {
-    /// Let the child go on to its exec, and wait until it has exec'd the
-    /// init (or failed to).
-    pub fn release(mut self) -> Result<Started> {
-        if self.wait_for_go {
-            // A failed send means the child is gone: it said why.
-            let _ = self.chan.go();
+    /// Its map, then its root, once it is ready.
+    fn prepare(&mut self, spec: &ChildSpec) -> Result<OwnedFd> {
+        if spec.userns {
+            spawn::write_identity_map(self.pid)
+                .context("writing the firmware's user namespace's identity map")?;
         }
+        let ready = self
+            .chan
+            .wait_ready()
+            .map_err(|e| anyhow!("hearing from the firmware's init: {}", errno_text(e)))?;
+        if let Some(h) = ready {
+            heard(h)?;
+            return Err(anyhow!("the firmware's init ended during its setup"));
+        }
+        let pidfd = self.pidfd.as_ref().expect("a Cloned is prepared once");
+        setup::build(spec, pidfd.as_fd())
+    }
+
+    /// Give the child its root, and wait until it has exec'd the init (or
+    /// failed to).
+    pub fn release(mut self) -> Result<Started> {
+        let root = self.root.take().expect("a Cloned is released once");
+        // A failed send means the child is gone: it said why.
+        let _ = self.chan.send_world(root.as_fd());
+        drop(root);
         let pidfd = self.pidfd.take().expect("a Cloned is released once");
         let h = self
             .chan

@@ -8,7 +8,7 @@
 //! nodes bound into /dev and a --bind of a device node.
 
 use std::fs;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::symlink;
 use std::path::{Component, Path, PathBuf};
 
@@ -245,8 +245,6 @@ pub fn mount_sys(root: &OwnedFd) -> Result<()> {
 /// one clone3 made is rooted at fwrun's cgroup: namespaces are copied
 /// before the child moves), and the cgroup2 mount shows only the subtree.
 pub fn mount_cgroup(root: &OwnedFd) -> Result<()> {
-    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))?;
     let at = sys::open_dir_in_root(root, Path::new("sys/fs/cgroup")).map_err(|e| {
         anyhow!(
             "looking up /sys/fs/cgroup in the firmware root: {}",
@@ -266,7 +264,7 @@ pub fn mount_cgroup(root: &OwnedFd) -> Result<()> {
 /// A nodev tmpfs /dev holding only the host's harmless nodes, bound in: no
 /// block device, no memory, port, watchdog or clock node. `console`, if
 /// given, is bound at /dev/console.
-pub fn mount_dev(root: &OwnedFd, console: Option<&Path>) -> Result<()> {
+pub fn mount_dev(root: &OwnedFd, console: Option<BorrowedFd>) -> Result<()> {
     let dev_fd = mount_on_top(root, "dev", |at| {
         sys::mount(
             "dev",
@@ -289,11 +287,26 @@ pub fn mount_dev(root: &OwnedFd, console: Option<&Path>) -> Result<()> {
     }
     mount_dev_dirs(&dev)?;
     if let Some(tty) = console {
-        let c = dev.join("console");
-        fs::File::create(&c).context("creating /dev/console")?;
-        sys::bind(tty, &c, false).context("binding the terminal at /dev/console")?;
+        attach_console(&dev, tty);
     }
     Ok(())
+}
+
+/// The terminal (a detached mount of it, made from its descriptor) at
+/// /dev/console. A console that cannot be attached does not stop the run:
+/// the firmware goes without one, and fwrun says so.
+fn attach_console(dev: &Path, tty: BorrowedFd) {
+    let c = dev.join("console");
+    let attached = fs::File::create(&c)
+        .map_err(|e| anyhow!("creating /dev/console: {e}"))
+        .and_then(|f| {
+            sys::attach_tree(tty, f.as_fd())
+                .map_err(|e| anyhow!("attaching the terminal: {}", errno_text(e)))
+        });
+    if let Err(e) = attached {
+        let _ = fs::remove_file(&c);
+        eprintln!("fwrun: warning: the firmware has no /dev/console ({e:#})");
+    }
 }
 
 /// /dev/pts (a devpts of its own) and /dev/shm.

@@ -1,20 +1,108 @@
-//! The init's world, built in the child inside its new namespaces before
-//! the start-up sequence goes on (process/startup.rs): its root with
-//! constrained /proc, /sys and /dev and the binds (rootfs.rs), its
-//! hostname, `lo` up, then pivot_root into it.
+//! The init's world. fwrun builds it, the init joins it:
+//!
+//! 1. the init, cloned into its new user, pid, UTS, IPC and network
+//!    namespaces (all owned by its user namespace, so that its root may
+//!    set its hostname, configure its network and power off), makes its
+//!    cgroup namespace, rooted at the run's cgroup, and says it is ready
+//!    ([`init_world`]);
+//! 2. fwrun builds its root, in a child of its own beside it ([`build`]):
+//!    with the host's privileges, in the init's pid, network, UTS, IPC and
+//!    cgroup namespaces, in a mount namespace of the host's: constrained
+//!    /proc, /sys, /dev and the binds (rootfs.rs), the hostname, `lo` up,
+//!    pivot_root. Then that child enters the init's user namespace and
+//!    makes a new mount namespace there: the kernel copies the finished
+//!    tree into it locked (its read-only, nodev, nosuid and noexec flags
+//!    cannot be cleared, and no mount of it can be removed to reveal what
+//!    it covers, in any copy the firmware makes);
+//! 3. fwrun hands the init that mount namespace when the rest of the run
+//!    is ready (its network), and the init joins it: its root and working
+//!    directory become the finished root's.
+//!
+//! With `--userns off` the same steps run without the user namespace: the
+//! init is root in the host's, and its mounts are not locked.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
+use nix::sched::CloneFlags;
 use nix::sys::stat::Mode;
 
 use crate::firmware::rootfs;
 use crate::firmware::spec::ChildSpec;
+use crate::process::channel::Channel;
+use crate::process::spawn;
 use crate::sys::errno_text;
 
-pub fn build(spec: &ChildSpec) -> Result<()> {
+/// The namespaces the init is cloned into.
+pub fn namespaces(spec: &ChildSpec) -> libc::c_int {
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if spec.new_net {
+        flags |= libc::CLONE_NEWNET;
+    }
+    if spec.userns {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    flags
+}
+
+/// The init's world step: its cgroup namespace, rooted at the cgroup it
+/// was cloned into; then, once fwrun has built its root, that root's
+/// mount namespace.
+pub fn init_world(chan: &Channel) -> Result<()> {
+    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+        .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))?;
+    chan.ready()
+        .map_err(|_| anyhow!("fwrun went away while it set up the run"))?;
+    let root = chan
+        .receive_world()
+        .map_err(|_| anyhow!("fwrun went away while it set up the run"))?;
+    nix::sched::setns(root, CloneFlags::CLONE_NEWNS)
+        .map_err(|e| anyhow!("entering the firmware's root: {}", errno_text(e)))
+}
+
+/// How much stack the builder gets: it runs Rust code of some depth
+/// (errors formatted, paths built), and the pages it does not touch cost
+/// nothing.
+const BUILDER_STACK: usize = 512 << 10;
+
+/// Build the root of the init behind `init` (a pidfd), in a child beside
+/// fwrun that joins its namespaces; the mount namespace that holds it.
+pub fn build(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
+    let own = std::fs::File::open("/proc/self/ns/pid").context("opening fwrun's pid namespace")?;
+    // The builder must be in the init's pid namespace for the proc it
+    // mounts to be the init's: fwrun's children go there for a moment.
+    nix::sched::setns(init, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| anyhow!("joining the firmware's pid namespace: {}", errno_text(e)))?;
+    let built = spawn::beside(libc::CLONE_FILES, BUILDER_STACK, || build_root(spec, init));
+    nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
+        .map_err(|e| anyhow!("returning to fwrun's pid namespace: {}", errno_text(e)))?;
+    crate::fault::kill_if_asked_beside();
+    let built = built.map_err(|e| anyhow!("building the firmware's root: {}", errno_text(e)))?;
+    spawn::reap(built.pid);
+    built.out
+}
+
+/// In the builder: the init's namespaces but its user namespace, a mount
+/// namespace of the host's, the root built and pivoted into; then the
+/// init's user namespace, and a new mount namespace there (a locked copy).
+/// The builder shares fwrun's descriptor table: the namespace's descriptor
+/// it returns is fwrun's.
+fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
+    crate::fault::in_beside();
+    // The builder is pid 2 of the init's namespace for as long as it runs:
+    // the init's first child is pid 2 all the same (best effort: without
+    // the checkpoint-restore interface it is pid 3).
+    let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", "1");
+    let joined = CloneFlags::CLONE_NEWNET
+        | CloneFlags::CLONE_NEWUTS
+        | CloneFlags::CLONE_NEWIPC
+        | CloneFlags::CLONE_NEWCGROUP;
+    nix::sched::setns(init, joined)
+        .map_err(|e| anyhow!("joining the firmware's namespaces: {}", errno_text(e)))?;
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| anyhow!("making the firmware's mount namespace: {}", errno_text(e)))?;
     let root = nix::fcntl::open(
         &spec.root,
         OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
@@ -28,7 +116,7 @@ pub fn build(spec: &ChildSpec) -> Result<()> {
     if spec.cgroup.is_some() {
         rootfs::mount_cgroup(&root)?;
     }
-    rootfs::mount_dev(&root, spec.console.as_deref())?;
+    rootfs::mount_dev(&root, spec.console.as_ref().map(|c| c.as_fd()))?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;
     nix::unistd::sethostname(&spec.hostname)
@@ -36,9 +124,22 @@ pub fn build(spec: &ChildSpec) -> Result<()> {
     if spec.new_net {
         loopback_up().context("bringing up lo in the firmware's network")?;
     }
+    drop(root);
     rootfs::pivot_into(&spec.root)?;
     crate::fault::step("pivot_root")?;
-    Ok(())
+    if spec.userns {
+        nix::sched::setns(init, CloneFlags::CLONE_NEWUSER)
+            .map_err(|e| anyhow!("entering the firmware's user namespace: {}", errno_text(e)))?;
+    }
+    nix::sched::unshare(CloneFlags::CLONE_NEWNS)
+        .map_err(|e| anyhow!("locking the firmware's mounts: {}", errno_text(e)))?;
+    let ns = nix::fcntl::open(
+        "/proc/thread-self/ns/mnt",
+        OFlag::O_RDONLY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening the firmware's mount namespace: {}", errno_text(e)))?;
+    Ok(ns)
 }
 
 /// `ip link set lo up`, with one ioctl.

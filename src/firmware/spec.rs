@@ -1,7 +1,7 @@
 //! What the firmware's init process is given: everything prepared by the
 //! launcher before the clone, so that the child does as little as possible.
 
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::firmware::rootfs::ResolvedBind;
@@ -13,15 +13,16 @@ pub struct ChildSpec {
     pub root: PathBuf,
     pub hostname: String,
     pub new_net: bool,
+    /// A user namespace of its own (identity-mapped): `--userns on`.
+    pub userns: bool,
     pub binds: Vec<ResolvedBind>,
-    /// Bound at /dev/console: the pty's slave, or the user's terminal.
-    pub console: Option<PathBuf>,
+    /// Attached at /dev/console: a detached mount of the pty's slave, or of
+    /// the user's terminal, made from its descriptor.
+    pub console: Option<OwnedFd>,
     /// The run's cgroup (an open directory) to clone the init into; its
     /// subtree is then mounted, writable, at the firmware's /sys/fs/cgroup.
     pub cgroup: Option<RawFd>,
-    /// How it starts, once its root is built: its terminal, whether it
-    /// waits for fwrun's go (once fwrun has set the network up and reaped
-    /// the child reading the init ahead, so that the init, once it runs,
-    /// is fwrun's only child), its confinement and its program.
+    /// How it starts, once its root is built: its terminal, its
+    /// confinement and its program.
     pub startup: Startup,
 }

@@ -93,16 +93,14 @@ pub fn detect(path: &Path) -> Result<Firmware> {
     let shown = path.display().to_string();
     // Looked up once, opened without being opened for I/O: a device node
     // is refused before anything of it runs.
-    let found = File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-        .open(path)
+    let found: File = crate::sys::open_path(path, nix::fcntl::OFlag::empty())
         .map_err(|e| {
             fail(format!(
                 "cannot use firmware '{shown}': {}: give an ext2/3/4 or squashfs image, or a firmware root directory",
-                io_reason(&e)
+                io_reason(&std::io::Error::from(e))
             ))
-        })?;
+        })?
+        .into();
     let meta = found
         .metadata()
         .map_err(|e| fail(format!("cannot use firmware '{shown}': {}", io_reason(&e))))?;

@@ -5,9 +5,11 @@
 //!
 //! - the lifeline: the child's first check is that fwrun's end is still
 //!   open (it may have died before the child asked to die with it);
-//! - fwrun's go, once it has set up what the child waits for;
+//! - the init's "ready" once its namespaces are made, and fwrun's answer,
+//!   the mount namespace of its finished root, once fwrun has built it and
+//!   set up what else the init waits for (its network);
 //! - the descriptors the child hands fwrun (its seccomp filter's
-//!   notifications);
+//!   notifications; the command it started in a pid namespace);
 //! - why the child failed: an exit code and one line, which fwrun reports
 //!   as its own error;
 //! - and, by its end, the exec: the child's end closes with the exec, so
@@ -41,14 +43,20 @@ pub enum Handed {
 #[derive(Debug, Default)]
 pub struct Heard {
     pub listener: Option<OwnedFd>,
+    /// The program a child started in its own child (pid, pidfd), when it
+    /// did: a command of `fwrun enter`, forked into the firmware's pid
+    /// namespace last of all.
+    pub started: Option<(libc::pid_t, OwnedFd)>,
     /// Set when the child failed (before or at its exec).
     pub failure: Option<Failure>,
 }
 
 /// A message's first byte says what it is.
-const GO: u8 = b'G';
+const READY: u8 = b'R';
+const WORLD: u8 = b'W';
 const FAILED: u8 = b'F';
 const LISTENER: u8 = b'L';
+const STARTED: u8 = b'S';
 
 /// The largest message: a failure's line is cut to fit.
 const MAX: usize = 4096;
@@ -74,7 +82,15 @@ type Message = (Vec<u8>, Option<OwnedFd>);
 /// The next message; None at the end of file.
 fn recv(sock: BorrowedFd) -> Result<Option<Message>, Errno> {
     let mut buf = vec![0u8; MAX];
-    let (len, fd) = crate::sys::recv_with_fd(sock, &mut buf)?;
+    let (len, fd) = loop {
+        match crate::sys::recv_with_fd(sock, &mut buf) {
+            // The other end closed with a message of ours unread (a child
+            // that failed before fwrun's answer came). The kernel says so
+            // once, before what that end had sent: read on.
+            Err(Errno::ECONNRESET) => continue,
+            r => break r?,
+        }
+    };
     if len == 0 && fd.is_none() {
         return Ok(None);
     }
@@ -85,6 +101,15 @@ fn recv(sock: BorrowedFd) -> Result<Option<Message>, Errno> {
 impl Channel {
     pub fn as_raw_fd(&self) -> RawFd {
         self.sock.as_raw_fd()
+    }
+
+    /// Another descriptor of the same end (close-on-exec).
+    pub fn try_clone(&self) -> Result<Channel, Errno> {
+        let sock = self
+            .sock
+            .try_clone()
+            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EBADF)))?;
+        Ok(Channel { sock })
     }
 
     /// In a child made by a fork: close this process's copy of an end that
@@ -112,13 +137,27 @@ impl Channel {
         }
     }
 
-    /// Wait for fwrun's go. Fails when fwrun went away instead.
-    pub fn wait_for_go(&self) -> Result<(), Errno> {
+    /// Tell fwrun that this child's namespaces are made.
+    pub fn ready(&self) -> Result<(), Errno> {
+        send(self.sock.as_fd(), &[READY], None)
+    }
+
+    /// Wait for the mount namespace fwrun built. Fails when fwrun went
+    /// away instead.
+    pub fn receive_world(&self) -> Result<OwnedFd, Errno> {
         match recv(self.sock.as_fd())? {
-            Some((bytes, _)) if bytes.first() == Some(&GO) => Ok(()),
+            Some((bytes, Some(fd))) if bytes.first() == Some(&WORLD) => Ok(fd),
             Some(_) => Err(Errno::EBADMSG),
             None => Err(Errno::EPIPE),
         }
+    }
+
+    /// Tell fwrun about the program this child started (its pid as fwrun
+    /// sees it, and a pidfd).
+    pub fn started(&self, pid: libc::pid_t, pidfd: BorrowedFd) -> Result<(), Errno> {
+        let mut msg = vec![STARTED];
+        msg.extend_from_slice(&pid.to_le_bytes());
+        send(self.sock.as_fd(), &msg, Some(pidfd))
     }
 
     /// Hand fwrun a descriptor.
@@ -141,9 +180,22 @@ impl Channel {
 
     // --- fwrun's side -----------------------------------------------------
 
-    /// Let the child go on.
-    pub fn go(&self) -> Result<(), Errno> {
-        send(self.sock.as_fd(), &[GO], None)
+    /// Wait until the child says its namespaces are made. None: it said
+    /// that; else what it said instead before its end closed (its failure).
+    pub fn wait_ready(&self) -> Result<Option<Heard>, Errno> {
+        let mut heard = Heard::default();
+        while let Some((bytes, fd)) = recv(self.sock.as_fd())? {
+            if bytes.first() == Some(&READY) {
+                return Ok(None);
+            }
+            take(&mut heard, &bytes, fd);
+        }
+        Ok(Some(heard))
+    }
+
+    /// Hand the child the mount namespace of its finished root.
+    pub fn send_world(&self, ns: BorrowedFd) -> Result<(), Errno> {
+        send(self.sock.as_fd(), &[WORLD], Some(ns))
     }
 
     /// Read what the child says until its end closes: it exec'd, or it
@@ -152,20 +204,29 @@ impl Channel {
     pub fn hear(&self) -> Result<Heard, Errno> {
         let mut heard = Heard::default();
         while let Some((bytes, fd)) = recv(self.sock.as_fd())? {
-            match (bytes.first().copied(), fd) {
-                (Some(LISTENER), Some(fd)) => heard.listener = Some(fd),
-                (Some(FAILED), _) if bytes.len() >= 5 => {
-                    let code = i32::from_le_bytes(bytes[1..5].try_into().expect("four bytes"));
-                    heard.failure = Some(Failure {
-                        code,
-                        message: String::from_utf8_lossy(&bytes[5..]).into_owned(),
-                    });
-                }
-                (Some(crate::fault::KILL_REQUEST), _) => crate::fault::kill_requested(),
-                _ => {}
-            }
+            take(&mut heard, &bytes, fd);
         }
         Ok(heard)
+    }
+}
+
+/// One message of a child's, into what fwrun heard.
+fn take(heard: &mut Heard, bytes: &[u8], fd: Option<OwnedFd>) {
+    let le = |b: &[u8]| i32::from_le_bytes(b.try_into().expect("four bytes"));
+    match (bytes.first().copied(), fd) {
+        (Some(LISTENER), Some(fd)) => heard.listener = Some(fd),
+        (Some(STARTED), Some(fd)) if bytes.len() >= 5 => {
+            heard.started = Some((le(&bytes[1..5]), fd))
+        }
+        // The first failure is the one that counts.
+        (Some(FAILED), _) if bytes.len() >= 5 && heard.failure.is_none() => {
+            heard.failure = Some(Failure {
+                code: le(&bytes[1..5]),
+                message: String::from_utf8_lossy(&bytes[5..]).into_owned(),
+            });
+        }
+        (Some(crate::fault::KILL_REQUEST), _) => crate::fault::kill_requested(),
+        _ => {}
     }
 }
 
@@ -183,11 +244,14 @@ mod tests {
             code: 127,
             message: "init '/sbin/init' was not found".into(),
         });
-        fwrun.go().unwrap();
-        child.wait_for_go().unwrap();
+        let ns = std::fs::File::open("/proc/self/ns/mnt").unwrap();
+        fwrun.send_world(ns.as_fd()).unwrap();
+        assert!(child.receive_world().is_ok());
+        child.started(42, null.as_fd()).unwrap();
         drop(child);
         let heard = fwrun.hear().unwrap();
         assert!(heard.listener.is_some());
+        assert_eq!(heard.started.map(|(pid, _)| pid), Some(42));
         assert_eq!(
             heard.failure,
             Some(Failure {
@@ -202,7 +266,35 @@ mod tests {
         let (fwrun, child) = pair().unwrap();
         drop(fwrun);
         assert!(!child.peer_alive());
-        assert_eq!(child.wait_for_go(), Err(Errno::EPIPE));
+        assert_eq!(child.receive_world().err(), Some(Errno::EPIPE));
+    }
+
+    #[test]
+    fn ready_or_the_failure_that_came_instead() {
+        let (fwrun, child) = pair().unwrap();
+        child.ready().unwrap();
+        assert!(fwrun.wait_ready().unwrap().is_none());
+        child.fail(&Failure {
+            code: 125,
+            message: "no".into(),
+        });
+        drop(child);
+        let h = fwrun.wait_ready().unwrap().expect("no ready");
+        assert_eq!(h.failure.map(|f| f.code), Some(125));
+    }
+
+    #[test]
+    fn a_child_gone_with_a_message_unread_has_still_said_its_piece() {
+        let (fwrun, child) = pair().unwrap();
+        let ns = std::fs::File::open("/proc/self/ns/mnt").unwrap();
+        fwrun.send_world(ns.as_fd()).unwrap();
+        child.fail(&Failure {
+            code: 125,
+            message: "injected".into(),
+        });
+        drop(child);
+        let h = fwrun.hear().unwrap();
+        assert_eq!(h.failure.map(|f| f.message), Some("injected".into()));
     }
 
     #[test]

@@ -1,12 +1,16 @@
 //! A command started inside a running firmware (`fwrun enter`, and the
-//! `--ready-when exec:` probes): forked into the init's pid namespace and
-//! the run's cgroup, it joins the init's other namespaces, its root and
-//! working directory as the world step of the start-up sequence, and is
-//! confined as the init is.
+//! `--ready-when exec:` probes). The child fwrun forks, into the run's
+//! cgroup, goes through the start-up sequence: its world step joins the
+//! init's user namespace and, with it, its mount and other namespaces (one
+//! setns, so that it never holds the host's credentials in the firmware's
+//! mounts), then its root and working directory, and chooses the init's
+//! pid namespace for its children; it is confined as the init is; only
+//! then is the command forked into the pid namespace, where the firmware
+//! can see it, and exec'd.
 
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, Result};
 
 use crate::error::fail_with;
 use crate::process::channel;
@@ -14,8 +18,8 @@ use crate::process::spawn;
 use crate::process::startup::{self, Startup};
 use crate::sys::errno_text;
 
-/// A running init's namespaces that a command joins (besides its pid
-/// namespace, which the command's parent joins for its children).
+/// A running init's namespaces that a command joins at once (its pid
+/// namespace is chosen for the command's child afterwards).
 pub const JOINED: libc::c_int = libc::CLONE_NEWNS
     | libc::CLONE_NEWUTS
     | libc::CLONE_NEWIPC
@@ -29,22 +33,32 @@ pub struct Running {
     pub init: OwnedFd,
     pub root: OwnedFd,
     pub cwd: OwnedFd,
+    /// Whether the init runs in a user namespace of its own.
+    pub userns: bool,
 }
 
-/// Join the namespaces of the init behind `init` (a pidfd), then its root
-/// and working directory (a working directory that cannot be entered is
-/// `/`).
-fn join(init: BorrowedFd, root: BorrowedFd, cwd: BorrowedFd) -> Result<()> {
-    nix::sched::setns(init, nix::sched::CloneFlags::from_bits_retain(JOINED))
+/// Join the namespaces of the init behind `init` (a pidfd), its user
+/// namespace first when it has one of its own (the kernel enters it
+/// before the others, in the same call), then its root and working
+/// directory (a working directory that cannot be entered is `/`), and
+/// choose its pid namespace for this process's children.
+fn join(running: &Running) -> Result<()> {
+    let mut flags = JOINED;
+    if running.userns {
+        flags |= libc::CLONE_NEWUSER;
+    }
+    let init = running.init.as_fd();
+    nix::sched::setns(init, nix::sched::CloneFlags::from_bits_retain(flags))
         .map_err(|e| anyhow!("joining the firmware's namespaces: {}", errno_text(e)))?;
-    nix::unistd::fchdir(root)
+    nix::unistd::fchdir(running.root.as_fd())
         .map_err(|e| anyhow!("entering the firmware's root: {}", errno_text(e)))?;
     nix::unistd::chroot(".")
         .map_err(|e| anyhow!("entering the firmware's root: {}", errno_text(e)))?;
-    if nix::unistd::fchdir(cwd).is_err() {
+    if nix::unistd::fchdir(running.cwd.as_fd()).is_err() {
         let _ = nix::unistd::chdir("/");
     }
-    Ok(())
+    nix::sched::setns(init, nix::sched::CloneFlags::CLONE_NEWPID)
+        .map_err(|e| anyhow!("joining the firmware's pid namespace: {}", errno_text(e)))
 }
 
 /// A command, started.
@@ -55,40 +69,58 @@ pub struct Command {
     pub listener: Option<OwnedFd>,
 }
 
-/// Start a command in `running`'s world, into `cgroup` when given, and
-/// wait until it has exec'd (or failed to: its failure is the error).
-pub fn spawn(running: &Running, cgroup: Option<RawFd>, s: &Startup) -> Result<Command> {
+/// Start a command in `running`'s world, into the first of `cgroups` that
+/// takes a process (a cgroup that passes controllers on takes none:
+/// EBUSY), or fwrun's own when none is given, and wait until it has exec'd
+/// (or failed to: its failure is the error).
+pub fn spawn(running: &Running, cgroups: &[RawFd], s: &Startup) -> Result<Command> {
     let (ours, theirs) =
         channel::pair().map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
-    let own = std::fs::File::open("/proc/self/ns/pid").context("opening fwrun's pid namespace")?;
-    // Only this process's children go to the firmware's pid namespace.
-    nix::sched::setns(running.init.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID)
-        .map_err(|e| anyhow!("joining the firmware's pid namespace: {}", errno_text(e)))?;
     let ours_here = &ours;
-    let forked = spawn::fork_into(0, cgroup, move || {
-        ours_here.close_copy();
-        startup::start(theirs, s, || {
-            join(
-                running.init.as_fd(),
-                running.root.as_fd(),
-                running.cwd.as_fd(),
-            )
-        })
-    });
-    // Back to fwrun's own pid namespace for any later child.
-    let _ = nix::sched::setns(own, nix::sched::CloneFlags::CLONE_NEWPID);
-    let forked = forked.map_err(|e| anyhow!("starting the command (clone3): {}", errno_text(e)))?;
+    let mut s = s.clone();
+    s.fork_last = true;
+    let s = &s;
+    let mut tries = cgroups.iter().map(|c| Some(*c)).collect::<Vec<_>>();
+    if tries.is_empty() {
+        tries.push(None);
+    }
+    let mut forked = Err(nix::errno::Errno::EBUSY);
+    for cgroup in tries {
+        forked = spawn::fork_into(0, cgroup, || {
+            ours_here.close_copy();
+            // The child's own end, as a value of its own (this process's
+            // copy closes with the exec).
+            match theirs.try_clone() {
+                Ok(chan) => startup::start(chan, s, |_| join(running)),
+                Err(_) => std::process::abort(),
+            }
+        });
+        if !matches!(forked, Err(nix::errno::Errno::EBUSY)) {
+            break;
+        }
+    }
+    drop(theirs);
+    let joiner = forked.map_err(|e| anyhow!("starting the command (clone3): {}", errno_text(e)))?;
     let heard = ours
         .hear()
-        .map_err(|e| anyhow!("hearing from the command: {}", errno_text(e)))?;
-    match heard.failure {
-        None => Ok(Command {
-            pid: forked.pid,
-            pidfd: forked.pidfd,
+        .map_err(|e| anyhow!("hearing from the command: {}", errno_text(e)));
+    // The joining child has told what it had to, and exited.
+    spawn::reap(joiner.pid);
+    let heard = heard?;
+    match (heard.failure, heard.started) {
+        (None, Some((pid, pidfd))) => Ok(Command {
+            pid,
+            pidfd,
             listener: heard.listener,
         }),
-        Some(f) => {
-            spawn::reap(forked.pid);
+        (failure, started) => {
+            if let Some((pid, _)) = started {
+                spawn::reap(pid);
+            }
+            let f = failure.unwrap_or(crate::process::channel::Failure {
+                code: crate::error::LAUNCHER_FAILED,
+                message: "the command's start was cut short".into(),
+            });
             Err(fail_with(f.code, f.message))
         }
     }

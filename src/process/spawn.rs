@@ -286,6 +286,60 @@ pub fn fork_into(
     }
 }
 
+/// Fork a sibling of this process (clone3 with CLONE_PARENT: its parent is
+/// this process's parent, who waits for it), with a pidfd, into the pid
+/// namespace this process chose for its children. The child runs `child`,
+/// which should not return; this process gets its pid and pidfd.
+pub fn fork_sibling(child: impl FnOnce()) -> Result<Forked, Errno> {
+    let mut pidfd: libc::c_int = -1;
+    // SAFETY: a zeroed clone_args is clone3's "nothing asked" for every
+    // field; the ones that matter are set below. With CLONE_PARENT the
+    // exit signal is the caller's own, and must be left 0 here.
+    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
+    args.flags = libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64;
+    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
+    // SAFETY: clone3 as a fork, as in `fork_into`; the caller is a child
+    // of fwrun's, single-threaded as fwrun is.
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_clone3,
+            &args as *const libc::clone_args,
+            std::mem::size_of::<libc::clone_args>(),
+        )
+    };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => {
+            child();
+            // SAFETY: leave without running destructors, should `child`
+            // return after all.
+            unsafe { libc::_exit(crate::error::LAUNCHER_FAILED) }
+        }
+        pid => Ok(Forked {
+            pid: pid as libc::pid_t,
+            // SAFETY: clone3 just gave us this descriptor.
+            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
+        }),
+    }
+}
+
+/// The ids a firmware's user namespace maps, each to itself: 0 to 65535,
+/// every user and group a device's root file system has (its files need
+/// no shifting), as systemd-nspawn's identity mapping does. Not the whole
+/// range: a systemd init reads a map of every id as "no user namespace",
+/// and would mount what it cannot mount in one (hugetlbfs, fusectl).
+pub const IDENTITY_MAP: &str = "0 0 65536";
+
+/// Write the identity map ([`IDENTITY_MAP`]) of the user namespace process
+/// `pid` is in, for its users and its groups. fwrun writes it, as the
+/// parent namespace's root; the child cannot.
+pub fn write_identity_map(pid: libc::pid_t) -> std::io::Result<()> {
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), IDENTITY_MAP)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,17 +4,20 @@
 //!
 //! 1. die with fwrun (the parent-death signal), and leave if fwrun has
 //!    already gone (its end of the channel is closed);
-//! 2. enter its world, which the caller gives: the init builds its root
-//!    and pivots into it (firmware/setup.rs); a command joins the
-//!    namespaces, root and working directory of a running init (join.rs);
-//! 3. its session and terminal;
+//! 2. enter its world, which the caller gives: the init joins the mount
+//!    namespace of the root fwrun built for it (firmware/setup.rs), whose
+//!    mounts arrive locked when it runs in a user namespace of its own; a
+//!    command joins the user namespace, the mount and other namespaces,
+//!    root and working directory of a running init (join.rs);
+//! 3. its session and terminal (for a program forked last, in step 7);
 //! 4. nothing of fwrun's open past the exec (close_range);
-//! 5. wait for fwrun's go, when asked (the init's network);
-//! 6. signal dispositions and mask reset;
-//! 7. confined: AppArmor profile, capabilities, seccomp filter
+//! 5. signal dispositions and mask reset;
+//! 6. confined: AppArmor profile, capabilities, seccomp filter
 //!    (confine.rs);
-//! 8. exec (exec.rs), or, with --as-pid2, fwrun's minimal pid 1 that
-//!    starts the program (pid2.rs).
+//! 7. exec (exec.rs); or, with --as-pid2, fwrun's minimal pid 1 that starts
+//!    the program (pid2.rs); or, for a command, exec in a child forked now,
+//!    the only process of fwrun's that the firmware's pid namespace ever
+//!    holds, confined before it exists.
 //!
 //! A failure at any step goes back to fwrun over the channel, typed, and
 //! the child exits with its code.
@@ -50,24 +53,30 @@ pub struct Terminal {
 #[derive(Debug, Clone)]
 pub struct Startup {
     pub terminal: Terminal,
-    /// Wait for fwrun's go before the confinement and the exec.
-    pub wait_for_go: bool,
     pub confinement: Confinement,
     pub program: Program,
     /// Run the program as pid 2 under fwrun's minimal pid 1.
     pub as_pid2: bool,
+    /// Exec the program in a child forked last (into the pid namespace the
+    /// world step chose for children); this process tells fwrun about it
+    /// and exits.
+    pub fork_last: bool,
     pub argv: Vec<CString>,
     pub envp: Vec<CString>,
 }
 
 /// Run the sequence in a child fwrun just made; `world` is step 2. Never
 /// returns: the child execs or exits.
-pub fn start(chan: Channel, s: &Startup, world: impl FnOnce() -> Result<()>) -> ! {
+pub fn start(chan: Channel, s: &Startup, world: impl FnOnce(&Channel) -> Result<()>) -> ! {
     crate::fault::in_child(chan.as_raw_fd());
     let ready = (|| {
         die_with_parent(&chan)?;
-        world()?;
-        take_terminal(&s.terminal)?;
+        world(&chan)?;
+        // A program forked last takes the terminal itself: the session
+        // must be its own, not that of this process, which leaves.
+        if !s.fork_last {
+            take_terminal(&s.terminal)?;
+        }
         // Nothing of fwrun's (lock, image, pipes) reaches the program.
         // SAFETY: plain syscall; it only marks descriptors close-on-exec.
         unsafe {
@@ -78,10 +87,6 @@ pub fn start(chan: Channel, s: &Startup, world: impl FnOnce() -> Result<()>) -> 
                 libc::CLOSE_RANGE_CLOEXEC,
             )
         };
-        if s.wait_for_go {
-            chan.wait_for_go()
-                .map_err(|_| anyhow!("fwrun went away while it set up the run"))?;
-        }
         Ok(())
     })();
     let failed = match ready {
@@ -96,7 +101,7 @@ pub fn start(chan: Channel, s: &Startup, world: impl FnOnce() -> Result<()>) -> 
     unsafe { libc::_exit(failed.code) }
 }
 
-/// Steps 6 to 8; returns only on failure.
+/// Steps 5 to 7; returns only on failure.
 fn run(chan: &Channel, s: &Startup) -> Failure {
     let launcher = |e: anyhow::Error| Failure {
         code: error::LAUNCHER_FAILED,
@@ -113,7 +118,40 @@ fn run(chan: &Channel, s: &Startup) -> Failure {
     if let Err(e) = s.confinement.apply(chan) {
         return launcher(e);
     }
+    if s.fork_last {
+        return fork_then_exec(chan, s);
+    }
     exec(&s.program, &s.argv, &s.envp)
+}
+
+/// The program in a child of its own (a sibling of this process, fwrun's
+/// child too); this process tells fwrun about it and leaves. Returns only
+/// if the fork failed.
+fn fork_then_exec(chan: &Channel, s: &Startup) -> Failure {
+    let forked = crate::process::spawn::fork_sibling(|| {
+        let failed = match take_terminal(&s.terminal) {
+            Ok(()) => exec(&s.program, &s.argv, &s.envp),
+            Err(e) => Failure {
+                code: error::LAUNCHER_FAILED,
+                message: error::one_line(&e),
+            },
+        };
+        chan.fail(&failed);
+        // SAFETY: leave without running destructors in the child.
+        unsafe { libc::_exit(failed.code) }
+    });
+    match forked {
+        Ok(f) => {
+            let _ = chan.started(f.pid, std::os::fd::AsFd::as_fd(&f.pidfd));
+            // SAFETY: leave without running destructors: this process's
+            // part is done.
+            unsafe { libc::_exit(0) }
+        }
+        Err(e) => Failure {
+            code: error::LAUNCHER_FAILED,
+            message: format!("starting the command: {}", errno_text(e)),
+        },
+    }
 }
 
 /// Die with fwrun. If fwrun died before the parent-death signal was set,

@@ -49,6 +49,10 @@ pub struct Acquired {
     /// On a v1 or hybrid host, `fwrun-NAME` in each hierarchy (and fwrun's
     /// own cgroup there), which the init is cloned into.
     pub legacy_cgroups: Vec<(PathBuf, PathBuf)>,
+    /// The user's terminal (stdin), as a detached mount made from its
+    /// descriptor before the run left the host's mount namespace: the
+    /// console of an init that inherits it.
+    pub terminal: Option<OwnedFd>,
     /// The child reading the init's program ahead (a cold image only);
     /// reaped before the init's exec, or (a failed setup) before
     /// `teardown`.
@@ -89,6 +93,11 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         // fwrun dies.
         state::record(&state_dir, &Resource::Link(v.host.clone()))?;
     }
+    // Made before the run leaves the host's mount namespace, where the
+    // terminal's mount is.
+    let terminal = console::stdin_is_tty()
+        .then(|| sys::clone_fd_tree(std::io::stdin().as_fd()).ok())
+        .flatten();
     let (layout, cold) = mount_layers(cfg, prep, &state_dir, &mut teardown, log)?;
     let root = open_dir(&layout.root)?;
     let program = match &prep.program {
@@ -120,7 +129,7 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         _ => None,
     };
     let (cgroup, legacy_cgroups, unified) =
-        make_cgroups(cfg, prep, &defaults, &state_dir, &mut teardown, log)?;
+        make_cgroups(cfg, prep, &state_dir, &mut teardown, log)?;
     publish_facts(
         cfg,
         prep,
@@ -139,6 +148,7 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         profile,
         cgroup,
         legacy_cgroups,
+        terminal,
         prefetch,
         teardown,
     })
@@ -150,7 +160,6 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
 fn make_cgroups(
     cfg: &RunConfig,
     prep: &Prepared,
-    defaults: &Defaults,
     state_dir: &Path,
     teardown: &mut Teardown,
     log: &mut Status,
@@ -160,12 +169,9 @@ fn make_cgroups(
             Some(make_cgroup(cfg, state_dir, teardown, log)?),
             Vec::new(),
         ),
-        // A plain command (a self-test, `-- /bin/true`) makes no cgroups:
-        // it is spared the few milliseconds of making and joining them.
-        Hierarchy::Legacy(_) if defaults.seen.init.is_some() => {
-            (None, make_legacy_cgroups(cfg, state_dir, teardown, log)?)
-        }
-        Hierarchy::Legacy(_) => (None, Vec::new()),
+        // Whatever the init: its cgroup namespace is rooted there, never
+        // at a hierarchy's root, where a v1 hierarchy's release_agent is.
+        Hierarchy::Legacy(_) => (None, make_legacy_cgroups(cfg, state_dir, teardown, log)?),
     };
     let unified = cgroup.as_ref().map(|c| c.path.clone()).or_else(|| {
         legacy_cgroups
@@ -221,6 +227,7 @@ fn publish_facts(
                 .collect(),
             caps: crate::confine::caps::to_mask(&prep.caps),
             seccomp: cfg.kernel.seccomp,
+            userns: cfg.kernel.userns,
             profile: profile.cloned(),
             cgroup,
             host_devs: prep.host_devs.clone(),
@@ -393,10 +400,10 @@ fn make_cgroup(
     Ok(made)
 }
 
-/// On a v1 or hybrid host, for an init fwrun recognises (which may manage
-/// cgroups: systemd does), `fwrun-NAME` under fwrun's own cgroup in each
-/// hierarchy, each recorded before it is made and removed, with what the
-/// firmware made below it, in the teardown. One that cannot be made (a
+/// On a v1 or hybrid host, `fwrun-NAME` under fwrun's own cgroup in each
+/// hierarchy (where the init's cgroup namespace is rooted, and where a
+/// systemd init makes its own), each recorded before it is made and
+/// removed, with what the firmware made below it, in the teardown. One that cannot be made (a
 /// read-only cgroup file system) is left out, with a warning.
 fn make_legacy_cgroups(
     cfg: &RunConfig,
@@ -452,11 +459,7 @@ fn plant_binds(defaults: &Defaults, layout: &Layout, teardown: &mut Teardown) ->
 }
 
 fn open_dir(path: &Path) -> Result<OwnedFd> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let f = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    Ok(f.into())
+    sys::open_path(path, nix::fcntl::OFlag::O_DIRECTORY)
+        .map_err(std::io::Error::from)
+        .with_context(|| format!("opening {}", path.display()))
 }

@@ -2,7 +2,7 @@
 //! network made while it waits), supervise it until it ends, and boot it
 //! again after a reboot under --on-reboot restart.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::Path;
 
 use anyhow::Result;
@@ -14,7 +14,6 @@ use crate::confine::tally::Tally;
 use crate::fault;
 use crate::firmware::{self, spec::ChildSpec};
 use crate::host::cgroup::{self, Cgroup};
-use crate::host::namespace;
 use crate::host::prefetch::Prefetch;
 use crate::network::{self, attach::Attached};
 use crate::process::exec::Program;
@@ -134,6 +133,7 @@ fn prober(prep: &Prepared, spec: &ChildSpec) -> Prober {
         confinement: spec.startup.confinement.clone(),
         cgroup: spec.cgroup,
         host_devs: prep.host_devs.clone(),
+        userns: spec.userns,
     }
 }
 
@@ -191,8 +191,7 @@ fn start_firmware(
     prefetch: Option<Prefetch>,
     log: &mut Status,
 ) -> Result<(firmware::Started, Option<Attached>)> {
-    let namespaces = namespace::firmware_namespaces(spec.new_net);
-    let cloned = firmware::clone_child(spec, namespaces)?;
+    let cloned = firmware::clone_child(spec)?;
     // The reader finishes while the child sets itself up, and is reaped
     // before the child may exec (it waits for the go): once the init
     // runs, it is fwrun's only child.
@@ -313,10 +312,12 @@ fn child_spec(
     pty: Option<&console::Pty>,
     output: Option<&(OwnedFd, OwnedFd)>,
 ) -> Result<ChildSpec> {
-    let console_path = match pty {
-        Some(p) => Some(p.slave_path.clone()),
-        None if console::stdin_is_tty() => std::fs::read_link("/proc/self/fd/0").ok(),
-        None => None,
+    // The console from its descriptor, not its path: the path of a
+    // terminal opened before a switch_root, or in another mount namespace,
+    // leads nowhere here.
+    let console = match pty {
+        Some(p) => crate::sys::clone_fd_tree(p.slave.as_fd()).ok(),
+        None => acq.terminal.as_ref().and_then(|t| t.try_clone().ok()),
     };
     let terminal = Terminal {
         new_session: true,
@@ -329,21 +330,23 @@ fn child_spec(
         root: acq.layout.root.clone(),
         hostname: cfg.hostname.clone(),
         new_net: cfg.net != Net::Host,
+        userns: cfg.kernel.userns,
         binds: cfg
             .binds
             .iter()
             .chain(&acq.defaults.binds)
             .cloned()
             .collect(),
-        console: console_path,
+        console,
         cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         startup: Startup {
             terminal,
-            wait_for_go: !cfg.network.is_empty() || acq.prefetch.is_some(),
+            fork_last: false,
             confinement: crate::confine::confinement(
                 acq.profile.as_ref().map(|(name, _)| name.clone()),
                 prep.caps.clone(),
                 cfg.kernel.seccomp,
+                pty.is_none() && (console::stdin_is_tty() || console::stdout_is_tty()),
             ),
             program: Program::Init {
                 path: c_string(acq.program.as_os_str())?,

@@ -91,6 +91,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
         .transpose()?;
     let (parser, aa_warning) = apparmor_plan(cfg, support)?;
     let caps = kept_caps(cfg, log);
+    say_what_the_user_namespace_changes(cfg, log);
     log.phase(
         "preflight",
         format!(
@@ -131,6 +132,16 @@ fn kept_caps(cfg: &RunConfig, log: &Status) -> Vec<caps::Capability> {
         if cfg.kernel.seccomp { "on" } else { "off" }
     ));
     caps
+}
+
+/// What a run without a user namespace of its own loses, and what one with
+/// it cannot do under --net host: said, never lost silently.
+fn say_what_the_user_namespace_changes(cfg: &RunConfig, log: &Status) {
+    if !cfg.kernel.userns {
+        log.say("warning: --userns off: the firmware is root in the host's user namespace, and only fwrun's own checks keep it off the host (for debugging)");
+    } else if cfg.net == Net::Host {
+        log.say("note: with --net host, the firmware cannot bind ports below 1024 nor open raw sockets: in the host's network they need the host's user namespace (--userns off gives them back, with less isolation)");
+    }
 }
 
 /// The parser to load the profile with, or the warning to say when the

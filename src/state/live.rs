@@ -125,6 +125,8 @@ pub struct Facts {
     /// The capabilities the init kept: bit N for capability N.
     pub caps: u64,
     pub seccomp: bool,
+    /// Whether the init runs in a user namespace of its own.
+    pub userns: bool,
     /// The AppArmor profile the init runs under.
     pub profile: Option<String>,
     /// The run's cgroup in the unified hierarchy, when it has one.

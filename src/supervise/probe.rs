@@ -33,6 +33,8 @@ pub struct Prober {
     pub cgroup: Option<RawFd>,
     /// The devices of the host file systems bound into the firmware.
     pub host_devs: Vec<(u32, u32)>,
+    /// Whether the init runs in a user namespace of its own.
+    pub userns: bool,
 }
 
 /// A probe that runs.
@@ -47,17 +49,16 @@ impl Prober {
     /// Start `cmd` inside the firmware whose init is `init` (host pid).
     pub fn start(&self, init: libc::pid_t, cmd: &str) -> Result<Probe> {
         let dir = |what: &str| -> Result<OwnedFd> {
-            Ok(File::options()
-                .read(true)
-                .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
-                .open(format!("/proc/{init}/{what}"))
-                .with_context(|| format!("opening the init's {what}"))?
-                .into())
+            let path = format!("/proc/{init}/{what}");
+            crate::sys::open_path(std::path::Path::new(&path), nix::fcntl::OFlag::O_DIRECTORY)
+                .map_err(std::io::Error::from)
+                .with_context(|| format!("opening the init's {what}"))
         };
         let running = Running {
             init: crate::sys::pidfd_open(init).context("opening the init")?,
             root: dir("root")?,
             cwd: dir("cwd")?,
+            userns: self.userns,
         };
         let null = File::options()
             .read(true)
@@ -78,7 +79,7 @@ impl Prober {
                 stdout: Some(null.as_raw_fd()),
                 stderr: Some(null.as_raw_fd()),
             },
-            wait_for_go: false,
+            fork_last: true,
             confinement: self.confinement.clone(),
             program: Program::Command { search },
             as_pid2: false,
@@ -88,7 +89,7 @@ impl Prober {
                 .collect(),
             envp: self.envp.clone(),
         };
-        let started = join::spawn(&running, self.cgroup, &startup)?;
+        let started = join::spawn(&running, self.cgroup.as_slice(), &startup)?;
         let notifier = started
             .listener
             .map(|l| Notifier::new(l, init, self.host_devs.clone()));

@@ -259,6 +259,22 @@ pub fn clone_tree(path: &CStr) -> Result<OwnedFd, Errno> {
     .map_err(|e| Errno::from_raw(e.raw_os_error()))
 }
 
+/// A detached copy of the mount of the file `fd` is open on, the file its
+/// root (open_tree(2) with OPEN_TREE_CLONE on the descriptor itself): a
+/// terminal whose node cannot be found by its path can be bound this way.
+/// The mount must be in this process's mount namespace.
+pub fn clone_fd_tree(fd: BorrowedFd) -> Result<OwnedFd, Errno> {
+    use rustix::mount::{open_tree, OpenTreeFlags};
+    open_tree(
+        fd,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH,
+    )
+    .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
 /// Attach the detached mount tree `tree` at `target` (an O_PATH
 /// descriptor of a path in this process's mount namespace).
 pub fn attach_tree(tree: BorrowedFd, target: BorrowedFd) -> Result<(), Errno> {
@@ -394,4 +410,18 @@ pub fn pidfd_open(pid: libc::pid_t) -> Result<OwnedFd, Errno> {
     let pid = rustix::process::Pid::from_raw(pid).ok_or(Errno::ESRCH)?;
     rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
         .map_err(|e| Errno::from_raw(e.raw_os_error()))
+}
+
+/// Open `path` without opening the file itself for I/O (O_PATH, and
+/// close-on-exec), with `extra` flags (O_DIRECTORY, O_NOFOLLOW). Through
+/// nix rather than std's OpenOptions: with musl, std drops O_PATH (musl
+/// counts it in O_ACCMODE), and the file would be opened for reading, a
+/// FIFO blocking, a device node opened.
+pub fn open_path(path: &Path, extra: nix::fcntl::OFlag) -> Result<OwnedFd, Errno> {
+    use nix::fcntl::OFlag;
+    nix::fcntl::open(
+        path,
+        OFlag::O_PATH | OFlag::O_CLOEXEC | extra,
+        nix::sys::stat::Mode::empty(),
+    )
 }

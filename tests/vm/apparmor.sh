@@ -71,9 +71,9 @@ check "no state is left" test -z "$(ls /run/fwrun)"
 # 2. What a firmware must never manage is refused, even after it mounts its
 #    own /proc and /sys, and fwrun's report lists it. The profile is the
 #    second lock on the doors the kernel-enforced layers close: to prove it
-#    on its own, these runs open the first lock (--seccomp off, and the
-#    capabilities the profile denies given back).
-alone="--seccomp off --cap-add mknod --cap-add sys_time --cap-add sys_module"
+#    on its own, these runs open the first lock (--seccomp off, --userns
+#    off, and the capabilities the profile denies given back).
+alone="--seccomp off --userns off --cap-add mknod --cap-add sys_time --cap-add sys_module"
 $fwrun --name aa2 $alone --firmware $fw -- /test/escape.sh >/tmp/aa2.out 2>/tmp/aa2.err
 code=$?
 show /tmp/aa2.out; show /tmp/aa2.err
@@ -170,8 +170,8 @@ for name in kcore sysrq-trigger acpi; do
 done
 
 # 2e. --net host: the network is the host's. With both locks, and with the
-#     profile alone (--seccomp off, net_admin given back), the firmware can
-#     change neither the guest's lo MTU nor its network sysctls; the
+#     profile alone (--seccomp off, --userns off, net_admin given back), the
+#     firmware can change neither the guest's lo MTU nor its network sysctls; the
 #     profile's refusals are in its report. Under --net none the same
 #     changes are the firmware's own, and allowed.
 mtu=$(cat /sys/class/net/lo/mtu)
@@ -188,7 +188,7 @@ check "it ran under the profile" grep -q "^attr=fwrun-nh1-$inst (enforce)" /tmp/
 check "the guest's lo MTU and ip_forward are unchanged" same_net
 # Should a refusal be missing, put the guest's MTU back.
 ip link set lo mtu "$mtu"
-$fwrun --name nh2 --net host --seccomp off --cap-add net_admin --firmware $fw \
+$fwrun --name nh2 --net host --seccomp off --userns off --cap-add net_admin --firmware $fw \
   -- /test/net-host.sh profile >/tmp/nh2.out 2>/tmp/nh2.err
 code=$?
 show /tmp/nh2.out; show /tmp/nh2.err
@@ -198,7 +198,7 @@ for what in 'capable net_admin' 'open /proc/sys/net/ipv4/ip_forward' '/sys/devic
 done
 check "the guest's lo MTU and ip_forward are unchanged" same_net
 ip link set lo mtu "$mtu"
-$fwrun --name nh3 --seccomp off --firmware $fw -- /bin/sh -c '
+$fwrun --name nh3 --seccomp off --userns off --firmware $fw -- /bin/sh -c '
   umount -l /proc; mount -t proc proc /proc; umount -l /sys; mount -t sysfs sysfs /sys
   ip link set lo mtu 1400 && echo "mtu=$(cat /sys/class/net/lo/mtu)"
   v=$(cat /proc/sys/net/ipv4/ip_forward) && echo "$v" > /proc/sys/net/ipv4/ip_forward && echo forward-written' \
