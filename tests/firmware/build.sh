@@ -75,6 +75,9 @@ gcc -static -Os -o "$root/test/segv" "$here/segv.c"
 # Mounts proc the way util-linux 2.39+ does: the new mount API first, then
 # mount(2) when that answers ENOSYS.
 gcc -static -Os -o "$root/test/newmount" "$here/newmount.c"
+# A remount as mount(2) is asked, with the path as given (the probes of
+# userns.sh: paths through magic links).
+gcc -static -Os -o "$root/test/remount" "$here/remount.c"
 
 img() { truncate -s "$2" "$1"; }
 img "$out/fw.ext2" 12M

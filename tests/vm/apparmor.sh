@@ -253,6 +253,20 @@ show /tmp/aa11.err
 check "the run's denial report lists the entered command's sysrq-trigger write" \
   grep -qF 'open /proc/sysrq-trigger' /tmp/aa11.err
 
+# 2g. Root only inside: what a curious firmware tries once it is root (the
+#     probes of tests/userns.rs on the host), here under the profile as
+#     well as in its user namespace: every one refused, the guest as it was.
+mkdir -p /tmp/data && chmod 755 /tmp/data
+thp=$(sed 's/.*\[\(.*\)\].*/\1/' /sys/kernel/mm/transparent_hugepage/enabled)
+$fwrun --name un1 --allow-mknod --bind /tmp/data:/data:ro --env CAD=$cad --env THP=$thp \
+  --env NULLMODE=$(stat -c %a /dev/null) --env DATAMODE=755 --firmware $fw \
+  -- /test/userns.sh >/tmp/un1.out 2>/tmp/un1.err
+code=$?
+show /tmp/un1.out; show /tmp/un1.err
+check "userns.sh under the profile: every probe refused (exit $code)" test $code = 0
+check "the guest's ctrl-alt-del is still unchanged" test "$(cat /proc/sys/kernel/ctrl-alt-del)" = "$cad"
+check "the read-only bind's source is still 755" test "$(stat -c %a /tmp/data)" = 755
+
 # 3. What a firmware normally does still works: the demo boots (its rcS
 #    mounts proc, sysfs, devpts, tmpfs), runs its services, powers off.
 $fwrun --name aa5 --firmware $fw >/tmp/aa5.out 2>/tmp/aa5.err
