@@ -251,9 +251,11 @@ pub struct Cli {
     #[arg(long, value_name = "PATH")]
     pub deny: Vec<String>,
 
-    /// Let the firmware create device nodes (CAP_MKNOD). Off by default.
-    /// Even with it, a node made on fwrun's mounts does not open (they are
-    /// nodev); one made on a file system the firmware mounts itself would.
+    /// Keep CAP_MKNOD and the profile's permission for device nodes. Off by
+    /// default. In the firmware's user namespace the kernel makes no
+    /// device node all the same: this matters with --userns off only, and
+    /// there a node made on fwrun's mounts does not open (they are nodev);
+    /// one made on a file system the firmware mounts itself would.
     #[arg(long)]
     pub allow_mknod: bool,
 
