@@ -14,14 +14,14 @@
 //! `--cgroup-parent` names another place.
 //!
 //! On a v1 or hybrid host a limit asked for is refused before anything is
-//! touched, and the run gets no cgroup to limit or count it. But when the
-//! init is one fwrun recognises (busybox init, sysvinit, systemd), a
-//! `fwrun-NAME` is made under fwrun's own cgroup in every mounted hierarchy
-//! (`legacy_dirs`), fwrun steps into them for the clone so that the init
-//! starts there with its cgroup namespace rooted there, and they are
-//! removed with all below them at the end: the cgroups a firmware's systemd
-//! makes (init.scope, system.slice, …) go with the run rather than stay on
-//! the host, and two runs side by side do not share them.
+//! touched, and the run gets no cgroup to limit or count it. But every run,
+//! whatever its init, gets a `fwrun-NAME` under fwrun's own cgroup in every
+//! mounted hierarchy (`legacy_dirs`); fwrun steps into them for the clone so
+//! that the init starts there with its cgroup namespace rooted there (never
+//! at a hierarchy's root, where its release_agent is), and they are removed
+//! with all below them at the end: the cgroups a firmware's systemd makes
+//! (init.scope, system.slice, …) go with the run rather than stay on the
+//! host, and two runs side by side do not share them.
 
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
