@@ -337,3 +337,75 @@ fn an_init_fwrun_does_not_recognise_gets_cgroups_of_its_own() {
         run_cgroups("uns2").is_empty()
     });
 }
+
+/// On a terminal, with `--console inherit`, the firmware's /dev/console is
+/// that terminal, bound from fwrun's descriptor; a terminal whose mount
+/// fwrun cannot reach (a pty of a devpts outside its mount namespace)
+/// leaves the firmware without a console, and the run goes on. The
+/// terminal is a pty of script(1)'s.
+#[test]
+fn the_console_is_bound_from_its_descriptor_and_never_fails_a_run() {
+    let _g = guard();
+    let s = Scratch::new("console-fd");
+    let run_sh = s.path("run.sh");
+    fs::write(
+        &run_sh,
+        format!(
+            "{} --console inherit --apparmor off --firmware {} -- \
+             /bin/sh -c \"stat -c 'console %t:%T' /dev/console; echo exit=\\$?\"; \
+             echo fwrun=$?\n",
+            env!("CARGO_BIN_EXE_fwrun"),
+            fw()
+        ),
+    )
+    .unwrap();
+    let on_a_pty = |cmd: &str| -> String {
+        let out = std::process::Command::new("script")
+            .args(["-qec", cmd, "/dev/null"])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let said = on_a_pty(&format!("sh {}", run_sh.display()));
+    // A pty's slave: major 136 (hex 88).
+    assert!(said.contains("console 88:"), "{said}");
+    assert!(
+        said.contains("exit=0") && said.contains("fwrun=0"),
+        "{said}"
+    );
+    // fwrun in a mount namespace of its own whose /dev/pts is another
+    // devpts: the terminal's mount is not there.
+    let said = on_a_pty(&format!(
+        "unshare -m --propagation private sh -c 'mount -t devpts -o newinstance devpts /dev/pts && sh {}'",
+        run_sh.display()
+    ));
+    assert!(said.contains("fwrun=0"), "{said}");
+    assert!(
+        said.contains("warning: the firmware has no /dev/console") && said.contains("exit=1"),
+        "{said}"
+    );
+}
+
+#[test]
+fn net_host_says_what_the_user_namespace_cannot_do_there() {
+    let _g = guard();
+    let r = run(&["--net", "host", "--firmware", &fw(), "--", "/bin/true"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("cannot bind ports below 1024 nor open raw sockets"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&[
+        "-q",
+        "--net",
+        "host",
+        "--firmware",
+        &fw(),
+        "--",
+        "/bin/true",
+    ]);
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}

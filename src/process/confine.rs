@@ -27,12 +27,22 @@ pub struct Confinement {
     pub filter: Option<Vec<libc::sock_filter>>,
 }
 
+/// The AppArmor attr file of this thread, opened while its /proc is still
+/// the host's: a child that joins a running firmware's mount namespace
+/// from outside its pid namespace has no /proc/self there.
+pub struct Prepared(Option<Result<fs::File>>);
+
 impl Confinement {
+    /// What must be opened before the child enters its world.
+    pub fn prepare(&self) -> Prepared {
+        Prepared(self.profile.as_ref().map(|p| open_attr(p)))
+    }
+
     /// Apply it to this process; the filter's descriptor goes to fwrun
     /// over `chan`.
-    pub fn apply(&self, chan: &Channel) -> Result<()> {
-        if let Some(profile) = &self.profile {
-            enter_profile(profile)?;
+    pub fn apply(&self, prepared: Prepared, chan: &Channel) -> Result<()> {
+        if let (Some(profile), Some(attr)) = (&self.profile, prepared.0) {
+            enter_profile(profile, attr?)?;
         }
         keep_only(&self.keep)?;
         if let Some(filter) = &self.filter {
@@ -50,10 +60,27 @@ impl Confinement {
     }
 }
 
+/// The thread's attr interface, or the older one.
+fn open_attr(profile: &str) -> Result<fs::File> {
+    let mut last = None;
+    for attr in [
+        "/proc/thread-self/attr/apparmor/current",
+        "/proc/self/attr/current",
+    ] {
+        match fs::OpenOptions::new().write(true).open(attr) {
+            Ok(f) => return Ok(f),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(anyhow!(
+        "confining the init with AppArmor profile {profile}: no attr interface in /proc ({})",
+        last.map(|e| e.to_string()).unwrap_or_default()
+    ))
+}
+
 /// Change to the AppArmor profile `profile` (the per-run profile fwrun
-/// loaded), through the thread's attr interface or the older one, so that
-/// the program starts confined and nothing of fwrun's own setup ran
-/// confined.
+/// loaded), through the thread's attr file, so that the program starts
+/// confined and nothing of fwrun's own setup ran confined.
 ///
 /// This is change_profile ("changeprofile NAME") rather than the
 /// attach-at-exec request ("exec NAME"): AppArmor treats a profile change at
@@ -61,35 +88,15 @@ impl Confinement {
 /// so a SIGKILLed fwrun would leave the firmware running (seen on Debian's
 /// 6.1 kernel). Changing just before execve keeps it; the exec is then an
 /// inherit-exec within the profile, which `file,` allows.
-fn enter_profile(profile: &str) -> Result<()> {
+fn enter_profile(profile: &str, mut attr: fs::File) -> Result<()> {
     let cmd = format!("changeprofile {profile}");
-    let mut last = None;
-    for attr in [
-        "/proc/thread-self/attr/apparmor/current",
-        "/proc/self/attr/current",
-    ] {
-        let mut f = match fs::OpenOptions::new().write(true).open(attr) {
-            Ok(f) => f,
-            Err(e) => {
-                last = Some(e);
-                continue;
+    attr.write_all(cmd.as_bytes())
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ENOENT) => {
+                anyhow!("confining the init with AppArmor profile {profile}: it is not loaded")
             }
-        };
-        return f
-            .write_all(cmd.as_bytes())
-            .map_err(|e| match e.raw_os_error() {
-                Some(libc::ENOENT) => {
-                    anyhow!("confining the init with AppArmor profile {profile}: it is not loaded")
-                }
-                _ => anyhow!(
-                    "confining the init with AppArmor profile {profile} through {attr}: {e}"
-                ),
-            });
-    }
-    Err(anyhow!(
-        "confining the init with AppArmor profile {profile}: no attr interface in /proc ({})",
-        last.map(|e| e.to_string()).unwrap_or_default()
-    ))
+            _ => anyhow!("confining the init with AppArmor profile {profile}: {e}"),
+        })
 }
 
 /// Keep only `keep`, in every set: dropped from the bounding set (so that

@@ -69,6 +69,8 @@ pub struct Startup {
 /// returns: the child execs or exits.
 pub fn start(chan: Channel, s: &Startup, world: impl FnOnce(&Channel) -> Result<()>) -> ! {
     crate::fault::in_child(chan.as_raw_fd());
+    // Opened while this process's /proc is still the host's.
+    let mut prepared = Some(s.confinement.prepare());
     let ready = (|| {
         die_with_parent(&chan)?;
         world(&chan)?;
@@ -94,7 +96,7 @@ pub fn start(chan: Channel, s: &Startup, world: impl FnOnce(&Channel) -> Result<
             code: error::exit_code(&e),
             message: error::one_line(&e),
         },
-        Ok(()) => run(&chan, s),
+        Ok(()) => run(&chan, s, prepared.take().expect("prepared once")),
     };
     chan.fail(&failed);
     // SAFETY: leave without running the parent's destructors in the child.
@@ -102,20 +104,20 @@ pub fn start(chan: Channel, s: &Startup, world: impl FnOnce(&Channel) -> Result<
 }
 
 /// Steps 5 to 7; returns only on failure.
-fn run(chan: &Channel, s: &Startup) -> Failure {
+fn run(chan: &Channel, s: &Startup, prepared: crate::process::confine::Prepared) -> Failure {
     let launcher = |e: anyhow::Error| Failure {
         code: error::LAUNCHER_FAILED,
         message: error::one_line(&e),
     };
     if s.as_pid2 {
         // fwrun's pid 1 is confined like the program it starts.
-        if let Err(e) = s.confinement.apply(chan) {
+        if let Err(e) = s.confinement.apply(prepared, chan) {
             return launcher(e);
         }
         return pid2::start(chan, &s.program, &s.argv, &s.envp, s.terminal.tty.is_some());
     }
     reset_signals();
-    if let Err(e) = s.confinement.apply(chan) {
+    if let Err(e) = s.confinement.apply(prepared, chan) {
         return launcher(e);
     }
     if s.fork_last {

@@ -95,9 +95,17 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
     }
     // Made before the run leaves the host's mount namespace, where the
     // terminal's mount is.
-    let terminal = console::stdin_is_tty()
-        .then(|| sys::clone_fd_tree(std::io::stdin().as_fd()).ok())
-        .flatten();
+    let terminal = match console::stdin_is_tty() {
+        true => sys::clone_fd_tree(std::io::stdin().as_fd())
+            .inspect_err(|e| {
+                log.say(format!(
+                    "warning: the firmware has no /dev/console: its terminal is not in fwrun's mount namespace ({})",
+                    sys::errno_text(*e)
+                ))
+            })
+            .ok(),
+        false => None,
+    };
     let (layout, cold) = mount_layers(cfg, prep, &state_dir, &mut teardown, log)?;
     let root = open_dir(&layout.root)?;
     let program = match &prep.program {
