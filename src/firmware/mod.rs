@@ -12,7 +12,7 @@ pub mod rootfs;
 pub mod setup;
 pub mod spec;
 
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{anyhow, Context, Result};
 
@@ -70,9 +70,14 @@ pub fn clone_child(spec: &ChildSpec) -> Result<Cloned> {
     let (ours, theirs) =
         channel::pair().map_err(|e| anyhow!("creating a socket pair: {}", errno_text(e)))?;
     let ours_here = &ours;
-    let forked = spawn::fork_into(setup::namespaces(spec), spec.cgroup, move || {
+    let into = spec
+        .cgroup
+        .or(spec.legacy.unified.as_ref().map(|d| d.as_raw_fd()));
+    let forked = spawn::fork_into(setup::namespaces(spec), into, move || {
         ours_here.close_copy();
-        startup::start(theirs, &spec.startup, setup::init_world)
+        startup::start(theirs, &spec.startup, |chan| {
+            setup::init_world(chan, &spec.legacy.tasks)
+        })
     })
     .map_err(|e| match (spec.userns, e) {
         (true, nix::errno::Errno::EPERM | nix::errno::Errno::ENOSPC | nix::errno::Errno::EUSERS) => {
@@ -111,12 +116,19 @@ fn heard(h: Heard) -> Result<Option<OwnedFd>> {
 }
 
 impl Cloned {
-    /// Its map, then its root, once it is ready.
+    /// Its map, then its root. A root that mounts the run's cgroup2 is
+    /// built once the init has made its cgroup namespace (it is ready);
+    /// any other while the init joins its v1 cgroups.
     fn prepare(&mut self, spec: &ChildSpec) -> Result<OwnedFd> {
         if spec.userns {
             spawn::write_identity_map(self.pid)
                 .context("writing the firmware's user namespace's identity map")?;
         }
+        let pidfd = self.pidfd.as_ref().expect("a Cloned is prepared once");
+        let built = match spec.cgroup {
+            Some(_) => None,
+            None => Some(setup::build(spec, pidfd.as_fd())),
+        };
         let ready = self
             .chan
             .wait_ready()
@@ -126,7 +138,7 @@ impl Cloned {
             return Err(anyhow!("the firmware's init ended during its setup"));
         }
         let pidfd = self.pidfd.as_ref().expect("a Cloned is prepared once");
-        setup::build(spec, pidfd.as_fd())
+        built.unwrap_or_else(|| setup::build(spec, pidfd.as_fd()))
     }
 
     /// Give the child its root, and wait until it has exec'd the init (or

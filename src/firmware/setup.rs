@@ -22,6 +22,7 @@
 //! init is root in the host's, and its mounts are not locked.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::PathBuf;
 
 use anyhow::{anyhow, Context, Result};
 use nix::errno::Errno;
@@ -47,19 +48,44 @@ pub fn namespaces(spec: &ChildSpec) -> libc::c_int {
     flags
 }
 
-/// The init's world step: its cgroup namespace, rooted at the cgroup it
-/// was cloned into; then, once fwrun has built its root, that root's
-/// mount namespace.
-pub fn init_world(chan: &Channel) -> Result<()> {
-    nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
-        .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))?;
+/// The init's world step: into the run's v1 cgroups (`tasks`, on a v1 or
+/// hybrid host; it was cloned into the run's v2 cgroup), then its
+/// cgroup namespace, rooted there; then, once fwrun has built its root,
+/// that root's mount namespace.
+///
+/// fwrun may be building the root meanwhile, in a child of its own in this
+/// process's pid namespace that shares fwrun's memory: this process must
+/// not end before that child has (its end would kill the child wherever it
+/// is). So a failure here is said once fwrun sends the root, which it does
+/// only after its builder is gone.
+pub fn init_world(chan: &Channel, tasks: &[(PathBuf, OwnedFd)]) -> Result<()> {
+    let entered = join_cgroups(tasks).and_then(|()| {
+        nix::sched::unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| anyhow!("entering the run's cgroup namespace: {}", errno_text(e)))
+    });
     chan.ready()
         .map_err(|_| anyhow!("fwrun went away while it set up the run"))?;
     let root = chan
         .receive_world()
         .map_err(|_| anyhow!("fwrun went away while it set up the run"))?;
+    entered?;
     nix::sched::setns(root, CloneFlags::CLONE_NEWNS)
         .map_err(|e| anyhow!("entering the firmware's root: {}", errno_text(e)))
+}
+
+/// This process, a single thread, into each of the run's v1 cgroups ("0"
+/// is the writer).
+fn join_cgroups(tasks: &[(PathBuf, OwnedFd)]) -> Result<()> {
+    for (dir, tasks) in tasks {
+        nix::unistd::write(tasks, b"0").map_err(|e| {
+            anyhow!(
+                "joining the run's cgroup {}: {}",
+                dir.display(),
+                errno_text(e)
+            )
+        })?;
+    }
+    Ok(())
 }
 
 /// How much stack the builder gets: it runs Rust code of some depth
@@ -95,10 +121,12 @@ fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
     // the init's first child is pid 2 all the same (best effort: without
     // the checkpoint-restore interface it is pid 3).
     let _ = std::fs::write("/proc/sys/kernel/ns_last_pid", "1");
-    let joined = CloneFlags::CLONE_NEWNET
-        | CloneFlags::CLONE_NEWUTS
-        | CloneFlags::CLONE_NEWIPC
-        | CloneFlags::CLONE_NEWCGROUP;
+    let mut joined = CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    // The cgroup2 it mounts shows the subtree of its cgroup namespace's
+    // root: the init's, made by then (fwrun waited for it to be ready).
+    if spec.cgroup.is_some() {
+        joined |= CloneFlags::CLONE_NEWCGROUP;
+    }
     nix::sched::setns(init, joined)
         .map_err(|e| anyhow!("joining the firmware's namespaces: {}", errno_text(e)))?;
     nix::sched::unshare(CloneFlags::CLONE_NEWNS)

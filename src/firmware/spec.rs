@@ -5,6 +5,7 @@ use std::os::fd::{OwnedFd, RawFd};
 use std::path::PathBuf;
 
 use crate::firmware::rootfs::ResolvedBind;
+use crate::host::cgroup::Joins;
 use crate::process::startup::Startup;
 
 /// Everything the child needs.
@@ -22,6 +23,11 @@ pub struct ChildSpec {
     /// The run's cgroup (an open directory) to clone the init into; its
     /// subtree is then mounted, writable, at the firmware's /sys/fs/cgroup.
     pub cgroup: Option<RawFd>,
+    /// On a v1 or hybrid host, the run's cgroup in each hierarchy: the
+    /// init is cloned into the v2 one and joins the v1 ones itself before
+    /// it makes its cgroup namespace (setup.rs), while fwrun builds its
+    /// root.
+    pub legacy: Joins,
     /// How it starts, once its root is built: its terminal, its
     /// confinement and its program.
     pub startup: Startup,

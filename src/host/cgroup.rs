@@ -16,8 +16,8 @@
 //! On a v1 or hybrid host a limit asked for is refused before anything is
 //! touched, and the run gets no cgroup to limit or count it. But every run,
 //! whatever its init, gets a `fwrun-NAME` under fwrun's own cgroup in every
-//! mounted hierarchy (`legacy_dirs`); fwrun steps into them for the clone so
-//! that the init starts there with its cgroup namespace rooted there (never
+//! mounted hierarchy (`legacy_dirs`); the init moves itself into them before
+//! it makes its cgroup namespace, which is thus rooted there (never
 //! at a hierarchy's root, where its release_agent is), and they are removed
 //! with all below them at the end: the cgroups a firmware's systemd makes
 //! (init.scope, system.slice, …) go with the run rather than stay on the
@@ -400,36 +400,59 @@ fn legacy_dirs_from(own: &str, mountinfo: &str, label: &str) -> Vec<(PathBuf, Pa
 /// gets its parent's CPUs and memory nodes, without which nothing can join.
 pub fn create_legacy(run: &Path, own: &Path) -> Result<()> {
     fs::create_dir(run).with_context(|| format!("making the cgroup {}", run.display()))?;
-    for f in ["cpuset.cpus", "cpuset.mems"] {
-        if let Ok(v) = fs::read_to_string(own.join(f)) {
-            write_file(run, f, v.trim(), "(a v1 cpuset)")?;
-        }
+    let Ok(cpus) = fs::read_to_string(own.join("cpuset.cpus")) else {
+        return Ok(());
+    };
+    write_file(run, "cpuset.cpus", cpus.trim(), "(a v1 cpuset)")?;
+    if let Ok(mems) = fs::read_to_string(own.join("cpuset.mems")) {
+        write_file(run, "cpuset.mems", mems.trim(), "(a v1 cpuset)")?;
     }
     Ok(())
 }
 
-/// fwrun in the run's v1 cgroups for the clone (a child starts in its
-/// parent's cgroups, and its new cgroup namespace is rooted at them); back
-/// in its own when dropped.
-pub struct SteppedIn<'a>(&'a [(PathBuf, PathBuf)]);
-
-pub fn step_in(dirs: &[(PathBuf, PathBuf)]) -> Result<SteppedIn<'_>> {
-    let stepped = SteppedIn(dirs);
-    let me = std::process::id().to_string();
-    for (run, _) in dirs {
-        fs::write(run.join("cgroup.procs"), &me)
-            .with_context(|| format!("moving fwrun into {} for the clone", run.display()))?;
+/// Remove a v1 cgroup of the run's once its processes are gone: at once
+/// when nothing is below it (the common case), else as [`remove`] does.
+pub fn remove_legacy(path: &Path) -> Result<()> {
+    match fs::remove_dir(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(_) => remove(path),
     }
-    Ok(stepped)
 }
 
-impl Drop for SteppedIn<'_> {
-    fn drop(&mut self) {
-        let me = std::process::id().to_string();
-        for (_, own) in self.0 {
-            let _ = fs::write(own.join("cgroup.procs"), &me);
+/// How the init gets into the run's cgroups on a v1 or hybrid host,
+/// opened by fwrun before the clone.
+#[derive(Default)]
+pub struct Joins {
+    /// The run's cgroup in the hybrid layout's controller-less v2
+    /// hierarchy: the init is cloned into it (CLONE_INTO_CGROUP).
+    pub unified: Option<OwnedFd>,
+    /// The `tasks` file of the run's cgroup in each v1 hierarchy, opened
+    /// for writing (the kernel checks the opener's credentials, fwrun's):
+    /// the init, a single thread, writes itself in ("0") before it makes
+    /// its cgroup namespace. A thread moving itself this way takes no
+    /// global lock; a write to `cgroup.procs` would wait for an RCU grace
+    /// period of the kernel (several milliseconds when it is idle).
+    pub tasks: Vec<(PathBuf, OwnedFd)>,
+}
+
+/// `unified`: the run's cgroup in the v2 hierarchy, one of `dirs`.
+pub fn joins(dirs: &[(PathBuf, PathBuf)], unified: Option<&Path>) -> Result<Joins> {
+    let mut joins = Joins::default();
+    for (run, _) in dirs {
+        if Some(run.as_path()) == unified {
+            let dir = fs::File::open(run)
+                .with_context(|| format!("opening the cgroup {}", run.display()))?;
+            joins.unified = Some(OwnedFd::from(dir));
+            continue;
         }
+        let tasks = fs::OpenOptions::new()
+            .write(true)
+            .open(run.join("tasks"))
+            .with_context(|| format!("opening {}/tasks", run.display()))?;
+        joins.tasks.push((run.clone(), OwnedFd::from(tasks)));
     }
+    Ok(joins)
 }
 
 /// What the cgroup counted, for the report and -v.

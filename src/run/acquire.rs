@@ -49,6 +49,9 @@ pub struct Acquired {
     /// On a v1 or hybrid host, `fwrun-NAME` in each hierarchy (and fwrun's
     /// own cgroup there), which the init is cloned into.
     pub legacy_cgroups: Vec<(PathBuf, PathBuf)>,
+    /// The run's cgroup in the unified hierarchy: its cgroup on a v2 host,
+    /// one of `legacy_cgroups` on a hybrid one.
+    pub unified: Option<PathBuf>,
     /// The user's terminal (stdin), as a detached mount made from its
     /// descriptor before the run left the host's mount namespace: the
     /// console of an init that inherits it.
@@ -95,17 +98,7 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
     }
     // Made before the run leaves the host's mount namespace, where the
     // terminal's mount is.
-    let terminal = match console::stdin_is_tty() {
-        true => sys::clone_fd_tree(std::io::stdin().as_fd())
-            .inspect_err(|e| {
-                log.say(format!(
-                    "warning: the firmware has no /dev/console: its terminal is not in fwrun's mount namespace ({})",
-                    sys::errno_text(*e)
-                ))
-            })
-            .ok(),
-        false => None,
-    };
+    let terminal = terminal_tree(log);
     let (layout, cold) = mount_layers(cfg, prep, &state_dir, &mut teardown, log)?;
     let root = open_dir(&layout.root)?;
     let program = match &prep.program {
@@ -143,7 +136,7 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         prep,
         &envp,
         profile.as_ref().map(|p| &p.0),
-        unified,
+        unified.clone(),
         &state_dir,
     )?;
     Ok(Acquired {
@@ -156,10 +149,26 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         profile,
         cgroup,
         legacy_cgroups,
+        unified,
         terminal,
         prefetch,
         teardown,
     })
+}
+
+/// The user's terminal, when stdin is one, as a detached mount of its node.
+fn terminal_tree(log: &Status) -> Option<OwnedFd> {
+    if !console::stdin_is_tty() {
+        return None;
+    }
+    sys::clone_fd_tree(std::io::stdin().as_fd())
+        .inspect_err(|e| {
+            log.say(format!(
+                "warning: the firmware has no /dev/console: its terminal is not in fwrun's mount namespace ({})",
+                sys::errno_text(*e)
+            ))
+        })
+        .ok()
 }
 
 /// The run's cgroups: on a v2 host its own cgroup, on a v1 or hybrid host
@@ -182,8 +191,10 @@ fn make_cgroups(
         Hierarchy::Legacy(_) => (None, make_legacy_cgroups(cfg, state_dir, teardown, log)?),
     };
     let unified = cgroup.as_ref().map(|c| c.path.clone()).or_else(|| {
+        // Last in /proc/self/cgroup ("0::"): looked for from the end.
         legacy_cgroups
             .iter()
+            .rev()
             .find(|(run, _)| cgroup::is_unified(run))
             .map(|(run, _)| run.clone())
     });
@@ -420,11 +431,16 @@ fn make_legacy_cgroups(
     log: &mut Status,
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut made = Vec::new();
-    for (run, own) in cgroup::legacy_dirs(&cfg.identity.label) {
-        state::record(state_dir, &Resource::Cgroup(run.clone()))?;
+    let dirs = cgroup::legacy_dirs(&cfg.identity.label);
+    let records: Vec<Resource> = dirs
+        .iter()
+        .map(|(run, _)| Resource::Cgroup(run.clone()))
+        .collect();
+    state::record_all(state_dir, &records)?;
+    for (run, own) in dirs {
         let result = cgroup::create_legacy(&run, &own);
         let p = run.clone();
-        teardown.push("cgroup", move || cgroup::remove(&p));
+        teardown.push("cgroup", move || cgroup::remove_legacy(&p));
         match result {
             Ok(()) => made.push((run, own)),
             Err(e) => log.say(format!(

@@ -147,10 +147,7 @@ fn start_init(
     acq: &mut Acquired,
     log: &mut Status,
 ) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
-    let stepped = cgroup::step_in(&acq.legacy_cgroups)?;
-    let cloned = start_firmware(cfg, spec, acq.prefetch.take(), log);
-    drop(stepped);
-    let (started, net) = cloned?;
+    let (started, net) = start_firmware(cfg, spec, acq.prefetch.take(), log)?;
     fault::step("clone")?;
     log.phase(
         "start",
@@ -339,6 +336,7 @@ fn child_spec(
             .collect(),
         console,
         cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
+        legacy: cgroup::joins(&acq.legacy_cgroups, acq.unified.as_deref())?,
         startup: Startup {
             terminal,
             fork_last: false,

@@ -280,13 +280,20 @@ fn owner_alive(dir: &Path) -> bool {
 /// Note, in a run's state directory, a resource that must be released even
 /// if fwrun is killed.
 pub fn record(dir: &Path, r: &Resource) -> Result<()> {
+    record_all(dir, std::slice::from_ref(r))
+}
+
+/// [`record`] for several, in one write.
+pub fn record_all(dir: &Path, rs: &[Resource]) -> Result<()> {
     let path = dir.join(RESOURCES);
     let mut f = OpenOptions::new()
         .create(true)
         .append(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    writeln!(f, "{}", r.line()).with_context(|| format!("writing {}", path.display()))?;
+    let text: String = rs.iter().map(|r| r.line() + "\n").collect();
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
