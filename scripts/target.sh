@@ -9,7 +9,8 @@
 # about 35 times), which in a virtual machine is a trip to the hypervisor
 # each time: 0.3-0.4 ms of every run on the benchmark machine. musl asks
 # nothing. A plain `cargo build` still gives the glibc build
-# (.cargo/config.toml); both are static.
+# (.cargo/config.toml); both are static position-independent executables
+# (static-pie: no dynamic loader, an address randomised at every start).
 set -euo pipefail
 musl="$(uname -m)-unknown-linux-musl"
 if command -v rustup >/dev/null && rustup target list --installed 2>/dev/null | grep -qx "$musl"; then

@@ -4,7 +4,7 @@
 //! - `console:REGEX`: a line of the firmware's console matches (or the
 //!   unfinished line at its end does, as a `login:` prompt is);
 //! - `tcp:ADDR:PORT`: a TCP connection from the host (fwrun's own network
-//!   namespace) is accepted;
+//!   namespace) is accepted; ADDR is an address or a name (see `resolve`);
 //! - `file:PATH`: PATH exists inside the firmware (resolved in its root);
 //! - `exec:CMD`: `/bin/sh -c CMD`, run inside it as the init runs
 //!   (probe.rs), exits 0.
@@ -15,7 +15,7 @@
 //! firmware (exit 124). The run's published state (`state/live.rs`) is
 //! kept here: booting, ready, stopping.
 
-use std::net::{SocketAddr, SocketAddrV6, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV6};
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -57,13 +57,7 @@ impl Condition {
             "console" => regex_lite::Regex::new(arg)
                 .map(Condition::Console)
                 .or_else(|e| bad(format!("not a regular expression: {e}"))),
-            "tcp" => match arg.parse::<SocketAddr>() {
-                Ok(a) => Ok(Condition::Tcp(a)),
-                Err(_) => match arg.to_socket_addrs().map(|mut a| a.next()) {
-                    Ok(Some(a)) => Ok(Condition::Tcp(a)),
-                    _ => bad("give tcp:ADDRESS:PORT (e.g. tcp:10.0.0.2:80, tcp:[::1]:22)".into()),
-                },
-            },
+            "tcp" => resolve(arg).map(Condition::Tcp).or_else(bad),
             "file" if arg.starts_with('/') && !arg.contains('\0') => {
                 Ok(Condition::File(PathBuf::from(arg)))
             }
@@ -81,6 +75,63 @@ impl Condition {
     pub fn needs_host_network(&self) -> bool {
         matches!(self, Condition::Tcp(_))
     }
+}
+
+/// `tcp:`'s `HOST:PORT` as an address: `10.0.0.2:80` and `[::1]:22` as
+/// they are; a name from /etc/hosts, `localhost` as 127.0.0.1 where that
+/// file does not name it; and in the musl build, any other name from musl's
+/// resolver (DNS), which is part of the static binary. glibc's resolver is
+/// NSS: linked statically, it loads the modules /etc/nsswitch.conf names
+/// (libnss_systemd and its libraries) from the host into fwrun, which runs
+/// as root, or fails where they are of another glibc version. The glibc
+/// build does not use it, and asks for an address instead.
+fn resolve(arg: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = arg.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    let usage = || "give tcp:ADDRESS:PORT (e.g. tcp:10.0.0.2:80, tcp:[::1]:22)".to_string();
+    let (host, port) = arg.rsplit_once(':').ok_or_else(usage)?;
+    let port = port.parse::<u16>().map_err(|_| usage())?;
+    if host.is_empty() || host.contains([':', '[', ']']) || host.chars().any(char::is_whitespace) {
+        return Err(usage());
+    }
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    if let Some(ip) = hosts_lookup(&hosts, host) {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    if host.eq_ignore_ascii_case("localhost") {
+        return Ok(SocketAddr::new(Ipv4Addr::LOCALHOST.into(), port));
+    }
+    #[cfg(target_env = "musl")]
+    {
+        use std::net::ToSocketAddrs;
+        if let Some(a) = (host, port)
+            .to_socket_addrs()
+            .ok()
+            .and_then(|mut a| a.next())
+        {
+            return Ok(a);
+        }
+        Err(format!(
+            "{} is neither in /etc/hosts nor known to DNS: give its address (e.g. tcp:10.0.0.2:{port})",
+            host.escape_default()
+        ))
+    }
+    #[cfg(not(target_env = "musl"))]
+    Err(format!(
+        "{} is not in /etc/hosts, and this build looks names up nowhere else: give its address (e.g. tcp:10.0.0.2:{port})",
+        host.escape_default()
+    ))
+}
+
+/// The first address an /etc/hosts text gives `name` (names match
+/// whatever their case; `#` starts a comment).
+fn hosts_lookup(hosts: &str, name: &str) -> Option<IpAddr> {
+    hosts.lines().find_map(|line| {
+        let mut words = line.split('#').next()?.split_whitespace();
+        let ip = words.next()?.parse::<IpAddr>().ok()?;
+        words.any(|w| w.eq_ignore_ascii_case(name)).then_some(ip)
+    })
 }
 
 impl std::fmt::Display for Condition {
@@ -445,6 +496,48 @@ mod tests {
         ] {
             assert!(Condition::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tcp_names_resolve_from_etc_hosts() {
+        let hosts = "# comment\n127.0.0.1\tlocalhost\n::1 localhost ip6-localhost\n\
+                     10.0.0.2 Router.lan router # the device\nnot-an-ip fw\n\
+                     # 10.9.9.9 gone\n";
+        let at = |name| hosts_lookup(hosts, name);
+        assert_eq!(at("localhost"), Some(Ipv4Addr::LOCALHOST.into()));
+        assert_eq!(at("ip6-localhost"), Some("::1".parse().unwrap()));
+        assert_eq!(at("router.LAN"), Some("10.0.0.2".parse().unwrap()));
+        assert_eq!(at("router"), Some("10.0.0.2".parse().unwrap()));
+        for missing in ["fw", "gone", "device", "10.0.0.2", "lan"] {
+            assert_eq!(at(missing), None, "{missing}");
+        }
+
+        // localhost is the host's loopback in every build, whatever this
+        // machine's /etc/hosts says of it.
+        match Condition::parse("tcp:localhost:8080") {
+            Ok(Condition::Tcp(a)) => assert!(a.ip().is_loopback() && a.port() == 8080, "{a}"),
+            other => panic!("{other:?}"),
+        }
+        for bad in [
+            "tcp:localhost",
+            "tcp::80",
+            "tcp:localhost:http",
+            "tcp:a b:80",
+            "tcp:::1:80",
+        ] {
+            let e = Condition::parse(bad).unwrap_err();
+            assert!(e.contains("give tcp:ADDRESS:PORT"), "{bad}: {e}");
+        }
+    }
+
+    /// The glibc build knows names from /etc/hosts only (its resolver
+    /// would load the host's NSS modules) and says to give an address.
+    #[cfg(not(target_env = "musl"))]
+    #[test]
+    fn tcp_names_elsewhere_are_refused_in_one_line() {
+        let e = Condition::parse("tcp:fw-7f3a.invalid:80").unwrap_err();
+        assert!(e.contains("give its address"), "{e}");
+        assert!(!e.contains('\n'), "{e}");
     }
 
     #[test]
