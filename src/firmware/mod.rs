@@ -50,8 +50,9 @@ pub struct Cloned {
     pub pid: libc::pid_t,
     pidfd: Option<OwnedFd>,
     chan: Channel,
-    /// The mount namespace of its finished root.
-    root: Option<OwnedFd>,
+    /// The mount namespace of its finished root, and the one it was built
+    /// in (dropped with this, once the init runs).
+    root: Option<setup::Built>,
 }
 
 impl Drop for Cloned {
@@ -119,7 +120,7 @@ impl Cloned {
     /// Its map, then its root. A root that mounts the run's cgroup2 is
     /// built once the init has made its cgroup namespace (it is ready);
     /// any other while the init joins its v1 cgroups.
-    fn prepare(&mut self, spec: &ChildSpec) -> Result<OwnedFd> {
+    fn prepare(&mut self, spec: &ChildSpec) -> Result<setup::Built> {
         if spec.userns {
             spawn::write_identity_map(self.pid)
                 .context("writing the firmware's user namespace's identity map")?;
@@ -144,10 +145,9 @@ impl Cloned {
     /// Give the child its root, and wait until it has exec'd the init (or
     /// failed to).
     pub fn release(mut self) -> Result<Started> {
-        let root = self.root.take().expect("a Cloned is released once");
+        let built = self.root.as_mut().expect("a Cloned is released once");
         // A failed send means the child is gone: it said why.
-        let _ = self.chan.send_world(root.as_fd());
-        drop(root);
+        let _ = self.chan.send_world(built.root.as_fd());
         let pidfd = self.pidfd.take().expect("a Cloned is released once");
         let h = self
             .chan

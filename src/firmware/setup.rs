@@ -93,9 +93,21 @@ fn join_cgroups(tasks: &[(PathBuf, OwnedFd)]) -> Result<()> {
 /// nothing.
 const BUILDER_STACK: usize = 512 << 10;
 
+/// The mount namespaces the builder made.
+pub struct Built {
+    /// The init's: the finished root, locked.
+    pub root: OwnedFd,
+    /// The one it was built in, in the host's user namespace: kept open
+    /// until the init runs. The last reference to a mount namespace
+    /// unmounts its tree and waits for the kernel's readers of mounts (an
+    /// RCU grace period) in whoever drops it: fwrun, while the firmware
+    /// starts, rather than the builder, while fwrun waits.
+    pub scaffold: OwnedFd,
+}
+
 /// Build the root of the init behind `init` (a pidfd), in a child beside
-/// fwrun that joins its namespaces; the mount namespace that holds it.
-pub fn build(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
+/// fwrun that joins its namespaces; the mount namespaces that hold it.
+pub fn build(spec: &ChildSpec, init: BorrowedFd) -> Result<Built> {
     let own = std::fs::File::open("/proc/self/ns/pid").context("opening fwrun's pid namespace")?;
     // The builder must be in the init's pid namespace for the proc it
     // mounts to be the init's: fwrun's children go there for a moment.
@@ -113,9 +125,9 @@ pub fn build(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
 /// In the builder: the init's namespaces but its user namespace, a mount
 /// namespace of the host's, the root built and pivoted into; then the
 /// init's user namespace, and a new mount namespace there (a locked copy).
-/// The builder shares fwrun's descriptor table: the namespace's descriptor
-/// it returns is fwrun's.
-fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
+/// The builder shares fwrun's descriptor table: the namespaces' descriptors
+/// it returns are fwrun's.
+fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<Built> {
     crate::fault::in_beside();
     // The builder is pid 2 of the init's namespace for as long as it runs:
     // the init's first child is pid 2 all the same (best effort: without
@@ -155,19 +167,27 @@ fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<OwnedFd> {
     drop(root);
     rootfs::pivot_into(&spec.root)?;
     crate::fault::step("pivot_root")?;
+    let scaffold = own_mount_ns()?;
     if spec.userns {
         nix::sched::setns(init, CloneFlags::CLONE_NEWUSER)
             .map_err(|e| anyhow!("entering the firmware's user namespace: {}", errno_text(e)))?;
     }
     nix::sched::unshare(CloneFlags::CLONE_NEWNS)
         .map_err(|e| anyhow!("locking the firmware's mounts: {}", errno_text(e)))?;
-    let ns = nix::fcntl::open(
+    Ok(Built {
+        root: own_mount_ns()?,
+        scaffold,
+    })
+}
+
+/// The builder's mount namespace, opened.
+fn own_mount_ns() -> Result<OwnedFd> {
+    nix::fcntl::open(
         "/proc/thread-self/ns/mnt",
         OFlag::O_RDONLY | OFlag::O_CLOEXEC,
         Mode::empty(),
     )
-    .map_err(|e| anyhow!("opening the firmware's mount namespace: {}", errno_text(e)))?;
-    Ok(ns)
+    .map_err(|e| anyhow!("opening the firmware's mount namespace: {}", errno_text(e)))
 }
 
 /// `ip link set lo up`, with one ioctl.
