@@ -496,6 +496,7 @@ phases() { # phases FIRMWARE OUTFILE: "PHASE MS" lines, and "total MS" per run
         else if ($0 ~ /private mount namespace/)   p = "2-state+mountns"
         else if ($0 ~ /mounted the image|bound the directory/) p = "3-lower"
         else if ($0 ~ /mounted the overlay/)       p = "4-overlay"
+        else if ($0 ~ /cgroup hierarchies/)        p = "4c-cgroups"
         else if ($0 ~ /started .* as pid 1/)       p = "5-clone+setup+exec"
         else if ($0 ~ /init ended/)                p = "6-init-ran"
         else if ($0 ~ /tore down/)                 p = "7-teardown"
@@ -702,13 +703,14 @@ report=$tmp/RESULTS.md
   echo
   echo "| phase | ext2 image | squashfs image | ext2, shared with a running run | directory |"
   echo "| --- | ---: | ---: | ---: | ---: |"
-  for p in 1-validate 2-state+mountns 3-lower 4-overlay 5-clone+setup+exec 6-init-ran 7-teardown 8-total; do
+  for p in 1-validate 2-state+mountns 3-lower 4-overlay 4c-cgroups 5-clone+setup+exec 6-init-ran 7-teardown 8-total; do
     case $p in
       1-validate) label="parse done → checked the firmware (preflight, detect the kind)" ;;
       2-state+mountns) label="signals, sweep, state dir, private mount namespace, workspace tmpfs" ;;
       3-lower) label="lower layer: the image's entry, loop device + mount (or the shared device's superblock), or read-only bind" ;;
       4-overlay) label="overlay (upper in the tmpfs)" ;;
-      5-clone+setup+exec) label="clone3 into the namespaces, /proc /sys /dev, hostname, lo, pivot_root, exec" ;;
+      4c-cgroups) label="the init read in the firmware, its defaults, and (a v1 or hybrid host) the run's cgroup in each hierarchy" ;;
+      5-clone+setup+exec) label="clone3 into the namespaces and the user namespace's map, v1 cgroups joined, /proc /sys /dev, hostname, lo, pivot_root (beside), the locked copy, exec" ;;
       6-init-ran) label="/bin/true ran and was reaped" ;;
       7-teardown) label="teardown (unmounts, state dir)" ;;
       8-total) label="**sum of the phases**" ;;
