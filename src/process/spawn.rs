@@ -250,19 +250,44 @@ pub fn fork_into(
     /// clone3's flag: start the child in the cgroup given by `cgroup`
     /// (5.7+); the musl flavour of libc does not name it.
     const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+    let mut flags = namespaces as u64;
+    let mut into = 0;
+    if let Some(fd) = cgroup {
+        flags |= CLONE_INTO_CGROUP;
+        into = fd as u64;
+    }
+    clone3_fork(flags, libc::SIGCHLD as u64, into, child)
+}
+
+/// Fork a sibling of this process (clone3 with CLONE_PARENT: its parent is
+/// this process's parent, who waits for it), with a pidfd, into the pid
+/// namespace this process chose for its children. The child runs `child`,
+/// which should not return; this process gets its pid and pidfd.
+pub fn fork_sibling(child: impl FnOnce()) -> Result<Forked, Errno> {
+    // With CLONE_PARENT the exit signal is the caller's own, and must be
+    // left 0 here. The caller is a child of fwrun's, single-threaded as
+    // fwrun is.
+    clone3_fork(libc::CLONE_PARENT as u64, 0, 0, child)
+}
+
+/// clone3 as a fork (no stack given: the child continues on a copy of this
+/// one), with `flags` and a pidfd; the child runs `child` and exits.
+fn clone3_fork(
+    flags: u64,
+    exit_signal: u64,
+    cgroup: u64,
+    child: impl FnOnce(),
+) -> Result<Forked, Errno> {
     let mut pidfd: libc::c_int = -1;
     // SAFETY: a zeroed clone_args is clone3's "nothing asked" for every
     // field; the ones that matter are set below.
     let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = namespaces as u64 | libc::CLONE_PIDFD as u64;
+    args.flags = flags | libc::CLONE_PIDFD as u64;
     args.pidfd = &mut pidfd as *mut libc::c_int as u64;
-    args.exit_signal = libc::SIGCHLD as u64;
-    if let Some(fd) = cgroup {
-        args.flags |= CLONE_INTO_CGROUP;
-        args.cgroup = fd as u64;
-    }
-    // SAFETY: clone3 as a fork (no stack given: the child continues on a
-    // copy of this one); see above for why the child may run Rust code.
+    args.exit_signal = exit_signal;
+    args.cgroup = cgroup;
+    // SAFETY: clone3 as a fork; see `fork_into` for why the child may run
+    // Rust code.
     let ret = unsafe {
         libc::syscall(
             libc::SYS_clone3,
@@ -276,43 +301,6 @@ pub fn fork_into(
             child();
             // SAFETY: leave without running fwrun's destructors in the
             // child, should `child` return after all.
-            unsafe { libc::_exit(crate::error::LAUNCHER_FAILED) }
-        }
-        pid => Ok(Forked {
-            pid: pid as libc::pid_t,
-            // SAFETY: clone3 just gave us this descriptor.
-            pidfd: unsafe { OwnedFd::from_raw_fd(pidfd) },
-        }),
-    }
-}
-
-/// Fork a sibling of this process (clone3 with CLONE_PARENT: its parent is
-/// this process's parent, who waits for it), with a pidfd, into the pid
-/// namespace this process chose for its children. The child runs `child`,
-/// which should not return; this process gets its pid and pidfd.
-pub fn fork_sibling(child: impl FnOnce()) -> Result<Forked, Errno> {
-    let mut pidfd: libc::c_int = -1;
-    // SAFETY: a zeroed clone_args is clone3's "nothing asked" for every
-    // field; the ones that matter are set below. With CLONE_PARENT the
-    // exit signal is the caller's own, and must be left 0 here.
-    let mut args: libc::clone_args = unsafe { std::mem::zeroed() };
-    args.flags = libc::CLONE_PARENT as u64 | libc::CLONE_PIDFD as u64;
-    args.pidfd = &mut pidfd as *mut libc::c_int as u64;
-    // SAFETY: clone3 as a fork, as in `fork_into`; the caller is a child
-    // of fwrun's, single-threaded as fwrun is.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_clone3,
-            &args as *const libc::clone_args,
-            std::mem::size_of::<libc::clone_args>(),
-        )
-    };
-    match ret {
-        -1 => Err(Errno::last()),
-        0 => {
-            child();
-            // SAFETY: leave without running destructors, should `child`
-            // return after all.
             unsafe { libc::_exit(crate::error::LAUNCHER_FAILED) }
         }
         pid => Ok(Forked {
