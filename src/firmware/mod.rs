@@ -138,7 +138,6 @@ impl Cloned {
             heard(h)?;
             return Err(anyhow!("the firmware's init ended during its setup"));
         }
-        let pidfd = self.pidfd.as_ref().expect("a Cloned is prepared once");
         built.unwrap_or_else(|| setup::build(spec, pidfd.as_fd()))
     }
 
