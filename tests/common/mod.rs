@@ -310,6 +310,23 @@ pub fn assert_no_leaks(before: &Footprint) {
 pub struct Guard {
     before: Footprint,
     _lock: MutexGuard<'static, ()>,
+    _machine: fs::File,
+}
+
+/// A lock on the whole machine, held with the in-process one: two test
+/// binaries (two checkouts' suites, a benchmark run beside a test) never
+/// run root tests at the same time, so neither counts the other's mounts.
+fn machine_lock() -> fs::File {
+    let path = "/run/lock/fwrun-tests.lock";
+    let f = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("opening {path}: {e}"));
+    rustix::fs::flock(&f, rustix::fs::FlockOperation::LockExclusive)
+        .unwrap_or_else(|e| panic!("locking {path}: {e}"));
+    f
 }
 
 pub fn guard() -> Guard {
@@ -319,11 +336,13 @@ pub fn guard() -> Guard {
         nix_is_root(),
         "this test needs root (it mounts and creates namespaces): run the tests as root, as CI does"
     );
+    let machine = machine_lock();
     firmware();
     let before = footprint();
     Guard {
         before,
         _lock: lock,
+        _machine: machine,
     }
 }
 
