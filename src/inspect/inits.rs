@@ -6,7 +6,9 @@
 //!
 //! The init is recognised by what the exec'd program is: its name once
 //! symlinks are resolved inside the firmware (/sbin/init → /bin/busybox,
-//! → /lib/systemd/systemd), else a string each of these programs carries.
+//! → /lib/systemd/systemd, /sbin/procd), else a string each of these
+//! programs carries. OpenWrt's /sbin/init is procd's own first stage: it
+//! mounts, runs preinit, then becomes /sbin/procd in the same process.
 
 use std::io::Read;
 use std::path::Path;
@@ -18,6 +20,8 @@ pub enum Init {
     Busybox,
     Sysvinit,
     Systemd,
+    /// OpenWrt's procd, and the first-stage init that execs it.
+    Procd,
 }
 
 /// Strings that only these programs carry: busybox's banner, the variable
@@ -26,6 +30,10 @@ const MARKERS: &[(&[u8], Init)] = &[
     (b"BusyBox v", Init::Busybox),
     (b"INIT_VERSION=sysvinit", Init::Sysvinit),
     (b" running in %ssystem mode", Init::Systemd),
+    // The state machine's log line once rc.d has run (procd), and the
+    // first stage's line before preinit (OpenWrt's /sbin/init).
+    (b"- init complete -", Init::Procd),
+    (b"- preinit -", Init::Procd),
 ];
 
 /// How much of a program is read at most while looking for a marker
@@ -38,7 +46,10 @@ const READ_AT_MOST: u64 = 8 << 20;
 /// its content read. A test program run as the init (a 50 MB selftest) is
 /// not read at every run.
 fn may_be_an_init(base: &str) -> bool {
-    base.contains("init") || base.contains("linuxrc") || base.starts_with("systemd")
+    base.contains("init")
+        || base.contains("linuxrc")
+        || base.starts_with("systemd")
+        || base.starts_with("procd")
 }
 
 impl Init {
@@ -47,6 +58,7 @@ impl Init {
             Init::Busybox => "busybox init",
             Init::Sysvinit => "sysvinit",
             Init::Systemd => "systemd",
+            Init::Procd => "procd",
         }
     }
 
@@ -56,6 +68,7 @@ impl Init {
             Init::Busybox => "busybox",
             Init::Sysvinit => "sysvinit",
             Init::Systemd => "systemd",
+            Init::Procd => "procd",
         }
     }
 
@@ -69,6 +82,7 @@ impl Init {
             Init::Systemd => {
                 "systemd powers off on SIGRTMIN+4 (SIGTERM makes it re-execute itself)"
             }
+            Init::Procd => "procd powers off on SIGUSR2 (SIGTERM and SIGINT make it reboot)",
         }
     }
 
@@ -81,6 +95,8 @@ impl Init {
             Init::Sysvinit => libc::SIGINT,
             // poweroff; SIGTERM makes it re-execute itself.
             Init::Systemd => crate::sys::signals::RTMIN + 4,
+            // poweroff (SIGUSR1 halts); SIGTERM and SIGINT reboot.
+            Init::Procd => libc::SIGUSR2,
         }
     }
 
@@ -106,6 +122,8 @@ pub fn recognise(resolved: &Path, content: impl Read, applet: Option<&str>) -> O
         Some(Init::Busybox)
     } else if base == "systemd" {
         Some(Init::Systemd)
+    } else if base == "procd" {
+        Some(Init::Procd)
     } else if may_be_an_init(&base) {
         find_marker(content.take(READ_AT_MOST))
     } else {
@@ -161,6 +179,10 @@ mod tests {
             recognise(Path::new("/lib/systemd/systemd"), none, Some("init")),
             Some(Init::Systemd)
         );
+        assert_eq!(
+            recognise(Path::new("/sbin/procd"), none, Some("procd")),
+            Some(Init::Procd)
+        );
         assert_eq!(recognise(Path::new("/sbin/init"), none, Some("init")), None);
         assert_eq!(recognise(Path::new("/"), none, Some("init")), None);
         // busybox as a shell, or an applet other than init, is no init.
@@ -214,7 +236,19 @@ mod tests {
             ),
             None
         );
-        let other = program(&[elf, b"INIT_VERSION\0systemd\0busybox\0"]);
+        // OpenWrt's first stage, and procd itself under another name: the
+        // log lines each carries as a string.
+        let first = program(&[elf, b"Console is alive\n\0- preinit -\n\0/sbin/procd\0"]);
+        assert_eq!(
+            recognise(Path::new("/sbin/init"), &first[..], Some("init")),
+            Some(Init::Procd)
+        );
+        let procd = program(&[elf, b"- init -\n\0- init complete -\n\0"]);
+        assert_eq!(
+            recognise(Path::new("/sbin/procd.real"), &procd[..], Some("procd")),
+            Some(Init::Procd)
+        );
+        let other = program(&[elf, b"INIT_VERSION\0systemd\0busybox\0- init -\0"]);
         assert_eq!(
             recognise(Path::new("/sbin/init"), &other[..], Some("init")),
             None
@@ -257,6 +291,10 @@ mod tests {
         assert_eq!(
             Init::Systemd.hint(libc::SIGTERM).as_deref(),
             Some("systemd stops on SIGRTMIN+4: try --stop-signal RTMIN+4")
+        );
+        assert_eq!(
+            Init::Procd.hint(libc::SIGTERM).as_deref(),
+            Some("procd stops on SIGUSR2: try --stop-signal USR2")
         );
         // Already the right signal: nothing to suggest.
         assert_eq!(Init::Sysvinit.hint(libc::SIGINT), None);
