@@ -35,7 +35,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --userns --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
+            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --userns --modules --cmdline --kmsg --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -159,6 +159,18 @@ _fwrun() {
                     ;;
                 --userns)
                     COMPREPLY=($(compgen -W "on off" -- "${cur}"))
+                    return 0
+                    ;;
+                --modules)
+                    COMPREPLY=($(compgen -W "refuse fake" -- "${cur}"))
+                    return 0
+                    ;;
+                --cmdline)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --kmsg)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --apparmor-parser)

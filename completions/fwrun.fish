@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_fwrun_global_optspecs
-    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= veth-name= net-move= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= memory= memory-swap= pids= cpus= io-weight= cgroup-parent= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= userns= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
+    string join \n firmware= cleanup rw-dir= name= hostname= bind= env= net= veth-name= net-move= stop-signal= stop-timeout= timeout= on-reboot= console= ready-when= ready-timeout= ready-fd= memory= memory-swap= pids= cpus= io-weight= cgroup-parent= as-pid2 apparmor= profile-template= deny= allow-mknod cap-add= cap-drop= seccomp= userns= modules= cmdline= kmsg= print-profile apparmor-parser= follow-denials changes report= v/verbose q/quiet h/help V/version
 end
 
 function __fish_fwrun_needs_command
@@ -63,6 +63,10 @@ complete -c fwrun -n "__fish_fwrun_needs_command" -l seccomp -d 'The seccomp fil
 off\t'Off (debugging only)'"
 complete -c fwrun -n "__fish_fwrun_needs_command" -l userns -d 'The firmware\'s user namespace: \'on\' makes it root only inside a user namespace of its own (ids mapped to themselves, so its files need no shifting), where the kernel keeps it off the host: fwrun\'s mounts are locked, and the clock, modules, device nodes, raw I/O and the host\'s terminal need privileges it does not have. \'off\' is for debugging only: the firmware is then root in the host\'s user namespace, and only fwrun\'s own checks stand in its way' -r -f -a "on\t'On (the default)'
 off\t'Off (debugging only)'"
+complete -c fwrun -n "__fish_fwrun_needs_command" -l modules -d 'What a module load (init_module, finit_module) gets: \'refuse\' (the default) answers EPERM; \'fake\' answers that the module was loaded, and loads nothing, for an rcS that stops when insmod fails. Either way the host\'s kernel is untouched, and the report counts the calls' -r -f -a "refuse\t'Refuse with EPERM (the default)'
+fake\t'Answer "loaded", load nothing'"
+complete -c fwrun -n "__fish_fwrun_needs_command" -l cmdline -d 'The firmware\'s kernel command line, as its /proc/cmdline shows it (its init reads console=, root=, boot slots and debug flags there). [default: the host\'s, without its console= entries]' -r
+complete -c fwrun -n "__fish_fwrun_needs_command" -l kmsg -d 'Write the firmware\'s kernel log (what it writes to /dev/kmsg, one \'<PRI>message\' record a line) to FILE instead of fwrun\'s stdout. The host\'s kernel log is never read or written for it' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l apparmor-parser -d 'The apparmor_parser to load the profile with. [default: found in /usr/sbin or /sbin]' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l report -d 'Write a JSON report of the run to FILE: name, firmware, init, times, phases, how it ended, exit code, changes, AppArmor denials. Written even when the run fails' -r -F
 complete -c fwrun -n "__fish_fwrun_needs_command" -l cleanup -d 'Only sweep: remove what dead runs left (state directories, AppArmor profiles), print what was removed, and exit. Live runs are never touched'

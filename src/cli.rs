@@ -290,6 +290,25 @@ pub struct Cli {
     #[arg(long, value_name = "MODE", default_value = "on")]
     pub userns: Switch,
 
+    /// What a module load (init_module, finit_module) gets: 'refuse' (the
+    /// default) answers EPERM; 'fake' answers that the module was loaded,
+    /// and loads nothing, for an rcS that stops when insmod fails. Either
+    /// way the host's kernel is untouched, and the report counts the calls.
+    #[arg(long, value_name = "MODE", default_value = "refuse")]
+    pub modules: Modules,
+
+    /// The firmware's kernel command line, as its /proc/cmdline shows it
+    /// (its init reads console=, root=, boot slots and debug flags there).
+    /// [default: the host's, without its console= entries]
+    #[arg(long, value_name = "TEXT", value_parser = parse_cmdline)]
+    pub cmdline: Option<String>,
+
+    /// Write the firmware's kernel log (what it writes to /dev/kmsg, one
+    /// '<PRI>message' record a line) to FILE instead of fwrun's stdout.
+    /// The host's kernel log is never read or written for it.
+    #[arg(long, value_name = "FILE")]
+    pub kmsg: Option<PathBuf>,
+
     /// Print the AppArmor profile this run would load, and exit without
     /// running anything. Its name's ID is fresh every time, as a run's is.
     #[arg(long)]
@@ -452,6 +471,14 @@ pub enum Net {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Modules {
+    /// Refuse with EPERM (the default).
+    Refuse,
+    /// Answer "loaded", load nothing.
+    Fake,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Switch {
     /// On (the default).
     On,
@@ -497,6 +524,23 @@ pub enum StopSignal {
 /// A run's name, checked as the state directory checks it.
 pub fn parse_name(s: &str) -> Result<String, String> {
     crate::state::check_name(s).map(|()| s.to_string())
+}
+
+/// A kernel command line: one line, of printable text.
+fn parse_cmdline(s: &str) -> Result<String, String> {
+    const MAX: usize = 4096;
+    if s.len() > MAX {
+        return Err(format!(
+            "the command line is {} bytes long: give at most {MAX}",
+            s.len()
+        ));
+    }
+    match s.chars().find(|c| c.is_control()) {
+        Some(c) => Err(format!(
+            "the command line holds the control character {c:?}: give one line of text"
+        )),
+        None => Ok(s.to_string()),
+    }
 }
 
 fn parse_hostname(s: &str) -> Result<String, String> {
@@ -890,6 +934,17 @@ mod tests {
             PathBuf::from("ci.slice")
         );
         assert!(parse_cgroup_parent("a/../b").is_err());
+    }
+
+    #[test]
+    fn command_lines() {
+        assert_eq!(
+            parse_cmdline("root=/dev/mtdblock2 bootslot=b").as_deref(),
+            Ok("root=/dev/mtdblock2 bootslot=b")
+        );
+        assert_eq!(parse_cmdline("").as_deref(), Ok(""));
+        assert!(parse_cmdline("a\nb").is_err());
+        assert!(parse_cmdline(&"x".repeat(5000)).is_err());
     }
 
     #[test]

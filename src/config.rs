@@ -118,6 +118,12 @@ pub struct KernelConfig {
     pub seccomp: bool,
     /// A user namespace of the firmware's own (off only to debug).
     pub userns: bool,
+    /// Module loads answered "loaded" (--modules fake).
+    pub fake_modules: bool,
+    /// The firmware's /proc/cmdline, without its newline.
+    pub cmdline: String,
+    /// Where the firmware's kernel log goes; None: fwrun's stdout.
+    pub kmsg: Option<PathBuf>,
 }
 
 /// Everything a run needs to know, checked.
@@ -180,6 +186,7 @@ impl RunConfig {
             )
         };
         let ready = ready_options(&cli)?;
+        let kernel = kernel_config(&mut cli);
         let identity = Identity::new(cli.name.unwrap_or_else(crate::state::generate_name));
         let name = &identity.name;
         let binds = match action {
@@ -225,12 +232,7 @@ impl RunConfig {
                 parser: cli.apparmor_parser,
                 follow_denials: cli.follow_denials,
             },
-            kernel: KernelConfig {
-                cap_add: cli.cap_add,
-                cap_drop: cli.cap_drop,
-                seccomp: cli.seccomp == cli::Switch::On,
-                userns: cli.userns == cli::Switch::On,
-            },
+            kernel,
             cgroup: crate::host::cgroup::Limits {
                 memory: cli.memory,
                 memory_swap: cli.memory_swap,
@@ -487,5 +489,47 @@ mod tests {
         .unwrap();
         let e = RunConfig::from_cli(cli).unwrap_err();
         assert_eq!(crate::error::exit_code(&e), 125);
+    }
+}
+
+/// The kernel-enforced layers and the firmware's own kernel, as asked.
+fn kernel_config(cli: &mut Cli) -> KernelConfig {
+    KernelConfig {
+        cap_add: std::mem::take(&mut cli.cap_add),
+        cap_drop: std::mem::take(&mut cli.cap_drop),
+        seccomp: cli.seccomp == cli::Switch::On,
+        userns: cli.userns == cli::Switch::On,
+        fake_modules: cli.modules == cli::Modules::Fake,
+        cmdline: cli.cmdline.take().unwrap_or_else(host_cmdline),
+        kmsg: cli.kmsg.take(),
+    }
+}
+
+/// The host's kernel command line without its console= entries: a
+/// firmware that reads its console there would look for the host's
+/// (ttyS0 on many virtual machines) and find no such node.
+fn host_cmdline() -> String {
+    let line = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    without_consoles(line.trim_end())
+}
+
+fn without_consoles(line: &str) -> String {
+    line.split_ascii_whitespace()
+        .filter(|w| !w.starts_with("console="))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod cmdline_tests {
+    #[test]
+    fn console_entries_are_left_out() {
+        assert_eq!(
+            super::without_consoles(
+                "BOOT_IMAGE=/vmlinuz root=UUID=1 console=tty0 console=ttyS0,115200n8 quiet"
+            ),
+            "BOOT_IMAGE=/vmlinuz root=UUID=1 quiet"
+        );
+        assert_eq!(super::without_consoles("console=ttyS0"), "");
     }
 }

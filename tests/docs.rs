@@ -293,7 +293,9 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "`capabilities` the init kept and `dropped_capabilities` (short \
                  names, e.g. sys_time), `seccomp` (whether the filter was on) and \
                  `refused`: each call fwrun refused the firmware (`syscall`, \
-                 `target` as the firmware named it, `reason`, `count`).",
+                 `target` as the firmware named it, `reason`, `count`, and \
+                 `routine`: the group of a refusal every firmware makes on its \
+                 device, summed up in one line on stderr, or null).",
             ),
             Item(
                 "cgroup",
@@ -321,7 +323,7 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                 "detected",
                 "What fwrun read from the init before starting it, each null if \
                  it never got that far: `program` (its path in the firmware, \
-                 symlinks resolved), `init` (busybox, sysvinit, systemd, or null \
+                 symlinks resolved), `init` (busybox, sysvinit, systemd, procd, or null \
                  for any other program), `machine` (x86_64, aarch64, arm, ...; \
                  null if not an ELF program), `emulator` (for a program this \
                  machine cannot run: the binfmt_misc `handler`, its \
@@ -329,6 +331,14 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  interpreter into the firmware), and the defaults chosen from it, \
                  `stop_signal` and `console`, each with its `value` (e.g. SIGUSR2, \
                  pty), `from` (auto, or flag when given) and `why`.",
+            ),
+            Item(
+                "kernel",
+                "What the firmware saw of a kernel of its own: `cmdline` (its \
+                 /proc/cmdline), `kmsg_file` (`--kmsg` FILE, or null: its kernel \
+                 log went to fwrun's stdout), `kmsg_records` (how many records it \
+                 wrote to its /dev/kmsg), `modules` (refuse or fake) and \
+                 `modules_faked` (module loads answered \"loaded\").",
             ),
         ],
     ),

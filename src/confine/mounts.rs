@@ -194,9 +194,34 @@ fn resolved(r: &dyn Resolve, path: &str) -> Result<Target, Verdict> {
             Err(Verdict::Fail(e as i32))
         }
         Err(e) => Err(Verdict::Refuse(format!(
-            "{path} does not resolve inside the firmware ({}): a magic link, or a path that leaves its root",
+            "{path} {UNRESOLVED} ({}): a magic link, or a path that leaves its root",
             crate::sys::errno_text(e)
         ))),
+    }
+}
+
+/// The words of a refusal of a path fwrun could not judge.
+pub const UNRESOLVED: &str = "does not resolve inside the firmware";
+
+/// The group of a refused mount or unmount that every firmware makes on its
+/// device and that changes nothing here (its shutdown unmounting fwrun's
+/// mounts, its boot remounting them read-write or mounting the kernel's
+/// own file systems): said in one line at the end, not one line a call.
+/// None for the others, and for a path fwrun could not judge.
+pub fn routine(call: Option<&MountCall>, reason: &str) -> Option<&'static str> {
+    if reason.contains(UNRESOLVED) {
+        return None;
+    }
+    let Some(call) = call else {
+        return Some("unmounts of fwrun's mounts");
+    };
+    let fstype = call.fstype.as_deref().unwrap_or("");
+    if call.flags & MS_REMOUNT != 0 {
+        Some("read-write remounts of fwrun's read-only mounts")
+    } else if call.flags & (MS_MOVE | MS_BIND) == 0 && KERNEL_FILESYSTEMS.contains(&fstype) {
+        Some("mounts of the kernel's own file systems")
+    } else {
+        None
     }
 }
 
@@ -315,6 +340,41 @@ pub fn decide_umount(target: &str, table: &Table, r: &dyn Resolve) -> Verdict {
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn routine_refusals_are_told_apart_from_the_others() {
+        let call = |fstype: &str, flags: u64| MountCall {
+            source: Some("x".into()),
+            target: "/sys".into(),
+            fstype: Some(fstype.into()),
+            flags,
+        };
+        let why = "fwrun's mount at /proc stays for the run";
+        assert_eq!(routine(None, why), Some("unmounts of fwrun's mounts"));
+        let lost = format!("/proc/1/root/x {UNRESOLVED} (ELOOP): a magic link");
+        assert_eq!(routine(None, &lost), None);
+        assert!(routine(Some(&call("", MS_REMOUNT)), "/sys stays read-only").is_some());
+        assert!(routine(
+            Some(&call("securityfs", 0)),
+            "securityfs is the host kernel's own"
+        )
+        .is_some());
+        assert_eq!(
+            routine(
+                Some(&call("devtmpfs", 0)),
+                "devtmpfs holds the host's devices"
+            ),
+            None
+        );
+        assert_eq!(
+            routine(
+                Some(&call("", MS_MOVE)),
+                "fwrun's mount at /sys stays where it is"
+            ),
+            None
+        );
+        assert_eq!(routine(Some(&call("", MS_REMOUNT)), &lost), None);
+    }
 
     const INFO: &str = "\
 100 99 0:50 / / rw,relatime - overlay fwrun-t rw,lowerdir=/l

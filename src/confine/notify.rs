@@ -25,6 +25,10 @@ pub struct Refusal {
     /// system type); empty when the call names nothing.
     pub target: String,
     pub reason: String,
+    /// The group of a refusal every firmware makes on its device (its
+    /// shutdown's unmounts, its module loads, its clock): summed up in one
+    /// line at the end rather than listed. None for the others.
+    pub routine: Option<&'static str>,
 }
 
 impl Refusal {
@@ -50,6 +54,9 @@ pub struct Notifier {
     /// The init's mount namespace, where fwrun's /proc stands: a proc
     /// mounted elsewhere is a copy of it. None: such mounts are refused.
     proc_ns: Option<File>,
+    /// Module loads answered "loaded" (--modules fake), and how many were.
+    pub fake_modules: bool,
+    pub modules_faked: u64,
 }
 
 impl Notifier {
@@ -77,6 +84,8 @@ impl Notifier {
             table: OnceCell::new(),
             refused: Tally::default(),
             proc_ns: File::open(format!("/proc/{init}/ns/mnt")).ok(),
+            fake_modules: false,
+            modules_faked: 0,
         }
     }
 
@@ -114,6 +123,9 @@ impl Notifier {
                 None => Answer::Errno(libc::EPERM),
             },
         };
+        if matches!(answer, Answer::Errno(0)) && is_module_load(req.data.nr as libc::c_long) {
+            self.modules_faked += 1;
+        }
         self.answer(req.id, answer);
         if let Some(r) = &refusal {
             self.refused.add(r.clone());
@@ -126,14 +138,16 @@ impl Notifier {
         let nr = req.data.nr as libc::c_long;
         let a = req.data.args;
         let name = seccomp::syscall_name(nr);
-        let refuse = |target: String, reason: String| {
+        let refuse_as = |routine: Option<&'static str>, target: String, reason: String| {
             let r = Refusal {
                 syscall: name.into(),
                 target,
                 reason: reason.clone(),
+                routine,
             };
             (Verdict::Refuse(reason), Some(r))
         };
+        let refuse = |target: String, reason: String| refuse_as(None, target, reason);
         match nr {
             libc::SYS_mount | libc::SYS_umount2 if self.mounts.is_none() => refuse(
                 String::new(),
@@ -164,7 +178,7 @@ impl Notifier {
                             }
                             _ => call.target.clone(),
                         };
-                        refuse(what, why)
+                        refuse_as(mounts::routine(Some(&call), &why), what, why)
                     }
                     v => (v, None),
                 }
@@ -175,7 +189,7 @@ impl Notifier {
                     return refuse(String::new(), UNREADABLE.into());
                 };
                 match mounts::decide_umount(&target, table, &InProcess(pid)) {
-                    Verdict::Refuse(why) => refuse(target, why),
+                    Verdict::Refuse(why) => refuse_as(mounts::routine(None, &why), target, why),
                     v => (v, None),
                 }
             }
@@ -187,11 +201,13 @@ impl Notifier {
                     _ => refuse(String::new(), seccomp::describe(nr).into()),
                 }
             }
-            libc::SYS_syslog => refuse(
+            libc::SYS_syslog => refuse_as(
+                routine(nr),
                 format!("action {}", a[0] as u32),
                 seccomp::describe(nr).into(),
             ),
-            _ => refuse(String::new(), seccomp::describe(nr).into()),
+            n if is_module_load(n) && self.fake_modules => (Verdict::Pretend, None),
+            _ => refuse_as(routine(nr), String::new(), seccomp::describe(nr).into()),
         }
     }
 
@@ -204,6 +220,29 @@ impl Notifier {
             Answer::Continue => sys::seccomp::answer(self.listener.as_fd(), id, true, 0),
             Answer::Errno(e) => sys::seccomp::answer(self.listener.as_fd(), id, false, e),
         }
+    }
+}
+
+fn is_module_load(nr: libc::c_long) -> bool {
+    matches!(nr, libc::SYS_init_module | libc::SYS_finit_module)
+}
+
+/// The group of a refused call (not a mount) that firmware makes at every
+/// boot on its device: a module load (kmodloader, modprobe), the clock set
+/// from a hardware clock or a time server, swap switched on, the kernel
+/// log cleared by a log daemon.
+fn routine(nr: libc::c_long) -> Option<&'static str> {
+    match nr {
+        libc::SYS_init_module | libc::SYS_finit_module | libc::SYS_delete_module => {
+            Some("module loads and removals")
+        }
+        libc::SYS_clock_settime
+        | libc::SYS_settimeofday
+        | libc::SYS_clock_adjtime
+        | libc::SYS_adjtimex => Some("changes of the clock"),
+        libc::SYS_swapon | libc::SYS_swapoff => Some("changes of swap"),
+        libc::SYS_syslog => Some("clears of the kernel log"),
+        _ => None,
     }
 }
 
@@ -388,16 +427,49 @@ fn bind_proc(pid: libc::pid_t, req: &libc::seccomp_notif, proc_ns: &File) -> i32
 }
 
 /// The end-of-run lines about what fwrun refused (none when nothing was).
-pub fn summary_lines(refused: &Tally<Refusal>) -> Vec<String> {
+/// The refusals every firmware makes (see [`Refusal::routine`]) are summed
+/// up in one line, unless `all`; the others are listed, each kind once.
+pub fn summary_lines(refused: &Tally<Refusal>, all: bool) -> Vec<String> {
     if refused.is_empty() {
         return Vec::new();
     }
-    let total = refused.total();
-    let mut lines = vec![format!(
-        "refused {total} call{} of the firmware:",
-        if total == 1 { "" } else { "s" }
-    )];
-    for (r, n) in refused.kinds() {
+    let plural = |n: usize| if n == 1 { "" } else { "s" };
+    let mut lines = Vec::new();
+    let mut groups: Vec<(&str, usize)> = Vec::new();
+    if !all {
+        for (r, n) in refused.kinds() {
+            let Some(g) = r.routine else { continue };
+            match groups.iter_mut().find(|(name, _)| *name == g) {
+                Some((_, count)) => *count += n,
+                None => groups.push((g, *n)),
+            }
+        }
+    }
+    let routine: usize = groups.iter().map(|(_, n)| n).sum();
+    if routine > 0 {
+        let parts: Vec<String> = groups.iter().map(|(g, n)| format!("{n} {g}")).collect();
+        lines.push(format!(
+            "refused {routine} call{} that firmware makes on its device, harmless here ({}; -v lists them)",
+            plural(routine),
+            parts.join(", ")
+        ));
+    }
+    let others: Vec<&(Refusal, usize)> = refused
+        .kinds()
+        .iter()
+        .filter(|(r, _)| all || r.routine.is_none())
+        .collect();
+    let untold = refused.untold();
+    let rest = refused.total() - routine;
+    if others.is_empty() && untold == 0 {
+        return lines;
+    }
+    let other = if routine > 0 { " other" } else { "" };
+    lines.push(format!(
+        "refused {rest}{other} call{} of the firmware:",
+        plural(rest)
+    ));
+    for (r, n) in others {
         let times = if *n > 1 {
             format!("  x{n}")
         } else {
@@ -405,8 +477,56 @@ pub fn summary_lines(refused: &Tally<Refusal>) -> Vec<String> {
         };
         lines.push(format!("  {}{times}", r.describe()));
     }
-    if refused.untold() > 0 {
-        lines.push(format!("  and {} more, of other kinds", refused.untold()));
+    if untold > 0 {
+        lines.push(format!("  and {untold} more, of other kinds"));
     }
     lines
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refusal(syscall: &str, target: &str, routine: Option<&'static str>) -> Refusal {
+        Refusal {
+            syscall: syscall.into(),
+            target: target.into(),
+            reason: "why".into(),
+            routine,
+        }
+    }
+
+    #[test]
+    fn routine_refusals_are_one_line_and_the_others_are_listed() {
+        let mut t = Tally::default();
+        for p in ["/proc", "/sys", "/dev", "/dev/pts"] {
+            t.add(refusal("umount2", p, Some("unmounts of fwrun's mounts")));
+        }
+        t.add_n(
+            refusal("finit_module", "", Some("module loads and removals")),
+            3,
+        );
+        t.add(refusal("kexec_load", "", None));
+        let lines = summary_lines(&t, false);
+        assert_eq!(
+            lines,
+            [
+                "refused 7 calls that firmware makes on its device, harmless here (4 unmounts of fwrun's mounts, 3 module loads and removals; -v lists them)",
+                "refused 1 other call of the firmware:",
+                "  kexec_load: why",
+            ]
+        );
+        // -v: every kind, one line each.
+        let all = summary_lines(&t, true);
+        assert_eq!(all[0], "refused 8 calls of the firmware:");
+        assert_eq!(all.len(), 1 + 6);
+        // Only routine ones: the one line.
+        let mut quiet = Tally::default();
+        quiet.add(refusal(
+            "umount2",
+            "/proc",
+            Some("unmounts of fwrun's mounts"),
+        ));
+        assert_eq!(summary_lines(&quiet, false).len(), 1);
+    }
 }

@@ -93,7 +93,8 @@ pub fn enter(opts: &EnterOptions) -> Result<i32> {
     drop(raw);
     if !opts.quiet {
         let refused = notifier.map(|n| n.refused).unwrap_or_default();
-        for line in notify::summary_lines(&refused) {
+        // A command typed by hand: each of its refusals is worth a line.
+        for line in notify::summary_lines(&refused, true) {
             eprintln!("fwrun: {line}");
         }
     }

@@ -31,6 +31,8 @@ pub struct Started {
     pub reaped: bool,
     /// The seccomp filter's notification descriptor, when it has one.
     pub listener: Option<OwnedFd>,
+    /// fwrun's ends of its kernel log.
+    pub kernel_log: Option<rootfs::KernelLog>,
 }
 
 impl Drop for Started {
@@ -158,6 +160,7 @@ impl Cloned {
                 pidfd,
                 reaped: false,
                 listener,
+                kernel_log: self.root.take().map(|b| b.kernel_log),
             }),
             Err(e) => {
                 // The child failed before or at exec and is exiting.

@@ -333,6 +333,59 @@ fn mount_dev_dirs(dev: &Path) -> Result<()> {
     .context("mounting /dev/shm in the firmware root")
 }
 
+/// fwrun's ends of the firmware's kernel log: what it writes to /dev/kmsg
+/// is read from `written`; what is written to `readers` is what a reader
+/// of its /proc/kmsg gets. Both FIFOs, opened for reading and writing
+/// without blocking.
+pub struct KernelLog {
+    pub written: OwnedFd,
+    pub readers: OwnedFd,
+}
+
+/// The firmware's own kernel log and boot line, never the host's: a FIFO
+/// at /dev/kmsg that fwrun reads, another over /proc/kmsg that fwrun fills
+/// with the same records, and a read-only file holding `cmdline` over
+/// /proc/cmdline. The last two are made in /dev and bound, then unlinked
+/// (the binds keep them): nothing of them shows in its /dev.
+pub fn mount_kernel_files(root: &OwnedFd, cmdline: &str) -> Result<KernelLog> {
+    let open = |name: &str| {
+        sys::open_dir_in_root(root, Path::new(name))
+            .map_err(|e| anyhow!("opening the firmware's /{name}: {}", errno_text(e)))
+    };
+    let (dev_fd, proc_fd) = (open("dev")?, open("proc")?);
+    let (dev, proc_) = (fd_path(&dev_fd), fd_path(&proc_fd));
+    let fifo = |name: &str, mode: u32| -> Result<OwnedFd> {
+        nix::sys::stat::mknodat(
+            &dev_fd,
+            name,
+            nix::sys::stat::SFlag::S_IFIFO,
+            Mode::from_bits_truncate(mode),
+            0,
+        )
+        .map_err(|e| anyhow!("creating /dev/{name}: {}", errno_text(e)))?;
+        nix::fcntl::openat(
+            &dev_fd,
+            name,
+            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(|e| anyhow!("opening /dev/{name}: {}", errno_text(e)))
+    };
+    let written = fifo("kmsg", 0o644)?;
+    const STREAM: &str = ".fwrun-proc-kmsg";
+    let readers = fifo(STREAM, 0o400)?;
+    sys::bind(&dev.join(STREAM), &proc_.join("kmsg"), false).context("binding /proc/kmsg")?;
+    let _ = nix::unistd::unlinkat(&dev_fd, STREAM, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    const CMDLINE: &str = ".fwrun-cmdline";
+    let file = dev.join(CMDLINE);
+    fs::write(&file, format!("{cmdline}\n")).context("writing the firmware's command line")?;
+    sys::bind(&file, &proc_.join("cmdline"), false).context("binding /proc/cmdline")?;
+    sys::set_mount_attrs(&proc_.join("cmdline"), false, sys::MOUNT_ATTR_RDONLY)
+        .context("making /proc/cmdline read-only")?;
+    let _ = nix::unistd::unlinkat(&dev_fd, CMDLINE, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    Ok(KernelLog { written, readers })
+}
+
 /// Mount the user's binds, creating their destinations inside the root. A
 /// destination that goes through a symlink is refused, so that the firmware's
 /// own links cannot send a bind somewhere on the host. A bind is nodev (all

@@ -103,6 +103,8 @@ pub struct Built {
     /// RCU grace period) in whoever drops it: fwrun, while the firmware
     /// starts, rather than the builder, while fwrun waits.
     pub scaffold: OwnedFd,
+    /// fwrun's ends of the firmware's kernel log (rootfs.rs).
+    pub kernel_log: rootfs::KernelLog,
 }
 
 /// Build the root of the init behind `init` (a pidfd), in a child beside
@@ -157,6 +159,7 @@ fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<Built> {
         rootfs::mount_cgroup(&root)?;
     }
     rootfs::mount_dev(&root, spec.console.as_ref().map(|c| c.as_fd()))?;
+    let kernel_log = rootfs::mount_kernel_files(&root, &spec.cmdline)?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;
     nix::unistd::sethostname(&spec.hostname)
@@ -177,6 +180,7 @@ fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<Built> {
     Ok(Built {
         root: own_mount_ns()?,
         scaffold,
+        kernel_log,
     })
 }
 

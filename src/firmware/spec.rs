@@ -17,6 +17,8 @@ pub struct ChildSpec {
     /// A user namespace of its own (identity-mapped): `--userns on`.
     pub userns: bool,
     pub binds: Vec<ResolvedBind>,
+    /// Its /proc/cmdline, without the newline.
+    pub cmdline: String,
     /// Attached at /dev/console: a detached mount of the pty's slave, or of
     /// the user's terminal, made from its descriptor.
     pub console: Option<OwnedFd>,

@@ -48,6 +48,24 @@ pub struct Report {
     pub cgroup: CgroupInfo,
     /// What fwrun read from the init, and what it chose from it.
     pub detected: Detected,
+    /// The firmware's own kernel: its command line, its kernel log, its
+    /// module loads.
+    pub kernel: Kernel,
+}
+
+/// What the firmware saw of a kernel of its own.
+#[derive(Debug, Default, Serialize)]
+pub struct Kernel {
+    /// Its /proc/cmdline.
+    pub cmdline: String,
+    /// --kmsg FILE; null: its kernel log went to fwrun's stdout.
+    pub kmsg_file: Option<String>,
+    /// How many records it wrote to its /dev/kmsg.
+    pub kmsg_records: u64,
+    /// refuse or fake (--modules).
+    pub modules: String,
+    /// How many module loads were answered "loaded" under --modules fake.
+    pub modules_faked: u64,
 }
 
 /// What fwrun read from the init before starting it (null where it never
@@ -130,6 +148,7 @@ impl Report {
             },
             cgroup: CgroupInfo::default(),
             detected: Detected::default(),
+            kernel: Kernel::default(),
         }
     }
 
@@ -240,6 +259,9 @@ pub struct Refused {
     pub target: String,
     pub reason: String,
     pub count: usize,
+    /// The group of a refusal every firmware makes on its device (summed
+    /// up in one line on stderr); null for the others.
+    pub routine: Option<String>,
 }
 
 #[derive(Debug, Serialize)]

@@ -25,6 +25,7 @@ use crate::state::live;
 use crate::state::teardown::Teardown;
 use crate::supervise::console::{self, RawMode, Relay, Tee};
 use crate::supervise::ending::{self, Ending, Outcome};
+use crate::supervise::kmsg::KernelLog;
 use crate::supervise::probe::Prober;
 use crate::supervise::ready::Readiness;
 use crate::supervise::{self, Options, Watch};
@@ -45,6 +46,10 @@ pub struct Booted {
     /// OOM killer ended the init.
     pub usage: Option<cgroup::Usage>,
     pub oom_killed: bool,
+    /// How many records the firmware wrote to its kernel log.
+    pub kmsg_records: u64,
+    /// How many module loads were answered "loaded" (--modules fake).
+    pub modules_faked: u64,
 }
 
 /// Clone the init and supervise it; boot again after a reboot under
@@ -64,23 +69,21 @@ pub fn boot(
         Some(_) => RawMode::enter()?,
         None => None,
     };
-    let opts = Options {
-        stop_signal: acq.defaults.stop_signal,
-        stop_timeout: cfg.stop_timeout,
-        timeout: cfg.timeout,
-        cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
-    };
+    let opts = options(cfg, acq);
     let mut ready = Readiness::new(&cfg.ready, &acq.state_dir, Some(prober(prep, &spec)));
+    let mut kernel_log = KernelLog::new(
+        prep.kmsg_file.as_ref().and_then(|f| f.try_clone().ok()),
+        _raw.is_some() && console::stdout_is_tty(),
+    );
     let mut refused = Tally::default();
+    let mut modules_faked = 0;
     let mut boots = 0;
     loop {
         boots += 1;
         let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log)?;
         ready.boot(started.pid);
-        let mut notifier = started
-            .listener
-            .take()
-            .map(|l| Notifier::from_mountinfo(l, mountinfo, prep.host_devs.clone(), started.pid));
+        kernel_log.attach(started.kernel_log.take());
+        let mut notifier = notifier_for(cfg, prep, &mut started, mountinfo);
         let watch = Watch {
             relay: relay.as_mut(),
             follow: acq
@@ -92,10 +95,14 @@ pub fn boot(
             follow_refusals: cfg.apparmor.follow_denials,
             tee: tee.as_mut(),
             ready: Some(&mut ready),
+            kernel_log: Some(&mut kernel_log),
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
-        refused.merge(notifier.map(|n| n.refused).unwrap_or_default());
+        if let Some(n) = notifier {
+            modules_faked += n.modules_faked;
+            refused.merge(n.refused);
+        }
         log.phase("run", "the firmware's init ended");
         let (code, mut line) = ending::conclude(&outcome);
         let (usage, oom_killed) = match &acq.cgroup {
@@ -122,8 +129,33 @@ pub fn boot(
             interfaces: interfaces.unwrap_or_default(),
             usage,
             oom_killed,
+            kmsg_records: kernel_log.records,
+            modules_faked,
         });
     }
+}
+
+/// How the supervisor stops the firmware.
+fn options(cfg: &RunConfig, acq: &Acquired) -> Options {
+    Options {
+        stop_signal: acq.defaults.stop_signal,
+        stop_timeout: cfg.stop_timeout,
+        timeout: cfg.timeout,
+        cgroup: acq.cgroup.as_ref().map(|c| c.path.clone()),
+    }
+}
+
+/// The supervisor of the init's seccomp filter, when it has one.
+fn notifier_for(
+    cfg: &RunConfig,
+    prep: &Prepared,
+    started: &mut firmware::Started,
+    mountinfo: Option<String>,
+) -> Option<Notifier> {
+    let listener = started.listener.take()?;
+    let mut n = Notifier::from_mountinfo(listener, mountinfo, prep.host_devs.clone(), started.pid);
+    n.fake_modules = cfg.kernel.fake_modules;
+    Some(n)
 }
 
 /// How `exec:` probes start: as the init does.
@@ -334,6 +366,7 @@ fn child_spec(
             .chain(&acq.defaults.binds)
             .cloned()
             .collect(),
+        cmdline: cfg.kernel.cmdline.clone(),
         console,
         cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         legacy: cgroup::joins(&acq.legacy_cgroups, acq.unified.as_deref())?,

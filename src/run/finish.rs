@@ -65,7 +65,7 @@ pub fn finish(
     if let Some(line) = &booted.line {
         log.say(line);
     }
-    for line in notify::summary_lines(&booted.refused) {
+    for line in notify::summary_lines(&booted.refused, cfg.verbose) {
         log.say(line);
     }
     let mut denied = Vec::new();
@@ -90,6 +90,7 @@ pub fn finish(
                 target: r.target.clone(),
                 reason: r.reason.clone(),
                 count: *count,
+                routine: r.routine.map(String::from),
             })
             .collect(),
     })

@@ -42,6 +42,8 @@ pub struct Prepared {
     pub host_devs: Vec<(u32, u32)>,
     /// Whether the run gets a cgroup of its own (cgroup v2 only).
     pub hierarchy: Hierarchy,
+    /// --kmsg FILE, opened for appending.
+    pub kmsg_file: Option<std::fs::File>,
 }
 
 /// Validate everything that needs no system change, then preflight.
@@ -90,6 +92,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
         .map(overlay::check_rw_dir)
         .transpose()?;
     let (parser, aa_warning) = apparmor_plan(cfg, support)?;
+    let kmsg_file = cfg.kernel.kmsg.as_deref().map(open_kmsg_file).transpose()?;
     let caps = kept_caps(cfg, log);
     say_what_the_user_namespace_changes(cfg, log);
     log.phase(
@@ -111,7 +114,23 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
         profile_text,
         aa_warning,
         argv,
+        kmsg_file,
     })
+}
+
+/// --kmsg FILE, created if missing and appended to.
+fn open_kmsg_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| {
+            fail(format!(
+                "--kmsg '{}' cannot be written: {}: give a file fwrun may create or append to",
+                path.display(),
+                crate::error::io_reason(&e)
+            ))
+        })
 }
 
 /// The capabilities the init keeps, said under -v.

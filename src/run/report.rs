@@ -24,6 +24,18 @@ pub fn begin(cfg: &RunConfig, firmware: &Path) -> Report {
         format!("{:?}", cfg.apparmor.mode).to_lowercase(),
     );
     rep.network.mode = cfg.net.label().into();
+    rep.kernel = report::Kernel {
+        cmdline: cfg.kernel.cmdline.clone(),
+        kmsg_file: cfg.kernel.kmsg.as_ref().map(|p| p.display().to_string()),
+        kmsg_records: 0,
+        modules: if cfg.kernel.fake_modules {
+            "fake"
+        } else {
+            "refuse"
+        }
+        .into(),
+        modules_faked: 0,
+    };
     rep
 }
 
@@ -82,6 +94,8 @@ pub fn booted(rep: &mut Report, b: &Booted) {
         rep.cgroup.set_usage(u);
     }
     rep.cgroup.init_oom_killed = b.oom_killed;
+    rep.kernel.kmsg_records = b.kmsg_records;
+    rep.kernel.modules_faked = b.modules_faked;
 }
 
 /// What the end of the run found.

@@ -143,7 +143,7 @@ pub enum Event {
     Escape,
 }
 
-fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
+pub fn write_all(fd: BorrowedFd<'_>, mut buf: &[u8]) -> Result<(), Errno> {
     while !buf.is_empty() {
         match nix::unistd::write(fd, buf) {
             Ok(n) => buf = &buf[n..],
@@ -238,6 +238,7 @@ impl Relay {
             bytes
         };
         let _ = write_all(stdout(), bytes);
+        crate::report::status::output_written(bytes);
         if let Some(t) = &mut self.tap {
             t.extend_from_slice(bytes);
         }
@@ -311,6 +312,7 @@ impl Tee {
             }
             Ok(n) => {
                 let _ = write_all(self.pipes[i].1, &buf[..n]);
+                crate::report::status::output_written(&buf[..n]);
                 self.tapped.extend_from_slice(&buf[..n]);
             }
         }

@@ -7,11 +7,13 @@
 //! exists that a clone could copy in the middle of its work.
 //!
 //! Beside this file: `ending.rs` (how a boot ended, and its exit code),
-//! `console.rs` (the pty relay, the console's pipes), `ready.rs` (the
+//! `console.rs` (the pty relay, the console's pipes), `kmsg.rs` (the
+//! firmware's own kernel log), `ready.rs` (the
 //! `--ready-when` conditions), `probe.rs` (an `exec:` condition's command).
 
 pub mod console;
 pub mod ending;
+pub mod kmsg;
 pub mod probe;
 pub mod ready;
 
@@ -95,6 +97,8 @@ pub struct Watch<'a> {
     pub tee: Option<&'a mut Tee>,
     /// The --ready-when conditions, and the run's published state.
     pub ready: Option<&'a mut Readiness>,
+    /// The firmware's own kernel log, relayed.
+    pub kernel_log: Option<&'a mut kmsg::KernelLog>,
 }
 
 /// The supervisor's state while the init runs.
@@ -237,6 +241,9 @@ pub fn supervise(
             if let Some(t) = watch.tee.as_deref_mut() {
                 t.drain();
             }
+            if let Some(k) = watch.kernel_log.as_deref_mut() {
+                k.drain();
+            }
             if let Some(r) = watch.ready.as_deref_mut() {
                 r.stopping();
             }
@@ -298,11 +305,12 @@ fn look_at_readiness(sup: &mut Supervisor, watch: &mut Watch) -> i32 {
 }
 
 /// The descriptors one poll watches, in order: the signalfd, the seccomp
-/// notifications (the init's, then an `exec:` probe's), the console (pty
-/// relay, or the tee's pipes), the kernel log.
+/// notifications (the init's, then an `exec:` probe's), the firmware's
+/// kernel log, the console (pty relay, or the tee's pipes), the host's
+/// kernel log (AppArmor's denials).
 struct Polled {
     fds: Vec<RawFd>,
-    /// The relay's descriptors (fd, is_stdin), from index 3.
+    /// The relay's descriptors (fd, is_stdin), from index 4.
     relay: Vec<(RawFd, bool)>,
     /// The tee's pipes, after the relay's.
     tee: Vec<RawFd>,
@@ -324,7 +332,8 @@ impl Polled {
             .as_ref()
             .and_then(|r| r.probe_fd())
             .unwrap_or(-1);
-        let fds = [sfd.as_raw_fd(), notify, probe]
+        let kernel_log = watch.kernel_log.as_ref().and_then(|k| k.fd()).unwrap_or(-1);
+        let fds = [sfd.as_raw_fd(), notify, probe, kernel_log]
             .into_iter()
             .chain(relay.iter().map(|(fd, _)| *fd))
             .chain(tee.iter().copied())
@@ -361,7 +370,12 @@ impl Polled {
                 r.serve_probe();
             }
         }
-        let (relay_p, rest) = pfds[3..].split_at(self.relay.len());
+        if pfds[3].revents & libc::POLLIN != 0 {
+            if let Some(k) = watch.kernel_log.as_deref_mut() {
+                k.ready();
+            }
+        }
+        let (relay_p, rest) = pfds[4..].split_at(self.relay.len());
         if let Some(r) = watch.relay.as_deref_mut() {
             for (p, (_, is_stdin)) in relay_p.iter().zip(&self.relay) {
                 if p.revents != 0 {
