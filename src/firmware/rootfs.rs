@@ -22,13 +22,13 @@ use crate::error::fail;
 use crate::sys::{self, errno_text, fd_path};
 
 /// /proc files that get /dev/null bound over them (they leak the host's
-/// kernel memory, keys, scheduler or interrupt state, or, for kmsg, would
-/// hand the host's kernel log to whoever reads it first).
+/// kernel memory, keys, scheduler or interrupt state). /proc/kmsg, which
+/// would hand the host's kernel log to whoever reads it first, gets the
+/// firmware's own instead ([`mount_kernel_files`]).
 pub const PROC_MASKED_FILES: &[&str] = &[
     "kcore",
     "kallsyms",
     "keys",
-    "kmsg",
     "latency_stats",
     "timer_list",
     "timer_stats",
@@ -345,45 +345,54 @@ pub struct KernelLog {
 /// The firmware's own kernel log and boot line, never the host's: a FIFO
 /// at /dev/kmsg that fwrun reads, another over /proc/kmsg that fwrun fills
 /// with the same records, and a read-only file holding `cmdline` over
-/// /proc/cmdline. The last two are made in /dev and bound, then unlinked
-/// (the binds keep them): nothing of them shows in its /dev.
-pub fn mount_kernel_files(root: &OwnedFd, cmdline: &str) -> Result<KernelLog> {
+/// /proc/cmdline. The last two are made in the run's state directory
+/// `state` (nothing of them shows in the firmware's /dev) and bound; they
+/// stay there for the run, so that a service manager may mount over them
+/// in a unit's namespace (the kernel mounts nothing on a deleted file).
+pub fn mount_kernel_files(root: &OwnedFd, cmdline: &str, state: &Path) -> Result<KernelLog> {
     let open = |name: &str| {
         sys::open_dir_in_root(root, Path::new(name))
             .map_err(|e| anyhow!("opening the firmware's /{name}: {}", errno_text(e)))
     };
     let (dev_fd, proc_fd) = (open("dev")?, open("proc")?);
-    let (dev, proc_) = (fd_path(&dev_fd), fd_path(&proc_fd));
-    let fifo = |name: &str, mode: u32| -> Result<OwnedFd> {
-        nix::sys::stat::mknodat(
-            &dev_fd,
-            name,
-            nix::sys::stat::SFlag::S_IFIFO,
-            Mode::from_bits_truncate(mode),
-            0,
-        )
-        .map_err(|e| anyhow!("creating /dev/{name}: {}", errno_text(e)))?;
-        nix::fcntl::openat(
-            &dev_fd,
-            name,
-            OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(|e| anyhow!("opening /dev/{name}: {}", errno_text(e)))
-    };
-    let written = fifo("kmsg", 0o644)?;
-    const STREAM: &str = ".fwrun-proc-kmsg";
-    let readers = fifo(STREAM, 0o400)?;
-    sys::bind(&dev.join(STREAM), &proc_.join("kmsg"), false).context("binding /proc/kmsg")?;
-    let _ = nix::unistd::unlinkat(&dev_fd, STREAM, nix::unistd::UnlinkatFlags::NoRemoveDir);
-    const CMDLINE: &str = ".fwrun-cmdline";
-    let file = dev.join(CMDLINE);
+    let proc_ = fd_path(&proc_fd);
+    let state_fd = nix::fcntl::open(
+        state,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening {}: {}", state.display(), errno_text(e)))?;
+    let written = fifo(&dev_fd, "kmsg", 0o644).context("making /dev/kmsg")?;
+    const STREAM: &str = "proc-kmsg";
+    let readers = fifo(&state_fd, STREAM, 0o400).context("making /proc/kmsg")?;
+    sys::bind(&state.join(STREAM), &proc_.join("kmsg"), false).context("binding /proc/kmsg")?;
+    let file = state.join("cmdline");
     fs::write(&file, format!("{cmdline}\n")).context("writing the firmware's command line")?;
     sys::bind(&file, &proc_.join("cmdline"), false).context("binding /proc/cmdline")?;
     sys::set_mount_attrs(&proc_.join("cmdline"), false, sys::MOUNT_ATTR_RDONLY)
         .context("making /proc/cmdline read-only")?;
-    let _ = nix::unistd::unlinkat(&dev_fd, CMDLINE, nix::unistd::UnlinkatFlags::NoRemoveDir);
     Ok(KernelLog { written, readers })
+}
+
+/// A FIFO `name` made in `dir` (anew: a restarted boot finds the last
+/// one's), opened for reading and writing without blocking.
+fn fifo(dir: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd> {
+    let _ = nix::unistd::unlinkat(dir, name, nix::unistd::UnlinkatFlags::NoRemoveDir);
+    nix::sys::stat::mknodat(
+        dir,
+        name,
+        nix::sys::stat::SFlag::S_IFIFO,
+        Mode::from_bits_truncate(mode),
+        0,
+    )
+    .map_err(|e| anyhow!("mknod {name}: {}", errno_text(e)))?;
+    nix::fcntl::openat(
+        dir,
+        name,
+        OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| anyhow!("opening {name}: {}", errno_text(e)))
 }
 
 /// Mount the user's binds, creating their destinations inside the root. A

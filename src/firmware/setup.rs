@@ -159,7 +159,7 @@ fn build_root(spec: &ChildSpec, init: BorrowedFd) -> Result<Built> {
         rootfs::mount_cgroup(&root)?;
     }
     rootfs::mount_dev(&root, spec.console.as_ref().map(|c| c.as_fd()))?;
-    let kernel_log = rootfs::mount_kernel_files(&root, &spec.cmdline)?;
+    let kernel_log = rootfs::mount_kernel_files(&root, &spec.cmdline, &spec.state_dir)?;
     crate::fault::step("dev")?;
     rootfs::mount_binds(&spec.root, &spec.binds)?;
     nix::unistd::sethostname(&spec.hostname)

@@ -19,6 +19,9 @@ pub struct ChildSpec {
     pub binds: Vec<ResolvedBind>,
     /// Its /proc/cmdline, without the newline.
     pub cmdline: String,
+    /// The run's state directory, where the files bound over /proc/kmsg
+    /// and /proc/cmdline stay for the run.
+    pub state_dir: PathBuf,
     /// Attached at /dev/console: a detached mount of the pty's slave, or of
     /// the user's terminal, made from its descriptor.
     pub console: Option<OwnedFd>,

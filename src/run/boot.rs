@@ -367,6 +367,7 @@ fn child_spec(
             .cloned()
             .collect(),
         cmdline: cfg.kernel.cmdline.clone(),
+        state_dir: acq.state_dir.clone(),
         console,
         cgroup: acq.cgroup.as_ref().map(|c| c.fd()),
         legacy: cgroup::joins(&acq.legacy_cgroups, acq.unified.as_deref())?,
