@@ -42,6 +42,8 @@ struct Arch {
     class: u8,
     machine: u8,
     qemu: Option<&'static str>,
+    /// qemu-user-static's handler for it (/usr/lib/binfmt.d/CONF.conf).
+    conf: &'static str,
     uname: &'static str,
 }
 
@@ -50,6 +52,7 @@ const ARM64: Arch = Arch {
     class: 2,
     machine: 0xb7,
     qemu: Some("/usr/bin/qemu-aarch64-static"),
+    conf: "qemu-aarch64",
     uname: "aarch64",
 };
 
@@ -61,6 +64,7 @@ const TIER: [Arch; 6] = [
         class: 1,
         machine: 0x28,
         qemu: Some("/usr/bin/qemu-arm-static"),
+        conf: "qemu-arm",
         uname: "armv7l",
     },
     Arch {
@@ -68,6 +72,7 @@ const TIER: [Arch; 6] = [
         class: 1,
         machine: 0x28,
         qemu: Some("/usr/bin/qemu-arm-static"),
+        conf: "qemu-arm",
         uname: "armv7l",
     },
     Arch {
@@ -75,6 +80,7 @@ const TIER: [Arch; 6] = [
         class: 1,
         machine: 0x08,
         qemu: Some("/usr/bin/qemu-mipsel-static"),
+        conf: "qemu-mipsel",
         uname: "mips",
     },
     Arch {
@@ -82,6 +88,7 @@ const TIER: [Arch; 6] = [
         class: 2,
         machine: 0x08,
         qemu: Some("/usr/bin/qemu-mips64el-static"),
+        conf: "qemu-mips64el",
         uname: "mips64",
     },
     Arch {
@@ -89,6 +96,7 @@ const TIER: [Arch; 6] = [
         class: 2,
         machine: 0x15,
         qemu: Some("/usr/bin/qemu-ppc64le-static"),
+        conf: "qemu-ppc64le",
         uname: "ppc64le",
     },
     Arch {
@@ -96,6 +104,7 @@ const TIER: [Arch; 6] = [
         class: 1,
         machine: 0x03,
         qemu: None,
+        conf: "qemu-i386",
         uname: "i686",
     },
 ];
@@ -201,29 +210,98 @@ fn mounted_here() -> bool {
     Path::new(BINFMT).join("status").exists()
 }
 
-/// A handler of the test's, removed when dropped (a panic included).
-struct Handler(String);
+/// A handler of the test's. binfmt_misc keeps its handlers only while it
+/// is mounted somewhere: a helper holds it mounted in a mount namespace of
+/// its own for as long as the handler is needed, and ends when its stdin
+/// closes, which the test's end (a panic or a SIGKILL included) does; on a
+/// machine without binfmt_misc mounted, the handler goes with it.
+struct Handler {
+    name: String,
+    helper: std::process::Child,
+}
 
 impl Handler {
-    /// Register the test's handler for `arch` with `flags`.
+    /// Register the test's handler for `arch` with `flags`, its
+    /// interpreter qemu-ARCH-static itself.
     fn register(arch: &Arch, flags: &str) -> Handler {
-        sweep();
         let (magic, mask) = arch.magic_mask();
-        let name = arch.name();
         let qemu = arch.qemu.expect("an emulated architecture");
-        let text = in_binfmt(&format!(
-            "printf '%s' ':{name}:M::{magic}:{mask}:{qemu}:{flags}' > register; cat {name}"
-        ));
-        assert!(text.contains(&format!("flags: {flags}\n")), "{text}");
-        Handler(name)
+        Handler::with(
+            &arch.name(),
+            &format!("M::{magic}:{mask}:{qemu}:{flags}"),
+            flags,
+        )
+    }
+
+    /// Register, under the test's name, the handler qemu-user-static
+    /// ships for `arch` (/usr/lib/binfmt.d): its magic and mask, its
+    /// interpreter (a name ending in -binfmt-P, which tells qemu that the
+    /// kernel passes the program's own argv[0], flag P, as busybox's
+    /// applets need) and its flags. Its interpreter path.
+    fn as_qemu_ships(arch: &Arch) -> (Handler, String) {
+        let conf = format!("/usr/lib/binfmt.d/{}.conf", arch.conf);
+        let line = fs::read_to_string(&conf)
+            .unwrap_or_else(|e| panic!("{conf}: {e}: scripts/deps.sh installs qemu-user-static"));
+        // :name:type:offset:magic:mask:interpreter:flags
+        let fields: Vec<&str> = line.trim().split(':').collect();
+        assert_eq!(fields.len(), 8, "{conf}: {line}");
+        let flags = fields[7];
+        let h = Handler::with(&arch.name(), &fields[2..].join(":"), flags);
+        (h, fields[6].to_string())
+    }
+
+    /// Register `name` with the rest of a registration line (type to
+    /// flags) and check that the kernel lists it with `flags`.
+    fn with(name: &str, rest: &str, flags: &str) -> Handler {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        sweep();
+        let name = name.to_string();
+        let mut helper = Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-ec"])
+            .arg(format!(
+                "mount -t binfmt_misc binfmt_misc {BINFMT}; cd {BINFMT}; \
+                 printf '%s' ':{name}:{rest}' > register; \
+                 cat {name}; echo ready; read -r _ || true; echo -1 > {name}"
+            ))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("running unshare");
+        let mut text = String::new();
+        let mut lines = std::io::BufReader::new(helper.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            if line == "ready" {
+                break;
+            }
+            text.push_str(&line);
+            text.push('\n');
+        }
+        // The kernel lists the flags in an order of its own.
+        let sorted = |f: &str| {
+            let mut c: Vec<char> = f.chars().collect();
+            c.sort_unstable();
+            c
+        };
+        let listed = text.lines().find_map(|l| l.strip_prefix("flags: "));
+        assert_eq!(
+            listed.map(sorted),
+            Some(sorted(flags)),
+            "registering {name}: {text:?}"
+        );
+        Handler { name, helper }
     }
 }
 
 impl Drop for Handler {
     fn drop(&mut self) {
-        let name = &self.0;
-        let _ =
-            std::panic::catch_unwind(|| in_binfmt(&format!("[ ! -e {name} ] || echo -1 > {name}")));
+        drop(self.helper.stdin.take());
+        let _ = self.helper.wait();
+        if !std::thread::panicking() {
+            let left = in_binfmt("ls").lines().any(|l| l == self.name);
+            assert!(!left, "{} is still registered", self.name);
+        }
     }
 }
 
@@ -412,7 +490,7 @@ fn boots_and_powers_off(arch: &Arch) {
     }
     let img = arch.image();
     let _g = guard();
-    let _h = arch.qemu.map(|_| Handler::register(arch, "F"));
+    let h = arch.qemu.map(|_| Handler::as_qemu_ships(arch));
     let s = Scratch::new("foreign-tier");
     let rep = s.path("r.json");
     let start = Instant::now();
@@ -451,10 +529,13 @@ fn boots_and_powers_off(arch: &Arch) {
     let v = read_report(&rep);
     assert_eq!(v["detected"]["init"], "busybox");
     assert_eq!(v["confinement"]["seccomp"], true);
-    match arch.qemu {
-        Some(q) => assert_eq!(v["detected"]["emulator"]["interpreter"], q),
+    match &h {
+        Some((_, interpreter)) => {
+            assert_eq!(v["detected"]["emulator"]["interpreter"], *interpreter)
+        }
         None => assert_eq!(v["detected"]["emulator"], Value::Null),
     }
+    drop(h);
 }
 
 #[test]
