@@ -10,13 +10,15 @@
 //! is named, not the init.
 //!
 //! The machine's binfmt_misc is never changed but for the test's own
-//! handlers (named fwrun-test-*): the kernel tries the handler registered
-//! last first, so the machine's own handlers need not be disabled, and
-//! binfmt_misc is mounted only in a mount namespace of the test's helper,
-//! which goes with it. A handler is removed when its test ends (a panic
-//! included); one that a killed run left is removed by the next test that
-//! registers or looks (no code runs at a SIGKILL, and until then it only
-//! sends that architecture's programs to the same qemu).
+//! handlers (named fwrun-test-*), and those only while a test runs: the
+//! kernel tries the handler registered last first, so the machine's own
+//! handlers need not be disabled; binfmt_misc is mounted only in a mount
+//! namespace of a helper of the test's, which holds it (binfmt_misc drops
+//! its handlers with its last mount) until its stdin closes, that is until
+//! the test ends, however it ends (a SIGKILL included). On a machine that
+//! has binfmt_misc mounted itself, a handler a killed run left stays
+//! registered (sending that architecture's programs to the same qemu) until
+//! the next test that registers one removes it.
 
 mod common;
 
