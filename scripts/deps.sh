@@ -20,7 +20,7 @@ packages=(
   podman runc      # the container tests
   mmdebstrap       # the container tests' image, the real-firmware tests' Debian images
   python3-yaml python3-jsonschema  # the container docs' snippet checks
-  qemu-user-static # the foreign-architecture (arm64) tests' emulator
+  qemu-user-static # the foreign-architecture tier's emulators (arm64, ARM, MIPS, POWER)
 )
 
 missing=()

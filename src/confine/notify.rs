@@ -106,6 +106,12 @@ impl Notifier {
     pub fn serve(&mut self) -> Option<Refusal> {
         // ENOENT: the caller went away (a signal, or it died).
         let req = sys::seccomp::receive(self.listener.as_fd()).ok()?;
+        // A 32-bit call as the native call it means: every handler below
+        // knows native numbers and 64-bit arguments only.
+        let Some(req) = seccomp::as_native(req) else {
+            self.answer(req.id, Answer::Errno(libc::ENOSYS));
+            return None;
+        };
         let (verdict, refusal) = self.decide(&req);
         if !self.still_valid(req.id) {
             return None;

@@ -14,9 +14,15 @@
 //! - Except, on a run without an AppArmor profile, a bind remount that
 //!   leaves its mount read-only and nodev, which goes ahead at once: the
 //!   supervisor would let it, and systemd makes a hundred at each boot.
-//! - Everything else is allowed. A call from another architecture's entry
-//!   (32-bit x86 on a 64-bit kernel, x32) answers ENOSYS: the filter checks
-//!   this machine's table only.
+//! - Everything else is allowed.
+//! - The 32-bit entry the kernel runs beside this machine's own (i386 on
+//!   x86_64, AArch32 on arm64) is treated the same, by its own call
+//!   numbers ([`compat_calls`]), its 32-bit-only variants included (the old
+//!   umount, stime, the time64 clock calls). The supervisor sees each such
+//!   call as the native call it means ([`as_native`]).
+//! - x32 (x86_64's entry whose numbers carry bit 30) and any other entry
+//!   answer ENOSYS to every call: fwrun refuses to start an init built for
+//!   one ([`confines`]).
 
 /// How a call is treated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,9 +65,7 @@ pub fn table() -> Vec<(libc::c_long, Treat)> {
         (libc::SYS_move_mount, NoSys),
         (libc::SYS_open_tree, NoSys),
         (libc::SYS_mount_setattr, NoSys),
-        // open_tree_attr (Linux 6.15), the same number on every
-        // architecture's unified table.
-        (467, NoSys),
+        (OPEN_TREE_ATTR, NoSys),
     ];
     #[cfg(target_arch = "x86_64")]
     t.extend([(libc::SYS_iopl, Notify), (libc::SYS_ioperm, Notify)]);
@@ -115,6 +119,15 @@ pub fn syscall_name(nr: libc::c_long) -> &'static str {
         libc::SYS_keyctl => "keyctl",
         libc::SYS_request_key => "request_key",
         libc::SYS_syslog => "syslog",
+        libc::SYS_ioctl => "ioctl",
+        libc::SYS_fsopen => "fsopen",
+        libc::SYS_fsconfig => "fsconfig",
+        libc::SYS_fsmount => "fsmount",
+        libc::SYS_fspick => "fspick",
+        libc::SYS_move_mount => "move_mount",
+        libc::SYS_open_tree => "open_tree",
+        libc::SYS_mount_setattr => "mount_setattr",
+        OPEN_TREE_ATTR => "open_tree_attr",
         #[cfg(target_arch = "x86_64")]
         libc::SYS_iopl => "iopl",
         #[cfg(target_arch = "x86_64")]
@@ -123,14 +136,187 @@ pub fn syscall_name(nr: libc::c_long) -> &'static str {
     }
 }
 
+/// open_tree_attr (Linux 6.15), the same number on every architecture's
+/// unified table, 32-bit ones included.
+const OPEN_TREE_ATTR: libc::c_long = 467;
+
+/// The calls of i386 (the 32-bit entry of an x86_64 kernel) the filter
+/// names, by their i386 number (arch/x86/entry/syscalls/syscall_32.tbl),
+/// each with the name of the native call it means. Its own variants mean
+/// the native call that does the same: the old umount (22, no flags) is
+/// umount2, stime (25) settimeofday, the time64 calls (404, 405) the
+/// native clock calls. socketcall and ipc reach nothing the filter names.
+/// kexec_file_load has no i386 number.
+pub const I386_CALLS: &[(u32, &str)] = &[
+    (21, "mount"),
+    (22, "umount2"),
+    (52, "umount2"),
+    (283, "kexec_load"),
+    (128, "init_module"),
+    (350, "finit_module"),
+    (129, "delete_module"),
+    (264, "clock_settime"),
+    (404, "clock_settime"),
+    (343, "clock_adjtime"),
+    (405, "clock_adjtime"),
+    (79, "settimeofday"),
+    (25, "settimeofday"),
+    (124, "adjtimex"),
+    (87, "swapon"),
+    (115, "swapoff"),
+    (51, "acct"),
+    (342, "open_by_handle_at"),
+    (336, "perf_event_open"),
+    (357, "bpf"),
+    (286, "add_key"),
+    (288, "keyctl"),
+    (287, "request_key"),
+    (430, "fsopen"),
+    (431, "fsconfig"),
+    (432, "fsmount"),
+    (433, "fspick"),
+    (429, "move_mount"),
+    (428, "open_tree"),
+    (442, "mount_setattr"),
+    (467, "open_tree_attr"),
+    (110, "iopl"),
+    (101, "ioperm"),
+    (103, "syslog"),
+    (54, "ioctl"),
+];
+
+/// The same for AArch32 (EABI, the 32-bit entry of an arm64 kernel), by
+/// its numbers (arch/arm/tools/syscall.tbl). The old umount and stime
+/// are OABI only, which arm64 does not run; ARM has no I/O port calls.
+pub const ARM_CALLS: &[(u32, &str)] = &[
+    (21, "mount"),
+    (52, "umount2"),
+    (347, "kexec_load"),
+    (401, "kexec_file_load"),
+    (128, "init_module"),
+    (379, "finit_module"),
+    (129, "delete_module"),
+    (262, "clock_settime"),
+    (404, "clock_settime"),
+    (372, "clock_adjtime"),
+    (405, "clock_adjtime"),
+    (79, "settimeofday"),
+    (124, "adjtimex"),
+    (87, "swapon"),
+    (115, "swapoff"),
+    (51, "acct"),
+    (371, "open_by_handle_at"),
+    (364, "perf_event_open"),
+    (386, "bpf"),
+    (309, "add_key"),
+    (311, "keyctl"),
+    (310, "request_key"),
+    (430, "fsopen"),
+    (431, "fsconfig"),
+    (432, "fsmount"),
+    (433, "fspick"),
+    (429, "move_mount"),
+    (428, "open_tree"),
+    (442, "mount_setattr"),
+    (467, "open_tree_attr"),
+    (103, "syslog"),
+    (54, "ioctl"),
+];
+
+/// This machine's audit architecture (AUDIT_ARCH_X86_64, AUDIT_ARCH_AARCH64).
+#[cfg(target_arch = "x86_64")]
+pub const NATIVE_ARCH: u32 = 0xC000_003E;
+#[cfg(target_arch = "aarch64")]
+pub const NATIVE_ARCH: u32 = 0xC000_00B7;
+/// The 32-bit entry's (AUDIT_ARCH_I386, AUDIT_ARCH_ARM) and its calls.
+#[cfg(target_arch = "x86_64")]
+pub const COMPAT_ARCH: u32 = 0x4000_0003;
+#[cfg(target_arch = "x86_64")]
+const COMPAT: &[(u32, &str)] = I386_CALLS;
+#[cfg(target_arch = "aarch64")]
+pub const COMPAT_ARCH: u32 = 0x4000_0028;
+#[cfg(target_arch = "aarch64")]
+const COMPAT: &[(u32, &str)] = ARM_CALLS;
+
+/// The calls the filter names beside the table: syslog (its read-only
+/// actions pass) and ioctl (the terminal's requests, on a user's terminal).
+fn named() -> impl Iterator<Item = libc::c_long> {
+    table()
+        .into_iter()
+        .map(|(nr, _)| nr)
+        .chain([libc::SYS_syslog, libc::SYS_ioctl])
+}
+
+/// The native number of the call `name`, if the filter names it.
+fn native_nr(name: &str) -> Option<libc::c_long> {
+    named().find(|nr| syscall_name(*nr) == name)
+}
+
+/// The 32-bit entry's calls the filter names: (its number, the native one).
+pub fn compat_calls() -> Vec<(u32, libc::c_long)> {
+    COMPAT
+        .iter()
+        .map(|&(nr, name)| {
+            let native = native_nr(name).expect("every 32-bit call means a native one");
+            (nr, native)
+        })
+        .collect()
+}
+
+/// The machines whose programs the filter confines ([`confines`]), by
+/// the names fwrun's messages give them.
+#[cfg(target_arch = "x86_64")]
+pub const CONFINED: [&str; 2] = ["x86_64", "i386"];
+#[cfg(target_arch = "aarch64")]
+pub const CONFINED: [&str; 2] = ["aarch64", "arm"];
+
+/// Whether the filter treats calls from the entry of ELF machine `code`
+/// (32 or 64-bit, little or big-endian, as its header says) as this
+/// machine's: its own and the 32-bit one beside it, little-endian. A
+/// program for any other entry (x32, big-endian ARM) would meet ENOSYS at
+/// its first call.
+pub fn confines(code: u16, is_64: bool, little_endian: bool) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    let known = [(62, true), (3, false)];
+    #[cfg(target_arch = "aarch64")]
+    let known = [(183, true), (40, false)];
+    little_endian && known.contains(&(code, is_64))
+}
+
+/// A notification as the native call it means, for the supervisor, whose
+/// handlers know native numbers only: a 32-bit call gets its native
+/// number, and its arguments their low 32 bits (pointers, flags: the
+/// caller's registers are 32 bits wide). None for a call the filter never
+/// sends (another entry's).
+pub fn as_native(mut req: libc::seccomp_notif) -> Option<libc::seccomp_notif> {
+    if req.data.arch == NATIVE_ARCH {
+        return Some(req);
+    }
+    if req.data.arch != COMPAT_ARCH {
+        return None;
+    }
+    let nr = req.data.nr as u32;
+    let native = compat_calls()
+        .into_iter()
+        .find_map(|(c, n)| (c == nr).then_some(n))?;
+    #[cfg(target_arch = "x86_64")]
+    let no_flags = nr == 22;
+    #[cfg(target_arch = "aarch64")]
+    let no_flags = false;
+    for a in req.data.args.iter_mut() {
+        *a &= 0xFFFF_FFFF;
+    }
+    if no_flags {
+        // umount(target) has no flags argument: umount2(target, 0).
+        req.data.args[1] = 0;
+    }
+    req.data.nr = native as i32;
+    Some(req)
+}
+
 /// syslog(2) actions that only read: the kernel log may be read, not
 /// cleared, consumed or reconfigured. 0 and 1 (close, open) do nothing.
 pub const SYSLOG_READ_ONLY: &[u32] = &[0, 1, 3, 9, 10];
-
-#[cfg(target_arch = "x86_64")]
-const NATIVE_ARCH: u32 = 0xC000_003E;
-#[cfg(target_arch = "aarch64")]
-const NATIVE_ARCH: u32 = 0xC000_00B7;
 
 const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
 const JEQ: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
@@ -226,7 +412,9 @@ fn fast_mounts() -> Vec<libc::sock_filter> {
     let propagation =
         (libc::MS_SHARED | libc::MS_PRIVATE | libc::MS_SLAVE | libc::MS_UNBINDABLE) as u32;
     let p = vec![
-        /* 0 */ op(LD_W_ABS, OFFSET_ARG3_HI),
+        // FAST_LOW_WORD is the first instruction after these two.
+        /* 0 */
+        op(LD_W_ABS, OFFSET_ARG3_HI),
         /* 1 */ jump(JEQ, 0, 0, NOTIFY - 2),
         // A read-only nodev bind remount, with nothing else but these.
         /* 2 */ lo(),
@@ -252,6 +440,9 @@ fn fast_mounts() -> Vec<libc::sock_filter> {
     debug_assert_eq!(p.len(), NOTIFY as usize + 1);
     p
 }
+
+/// Where [`fast_mounts`] starts on the flags' low word.
+const FAST_LOW_WORD: usize = 2;
 
 /// A jump target while the program is laid out: so many instructions on,
 /// or a label placed further down.
@@ -353,7 +544,11 @@ pub fn program(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
 /// ([`terminal_ioctls`]).
 pub fn program_with(fast_bind_remounts: bool, guard_terminal: bool) -> Vec<libc::sock_filter> {
     let mut p = Layout::default();
+    // Where the calls the filter names go, once found.
+    let (notify, nosys, fast_mount, syslog) = (p.label(), p.label(), p.label(), p.label());
+    let (ioctl, compat, fast_mount_32) = (p.label(), p.label(), p.label());
     p.push(op(LD_W_ABS, OFFSET_ARCH));
+    p.jump(JEQ, COMPAT_ARCH, To::Label(compat), To::Skip(0));
     p.push(jump(JEQ, NATIVE_ARCH, 1, 0));
     p.push(op(RET, errno(libc::ENOSYS)));
     p.push(op(LD_W_ABS, OFFSET_NR));
@@ -363,21 +558,30 @@ pub fn program_with(fast_bind_remounts: bool, guard_terminal: bool) -> Vec<libc:
         p.push(jump(JGE, 0x4000_0000, 0, 1));
         p.push(op(RET, errno(libc::ENOSYS)));
     }
-    // Where the calls the filter names go, once found.
-    let (notify, nosys, fast_mount, syslog) = (p.label(), p.label(), p.label(), p.label());
-    let ioctl = p.label();
-    let mut calls: Vec<(u32, usize)> = table()
+    // Where a call goes, by its native number; a 32-bit call's mount
+    // flags are one word.
+    let target = |nr: libc::c_long, wide: bool| match treat(nr) {
+        Some(Treat::Notify) if nr == libc::SYS_mount && fast_bind_remounts => match wide {
+            true => Some(fast_mount),
+            false => Some(fast_mount_32),
+        },
+        Some(Treat::Notify) => Some(notify),
+        Some(Treat::NoSys) => Some(nosys),
+        None if nr == libc::SYS_syslog => Some(syslog),
+        None if nr == libc::SYS_ioctl => guard_terminal.then_some(ioctl),
+        None => None,
+    };
+    let mut calls: Vec<(u32, usize)> = named()
+        .filter_map(|nr| Some((nr as u32, target(nr, true)?)))
+        .collect();
+    calls.sort_unstable();
+    search(&mut p, &calls);
+    // The 32-bit entry: its numbers, to the same places.
+    p.place(compat);
+    p.push(op(LD_W_ABS, OFFSET_NR));
+    let mut calls: Vec<(u32, usize)> = compat_calls()
         .into_iter()
-        .map(|(nr, treat)| {
-            let to = match treat {
-                Treat::Notify if nr == libc::SYS_mount && fast_bind_remounts => fast_mount,
-                Treat::Notify => notify,
-                Treat::NoSys => nosys,
-            };
-            (nr as u32, to)
-        })
-        .chain([(libc::SYS_syslog as u32, syslog)])
-        .chain(guard_terminal.then_some((libc::SYS_ioctl as u32, ioctl)))
+        .filter_map(|(nr, native)| Some((nr, target(native, false)?)))
         .collect();
     calls.sort_unstable();
     search(&mut p, &calls);
@@ -386,8 +590,13 @@ pub fn program_with(fast_bind_remounts: bool, guard_terminal: bool) -> Vec<libc:
     p.place(nosys);
     p.push(op(RET, errno(libc::ENOSYS)));
     if fast_bind_remounts {
+        // The high word of the flags must be 0; a 32-bit caller's flags
+        // have none, and come in after its check.
         p.place(fast_mount);
-        for i in fast_mounts() {
+        for (at, i) in fast_mounts().into_iter().enumerate() {
+            if at == FAST_LOW_WORD {
+                p.place(fast_mount_32);
+            }
             p.push(i);
         }
     }
@@ -408,6 +617,13 @@ pub fn program_with(fast_bind_remounts: bool, guard_terminal: bool) -> Vec<libc:
     p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
     p.push(op(RET, libc::SECCOMP_RET_ALLOW));
     p.finish()
+}
+
+/// How the table treats the call `nr`, if it names it.
+fn treat(nr: libc::c_long) -> Option<Treat> {
+    table()
+        .into_iter()
+        .find_map(|(n, t)| (n == nr).then_some(t))
 }
 
 #[cfg(test)]
@@ -484,8 +700,9 @@ mod tests {
             verdict(libc::SYS_syslog, n, 2),
             libc::SECCOMP_RET_USER_NOTIF
         );
-        // Another architecture's entry.
-        assert_eq!(verdict(libc::SYS_read, 0x4000_0003, 0), errno(libc::ENOSYS));
+        // Another architecture's entry (x32's own, big-endian ARM's).
+        assert_eq!(verdict(libc::SYS_read, 0x4000_003E, 0), errno(libc::ENOSYS));
+        assert_eq!(verdict(3, 0x0000_0028, 0), errno(libc::ENOSYS));
         #[cfg(target_arch = "x86_64")]
         assert_eq!(
             verdict(0x4000_0000 + libc::SYS_read, n, 0),
@@ -557,36 +774,71 @@ mod tests {
     }
 
     /// The filter as one comparison after another, as it was first
-    /// written: the search must answer every call as this does.
+    /// written, the 32-bit entry's calls after the native ones: the search
+    /// must answer every call as this does.
     fn one_by_one(fast_bind_remounts: bool) -> Vec<libc::sock_filter> {
+        let mut native = vec![op(LD_W_ABS, OFFSET_NR)];
+        #[cfg(target_arch = "x86_64")]
+        native.extend([jump(JGE, 0x4000_0000, 0, 1), op(RET, errno(libc::ENOSYS))]);
+        native.extend(compare(fast_bind_remounts, true, &[]));
         let mut p = vec![
             op(LD_W_ABS, OFFSET_ARCH),
-            jump(JEQ, NATIVE_ARCH, 1, 0),
+            jump(JEQ, NATIVE_ARCH, 0, native.len() as u8),
+        ];
+        p.extend(native);
+        p.extend([
+            jump(JEQ, COMPAT_ARCH, 1, 0),
             op(RET, errno(libc::ENOSYS)),
             op(LD_W_ABS, OFFSET_NR),
-        ];
-        #[cfg(target_arch = "x86_64")]
-        p.extend([jump(JGE, 0x4000_0000, 0, 1), op(RET, errno(libc::ENOSYS))]);
-        if fast_bind_remounts {
-            let fast = fast_mounts();
-            p.push(jump(JEQ, libc::SYS_mount as u32, 0, fast.len() as u8));
-            p.extend(fast);
+        ]);
+        p.extend(compare(fast_bind_remounts, false, &compat_calls()));
+        p
+    }
+
+    /// One entry's comparisons, ending in an allow: by the native numbers,
+    /// or by `compat`'s.
+    fn compare(fast: bool, wide: bool, compat: &[(u32, libc::c_long)]) -> Vec<libc::sock_filter> {
+        let own = |native: libc::c_long| -> Vec<u32> {
+            match wide {
+                true => vec![native as u32],
+                false => compat
+                    .iter()
+                    .filter(|(_, n)| *n == native)
+                    .map(|(c, _)| *c)
+                    .collect(),
+            }
+        };
+        let mut p = Vec::new();
+        if fast {
+            let mut f = fast_mounts();
+            if !wide {
+                f.drain(..FAST_LOW_WORD);
+            }
+            for nr in own(libc::SYS_mount) {
+                p.push(jump(JEQ, nr, 0, f.len() as u8));
+                p.extend(f.clone());
+            }
         }
-        for (nr, treat) in table() {
+        for (native, treat) in table() {
             let ret = match treat {
                 Treat::Notify => libc::SECCOMP_RET_USER_NOTIF,
                 Treat::NoSys => errno(libc::ENOSYS),
             };
-            p.push(jump(JEQ, nr as u32, 0, 1));
-            p.push(op(RET, ret));
+            for nr in own(native) {
+                p.push(jump(JEQ, nr, 0, 1));
+                p.push(op(RET, ret));
+            }
         }
         let n = SYSLOG_READ_ONLY.len() as u8;
-        p.push(jump(JEQ, libc::SYS_syslog as u32, 0, n + 2));
-        p.push(op(LD_W_ABS, OFFSET_ARG0));
-        for (i, action) in SYSLOG_READ_ONLY.iter().enumerate() {
-            p.push(jump(JEQ, *action, n - i as u8, 0));
+        for nr in own(libc::SYS_syslog) {
+            p.push(jump(JEQ, nr, 0, n + 2));
+            p.push(op(LD_W_ABS, OFFSET_ARG0));
+            for (i, action) in SYSLOG_READ_ONLY.iter().enumerate() {
+                p.push(jump(JEQ, *action, n - i as u8, 0));
+            }
+            p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
+            p.push(op(RET, libc::SECCOMP_RET_ALLOW));
         }
-        p.push(op(RET, libc::SECCOMP_RET_USER_NOTIF));
         p.push(op(RET, libc::SECCOMP_RET_ALLOW));
         p
     }
@@ -603,7 +855,7 @@ mod tests {
         ];
         for fast in [false, true] {
             let (search, reference) = (program(fast), one_by_one(fast));
-            for arch in [NATIVE_ARCH, 0x4000_0003] {
+            for arch in [NATIVE_ARCH, COMPAT_ARCH, 0x4000_003E, 0xC000_0028] {
                 for nr in (0..1024).chain([0x4000_0000, 0x4000_0002, u32::MAX as i64]) {
                     for a in args {
                         assert_eq!(
@@ -654,5 +906,185 @@ mod tests {
             run(&guarded, libc::SYS_read, n, [0; 4]),
             libc::SECCOMP_RET_ALLOW
         );
+    }
+
+    /// Every call the filter names on either 64-bit machine, by name.
+    const NAMES: &[&str] = &[
+        "mount",
+        "umount2",
+        "kexec_load",
+        "kexec_file_load",
+        "init_module",
+        "finit_module",
+        "delete_module",
+        "clock_settime",
+        "clock_adjtime",
+        "settimeofday",
+        "adjtimex",
+        "swapon",
+        "swapoff",
+        "acct",
+        "open_by_handle_at",
+        "perf_event_open",
+        "bpf",
+        "add_key",
+        "keyctl",
+        "request_key",
+        "fsopen",
+        "fsconfig",
+        "fsmount",
+        "fspick",
+        "move_mount",
+        "open_tree",
+        "mount_setattr",
+        "open_tree_attr",
+        "iopl",
+        "ioperm",
+        "syslog",
+        "ioctl",
+    ];
+
+    #[test]
+    fn every_call_has_its_numbers_on_each_32_bit_entry() {
+        // The names are this machine's calls, all of them.
+        let here: Vec<&str> = named().map(syscall_name).collect();
+        assert!(here.iter().all(|n| NAMES.contains(n)), "{here:?}");
+        for (table, absent) in [
+            (I386_CALLS, &["kexec_file_load"][..]),
+            (ARM_CALLS, &["iopl", "ioperm"][..]),
+        ] {
+            for name in NAMES {
+                let has = table.iter().any(|(_, n)| n == name);
+                assert_eq!(has, !absent.contains(name), "{name}");
+            }
+            let mut numbers: Vec<u32> = table.iter().map(|(nr, _)| *nr).collect();
+            numbers.sort_unstable();
+            numbers.dedup();
+            assert_eq!(numbers.len(), table.len(), "a number given twice");
+            assert!(table.iter().all(|(_, n)| NAMES.contains(n)));
+        }
+        // The 32-bit-only variants, and a few numbers as the kernel's
+        // tables give them.
+        let i386 = |nr| I386_CALLS.iter().find(|(c, _)| *c == nr).map(|(_, n)| *n);
+        let arm = |nr| ARM_CALLS.iter().find(|(c, _)| *c == nr).map(|(_, n)| *n);
+        assert_eq!(i386(22), Some("umount2"));
+        assert_eq!(i386(25), Some("settimeofday"));
+        assert_eq!(i386(404), Some("clock_settime"));
+        assert_eq!(i386(405), Some("clock_adjtime"));
+        assert_eq!(i386(21), Some("mount"));
+        assert_eq!(i386(103), Some("syslog"));
+        assert_eq!(arm(379), Some("finit_module"));
+        assert_eq!(arm(262), Some("clock_settime"));
+        assert_eq!(arm(22), None, "OABI only");
+        assert_eq!(compat_calls().len(), COMPAT.len());
+    }
+
+    #[test]
+    fn a_32_bit_call_is_answered_as_the_native_one_it_means() {
+        let words = [
+            [0u64; 4],
+            [3, 0, 0, 0],
+            [8, 0x5412, 0, 0],
+            [10, 0x4B3A, 0, 0],
+            [
+                0,
+                0x5401,
+                0,
+                libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NODEV,
+            ],
+            [0, 0, 0, libc::MS_BIND | libc::MS_REC],
+            [0, 0, 0, libc::MS_PRIVATE],
+            [0, 0, 0, libc::MS_MOVE],
+        ];
+        for (fast, guard) in [(false, false), (true, false), (false, true), (true, true)] {
+            let prog = program_with(fast, guard);
+            for (nr, native) in compat_calls() {
+                for a in words {
+                    assert_eq!(
+                        run(&prog, nr as libc::c_long, COMPAT_ARCH, a),
+                        run(&prog, native, NATIVE_ARCH, a),
+                        "32-bit call {nr} ({}), arguments {a:?}, fast {fast}, terminal {guard}",
+                        syscall_name(native)
+                    );
+                }
+            }
+            // The others are allowed: read, write, open, socketcall.
+            for nr in [3, 4, 5, 102] {
+                assert_eq!(run(&prog, nr, COMPAT_ARCH, [0; 4]), libc::SECCOMP_RET_ALLOW);
+            }
+        }
+        // A 32-bit caller's flags are its register's: a high word set there
+        // does not send a fast mount to the supervisor.
+        let ro_nodev = libc::MS_REMOUNT | libc::MS_BIND | libc::MS_RDONLY | libc::MS_NODEV;
+        let mount32 = COMPAT.iter().find(|(_, n)| *n == "mount").unwrap().0;
+        assert_eq!(
+            run(
+                &program(true),
+                mount32 as libc::c_long,
+                COMPAT_ARCH,
+                [0, 0, 0, ro_nodev | 1 << 40]
+            ),
+            libc::SECCOMP_RET_ALLOW
+        );
+    }
+
+    fn notification(arch: u32, nr: i32, args: [u64; 6]) -> libc::seccomp_notif {
+        // SAFETY: a plain C struct of integers.
+        let mut req: libc::seccomp_notif = unsafe { std::mem::zeroed() };
+        req.id = 7;
+        req.data.arch = arch;
+        req.data.nr = nr;
+        req.data.args = args;
+        req
+    }
+
+    #[test]
+    fn the_supervisor_sees_32_bit_calls_as_native_ones() {
+        let high = 0xDEAD_BEEF_0000_0000u64;
+        let args = [high | 0x1000, high | 0x2000, 0x3000, high | 0x21, 5, 6];
+        let native = as_native(notification(NATIVE_ARCH, libc::SYS_mount as i32, args)).unwrap();
+        assert_eq!(native.data.args, args, "native calls are left alone");
+        assert_eq!(native.data.nr, libc::SYS_mount as i32);
+        for (nr, want) in compat_calls() {
+            let req = as_native(notification(COMPAT_ARCH, nr as i32, args)).unwrap();
+            assert_eq!(req.data.nr as libc::c_long, want, "{nr}");
+            assert_eq!(req.id, 7);
+            assert_eq!(req.data.args[0], 0x1000, "a pointer's low 32 bits");
+            assert_eq!(req.data.args[3], 0x21, "the flags' low 32 bits");
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            let old = as_native(notification(COMPAT_ARCH, 22, args)).unwrap();
+            assert_eq!(old.data.nr as libc::c_long, libc::SYS_umount2);
+            assert_eq!(old.data.args[1], 0, "umount(2) has no flags");
+            assert_eq!(
+                as_native(notification(COMPAT_ARCH, 52, args))
+                    .unwrap()
+                    .data
+                    .args[1],
+                0x2000
+            );
+        }
+        // A 32-bit call the filter never sends, another entry's.
+        assert!(as_native(notification(COMPAT_ARCH, 3, args)).is_none());
+        assert!(as_native(notification(0x4000_003E, 21, args)).is_none());
+    }
+
+    #[test]
+    fn the_filter_confines_this_machine_s_own_and_32_bit_programs_only() {
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(confines(62, true, true));
+            assert!(confines(3, false, true));
+            assert!(!confines(62, false, true), "x32");
+        }
+        #[cfg(target_arch = "aarch64")]
+        {
+            assert!(confines(183, true, true));
+            assert!(confines(40, false, true));
+            assert!(!confines(40, false, false), "big-endian ARM");
+            assert!(!confines(183, false, true), "ILP32");
+        }
+        assert!(!confines(8, false, true));
     }
 }

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use rustix::stdio::{stdin, stdout};
 
+use crate::confine::seccomp;
 use crate::error::fail;
 use crate::firmware::rootfs::ResolvedBind;
 use crate::host::binfmt::{self, Handler};
@@ -37,6 +38,8 @@ pub struct Wanted<'a> {
     /// --stop-signal, unless auto.
     pub stop_signal: Option<i32>,
     pub console: Console,
+    /// Whether the seccomp filter is on (`--seccomp on`).
+    pub seccomp: bool,
 }
 
 /// What was read and chosen.
@@ -54,6 +57,31 @@ pub struct Defaults {
     /// What the exec needs besides the init, (what, path), for the message
     /// when it fails with ENOENT.
     pub needs: Vec<(String, CString)>,
+    /// The init is a 32-bit program this 64-bit machine runs itself: it
+    /// runs with the 32-bit personality (uname says i686, armv8l).
+    pub linux32: bool,
+}
+
+/// For a program this machine runs itself: refused (125) when the seccomp
+/// filter would answer its every call with ENOSYS (x32), and whether it
+/// runs with the 32-bit personality.
+fn native_machine(want: &Wanted, shown: &Path, seen: &Inspected, log: &Status) -> Result<bool> {
+    let Some(m) = seen.machine.filter(|m| binfmt::native(m.code)) else {
+        return Ok(false);
+    };
+    if want.seccomp && !seccomp::confines(m.code, m.is_64, m.little_endian) {
+        return Err(fail(format!(
+            "init '{}' is a program for {}, whose system calls fwrun's seccomp filter does not know (it confines {} programs): use a firmware built for one of them, or --seccomp off",
+            shown.display(),
+            m.name(),
+            seccomp::CONFINED.join(" and "),
+        )));
+    }
+    let linux32 = !m.is_64 && cfg!(target_pointer_width = "64");
+    if linux32 {
+        log.detail("init runs with the 32-bit personality: uname -m says the 32-bit machine");
+    }
+    Ok(linux32)
 }
 
 /// Whether `fd`, fwrun's stdin or stdout, is a terminal.
@@ -105,6 +133,7 @@ pub fn choose(
             .collect(),
         ..Defaults::default()
     };
+    out.linux32 = native_machine(want, shown, &seen, log)?;
     if let Some(m) = seen.machine.filter(|m| !binfmt::native(m.code)) {
         let handler = emulate(shown, &seen, m, log, &mut out)?;
         out.needs.push((

@@ -20,6 +20,10 @@ pub enum Program {
         /// loader, a binfmt_misc interpreter), (what, path): named when
         /// exec says ENOENT and the init itself is there.
         needs: Vec<(String, CString)>,
+        /// A 32-bit program this 64-bit machine runs itself: it gets the
+        /// 32-bit personality (PER_LINUX32), so that uname says the machine
+        /// it was built for (i686, armv8l), as on its device.
+        linux32: bool,
     },
     /// A command of `fwrun enter` (argv[0]): a path as it is, a bare name
     /// looked up in each entry of `search` (the firmware's PATH) in turn.
@@ -53,7 +57,11 @@ pub fn reset_signals() {
 /// why.
 pub fn exec(program: &Program, argv: &[CString], envp: &[CString]) -> Failure {
     match program {
-        Program::Init { path, needs } => match nix::unistd::execve(path, argv, envp) {
+        Program::Init {
+            path,
+            needs,
+            linux32,
+        } => match linux32_then(*linux32, || nix::unistd::execve(path, argv, envp)) {
             Err(Errno::ENOENT) => missing_piece(path, needs)
                 .unwrap_or_else(|| failure(Subject::Init, path, Errno::ENOENT)),
             Err(e) => failure(Subject::Init, path, e),
@@ -61,6 +69,22 @@ pub fn exec(program: &Program, argv: &[CString], envp: &[CString]) -> Failure {
         },
         Program::Command { search } => exec_searching(search, argv, envp),
     }
+}
+
+/// PER_LINUX32 of <linux/personality.h>, which libc does not name.
+const PER_LINUX32: libc::c_ulong = 0x0008;
+
+/// `exec`, under the 32-bit personality when `linux32`. Its failure leaves
+/// nothing to undo: the process ends.
+fn linux32_then<T>(linux32: bool, exec: impl FnOnce() -> nix::Result<T>) -> nix::Result<T> {
+    if linux32 {
+        // SAFETY: personality(2) with a constant; it changes only what
+        // uname reports and the address space layout of the next exec.
+        if unsafe { libc::personality(PER_LINUX32) } < 0 {
+            return Err(Errno::last());
+        }
+    }
+    exec()
 }
 
 /// A command: a path as it is, a bare name from each PATH entry in turn.

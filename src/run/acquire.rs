@@ -109,6 +109,7 @@ pub fn acquire(cfg: &RunConfig, prep: &Prepared, log: &mut Status) -> Result<Acq
         init: &cfg.init,
         stop_signal: cfg.stop_signal,
         console: cfg.console,
+        seccomp: cfg.kernel.seccomp,
     };
     let defaults = defaults::choose(&want, &root, &layout.root, &program, log)?;
     // Dropped (reaped) before the teardown, on every path.

@@ -383,6 +383,7 @@ fn child_spec(
             program: Program::Init {
                 path: c_string(acq.program.as_os_str())?,
                 needs: acq.defaults.needs.clone(),
+                linux32: acq.defaults.linux32,
             },
             as_pid2: cfg.as_pid2,
             argv: prep.argv.clone(),
