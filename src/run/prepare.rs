@@ -42,6 +42,8 @@ pub struct Prepared {
     pub host_devs: Vec<(u32, u32)>,
     /// Whether the run gets a cgroup of its own (cgroup v2 only).
     pub hierarchy: Hierarchy,
+    /// The host's sockets of --publish, bound before anything is mounted.
+    pub published: Vec<network::publish::Bound>,
 }
 
 /// Validate everything that needs no system change, then preflight.
@@ -73,6 +75,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
     preflight::check_privileges()?;
     preflight::check_overlay()?;
     network::check::check(&cfg.network)?;
+    let published = network::publish::bind(&cfg.published)?;
     let hierarchy = cgroup_host(cfg, log)?;
     let fw = image::detect(firmware)?;
     preflight::check_loop_control(fw.kind.fstype().is_some())?;
@@ -102,6 +105,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
     );
     Ok(Prepared {
         hierarchy,
+        published,
         caps,
         host_devs: host_devices(cfg),
         fw,

@@ -24,6 +24,16 @@ pub fn begin(cfg: &RunConfig, firmware: &Path) -> Report {
         format!("{:?}", cfg.apparmor.mode).to_lowercase(),
     );
     rep.network.mode = cfg.net.label().into();
+    rep.network.published = cfg
+        .published
+        .iter()
+        .map(|p| report::Published {
+            host_address: p.host.ip().to_string(),
+            host_port: p.host.port(),
+            port: p.port,
+            protocol: p.proto.label().into(),
+        })
+        .collect();
     rep
 }
 
