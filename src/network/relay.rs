@@ -357,8 +357,8 @@ fn replies(flow: &Arc<Flow>, host: &UdpSocket, client: SocketAddr, flows: &Flows
 }
 
 /// The address a socket of this network namespace listens on for `port`,
-/// when none takes `127.0.0.1:PORT` (a specific address other than a
-/// loopback one).
+/// when none takes `127.0.0.1:PORT` (one bound to a LAN address, or to
+/// another loopback address).
 fn listening(port: u16, proto: Proto) -> Option<SocketAddr> {
     let (v4, v6) = match proto {
         Proto::Tcp => ("/proc/self/net/tcp", "/proc/self/net/tcp6"),
@@ -374,7 +374,11 @@ fn listening(port: u16, proto: Proto) -> Option<SocketAddr> {
         let text = std::fs::read_to_string(table).unwrap_or_default();
         found.extend(bound_on(&text, port, state));
     }
-    if found.iter().any(|a| a.is_unspecified() || a.is_loopback()) {
+    // One that 127.0.0.1 reaches was refused for another reason.
+    if found
+        .iter()
+        .any(|a| a.is_unspecified() || *a == IpAddr::from(Ipv4Addr::LOCALHOST))
+    {
         return None;
     }
     found.first().map(|a| SocketAddr::new(*a, port))

@@ -17,7 +17,7 @@
 //!   with it: the relay of the published ports (network/relay.rs), which
 //!   starts threads of its own and so never forks.
 //!
-//! None of these children has an exit signal but the last: fwrun's
+//! None of these children has an exit signal but fork_into's: fwrun's
 //! supervisor wakes on SIGCHLD for the firmware's init only, and the others
 //! are reaped by pid (`reap`).
 
