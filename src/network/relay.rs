@@ -45,8 +45,9 @@ const CONNECT_WAIT: Duration = Duration::from_secs(5);
 pub const UDP_IDLE: Duration = Duration::from_secs(60);
 /// The most datagram flows (client addresses) of one port at once.
 const MAX_FLOWS: usize = 1024;
-/// How much one splice moves at most (a pipe's default capacity).
-const CHUNK: usize = 64 << 10;
+/// The relay's pipes, and how much one splice moves at most.
+const PIPE_SIZE: i32 = 1 << 20;
+const CHUNK: usize = PIPE_SIZE as usize;
 /// The stack of each of the relay's threads.
 const STACK: usize = 128 << 10;
 
@@ -219,7 +220,11 @@ fn connect_inside(port: u16) -> Option<TcpStream> {
 /// either fails (then both are shut, which ends the other direction too).
 fn pump(src: &TcpStream, dst: &TcpStream) {
     let done = match nix::unistd::pipe2(OFlag::O_CLOEXEC) {
-        Ok((r, w)) => spliced(src, dst, &r, &w),
+        Ok((r, w)) => {
+            // A larger pipe moves more a call (the default is 64 KiB).
+            let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(PIPE_SIZE));
+            spliced(src, dst, &r, &w)
+        }
         Err(_) => copied(src, dst),
     };
     match done {
