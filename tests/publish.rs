@@ -16,6 +16,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::fs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::process::Command;
@@ -589,4 +590,54 @@ fn a_taken_host_port_is_one_line_and_125_before_anything_starts() {
     ]);
     assert_eq!(r.code, 125, "{}", r.stderr);
     assert_one_line_naming(&r, "published twice");
+}
+
+// ---------------------------------------------------------------------------
+// 10. README's three lines, on the test firmware.
+
+#[test]
+fn the_readmes_three_lines_reach_the_page() {
+    let _g = guard();
+    let readme = fs::read_to_string(repo().join("README.md")).unwrap();
+    let section = readme
+        .split("\n### Reaching the web UI in three lines")
+        .nth(1)
+        .expect("README.md has a 'Reaching the web UI in three lines' section");
+    let block = section.split("```").nth(1).unwrap().trim();
+    assert_eq!(block.lines().count(), 3, "{block}");
+    let port = free_port(false);
+    let script = block
+        .replace("router.ext4", &fw())
+        .replace(
+            "-- /sbin/init &",
+            "--env HTTPD=80 -- /test/service.sh >/dev/null 2>&1 &",
+        )
+        .replace("8080", &port.to_string())
+        .replace("sudo fwrun", env!("CARGO_BIN_EXE_fwrun"))
+        .replace("curl ", "curl --noproxy '*' -sS -m 10 ");
+    assert!(
+        script.contains(&fw()) && script.contains("--noproxy"),
+        "{script}"
+    );
+    // The run the script starts in the background is stopped below, or
+    // killed by this guard if the test fails before.
+    struct Stop;
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            let _ = fwrun_out(&["stop", "r1", "--kill"]);
+        }
+    }
+    let stop = Stop;
+    let mut sh = Command::new("sh");
+    sh.arg("-c").arg(format!("{script}\necho \"curl=$?\""));
+    let out = finish(sh);
+    assert!(
+        out.stdout.contains("fwtest is up") && out.stdout.contains("curl=0"),
+        "{}",
+        out.show()
+    );
+    std::mem::forget(stop);
+    let o = fwrun_out(&["stop", "r1"]);
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    assert_nothing_listens(port, false);
 }
