@@ -600,7 +600,7 @@ fn the_readmes_three_lines_reach_the_page() {
     let _g = guard();
     let readme = fs::read_to_string(repo().join("README.md")).unwrap();
     let section = readme
-        .split("\n### Reaching the web UI in three lines")
+        .split("\n## Reaching the web UI in three lines")
         .nth(1)
         .expect("README.md has a 'Reaching the web UI in three lines' section");
     let block = section.split("```").nth(1).unwrap().trim();

@@ -134,6 +134,9 @@ fn sample() -> Value {
             "interfaces": [{
                 "name": "eth0", "kind": "veth", "host_name": "fw-fw1",
                 "host_address": "169.254.77.2/24", "bridge": null
+            }],
+            "published": [{
+                "host_address": "127.0.0.1", "host_port": 8080, "port": 80, "protocol": "tcp"
             }]
         },
         "detected": {
@@ -341,7 +344,7 @@ fn an_inits_console_goes_to_a_log_file() {
 fn the_schema_pins_network() {
     let with = |mode: &str, iface: Value| {
         let mut v = sample();
-        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface] });
+        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface], "published": [] });
         schema_errors(&v)
     };
     let iface = |name: &str, kind: &str, host: &str, addr: Value, br: Value| {
@@ -399,6 +402,26 @@ fn the_schema_pins_network() {
     ];
     for (mode, i) in bad {
         assert!(!with(mode, i.clone()).is_empty(), "accepted: {mode} {i}");
+    }
+    // --publish: each published port as fwrun writes it, and what it never
+    // writes refused.
+    let published = |p: Value| {
+        let mut v = sample();
+        v["network"]["published"] = serde_json::json!([p]);
+        schema_errors(&v)
+    };
+    let port = |addr: &str, host: u32, inside: u32, proto: &str| serde_json::json!({ "host_address": addr, "host_port": host, "port": inside, "protocol": proto });
+    assert_eq!(
+        published(port("::1", 5353, 53, "udp")),
+        Vec::<String>::new()
+    );
+    for bad in [
+        port("127.0.0.1", 0, 80, "tcp"),
+        port("127.0.0.1", 8080, 65536, "tcp"),
+        port("127.0.0.1", 8080, 80, "sctp"),
+        serde_json::json!({ "host_port": 8080, "port": 80, "protocol": "tcp" }),
+    ] {
+        assert!(!published(bad.clone()).is_empty(), "accepted: {bad}");
     }
 }
 
