@@ -1,7 +1,7 @@
 //! `--publish`, as root: the firmware's port reached from the host's
 //! 127.0.0.1 with `--net none` (only `lo` inside), `--net veth` and `--net
 //! host`; UDP datagrams both ways; fifty connections at once; connections
-//! closed when the firmware stops, fwrun on time; `--ready-when tcp:PORT`
+//! closed when the firmware stops, fwrun on time; a reboot; `--ready-when tcp:PORT`
 //! tried from inside the firmware's network; a SIGKILL of fwrun and
 //! `--cleanup`; a host port already taken.
 //!
@@ -640,4 +640,51 @@ fn the_readmes_three_lines_reach_the_page() {
     let o = fwrun_out(&["stop", "r1"]);
     assert_eq!(o.code(), Some(0), "{}", o.show());
     assert_nothing_listens(port, false);
+}
+
+// ---------------------------------------------------------------------------
+// 11. A reboot under --on-reboot restart: the next boot, in a network
+//     namespace of its own, is reached on the same host port.
+
+#[test]
+fn the_published_port_reaches_the_firmware_again_after_a_reboot() {
+    let _g = guard();
+    let s = Scratch::new("pub-reboot");
+    let rep = s.path("r.json");
+    let port = free_port(false);
+    let bg = service(
+        "pub-reboot",
+        &strings(&[
+            "--on-reboot",
+            "restart",
+            "-p",
+            &format!("{port}:80"),
+            "--env",
+            "HTTPD=80",
+            "--ready-when",
+            "tcp:80",
+            "--report",
+            rep.to_str().unwrap(),
+        ]),
+    );
+    wait_ready("pub-reboot");
+    assert_eq!(curl(port, "/").trim(), "fwtest is up");
+    let mut open = half_request(port);
+    assert!(!closed_within(&mut open, 1), "closed before the reboot");
+    let first = listed("pub-reboot")["pid"].clone();
+    let o = fwrun_out(&["enter", "pub-reboot", "--", "reboot", "-f"]);
+    assert!(o.code().is_some(), "{}", o.show());
+    // The first boot's connection went with it.
+    assert!(
+        closed_within(&mut open, 5),
+        "still open 5 s after the reboot"
+    );
+    eventually("the second boot", 10, || {
+        let now = listed("pub-reboot");
+        now["pid"] != first && now["state"] == "ready"
+    });
+    assert_eq!(curl(port, "/").trim(), "fwtest is up");
+    stop(bg);
+    assert_nothing_listens(port, false);
+    assert_eq!(common::report::read_report(&rep)["boots"], 2);
 }
