@@ -179,12 +179,24 @@ fn accept_loop(listener: TcpListener, port: u16) {
                 // Without a thread, the connection is closed at once.
                 let _ = thread(move || carry(client, port));
             }
-            Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
-                // Out of descriptors: let connections end before the next.
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            Err(_) => {}
+            Err(e) if go_on(&e) => {}
+            Err(_) => return,
         }
+    }
+}
+
+/// Whether to go on after a failed accept or receive on a host socket: yes
+/// after a pending error of one peer's, and after a short wait when out of
+/// descriptors or memory (connections end meanwhile); no when the socket
+/// itself is unusable (which would otherwise spin).
+fn go_on(e: &std::io::Error) -> bool {
+    match e.raw_os_error() {
+        Some(libc::EBADF | libc::EINVAL | libc::ENOTSOCK | libc::EFAULT) => false,
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM) => {
+            std::thread::sleep(Duration::from_millis(20));
+            true
+        }
+        _ => true,
     }
 }
 
@@ -287,8 +299,10 @@ fn datagram_loop(host: UdpSocket, port: u16) {
     let epoch = Instant::now();
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, client)) = host.recv_from(&mut buf) else {
-            continue;
+        let (n, client) = match host.recv_from(&mut buf) {
+            Ok(got) => got,
+            Err(e) if go_on(&e) => continue,
+            Err(_) => return,
         };
         let flow = {
             let mut map = flows.lock().unwrap_or_else(|e| e.into_inner());
@@ -346,18 +360,24 @@ fn replies(flow: &Arc<Flow>, host: &UdpSocket, client: SocketAddr, flows: &Flows
                 let _ = host.send_to(&buf[..n], client);
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
-                let idle = epoch.elapsed().as_millis() as u64 - flow.last.load(Ordering::Relaxed);
+                let idle = (epoch.elapsed().as_millis() as u64)
+                    .saturating_sub(flow.last.load(Ordering::Relaxed));
                 if idle >= UDP_IDLE.as_millis() as u64 {
-                    let mut map = flows.lock().unwrap_or_else(|e| e.into_inner());
-                    if map.get(&client).is_some_and(|f| Arc::ptr_eq(f, flow)) {
-                        map.remove(&client);
-                    }
-                    return;
+                    break;
                 }
             }
             // Nothing listened inside yet (an ICMP port unreachable).
-            Err(_) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    ErrorKind::ConnectionRefused | ErrorKind::Interrupted
+                ) => {}
+            Err(_) => break,
         }
+    }
+    let mut map = flows.lock().unwrap_or_else(|e| e.into_inner());
+    if map.get(&client).is_some_and(|f| Arc::ptr_eq(f, flow)) {
+        map.remove(&client);
     }
 }
 
