@@ -525,9 +525,19 @@ fn a_sigkill_of_fwrun_takes_the_listener_and_the_relay_with_it() {
         .filter_map(|p| p.split(',').next())
         .collect();
     assert_eq!(pids.len(), 2, "{holders}");
+    let relay: Vec<String> = pids
+        .iter()
+        .filter(|p| **p != bg.pid().to_string())
+        .map(|p| p.to_string())
+        .collect();
+    assert_eq!(relay.len(), 1, "{holders}");
     bg.signal(libc::SIGKILL);
     assert!(closed_within(&mut open, 5), "still open 5 s after the kill");
     assert_nothing_listens(port, false);
+    eventually("the relay is gone", 5, || {
+        fs::read_to_string(format!("/proc/{}/stat", relay[0]))
+            .map_or(true, |st| st.contains(") Z "))
+    });
     let out = bg.finish();
     assert_eq!(out.signal(), Some(libc::SIGKILL), "{}", out.show());
     let r = run(&["--cleanup"]);
