@@ -185,10 +185,10 @@ pub struct Cli {
 
     /// When the firmware counts as ready (repeatable: all must hold, each
     /// once): 'console:REGEX' (a line of its console matches),
-    /// 'tcp:[ADDR:]PORT' (a connection to ADDR, 127.0.0.1 if not given, made
-    /// inside its network, is accepted), 'file:PATH' (PATH exists inside it) or 'exec:CMD' (the
-    /// shell command CMD, run inside it as by 'fwrun enter', exits 0;
-    /// polled). Then the run's state becomes ready (fwrun wait, fwrun list)
+    /// 'tcp:[ADDR:]PORT' (a connection to ADDR, 127.0.0.1 if not given,
+    /// made inside its network, is accepted), 'file:PATH' (PATH exists
+    /// inside it) or 'exec:CMD' (the shell command CMD, run inside it as by
+    /// 'fwrun enter', exits 0; polled). Then the run's state becomes ready (fwrun wait, fwrun list)
     /// and fwrun says "firmware ready after N s". To read the console in
     /// inherit mode, fwrun passes the init's output on through pipes.
     /// [default: ready once the init runs]
