@@ -117,7 +117,8 @@ impl Drop for Relay {
 }
 
 /// The relay's set-up, in the child: die with fwrun, keep nothing of
-/// fwrun's open but the host's sockets, join the firmware's network.
+/// fwrun's open but the host's sockets and its standard descriptors, join
+/// the firmware's network.
 fn enter(
     bound: &[Bound],
     netns: Option<std::os::fd::BorrowedFd>,
@@ -129,7 +130,10 @@ fn enter(
         // fwrun died before the parent-death signal was set.
         return Err(Errno::ESRCH);
     }
-    let mut keep: Vec<i32> = bound.iter().map(|b| b.sock.as_raw_fd()).collect();
+    // fwrun's standard descriptors stay: closed, their numbers would go to
+    // sockets, and a panic's message to a client.
+    let mut keep: Vec<i32> = vec![0, 1, 2];
+    keep.extend(bound.iter().map(|b| b.sock.as_raw_fd()));
     keep.push(status.as_raw_fd());
     keep.extend(netns.map(|n| n.as_raw_fd()));
     sys::fd::close_all_but(&keep)?;
