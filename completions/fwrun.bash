@@ -35,7 +35,7 @@ _fwrun() {
 
     case "${cmd}" in
         fwrun)
-            opts="-v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --userns --modules --cmdline --kmsg --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
+            opts="-p -v -q -h -V --firmware --cleanup --rw-dir --name --hostname --bind --env --net --veth-name --net-move --publish --stop-signal --stop-timeout --timeout --on-reboot --console --ready-when --ready-timeout --ready-fd --memory --memory-swap --pids --cpus --io-weight --cgroup-parent --as-pid2 --apparmor --profile-template --deny --allow-mknod --cap-add --cap-drop --seccomp --userns --modules --cmdline --kmsg --print-profile --apparmor-parser --follow-denials --changes --report --verbose --quiet --help --version enter list stop wait"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,6 +74,14 @@ _fwrun() {
                     return 0
                     ;;
                 --net-move)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --publish)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -10,6 +10,7 @@ packages=(
   gcc libc6-dev    # a static helper in the test firmware
   util-linux       # losetup, unshare, findmnt
   iproute2         # ip: the network tests' bridge, tap and route checks
+  curl             # the published-port tests' and benchmark's HTTP client
   python3          # scripts/check-layout.py
   apparmor         # apparmor_parser and /etc/apparmor.d/abi
   qemu-system-x86  # the AppArmor VM tier

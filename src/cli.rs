@@ -135,6 +135,16 @@ pub struct Cli {
     #[arg(long, value_name = "IFACE[:NEWNAME]", value_parser = parse_move)]
     pub net_move: Vec<Move>,
 
+    /// Reach the firmware's port PORT from the host's HOSTADDR:HOSTPORT
+    /// (HOSTADDR 127.0.0.1 unless given; [::1] for IPv6), with every --net
+    /// mode, none included: fwrun listens on the host and carries each
+    /// connection (each client's datagrams with /udp) to the firmware's
+    /// 127.0.0.1:PORT inside its network, or to the address the firmware
+    /// listens on for PORT. Nothing of it outlives the run. A host port
+    /// another program holds is refused before anything starts. Repeatable.
+    #[arg(short = 'p', long, value_name = "[HOSTADDR:]HOSTPORT:PORT[/tcp|/udp]", value_parser = network::publish::parse)]
+    pub publish: Vec<network::publish::Publish>,
+
     /// The signal that asks the init to stop (on Ctrl-C, SIGTERM, SIGHUP or
     /// --timeout): a name (TERM, SIGUSR2, RTMIN+4), a number, or 'auto':
     /// the one the init expects, read from the firmware (busybox init
@@ -175,10 +185,10 @@ pub struct Cli {
 
     /// When the firmware counts as ready (repeatable: all must hold, each
     /// once): 'console:REGEX' (a line of its console matches),
-    /// 'tcp:ADDR:PORT' (a connection from the host is accepted; not with
-    /// --net none), 'file:PATH' (PATH exists inside it) or 'exec:CMD' (the
-    /// shell command CMD, run inside it as by 'fwrun enter', exits 0;
-    /// polled). Then the run's state becomes ready (fwrun wait, fwrun list)
+    /// 'tcp:[ADDR:]PORT' (a connection to ADDR, 127.0.0.1 if not given,
+    /// made inside its network, is accepted), 'file:PATH' (PATH exists
+    /// inside it) or 'exec:CMD' (the shell command CMD, run inside it as by
+    /// 'fwrun enter', exits 0; polled). Then the run's state becomes ready (fwrun wait, fwrun list)
     /// and fwrun says "firmware ready after N s". To read the console in
     /// inherit mode, fwrun passes the init's output on through pipes.
     /// [default: ready once the init runs]

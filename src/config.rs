@@ -148,6 +148,8 @@ pub struct RunConfig {
     pub net: Net,
     /// What the firmware's network namespace is given: a veth, interfaces.
     pub network: Plan,
+    /// --publish: the host's ports carried to the firmware's.
+    pub published: Vec<network::publish::Publish>,
     /// The stop signal given; None: the one the init expects (auto).
     pub stop_signal: Option<i32>,
     pub stop_timeout: Duration,
@@ -199,12 +201,8 @@ impl RunConfig {
         };
         let (net, network) =
             network_plan(&cli.net, cli.veth_name.as_deref(), &cli.net_move, &identity)?;
-        let init_named = !cli.init.is_empty();
-        let init = if init_named {
-            cli.init
-        } else {
-            vec![DEFAULT_INIT.into()]
-        };
+        network::publish::check(&cli.publish)?;
+        let (init, init_named) = init_argv(cli.init);
         Ok(RunConfig {
             action,
             hostname: cli.hostname.unwrap_or_else(|| name.clone()),
@@ -217,6 +215,7 @@ impl RunConfig {
             binds,
             net,
             network,
+            published: cli.publish,
             stop_signal: stop_signal(cli.stop_signal),
             stop_timeout: cli.stop_timeout,
             timeout: cli.timeout,
@@ -246,6 +245,15 @@ impl RunConfig {
             verbose: cli.verbose,
             quiet: cli.quiet,
         })
+    }
+}
+
+/// The init's argv, the default init's when none was given; and whether
+/// it was given.
+fn init_argv(init: Vec<OsString>) -> (Vec<OsString>, bool) {
+    match init.is_empty() {
+        true => (vec![DEFAULT_INIT.into()], false),
+        false => (init, true),
     }
 }
 
@@ -283,16 +291,9 @@ fn subcommand(cmd: Command) -> Action {
     }
 }
 
-/// The readiness flags, checked: `tcp:` needs a network the host reaches,
-/// and --ready-fd an open descriptor (kept from the firmware).
+/// The readiness flags, checked: --ready-fd needs an open descriptor (kept
+/// from the firmware).
 fn ready_options(cli: &Cli) -> Result<ReadyOptions> {
-    if cli.net == cli::Net::None {
-        if let Some(c) = cli.ready_when.iter().find(|c| c.needs_host_network()) {
-            return Err(fail(format!(
-                "--ready-when {c}: fwrun connects from the host, which cannot reach a firmware with --net none (only its own lo): give it a link (--net veth:ADDR/PREFIX), or try from inside with exec:'nc -z 127.0.0.1 PORT'"
-            )));
-        }
-    }
     let fd = match cli.ready_fd {
         None => None,
         Some(fd) => match (fd > 2).then(|| Inherited::claim(fd)) {

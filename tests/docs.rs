@@ -317,7 +317,9 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  `kind` (veth, or moved for a `--net-move` interface), its \
                  `host_name` (the veth's host end, or the moved interface's own \
                  name), the `host_address` given to the veth's host end (or \
-                 null) and the `bridge` that end is in (or null).",
+                 null) and the `bridge` that end is in (or null); `published`: \
+                 each `--publish`, with its `host_address`, `host_port`, the \
+                 firmware's `port` and its `protocol` (tcp or udp).",
             ),
             Item(
                 "detected",
@@ -367,6 +369,15 @@ const EXTRA_SECTIONS: &[(&str, &[Block])] = &[
                  `fwrun --cleanup` when something still holds that namespace. \
                  Under `--net veth` and `bridge` the firmware keeps net_admin, as \
                  under `none`: its namespace is its own.",
+            ),
+            Para(
+                "`--publish HOSTPORT:PORT` (`-p`) needs no link at all: fwrun binds \
+                 the host's 127.0.0.1:HOSTPORT before anything is mounted (a port \
+                 another program holds is refused), and a relay process of its \
+                 own, in the firmware's network namespace, carries each \
+                 connection to the firmware's 127.0.0.1:PORT there, whatever \
+                 `--net` gives it. The relay lives for one boot and dies with \
+                 fwrun; its connections close when the firmware stops.",
             ),
         ],
     ),
@@ -557,7 +568,9 @@ const SUB_PAGES: &[SubPage] = &[
                          fwrun's sources): `name`, `firmware`, `pid` (null until the \
                          init runs), `fwrun_pid`, `state`, `started` (UTC, RFC 3339), \
                          `uptime_s` and `network` (`mode`, and the host's side \
-                         `interface` and `address` when the mode has them, else null).",
+                         `interface` and `address` when the mode has them, else null; \
+                         `published`: the ports of `--publish`). NETWORK shows each \
+                         published port as 127.0.0.1:8080->80/tcp.",
                     ),
                     Para(
                         "Runs whose fwrun is dead are not listed: what they left is swept \

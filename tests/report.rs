@@ -134,6 +134,9 @@ fn sample() -> Value {
             "interfaces": [{
                 "name": "eth0", "kind": "veth", "host_name": "fw-fw1",
                 "host_address": "169.254.77.2/24", "bridge": null
+            }],
+            "published": [{
+                "host_address": "127.0.0.1", "host_port": 8080, "port": 80, "protocol": "tcp"
             }]
         },
         "detected": {
@@ -150,8 +153,38 @@ fn sample() -> Value {
                 "value": "pty", "from": "auto",
                 "why": "the init is busybox init, which writes its boot to /dev/console"
             }
+        },
+        "kernel": {
+            "cmdline": "root=/dev/mtdblock2", "kmsg_file": null, "kmsg_records": 3,
+            "modules": "refuse", "modules_faked": 0
         }
     })
+}
+
+/// The schema pins `kernel`, and a refusal's `routine` group.
+#[test]
+fn the_schema_pins_kernel_and_routine_refusals() {
+    assert_eq!(schema_errors(&sample()), Vec::<String>::new());
+    let mut v = sample();
+    v["kernel"]["modules"] = "load".into();
+    assert!(!schema_errors(&v).is_empty(), "an unknown --modules mode");
+    let mut v = sample();
+    v["kernel"]["kmsg_records"] = (-1).into();
+    assert!(!schema_errors(&v).is_empty(), "a negative count");
+    let mut v = sample();
+    v["confinement"]["refused"] = serde_json::json!([{
+        "syscall": "umount2", "target": "/proc", "reason": "fwrun's mount at /proc stays for the run",
+        "count": 2, "routine": "unmounts of fwrun's mounts"
+    }]);
+    assert_eq!(schema_errors(&v), Vec::<String>::new());
+    v["confinement"]["refused"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("routine");
+    assert!(
+        !schema_errors(&v).is_empty(),
+        "a refusal without its routine field"
+    );
 }
 
 /// The schema pins `detected`: what fwrun writes passes (also before it
@@ -341,7 +374,7 @@ fn an_inits_console_goes_to_a_log_file() {
 fn the_schema_pins_network() {
     let with = |mode: &str, iface: Value| {
         let mut v = sample();
-        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface] });
+        v["network"] = serde_json::json!({ "mode": mode, "interfaces": [iface], "published": [] });
         schema_errors(&v)
     };
     let iface = |name: &str, kind: &str, host: &str, addr: Value, br: Value| {
@@ -399,6 +432,26 @@ fn the_schema_pins_network() {
     ];
     for (mode, i) in bad {
         assert!(!with(mode, i.clone()).is_empty(), "accepted: {mode} {i}");
+    }
+    // --publish: each published port as fwrun writes it, and what it never
+    // writes refused.
+    let published = |p: Value| {
+        let mut v = sample();
+        v["network"]["published"] = serde_json::json!([p]);
+        schema_errors(&v)
+    };
+    let port = |addr: &str, host: u32, inside: u32, proto: &str| serde_json::json!({ "host_address": addr, "host_port": host, "port": inside, "protocol": proto });
+    assert_eq!(
+        published(port("::1", 5353, 53, "udp")),
+        Vec::<String>::new()
+    );
+    for bad in [
+        port("127.0.0.1", 0, 80, "tcp"),
+        port("127.0.0.1", 8080, 65536, "tcp"),
+        port("127.0.0.1", 8080, 80, "sctp"),
+        serde_json::json!({ "host_port": 8080, "port": 80, "protocol": "tcp" }),
+    ] {
+        assert!(!published(bad.clone()).is_empty(), "accepted: {bad}");
     }
 }
 

@@ -43,6 +43,8 @@ pub struct Network {
     /// mode gives it one.
     pub interface: Option<String>,
     pub address: Option<String>,
+    /// The host's ports carried to the firmware's (--publish).
+    pub published: Vec<live::Port>,
 }
 
 /// `sweeper` releases what dead runs left, as `fwrun --cleanup` does.
@@ -84,10 +86,20 @@ pub fn entries() -> Result<Vec<Entry>> {
                 mode: facts.net,
                 interface: facts.interface,
                 address: facts.address,
+                published: facts.published,
             },
         });
     }
     Ok(out)
+}
+
+/// A published port as the table shows it: `127.0.0.1:8080->80/tcp`.
+fn published(p: &live::Port) -> String {
+    let host = match p.host_address.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+        _ => p.host_address.clone(),
+    };
+    format!("{host}:{}->{}/{}", p.host_port, p.port, p.protocol)
 }
 
 fn table(entries: &[Entry]) -> String {
@@ -100,11 +112,14 @@ fn table(entries: &[Entry]) -> String {
         "NETWORK".into(),
     ]];
     for e in entries {
-        let net = match (&e.network.interface, &e.network.address) {
+        let mut net = match (&e.network.interface, &e.network.address) {
             (Some(i), Some(a)) => format!("{} {i} {a}", e.network.mode),
             (Some(i), None) => format!("{} {i}", e.network.mode),
             _ => e.network.mode.clone(),
         };
+        for p in &e.network.published {
+            net.push_str(&format!(" {}", published(p)));
+        }
         rows.push([
             e.name.clone(),
             e.firmware.clone(),
@@ -148,11 +163,28 @@ mod tests {
                 mode: "none".into(),
                 interface: None,
                 address: None,
+                published: vec![
+                    live::Port {
+                        host_address: "127.0.0.1".into(),
+                        host_port: 8080,
+                        port: 80,
+                        protocol: "tcp".into(),
+                    },
+                    live::Port {
+                        host_address: "::1".into(),
+                        host_port: 5353,
+                        port: 53,
+                        protocol: "udp".into(),
+                    },
+                ],
             },
         };
         let t = table(&[e]);
         let lines: Vec<&str> = t.lines().collect();
         assert_eq!(lines[0], "NAME  FIRMWARE      PID   STATE  UPTIME  NETWORK");
-        assert_eq!(lines[1], "t1    /srv/fw.ext2  4242  ready  1m15s   none");
+        assert_eq!(
+            lines[1],
+            "t1    /srv/fw.ext2  4242  ready  1m15s   none 127.0.0.1:8080->80/tcp [::1]:5353->53/udp"
+        );
     }
 }

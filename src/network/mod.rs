@@ -8,6 +8,10 @@
 //! - `--net-move`: host interfaces moved into the firmware's namespace, and
 //!   back under their own names, with their flags and MTU, at the end.
 //!
+//! `--publish` (publish.rs, relay.rs) carries the host's ports to the
+//! firmware's inside its namespace, with any of them, or none; inside.rs
+//! makes fwrun's own sockets there (`--ready-when tcp:`).
+//!
 //! Everything is checked before anything is made (check.rs); attach.rs
 //! makes it for one boot while the child waits, and takes it back. The host
 //! side of a veth carries the run's name and is recorded in the run's
@@ -17,7 +21,10 @@
 
 pub mod attach;
 pub mod check;
+pub mod inside;
 pub mod netlink;
+pub mod publish;
+pub mod relay;
 
 use std::fmt;
 use std::net::Ipv4Addr;

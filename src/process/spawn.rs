@@ -13,8 +13,11 @@
 //! - [`fork_into`]: a copy of fwrun (clone3) in new namespaces, in a
 //!   cgroup, with a pidfd: the firmware's init and `fwrun enter`'s command,
 //!   which go on to the start-up sequence (startup.rs) and exec.
+//! - [`fork_helper`]: a plain copy of fwrun with no exit signal, that dies
+//!   with it: the relay of the published ports (network/relay.rs), which
+//!   starts threads of its own and so never forks.
 //!
-//! None of these children has an exit signal but the last: fwrun's
+//! None of these children has an exit signal but fork_into's: fwrun's
 //! supervisor wakes on SIGCHLD for the firmware's init only, and the others
 //! are reaped by pid (`reap`).
 
@@ -257,6 +260,14 @@ pub fn fork_into(
         into = fd as u64;
     }
     clone3_fork(flags, libc::SIGCHLD as u64, into, child)
+}
+
+/// Fork a plain copy of fwrun, in its namespaces, with a pidfd and no exit
+/// signal (the supervisor's SIGCHLD stays the init's; the caller reaps it
+/// by pid): a helper that serves the run beside the supervisor, as the
+/// relay of the published ports. It runs `child`, which should not return.
+pub fn fork_helper(child: impl FnOnce()) -> Result<Forked, Errno> {
+    clone3_fork(0, 0, 0, child)
 }
 
 /// Fork a sibling of this process (clone3 with CLONE_PARENT: its parent is

@@ -145,6 +145,7 @@ impl Report {
             network: Network {
                 mode: "none".into(),
                 interfaces: Vec::new(),
+                published: Vec::new(),
             },
             cgroup: CgroupInfo::default(),
             detected: Detected::default(),
@@ -237,6 +238,18 @@ pub struct Network {
     pub mode: String,
     /// Its interfaces besides `lo`, once they were made.
     pub interfaces: Vec<Interface>,
+    /// The host's ports carried to the firmware's (--publish).
+    pub published: Vec<Published>,
+}
+
+/// A published port: the host's address and port, the firmware's port.
+#[derive(Debug, Clone, Serialize)]
+pub struct Published {
+    pub host_address: String,
+    pub host_port: u16,
+    pub port: u16,
+    /// tcp or udp.
+    pub protocol: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

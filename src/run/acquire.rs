@@ -251,6 +251,16 @@ fn publish_facts(
             profile: profile.cloned(),
             cgroup,
             host_devs: prep.host_devs.clone(),
+            published: cfg
+                .published
+                .iter()
+                .map(|p| live::Port {
+                    host_address: p.host.ip().to_string(),
+                    host_port: p.host.port(),
+                    port: p.port,
+                    protocol: p.proto.label().into(),
+                })
+                .collect(),
         },
     )
 }

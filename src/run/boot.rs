@@ -9,6 +9,7 @@ use anyhow::Result;
 use nix::sys::signalfd::SignalFd;
 
 use crate::config::{Net, OnReboot, RunConfig};
+use crate::confine::denials::Denials;
 use crate::confine::notify::{Notifier, Refusal};
 use crate::confine::tally::Tally;
 use crate::fault;
@@ -80,17 +81,13 @@ pub fn boot(
     let mut boots = 0;
     loop {
         boots += 1;
-        let (mut started, net, mountinfo) = start_init(cfg, &spec, acq, log)?;
+        let (mut started, links, mountinfo) = start_init(cfg, prep, &spec, acq, log)?;
         ready.boot(started.pid);
         kernel_log.attach(started.kernel_log.take());
         let mut notifier = notifier_for(cfg, prep, &mut started, mountinfo);
         let watch = Watch {
             relay: relay.as_mut(),
-            follow: acq
-                .profile
-                .as_mut()
-                .and_then(|(_, d)| d.as_mut())
-                .filter(|_| cfg.apparmor.follow_denials),
+            follow: followed(cfg, acq),
             notify: notifier.as_mut(),
             follow_refusals: cfg.apparmor.follow_denials,
             tee: tee.as_mut(),
@@ -99,6 +96,9 @@ pub fn boot(
         };
         let outcome = supervise::supervise(sfd, started.pid, &started.pidfd, &opts, watch)?;
         started.reaped = true;
+        // The connections it carried close with the firmware.
+        drop(links.relay);
+        let net = links.net;
         if let Some(n) = notifier {
             modules_faked += n.modules_faked;
             refused.merge(n.refused);
@@ -133,6 +133,14 @@ pub fn boot(
             modules_faked,
         });
     }
+}
+
+/// The AppArmor denials printed as they come (--follow-denials).
+fn followed<'a>(cfg: &RunConfig, acq: &'a mut Acquired) -> Option<&'a mut Denials> {
+    acq.profile
+        .as_mut()
+        .and_then(|(_, d)| d.as_mut())
+        .filter(|_| cfg.apparmor.follow_denials)
 }
 
 /// How the supervisor stops the firmware.
@@ -172,14 +180,14 @@ fn prober(prep: &Prepared, spec: &ChildSpec) -> Prober {
 /// Start the firmware, and publish its init in the run's state with the
 /// mounts it starts with (the mount interception's table, for the init
 /// and for `fwrun enter`).
-#[allow(clippy::type_complexity)]
 fn start_init(
     cfg: &RunConfig,
+    prep: &Prepared,
     spec: &ChildSpec,
     acq: &mut Acquired,
     log: &mut Status,
-) -> Result<(firmware::Started, Option<Attached>, Option<String>)> {
-    let (started, net) = start_firmware(cfg, spec, acq.prefetch.take(), log)?;
+) -> Result<(firmware::Started, Links, Option<String>)> {
+    let (started, links) = start_firmware(cfg, prep, spec, acq.prefetch.take(), log)?;
     fault::step("clone")?;
     log.phase(
         "start",
@@ -199,7 +207,14 @@ fn start_init(
     ) {
         log.say(format!("warning: {e:#}"));
     }
-    Ok((started, net, mountinfo))
+    Ok((started, links, mountinfo))
+}
+
+/// What one boot's firmware is linked to the host with: its interfaces,
+/// and the relay of the published ports.
+struct Links {
+    net: Option<Attached>,
+    relay: Option<network::relay::Relay>,
 }
 
 /// The pty's relay, which also hands readiness what the console says.
@@ -213,33 +228,45 @@ fn relay_for(cfg: &RunConfig, pty: Option<&console::Pty>) -> Option<Relay> {
 }
 
 /// Clone the init and, when the firmware gets links to the host, make them
-/// while it waits before its exec; then let it exec.
+/// while it waits before its exec (and start the relay of its published
+/// ports); then let it exec.
 fn start_firmware(
     cfg: &RunConfig,
+    prep: &Prepared,
     spec: &ChildSpec,
     prefetch: Option<Prefetch>,
     log: &mut Status,
-) -> Result<(firmware::Started, Option<Attached>)> {
+) -> Result<(firmware::Started, Links)> {
     let cloned = firmware::clone_child(spec)?;
     // The reader finishes while the child sets itself up, and is reaped
     // before the child may exec (it waits for the go): once the init
-    // runs, it is fwrun's only child.
+    // runs, only the relay is fwrun's child beside it.
     if let Some(p) = prefetch {
         p.finish();
     }
-    if cfg.network.is_empty() {
-        return Ok((cloned.release()?, None));
-    }
-    let attached = match network::attach::attach(&cfg.network, cloned.pid) {
-        Ok(a) => a,
-        Err(e) => return Err(cloned.abandon(e)),
+    let mut links = Links {
+        net: None,
+        relay: None,
     };
-    if let Err(e) = fault::step("network") {
-        return Err(cloned.abandon(e));
+    if !cfg.network.is_empty() {
+        match network::attach::attach(&cfg.network, cloned.pid) {
+            Ok(a) => links.net = Some(a),
+            Err(e) => return Err(cloned.abandon(e)),
+        };
+        if let Err(e) = fault::step("network") {
+            return Err(cloned.abandon(e));
+        }
+        let lines = network::describe(&cfg.network);
+        log.phase("network", lines.join("; "));
     }
-    let lines = network::describe(&cfg.network);
-    log.phase("network", lines.join("; "));
-    Ok((cloned.release()?, Some(attached)))
+    if !prep.published.is_empty() {
+        match network::relay::Relay::start(&prep.published, cloned.pid, spec.new_net) {
+            Ok(r) => links.relay = Some(r),
+            Err(e) => return Err(cloned.abandon(e)),
+        }
+        log.detail(network::publish::describe(&cfg.published));
+    }
+    Ok((cloned.release()?, links))
 }
 
 /// The firmware's links, as the report lists them.

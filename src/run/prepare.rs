@@ -44,6 +44,8 @@ pub struct Prepared {
     pub hierarchy: Hierarchy,
     /// --kmsg FILE, opened for appending.
     pub kmsg_file: Option<std::fs::File>,
+    /// The host's sockets of --publish, bound before anything is mounted.
+    pub published: Vec<network::publish::Bound>,
 }
 
 /// Validate everything that needs no system change, then preflight.
@@ -75,6 +77,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
     preflight::check_privileges()?;
     preflight::check_overlay()?;
     network::check::check(&cfg.network)?;
+    let published = network::publish::bind(&cfg.published)?;
     let hierarchy = cgroup_host(cfg, log)?;
     let fw = image::detect(firmware)?;
     preflight::check_loop_control(fw.kind.fstype().is_some())?;
@@ -105,6 +108,7 @@ pub fn prepare(cfg: &RunConfig, firmware: &Path, log: &mut Status) -> Result<Pre
     );
     Ok(Prepared {
         hierarchy,
+        published,
         caps,
         host_devs: host_devices(cfg),
         fw,

@@ -36,6 +36,16 @@ pub fn begin(cfg: &RunConfig, firmware: &Path) -> Report {
         .into(),
         modules_faked: 0,
     };
+    rep.network.published = cfg
+        .published
+        .iter()
+        .map(|p| report::Published {
+            host_address: p.host.ip().to_string(),
+            host_port: p.host.port(),
+            port: p.port,
+            protocol: p.proto.label().into(),
+        })
+        .collect();
     rep
 }
 

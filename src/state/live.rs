@@ -133,6 +133,19 @@ pub struct Facts {
     pub cgroup: Option<PathBuf>,
     /// The devices of the host file systems bound into the firmware.
     pub host_devs: Vec<(u32, u32)>,
+    /// The host's ports carried to the firmware's (--publish).
+    #[serde(default)]
+    pub published: Vec<Port>,
+}
+
+/// A published port: the host's address and port, the firmware's port.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub host_address: String,
+    pub host_port: u16,
+    pub port: u16,
+    /// tcp or udp.
+    pub protocol: String,
 }
 
 /// The init of the current boot.

@@ -3,8 +3,10 @@
 //! held, counts as holding:
 //! - `console:REGEX`: a line of the firmware's console matches (or the
 //!   unfinished line at its end does, as a `login:` prompt is);
-//! - `tcp:ADDR:PORT`: a TCP connection from the host (fwrun's own network
-//!   namespace) is accepted; ADDR is an address or a name (see `resolve`);
+//! - `tcp:[ADDR:]PORT`: a TCP connection made inside the firmware's network
+//!   namespace (as its own programs would, whatever `--net` gives it) is
+//!   accepted; ADDR is an address or a name (see `resolve`), 127.0.0.1 when
+//!   left out;
 //! - `file:PATH`: PATH exists inside the firmware (resolved in its root);
 //! - `exec:CMD`: `/bin/sh -c CMD`, run inside it as the init runs
 //!   (probe.rs), exits 0.
@@ -22,8 +24,9 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn, SockaddrIn6};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockType, SockaddrIn, SockaddrIn6};
 
+use crate::network;
 use crate::state::live::{self, Phase};
 use crate::supervise::probe::{Probe, Prober};
 use crate::sys;
@@ -57,7 +60,13 @@ impl Condition {
             "console" => regex_lite::Regex::new(arg)
                 .map(Condition::Console)
                 .or_else(|e| bad(format!("not a regular expression: {e}"))),
-            "tcp" => resolve(arg).map(Condition::Tcp).or_else(bad),
+            "tcp" => match arg.parse::<u16>() {
+                Ok(port) => Ok(Condition::Tcp(SocketAddr::new(
+                    Ipv4Addr::LOCALHOST.into(),
+                    port,
+                ))),
+                Err(_) => resolve(arg).map(Condition::Tcp).or_else(bad),
+            },
             "file" if arg.starts_with('/') && !arg.contains('\0') => {
                 Ok(Condition::File(PathBuf::from(arg)))
             }
@@ -66,14 +75,8 @@ impl Condition {
                 Ok(Condition::Exec(arg.to_string()))
             }
             "exec" => bad("give exec:COMMAND, a shell command".into()),
-            _ => bad("use console:REGEX, tcp:ADDR:PORT, file:PATH or exec:CMD".into()),
+            _ => bad("use console:REGEX, tcp:[ADDR:]PORT, file:PATH or exec:CMD".into()),
         }
-    }
-
-    /// Whether a connection to the host's address can reach the firmware
-    /// (no use under --net none, where only the firmware's own `lo` is).
-    pub fn needs_host_network(&self) -> bool {
-        matches!(self, Condition::Tcp(_))
     }
 }
 
@@ -89,7 +92,9 @@ fn resolve(arg: &str) -> Result<SocketAddr, String> {
     if let Ok(a) = arg.parse::<SocketAddr>() {
         return Ok(a);
     }
-    let usage = || "give tcp:ADDRESS:PORT (e.g. tcp:10.0.0.2:80, tcp:[::1]:22)".to_string();
+    let usage = || {
+        "give tcp:PORT or tcp:ADDRESS:PORT (e.g. tcp:80, tcp:10.0.0.2:80, tcp:[::1]:22)".to_string()
+    };
     let (host, port) = arg.rsplit_once(':').ok_or_else(usage)?;
     let port = port.parse::<u16>().map_err(|_| usage())?;
     if host.is_empty() || host.contains([':', '[', ']']) || host.chars().any(char::is_whitespace) {
@@ -180,15 +185,15 @@ struct Attempt {
     since: Instant,
 }
 
-/// Start a connection to `addr`: None if it failed at once, Ok if it was
-/// accepted at once, Err(socket) while it is under way.
-fn connect_nonblocking(addr: SocketAddr) -> Option<Result<OwnedFd, OwnedFd>> {
+/// Start a connection to `addr` from the network namespace `netns`: None
+/// if it failed at once, Ok if it was accepted at once, Err(socket) while
+/// it is under way.
+fn connect_nonblocking(netns: &OwnedFd, addr: SocketAddr) -> Option<Result<OwnedFd, OwnedFd>> {
     let family = match addr {
         SocketAddr::V4(_) => AddressFamily::Inet,
         SocketAddr::V6(_) => AddressFamily::Inet6,
     };
-    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
-    let sock = socket::socket(family, SockType::Stream, flags, None).ok()?;
+    let sock = network::inside::socket_in(netns, family, SockType::Stream).ok()?;
     let r = match addr {
         SocketAddr::V4(a) => socket::connect(sock.as_raw_fd(), &SockaddrIn::from(a)),
         // No flow label, as a parsed address has none.
@@ -211,8 +216,10 @@ pub struct Readiness {
     fd: Option<Inherited>,
     quiet: bool,
     state_dir: PathBuf,
-    /// The current boot: its init (host pid) and when it started.
+    /// The current boot: its init (host pid), its network namespace, and
+    /// when it started.
     init: libc::pid_t,
+    netns: Option<OwnedFd>,
     start: Instant,
     done: bool,
     stopping: bool,
@@ -235,6 +242,7 @@ impl Readiness {
             quiet: opts.quiet,
             state_dir: state_dir.to_path_buf(),
             init: 0,
+            netns: None,
             start: Instant::now(),
             done: false,
             stopping: false,
@@ -251,6 +259,12 @@ impl Readiness {
     pub fn boot(&mut self, init: libc::pid_t) {
         self.end_probe();
         self.init = init;
+        self.netns = self
+            .conds
+            .iter()
+            .any(|(c, _)| matches!(c, Condition::Tcp(_)))
+            .then(|| network::inside::netns_of(init).ok())
+            .flatten();
         self.start = Instant::now();
         self.next_poll = self.start;
         self.done = false;
@@ -388,7 +402,11 @@ impl Readiness {
             }
             self.attempt = None;
         }
-        let Some(sock) = connect_nonblocking(addr) else {
+        let Some(sock) = self
+            .netns
+            .as_ref()
+            .and_then(|ns| connect_nonblocking(ns, addr))
+        else {
             return false;
         };
         match sock {
@@ -475,6 +493,10 @@ mod tests {
             Ok(Condition::Tcp(a)) if a.port() == 80
         ));
         assert!(matches!(
+            Condition::parse("tcp:8080"),
+            Ok(Condition::Tcp(a)) if a.port() == 8080 && a.ip().is_loopback()
+        ));
+        assert!(matches!(
             Condition::parse("tcp:[::1]:22"),
             Ok(Condition::Tcp(_))
         ));
@@ -526,7 +548,10 @@ mod tests {
             "tcp:::1:80",
         ] {
             let e = Condition::parse(bad).unwrap_err();
-            assert!(e.contains("give tcp:ADDRESS:PORT"), "{bad}: {e}");
+            assert!(
+                e.contains("give tcp:PORT or tcp:ADDRESS:PORT"),
+                "{bad}: {e}"
+            );
         }
     }
 

@@ -46,6 +46,25 @@ pub fn write(fd: RawFd, bytes: &[u8]) -> Result<usize, Errno> {
     Errno::result(n).map(|n| n as usize)
 }
 
+/// Close every descriptor of this process but those in `keep` (a child
+/// that must hold nothing of its parent's but what it serves).
+pub fn close_all_but(keep: &[RawFd]) -> Result<(), Errno> {
+    let mut keep: Vec<u32> = keep.iter().filter_map(|&k| u32::try_from(k).ok()).collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut from = 0u32;
+    for k in keep.into_iter().chain([u32::MAX]) {
+        if k > from {
+            // SAFETY: close_range(2) takes no pointer; the caller owns the
+            // whole descriptor table and keeps none of what is closed.
+            let r = unsafe { libc::syscall(libc::SYS_close_range, from, k - 1, 0u32) };
+            Errno::result(r)?;
+        }
+        from = k.saturating_add(1);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -376,6 +376,10 @@ bench nspawn $slow_runs 3 $nspawn_cmd
 # run on its own).
 bash "$here/boot.sh" "$fwrun" >"$tmp/boot.md" || die "tests/bench/boot.sh failed"
 others
+# The relay of --publish against --net veth (tests/bench/publish.sh, which
+# can also run on its own).
+bash "$here/publish.sh" "$fwrun" >"$tmp/publish.md" || die "tests/bench/publish.sh failed"
+others
 
 # --- 5: the shell floor ----------------------------------------------------------------
 sh "$here/floor.sh" $img || die "tests/bench/floor.sh failed"
@@ -664,6 +668,8 @@ report=$tmp/RESULTS.md
   row nsenter "nsenter -a (namespaces and root only)"
   echo
   cat "$tmp/boot.md"
+  echo
+  cat "$tmp/publish.md"
   if [ -n "$baseline" ]; then
     echo
     echo "## Against an earlier build"

@@ -78,6 +78,8 @@ gcc -static -Os -o "$root/test/newmount" "$here/newmount.c"
 # A remount as mount(2) is asked, with the path as given (the probes of
 # userns.sh: paths through magic links).
 gcc -static -Os -o "$root/test/remount" "$here/remount.c"
+# A UDP echo (busybox's nc has no UDP): the published-port tests.
+gcc -static -Os -o "$root/test/udpecho" "$here/udpecho.c"
 
 img() { truncate -s "$2" "$1"; }
 img "$out/fw.ext2" 12M
