@@ -242,14 +242,27 @@ fn cgroups() -> BTreeSet<String> {
 }
 
 /// The interfaces of the host (the tests' network namespace) whose name
-/// fwrun gives to the host end of a veth.
+/// fwrun gives to the host end of a veth (`fw-*`), and those the tests make
+/// themselves (`fwt*`: tests/network.rs's bridges and taps).
 pub fn fw_interfaces() -> BTreeSet<String> {
     fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("fw-"))
+        .filter(|n| n.starts_with("fw-") || is_test_interface(n))
         .collect()
+}
+
+/// An interface only a test makes (never fwrun, never the host).
+pub fn is_test_interface(name: &str) -> bool {
+    name.starts_with("fwt")
+}
+
+/// Delete the interfaces `names` (`ip link del`), quietly.
+fn delete_interfaces<'a>(names: impl IntoIterator<Item = &'a String>) {
+    for n in names {
+        let _ = Command::new("ip").args(["link", "del", n]).output();
+    }
 }
 
 pub fn footprint() -> Footprint {
@@ -289,20 +302,58 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
     out
 }
 
-/// Wait (up to a deadline) until the machine holds nothing new since
-/// `before`; panic with what is left otherwise.
-pub fn assert_no_leaks(before: &Footprint) {
+/// What the machine holds that `before` did not, once it has had up to a
+/// few seconds to let go of it (empty when nothing is left).
+fn left_behind(before: &Footprint) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = leaks(before, &footprint());
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("left behind:\n  {}", left.join("\n  "));
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Wait (up to a deadline) until the machine holds nothing new since
+/// `before`; panic with what is left otherwise.
+pub fn assert_no_leaks(before: &Footprint) {
+    let left = left_behind(before);
+    assert!(left.is_empty(), "left behind:\n  {}", left.join("\n  "));
+}
+
+/// Take away what a failed test left since `before`: its fwrun processes
+/// (killed, which takes their firmware with them), their leftovers (swept
+/// by `fwrun --cleanup`) and the interfaces it made. Never panics (it runs
+/// while a test is already failing); returns what is still there.
+fn sweep_after_failure(before: &Footprint) -> Vec<String> {
+    let now = footprint();
+    for pid in now.fwrun_processes.difference(&before.fwrun_processes) {
+        if let Ok(pid) = pid.parse::<i32>() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !footprint()
+        .fwrun_processes
+        .is_subset(&before.fwrun_processes)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(mut c) = fwrun().args(["--cleanup", "-q"]).spawn() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    delete_interfaces(now.interfaces.difference(&before.interfaces));
+    left_behind(before)
 }
 
 /// Held by every root test: serialises them (the leak check looks at the
@@ -329,6 +380,24 @@ fn machine_lock() -> fs::File {
     f
 }
 
+/// The interfaces only tests make that are there before a test starts:
+/// left by a test binary that was killed (no guard of its own ran), since
+/// with the machine lock held no other suite is running. Deleted, and
+/// named on stderr.
+fn sweep_test_interfaces() {
+    let stale: Vec<String> = fw_interfaces()
+        .into_iter()
+        .filter(|n| is_test_interface(n))
+        .collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "deleting test interfaces an earlier, killed test run left: {}",
+            stale.join(" ")
+        );
+        delete_interfaces(&stale);
+    }
+}
+
 pub fn guard() -> Guard {
     static LOCK: Mutex<()> = Mutex::new(());
     let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -337,6 +406,7 @@ pub fn guard() -> Guard {
         "this test needs root (it mounts and creates namespaces): run the tests as root, as CI does"
     );
     let machine = machine_lock();
+    sweep_test_interfaces();
     firmware();
     let before = footprint();
     Guard {
@@ -353,9 +423,29 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    /// A passing test must have left nothing. A failing one is checked as
+    /// well: what it left is named on stderr (a second panic would abort
+    /// the whole binary) and swept, so that the tests after it neither
+    /// count it in their own baseline nor trip over it.
     fn drop(&mut self) {
         if !std::thread::panicking() {
             assert_no_leaks(&self.before);
+            return;
+        }
+        let left = left_behind(&self.before);
+        if left.is_empty() {
+            return;
+        }
+        eprintln!(
+            "the failed test also left behind (now swept):\n  {}",
+            left.join("\n  ")
+        );
+        let still = sweep_after_failure(&self.before);
+        if !still.is_empty() {
+            eprintln!(
+                "sweeping after the failed test did not remove:\n  {}",
+                still.join("\n  ")
+            );
         }
     }
 }
