@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::bg::{finish, Bg, Out, DEADLINE};
+use common::bg::{finish, Bg, KillOnDrop, Out, DEADLINE};
 use common::*;
 use serde_json::Value;
 
@@ -485,7 +485,7 @@ fn file_and_exec_readiness_and_the_ready_fd() {
     c.args(["-c", &script])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null());
-    let mut child = c.spawn().unwrap();
+    let mut child = KillOnDrop::new(c.spawn().unwrap());
     let deadline = Instant::now() + DEADLINE;
     // Booting, and not ready while the file is missing or says no.
     loop {
@@ -512,7 +512,7 @@ fn file_and_exec_readiness_and_the_ready_fd() {
     assert_eq!(fs::read_to_string(&said).unwrap(), "ready\n");
     let o = fwrun_out(&["stop", "rf1"]);
     assert_eq!(o.code(), Some(0), "{}", o.show());
-    let st = child.wait().unwrap();
+    let st = child.wait_by(Instant::now() + DEADLINE, "the stopped run rf1");
     assert_eq!(st.code(), Some(143));
     // A descriptor that is not open is bad input.
     let o = fwrun_out(&["--firmware", &fw(), "--ready-fd", "9", "--", "/bin/true"]);
