@@ -58,10 +58,6 @@ fn assert_every_check(r: &Run, script: &str) {
     assert_eq!(oks, want, "{script}: not every check ran\n{}", r.stdout);
 }
 
-fn trimmed(path: &str) -> String {
-    fs::read_to_string(path).unwrap().trim().to_string()
-}
-
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in seconds: moves only when
 /// someone sets the clock.
 fn clock_offset() -> f64 {
@@ -112,9 +108,8 @@ fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
     let rep = s.path("r.json");
     let image = image("fw.ext2");
     let sum = sha256(&image);
-    let cad = trimmed("/proc/sys/kernel/ctrl-alt-del");
-    let printk = trimmed("/proc/sys/kernel/printk");
-    let level = printk.split_whitespace().next().unwrap().to_string();
+    let cad = Setting::ctrl_alt_del();
+    let level = Setting::console_level();
     let offset = clock_offset();
     let r = run(&[
         "--firmware",
@@ -124,17 +119,28 @@ fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
         "--report",
         rep.to_str().unwrap(),
         "--env",
-        &format!("CAD={cad}"),
+        &format!("CAD={}", cad.probe),
         "--env",
-        &format!("LEVEL={level}"),
+        &format!("LEVEL={}", level.probe),
         "--env",
         &format!("IMAGE={}", image.display()),
         "--",
         "/test/accidents.sh",
     ]);
+    // Both probes wrote a value other than the host's (ctrl-alt-del only
+    // where the host's is not 0): a write that went through shows here.
+    let (cad_kept, level_kept) = (cad.unchanged(), level.unchanged());
+    assert!(
+        cad_kept,
+        "the host's ctrl-alt-del changed (put back)\n{}",
+        r.stdout
+    );
+    assert!(
+        level_kept,
+        "the host's console log level changed (put back)\n{}",
+        r.stdout
+    );
     assert_every_check(&r, "accidents.sh");
-    assert_eq!(trimmed("/proc/sys/kernel/ctrl-alt-del"), cad);
-    assert_eq!(trimmed("/proc/sys/kernel/printk"), printk);
     assert!(
         (clock_offset() - offset).abs() < 0.5,
         "the host's clock moved"

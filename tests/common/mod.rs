@@ -465,6 +465,57 @@ pub fn hostname() -> String {
         .to_string()
 }
 
+/// A host setting a probe tries to write (kernel/ctrl-alt-del,
+/// kernel/printk), with the value it had and the value the probe writes:
+/// a different one where a different one is harmless, so that a write that
+/// went through shows; [`Setting::unchanged`] then puts the host's back.
+pub struct Setting {
+    pub path: &'static str,
+    pub host: String,
+    pub probe: String,
+}
+
+impl Setting {
+    /// kernel/ctrl-alt-del: 0 (Ctrl-Alt-Del signals init instead of
+    /// rebooting at once) where the host has anything else; where it has 0
+    /// already the probe writes 0, and only the refusal's reason shows.
+    pub fn ctrl_alt_del() -> Setting {
+        let path = "/proc/sys/kernel/ctrl-alt-del";
+        let host = fs::read_to_string(path).unwrap().trim().to_string();
+        Setting {
+            path,
+            host,
+            probe: "0".into(),
+        }
+    }
+
+    /// kernel/printk's console log level (what `dmesg -n` sets): one
+    /// below the host's (2 where it is 1), which only quiets the console.
+    pub fn console_level() -> Setting {
+        let path = "/proc/sys/kernel/printk";
+        let host = fs::read_to_string(path).unwrap().trim().to_string();
+        let level: u32 = host.split_whitespace().next().unwrap().parse().unwrap();
+        let probe = if level > 1 { level - 1 } else { 2 };
+        Setting {
+            path,
+            host,
+            probe: probe.to_string(),
+        }
+    }
+
+    /// Whether the host still has its value; if not, it is put back first.
+    #[must_use]
+    pub fn unchanged(&self) -> bool {
+        let now = fs::read_to_string(self.path).unwrap().trim().to_string();
+        if now == self.host {
+            return true;
+        }
+        let words: Vec<&str> = self.host.split_whitespace().collect();
+        let _ = fs::write(self.path, words.join(" "));
+        false
+    }
+}
+
 /// Assert one line on stderr, naming `what`.
 pub fn assert_one_line_naming(r: &Run, what: &str) {
     let lines: Vec<&str> = r.stderr.lines().collect();
