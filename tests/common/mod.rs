@@ -78,11 +78,18 @@ fn names_in(dir: &str) -> String {
 /// host's /proc and /sys hold, so that it knows which masked paths must be
 /// there (masked) and which cannot be.
 pub fn check_env() -> Vec<String> {
+    let mut sys = names_in("/sys");
+    // The masked paths below the top of /sys, where the host has them.
+    for deep in ["devices/virtual/powercap"] {
+        if Path::new("/sys").join(deep).exists() {
+            sys = format!("{sys} {deep}");
+        }
+    }
     vec![
         "--env".into(),
         format!("HOST_PROC={}", names_in("/proc")),
         "--env".into(),
-        format!("HOST_SYS={}", names_in("/sys")),
+        format!("HOST_SYS={sys}"),
     ]
 }
 
