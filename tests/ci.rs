@@ -486,6 +486,51 @@ fn tcp_readiness_over_the_veth() {
     );
 }
 
+/// Which terminal an entered command's stdin is, said from inside: the
+/// firmware's own pty (its devpts, where `enter` makes one) or another.
+const WHICH_TTY: &str =
+    "if [ \"$(stat -L -c %d /proc/self/fd/0)\" = \"$(stat -c %d /dev/pts/ptmx)\" ]; \
+     then echo own-pty; else echo not-own-pty; fi";
+
+/// `enter -t` gives the command a pty even when stdin is no terminal;
+/// `enter -T` gives it none even when stdin is one (it gets fwrun's own).
+#[test]
+fn enter_t_forces_a_pty_and_enter_capital_t_none() {
+    let _g = guard();
+    let bg = service("tty2", &[]);
+    wait_ready("tty2");
+    // stdin is /dev/null here: no pty unless -t.
+    let o = fwrun_out(&["enter", "tty2", "--", "sh", "-c", WHICH_TTY]);
+    assert_eq!(o.stdout.trim(), "not-own-pty", "{}", o.show());
+    let o = fwrun_out(&["enter", "-t", "tty2", "--", "sh", "-c", WHICH_TTY]);
+    assert_eq!(o.code(), Some(0), "{}", o.show());
+    assert!(
+        o.stdout.contains("own-pty") && !o.stdout.contains("not-own-pty"),
+        "{}",
+        o.show()
+    );
+    // On a terminal: a pty of the firmware's unless -T.
+    for (flag, want) in [(None, "own-pty"), (Some("-T"), "not-own-pty")] {
+        let script = format!(
+            "{} enter {} tty2 -- sh -c '{}'; echo \"exit=$?\"",
+            bin(),
+            flag.unwrap_or(""),
+            WHICH_TTY.replace('\'', "'\\''")
+        );
+        let mut cmd = Command::new("bash");
+        cmd.args(["-c", &script]);
+        let mut p = rexpect::session::spawn_command(cmd, Some(20_000)).unwrap();
+        let before = p.exp_string("exit=0").unwrap();
+        let said: Vec<&str> = before
+            .lines()
+            .map(str::trim)
+            .filter(|l| l.ends_with("own-pty"))
+            .collect();
+        assert_eq!(said, [want], "{flag:?}: {before:?}");
+    }
+    stop("tty2", bg);
+}
+
 #[test]
 fn file_and_exec_readiness_and_the_ready_fd() {
     let _g = guard();

@@ -78,6 +78,8 @@ gcc -static -Os -o "$root/test/newmount" "$here/newmount.c"
 # A remount as mount(2) is asked, with the path as given (the probes of
 # userns.sh: paths through magic links).
 gcc -static -Os -o "$root/test/remount" "$here/remount.c"
+# Each system call fwrun promises to refuse, tried with harmless arguments.
+gcc -static -Os -o "$root/test/calls" "$here/calls.c"
 
 img() { truncate -s "$2" "$1"; }
 img "$out/fw.ext2" 12M
