@@ -288,6 +288,20 @@ check "userns.sh under the profile: every probe refused (exit $code)" test $code
 check "the guest's ctrl-alt-del is still unchanged" test "$(cat /proc/sys/kernel/ctrl-alt-del)" = "$cad"
 check "the read-only bind's source is still 755" test "$(stat -c %a /tmp/data)" = 755
 
+# 2h. --deny PATH: the profile refuses the path named, and only it; without
+#     --deny the same read goes through.
+$fwrun --name dn0 --firmware $fw -- /bin/sh -c 'cat /etc/fw-version >/dev/null && echo read-ok' \
+  >/tmp/dn0.out 2>&1
+check "without --deny, /etc/fw-version is read" grep -qx read-ok /tmp/dn0.out
+$fwrun --name dn1 --deny /etc/fw-version --report /tmp/dn1.json --firmware $fw \
+  -- /bin/sh -c 'cat /etc/fw-version 2>&1; echo "read=$?"; cat /etc/passwd >/dev/null && echo other-ok' \
+  >/tmp/dn1.out 2>/tmp/dn1.err
+show /tmp/dn1.out; show /tmp/dn1.err
+check "--deny /etc/fw-version: the read fails" grep -qx 'read=1' /tmp/dn1.out
+check "--deny /etc/fw-version: for want of permission" grep -q 'fw-version.*Permission denied' /tmp/dn1.out
+check "--deny /etc/fw-version: another file is still read" grep -qx other-ok /tmp/dn1.out
+check "--deny /etc/fw-version: the report's denials list it" grep -q '"target": *"/etc/fw-version"' /tmp/dn1.json
+
 # 3. What a firmware normally does still works: the demo boots (its rcS
 #    mounts proc, sysfs, devpts, tmpfs), runs its services, powers off.
 klog_mark
