@@ -58,10 +58,6 @@ fn assert_every_check(r: &Run, script: &str) {
     assert_eq!(oks, want, "{script}: not every check ran\n{}", r.stdout);
 }
 
-fn trimmed(path: &str) -> String {
-    fs::read_to_string(path).unwrap().trim().to_string()
-}
-
 /// CLOCK_REALTIME minus CLOCK_MONOTONIC, in seconds: moves only when
 /// someone sets the clock.
 fn clock_offset() -> f64 {
@@ -112,9 +108,8 @@ fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
     let rep = s.path("r.json");
     let image = image("fw.ext2");
     let sum = sha256(&image);
-    let cad = trimmed("/proc/sys/kernel/ctrl-alt-del");
-    let printk = trimmed("/proc/sys/kernel/printk");
-    let level = printk.split_whitespace().next().unwrap().to_string();
+    let cad = Setting::ctrl_alt_del();
+    let level = Setting::console_level();
     let offset = clock_offset();
     let r = run(&[
         "--firmware",
@@ -124,17 +119,28 @@ fn a_firmware_s_accidents_are_refused_and_the_host_is_unchanged() {
         "--report",
         rep.to_str().unwrap(),
         "--env",
-        &format!("CAD={cad}"),
+        &format!("CAD={}", cad.probe),
         "--env",
-        &format!("LEVEL={level}"),
+        &format!("LEVEL={}", level.probe),
         "--env",
         &format!("IMAGE={}", image.display()),
         "--",
         "/test/accidents.sh",
     ]);
+    // Both probes wrote a value other than the host's (ctrl-alt-del only
+    // where the host's is not 0): a write that went through shows here.
+    let (cad_kept, level_kept) = (cad.unchanged(), level.unchanged());
+    assert!(
+        cad_kept,
+        "the host's ctrl-alt-del changed (put back)\n{}",
+        r.stdout
+    );
+    assert!(
+        level_kept,
+        "the host's console log level changed (put back)\n{}",
+        r.stdout
+    );
     assert_every_check(&r, "accidents.sh");
-    assert_eq!(trimmed("/proc/sys/kernel/ctrl-alt-del"), cad);
-    assert_eq!(trimmed("/proc/sys/kernel/printk"), printk);
     assert!(
         (clock_offset() - offset).abs() < 0.5,
         "the host's clock moved"
@@ -592,4 +598,183 @@ fn under_as_pid2_fwrun_s_pid_1_is_confined_like_the_init() {
     };
     assert_eq!(bounding(lines[0]), bounding(lines[1]), "{}", r.stdout);
     assert_eq!(bounding(lines[0]) & (1 << 16), 0, "pid 1 keeps sys_module");
+}
+
+/// What a firmware tries in a real run that fwrun promises to refuse: the
+/// kernel's own file systems mounted anywhere, fwrun's mounts moved away
+/// (MS_MOVE), a `:ro` bind remounted read-write, and the system calls
+/// seccomp hands to fwrun (tests/firmware/calls.c, each with arguments that
+/// change nothing if it went through). Each is answered EPERM and listed
+/// in the report with its reason; the bind's host file is unchanged.
+#[test]
+fn refused_mounts_and_calls_in_a_real_run() {
+    let _g = guard();
+    let s = Scratch::new("refused");
+    let rep = s.path("r.json");
+    let data = s.path("data");
+    fs::create_dir(&data).unwrap();
+    fs::write(data.join("file"), "host\n").unwrap();
+    const KERNEL_FS: [&str; 7] = [
+        "binfmt_misc",
+        "securityfs",
+        "tracefs",
+        "configfs",
+        "bpf",
+        "efivarfs",
+        "pstore",
+    ];
+    const MOVED: [&str; 4] = ["/proc", "/sys", "/dev", "/data"];
+    const CALLS: [&str; 9] = [
+        "open_by_handle_at",
+        "kexec_load",
+        "bpf",
+        "perf_event_open",
+        "keyctl",
+        "add_key",
+        "acct",
+        "iopl",
+        "ioperm",
+    ];
+    let script = format!(
+        r#"
+for fs in {fss}; do
+  mkdir -p /mnt/$fs
+  if err=$(mount -t $fs none /mnt/$fs 2>&1); then echo "mount $fs: allowed"; else echo "mount $fs: $err"; fi
+done
+mkdir -p /mnt/moved
+for m in {moved}; do
+  if err=$(mount --move $m /mnt/moved 2>&1); then echo "move $m: allowed"; else echo "move $m: $err"; fi
+done
+if err=$(/test/remount /data 2>&1); then echo "remount /data: allowed"; else echo "remount /data: $err"; fi
+if err=$(sh -c 'echo x > /data/file' 2>&1); then echo "write /data: allowed"; else echo "write /data: $err"; fi
+/test/calls
+"#,
+        fss = KERNEL_FS.join(" "),
+        moved = MOVED.join(" ")
+    );
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--apparmor",
+        "off",
+        "--report",
+        rep.to_str().unwrap(),
+        "--bind",
+        &format!("{}:/data:ro", data.display()),
+        "--",
+        "/bin/sh",
+        "-c",
+        &script,
+    ]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(fs::read_to_string(data.join("file")).unwrap(), "host\n");
+    let said = |what: &str| -> String {
+        r.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{what}: ")))
+            .unwrap_or_else(|| panic!("no line for {what}: {}", r.stdout))
+            .to_string()
+    };
+    let report = read_json(&rep);
+    let refusals: Vec<(String, String, String)> = report["confinement"]["refused"]
+        .as_array()
+        .expect("confinement.refused is a list")
+        .iter()
+        .map(|x| {
+            let f = |k: &str| x[k].as_str().unwrap_or_default().to_string();
+            (f("syscall"), f("target"), f("reason"))
+        })
+        .collect();
+    let listed = |call: &str, target: &str, reason: &str| {
+        refusals
+            .iter()
+            .any(|(c, t, why)| c == call && t == target && why.contains(reason))
+    };
+    // busybox mount words EPERM (and EACCES) as "permission denied";
+    // the report says it was fwrun's refusal, and why.
+    const MOUNT_EPERM: &str = "mount: permission denied (are you root?)";
+    for fs in KERNEL_FS {
+        assert_eq!(said(&format!("mount {fs}")), MOUNT_EPERM, "{fs}");
+        assert!(
+            listed(
+                "mount",
+                &format!("{fs} at /mnt/{fs}"),
+                "the host kernel's own"
+            ),
+            "mount of {fs} not in the report: {refusals:?}"
+        );
+    }
+    for m in MOVED {
+        assert_eq!(said(&format!("move {m}")), MOUNT_EPERM, "{m}");
+        assert!(
+            listed(
+                "mount",
+                "/mnt/moved",
+                &format!("fwrun's mount at {m} stays where it is")
+            ),
+            "the move of {m} not in the report: {refusals:?}"
+        );
+    }
+    assert_eq!(
+        said("remount /data"),
+        "remount /data: Operation not permitted"
+    );
+    assert!(
+        listed("mount", "/data", "stays read-only"),
+        "the remount of the :ro bind not in the report: {refusals:?}"
+    );
+    assert!(
+        said("write /data").ends_with("Read-only file system"),
+        "{}",
+        r.stdout
+    );
+    for call in CALLS {
+        assert_eq!(said(call), "EPERM", "{call}: {}", r.stdout);
+        assert!(
+            listed(call, "", ""),
+            "{call} not in the report: {refusals:?}"
+        );
+    }
+}
+
+/// The firmware has an IPC namespace of its own: a System V shared memory
+/// segment the host makes is not among the firmware's.
+#[test]
+fn the_hosts_ipc_objects_are_not_the_firmwares() {
+    let _g = guard();
+    // A key of the test's own ("FWrT"), in a segment removed at the end.
+    const KEY: libc::key_t = 0x4657_7254;
+    // SAFETY: plain System V calls on a segment this test makes and removes.
+    let id = unsafe { libc::shmget(KEY, 4096, libc::IPC_CREAT | libc::IPC_EXCL | 0o600) };
+    assert!(id >= 0, "shmget: {}", std::io::Error::last_os_error());
+    struct Segment(i32);
+    impl Drop for Segment {
+        fn drop(&mut self) {
+            // SAFETY: removes the segment made above.
+            unsafe { libc::shmctl(self.0, libc::IPC_RMID, std::ptr::null_mut()) };
+        }
+    }
+    let _segment = Segment(id);
+    // /proc/sysvipc/shm: one segment a line, its key first.
+    let lists = |text: &str| {
+        text.lines()
+            .any(|l| l.split_whitespace().next() == Some(&KEY.to_string()))
+    };
+    let host = fs::read_to_string("/proc/sysvipc/shm").unwrap();
+    assert!(lists(&host), "the host does not list it: {host}");
+    let r = run(&[
+        "--firmware",
+        &fw(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "cat /proc/sysvipc/shm; echo end",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("end"), "{}", r.stdout);
+    assert!(
+        !lists(&r.stdout),
+        "the firmware sees the host's segment: {}",
+        r.stdout
+    );
 }

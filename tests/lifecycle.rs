@@ -84,6 +84,8 @@ fn sigint_stops_an_obedient_firmware_quickly() {
     let mut bg = Bg::start(&[
         "--firmware",
         &fw(),
+        "--stop-timeout",
+        "60",
         "--report",
         rep.to_str().unwrap(),
         "--",
@@ -94,9 +96,11 @@ fn sigint_stops_an_obedient_firmware_quickly() {
     bg.signal(libc::SIGINT);
     let (code, err, took) = stopped(bg, t);
     assert_eq!(code, 130, "{err}");
+    // Well under the 60 s --stop-timeout: it was not killed (the line
+    // below says it stopped); the bound is generous on a loaded host.
     assert!(
-        took < Duration::from_secs(3),
-        "took {took:?} (stop-timeout is 10 s)"
+        took < Duration::from_secs(30),
+        "took {took:?} (stop-timeout is 60 s)"
     );
     let line = line_starting(&err, "fwrun: interrupted (Ctrl-C): ");
     assert!(
@@ -133,7 +137,9 @@ fn a_firmware_that_ignores_sigterm_is_killed_after_stop_timeout() {
             took >= Duration::from_secs(1),
             "{init}: killed after {took:?}, before the stop-timeout"
         );
-        assert!(took < Duration::from_secs(4), "{init}: took {took:?}");
+        // Killed at the 1 s --stop-timeout; the bound is generous on a
+        // loaded host (the report's ms below is checked against `took`).
+        assert!(took < Duration::from_secs(15), "{init}: took {took:?}");
         // A shell script is no init fwrun recognises: no hint follows.
         assert_eq!(
             line_starting(&err, "fwrun: interrupted"),
@@ -239,7 +245,9 @@ fn a_second_sigint_kills_at_once() {
     bg.signal(libc::SIGINT);
     let (code, err, took) = stopped(bg, t);
     assert_eq!(code, 130, "{err}");
-    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // At once: well under the 60 s --stop-timeout (generous on a loaded
+    // host; the line says it was the second Ctrl-C).
+    assert!(took < Duration::from_secs(30), "took {took:?}");
     assert_eq!(
         line_starting(&err, "fwrun: interrupted"),
         "fwrun: interrupted (Ctrl-C): firmware killed at once (second Ctrl-C)"
@@ -382,8 +390,11 @@ fn timeout_stops_the_firmware_with_124() {
     // An init that stops on its signal.
     let (r, took) = timed("/test/signals.sh", false);
     assert_eq!(r.code, 124, "{}", r.stderr);
+    // Not before the --timeout (what it promises); the upper bound only
+    // catches a hang, generous on a loaded host: that it stopped on its
+    // signal rather than being killed is the line below.
     assert!(
-        took >= Duration::from_secs(1) && took < Duration::from_secs(3),
+        took >= Duration::from_secs(1) && took < Duration::from_secs(15),
         "took {took:?}"
     );
     assert!(r.stdout.contains("got TERM"), "{}", r.stdout);
@@ -403,7 +414,7 @@ fn timeout_stops_the_firmware_with_124() {
     let (r, took) = timed("/test/ignore-term.sh", false);
     assert_eq!(r.code, 124, "{}", r.stderr);
     assert!(
-        took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(15),
         "took {took:?}"
     );
     assert_eq!(
@@ -498,8 +509,9 @@ fn as_pid2_returns_the_programs_status_and_reaps_orphans() {
         "sleep 100 & exit 7",
     ]);
     assert_eq!(r.code, 7, "{}", r.stderr);
+    // Without waiting for the orphaned sleep's 100 s (generous bound).
     assert!(
-        t.elapsed() < Duration::from_secs(5),
+        t.elapsed() < Duration::from_secs(50),
         "took {:?}",
         t.elapsed()
     );
@@ -563,8 +575,9 @@ fn pty_console_shell_ctrl_c_escape_and_terminal_restored() {
     p.send_control('c').unwrap();
     p.send_line("echo still-$((1+1))").unwrap();
     p.exp_string("still-2").unwrap();
+    // Well before the sleep's 30 s (generous on a loaded host).
     assert!(
-        t.elapsed() < Duration::from_secs(10),
+        t.elapsed() < Duration::from_secs(20),
         "the sleep was not interrupted"
     );
     // The escape ends the run.

@@ -7,7 +7,9 @@
 //! tap), and each test checks with `ip route get` that the route to an
 //! address goes over such an interface before it sends anything there.
 //! What a test makes (bridge, tap) a guard deletes, also when it fails; the
-//! common guard checks that no `fw-*` interface is left.
+//! common guard checks that no `fw-*` or `fwt*` interface is left, and
+//! deletes a `fwt*` one an earlier, killed test binary left before a test
+//! starts.
 //!
 //! Needs `ip` (iproute2) on the host; the firmware uses busybox's ip,
 //! ping and httpd.

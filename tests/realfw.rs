@@ -257,8 +257,11 @@ fn systemd_boots_and_powers_off(name: &str, file: &str, extra: &[&str]) {
         "{}",
         out.show()
     );
+    // What the feature promises: a graceful stop (said above) comes within
+    // the default --stop-timeout, 10 s, or it would have been a kill. The
+    // time it took is printed.
     assert!(
-        stop < Duration::from_secs(5),
+        stop < Duration::from_secs(10),
         "the stop took {stop:?}: {}",
         out.show()
     );
@@ -319,9 +322,10 @@ fn sysvinit_reaches_runlevel_2_and_stops_on_sigint() {
         "{console}"
     );
     assert!(has_line(&console, "^Will now restart"), "{console}");
-    // The default --stop-timeout is 10 s: it stops well before.
+    // What the feature promises: a graceful stop (said above) comes within
+    // the default --stop-timeout, 10 s. The time it took is printed.
     assert!(
-        stop < Duration::from_secs(5),
+        stop < Duration::from_secs(10),
         "the stop took {stop:?}: {}",
         out.show()
     );

@@ -1419,10 +1419,32 @@ fn same_name_runs_race_a_sweeper() {
     let img = ext2();
     let name = "rel-race";
     fs::create_dir_all(STATE_ROOT).unwrap();
+    /// The sweeping thread, stopped (and waited for) when the test ends
+    /// however it ends: a failing round must not leave it sweeping beside
+    /// the tests that come after.
+    struct Sweeper {
+        stop: Arc<AtomicBool>,
+        thread: Option<std::thread::JoinHandle<(usize, Vec<String>)>>,
+    }
+    impl Sweeper {
+        fn finish(mut self) -> (usize, Vec<String>) {
+            self.stop.store(true, Ordering::Relaxed);
+            let t = self.thread.take().unwrap();
+            t.join().expect("the sweeping thread panicked")
+        }
+    }
+    impl Drop for Sweeper {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
     let stop = Arc::new(AtomicBool::new(false));
-    let sweeper = {
-        let stop = stop.clone();
-        std::thread::spawn(move || {
+    let sweeper = Sweeper {
+        stop: stop.clone(),
+        thread: Some(std::thread::spawn(move || {
             let mut sweeps = 0;
             let mut wrong = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -1433,7 +1455,7 @@ fn same_name_runs_race_a_sweeper() {
                 sweeps += 1;
             }
             (sweeps, wrong)
-        })
+        })),
     };
     let run = || {
         Bg::start(&args![
@@ -1475,8 +1497,7 @@ fn same_name_runs_race_a_sweeper() {
         }
         assert!(!state_dir(name).exists(), "round {round}: state left");
     }
-    stop.store(true, Ordering::Relaxed);
-    let (sweeps, wrong) = sweeper.join().expect("the sweeping thread panicked");
+    let (sweeps, wrong) = sweeper.finish();
     assert!(
         failures.is_empty(),
         "{} of {rounds} rounds went wrong:\n{}",

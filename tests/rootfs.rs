@@ -291,10 +291,10 @@ fn a_read_only_bind_is_read_only_all_the_way_down() {
 }
 
 #[test]
-fn a_symlink_left_at_dev_or_proc_is_refused() {
+fn a_symlink_left_at_dev_proc_or_sys_is_refused() {
     let _g = guard();
     let fw = image("fw.ext2");
-    for name in ["dev", "proc"] {
+    for name in ["dev", "proc", "sys"] {
         let s = Scratch::new("planted");
         let rw = s.path("rw");
         let host = s.path("host");

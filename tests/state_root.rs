@@ -14,7 +14,6 @@
 mod common;
 
 use std::fs;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bg::Running;
@@ -46,9 +45,19 @@ fn mounted_at_root() -> Option<String> {
         })
 }
 
-/// What a live run must see at /run/fwrun from the host.
+/// What a live run must see at /run/fwrun from the host. Where /run is a
+/// tmpfs already, the tmpfs of fwrun's own is not tested here: that is said
+/// on stderr rather than passed over in silence (CI's hosts have /run on a
+/// disk).
 fn expected_while_running() -> Option<String> {
-    run_on_disk().then(|| "tmpfs fwrun-state".to_string())
+    if run_on_disk() {
+        return Some("tmpfs fwrun-state".to_string());
+    }
+    eprintln!(
+        "skipped: /run is a tmpfs on this host, so runs mount no state tmpfs of \
+         their own; only checking that nothing is mounted on {STATE_ROOT}"
+    );
+    None
 }
 
 /// Runs of the ext2 test image named `name`, gated until the file `go`.
@@ -142,25 +151,24 @@ fn sigkill_keeps_the_state_tmpfs_until_cleanup() {
 fn runs_starting_as_others_end_all_keep_their_state() {
     let _g = guard();
     for round in 0..6 {
-        let runs: Vec<(usize, std::process::Child)> = (0..8)
+        let runs: Vec<(usize, Running)> = (0..8)
             .map(|i| {
-                let child = Command::new(env!("CARGO_BIN_EXE_fwrun"))
-                    .arg("--firmware")
+                let mut c = fwrun();
+                c.arg("--firmware")
                     .arg(image("fw.ext2"))
-                    .args(["-q", "--", "/bin/true"])
-                    .stdin(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                (i, child)
+                    .args(["-q", "--", "/bin/true"]);
+                (i, common::bg::spawn(c))
             })
             .collect();
-        for (i, child) in runs {
-            let out = child.wait_with_output().unwrap();
+        // Each within the common deadline (past it, killed and failed);
+        // the runs not yet waited for are killed when `runs` is dropped.
+        let deadline = Instant::now() + common::bg::DEADLINE;
+        for (i, run) in runs {
+            let out = run.finish_by(deadline);
             assert!(
                 out.status.success(),
                 "round {round}, run {i}: {}",
-                String::from_utf8_lossy(&out.stderr)
+                out.show()
             );
         }
     }

@@ -10,6 +10,27 @@ use std::process::Command;
 
 use common::*;
 
+/// How many ok/not ok lines tests/vm/cgroup.sh prints, with
+/// tests/vm/cgroup-faults.sh (which it sources, at its end) or without.
+fn planned_checks(with_faults: bool) -> usize {
+    let vm = repo().join("tests/vm");
+    let mut text = fs::read_to_string(vm.join("cgroup.sh")).unwrap();
+    if with_faults {
+        text += &fs::read_to_string(vm.join("cgroup-faults.sh")).unwrap();
+    }
+    common::plan::plan_text(&text, &repo().join("tests/firmware/files"), "cgroup.sh")
+}
+
+/// The guest scripts can be counted (this runs without the VM), and the
+/// fault steps add checks of their own.
+#[test]
+fn the_cgroup_scripts_checks_can_be_counted() {
+    let (without, with) = (planned_checks(false), planned_checks(true));
+    println!("cgroup.sh: {without} checks; with the fault steps: {with}");
+    assert!(without > 50, "{without}");
+    assert_eq!(with, without + 7);
+}
+
 #[test]
 fn a_run_gets_a_cgroup_of_its_own_on_a_cgroup_v2_kernel() {
     let fw = firmware();
@@ -23,9 +44,15 @@ fn a_run_gets_a_cgroup_of_its_own_on_a_cgroup_v2_kernel() {
         .unwrap();
     assert!(st.success(), "objcopy failed");
     fs::copy(fw.join("fw.ext2"), payload.join("fw.ext2")).unwrap();
+    let faults = repo().join("tests/vm/cgroup-faults.sh");
     if cfg!(feature = "fault-injection") {
         // The guest script then also injects faults at the cgroup's steps.
-        fs::write(payload.join("fault-injection"), "").unwrap();
+        fs::copy(&faults, payload.join("cgroup-faults.sh")).unwrap();
+    } else {
+        eprintln!(
+            "skipped: the cgroup's fault steps (tests/vm/cgroup-faults.sh): this build has \
+             no fault injection (cargo test --features fault-injection runs them)"
+        );
     }
 
     let kernel = repo().join("target/vm-kernel");
@@ -65,12 +92,19 @@ fn a_run_gets_a_cgroup_of_its_own_on_a_cgroup_v2_kernel() {
         console
     );
     assert!(!checks.iter().any(|l| l.starts_with("not ok")), "{console}");
-    // Every check in cgroup.sh ran.
-    assert!(
-        checks.len() >= 44,
-        "only {} checks ran:\n{console}",
-        checks.len()
+    // Every check cgroup.sh makes ran (plan.rs counts them from its text),
+    // those of the fault steps with it when they were put in the payload.
+    assert_eq!(
+        checks.len(),
+        planned_checks(cfg!(feature = "fault-injection")),
+        "not every check ran:\n{console}"
     );
+    if let Some(ms) = console
+        .lines()
+        .find_map(|l| l.strip_prefix("BOMB-PROBE-MS "))
+    {
+        println!("a guest command during the fork bomb took {ms} ms (TCG)");
+    }
     // The reports the guest printed hold to the schema, accounting and all.
     let reports: Vec<&str> = console
         .lines()

@@ -199,6 +199,33 @@ bench() {
     --command-name "$name" --export-json "$tmp/$name.json" -- "$(printf '%q ' "$@")" >&2
   others
 }
+# paired NAME ROUNDS REF=COMMAND OTHER=COMMAND...: the commands one run
+# each in turn, ROUNDS rounds (tests/bench/alternate.py --ref REF): the
+# medians, and each other command's ratio to REF (and difference) taken
+# pair by pair, in $tmp/NAME.pairs. Every ratio in the report comes from
+# such pairs.
+paired() {
+  local name=$1 rounds=$2 ref=${3%%=*}
+  shift 2
+  say "timing $name, paired with ${ref}, $rounds rounds"
+  python3 "$here/alternate.py" --ref "$ref" "$rounds" "$@" >"$tmp/$name.pairs" \
+    || die "the paired runs ($name) failed"
+  others
+}
+# pair_field NAME KIND OTHER FIELD: of $tmp/NAME.pairs' "KIND OTHER REF ..."
+# line, FIELD (4 median, 5 and 6 the quartiles, 7 and 8 min and max, 9 the
+# number of pairs).
+pair_field() { awk -v k="$2" -v o="$3" -v f="$4" '$1 == k && $2 == o { print $f }' "$tmp/$1.pairs"; }
+# ratio NAME OTHER: the median per-pair ratio OTHER / REF.
+ratio() { pair_field "$1" ratio "$2" 4; }
+# ratio_text NAME OTHER: "1.52 (quartiles 1.45–1.60, 100 pairs)".
+ratio_text() {
+  awk -v o="$2" '$1 == "ratio" && $2 == o { printf "%.2f (quartiles %.2f–%.2f, %d pairs)", $4, $5, $6, $9 }' "$tmp/$1.pairs"
+}
+# diff_text NAME OTHER: the median per-pair difference OTHER − REF, in ms.
+diff_text() {
+  awk -v o="$2" '$1 == "diff" && $2 == o { printf "%.2f ms (quartiles %.2f–%.2f, %d pairs)", $4, $5, $6, $9 }' "$tmp/$1.pairs"
+}
 # The median of a hyperfine run, in ms.
 median_ms() { jq -r '.results[0].median * 1000' "$tmp/$1.json"; }
 runs_of() { jq -r '.results[0].times | length' "$tmp/$1.json"; }
@@ -248,6 +275,8 @@ for i in 0 1; do
   jq "{results: [.results[$i]]}" "$tmp/net.json" >"$tmp/$name.json"
   printf '%s' "$fwrun --firmware $img -q --net $([ $i = 0 ] && echo none || echo veth) -- /bin/true" >"$tmp/$name.cmd"
 done
+paired net $alt_rounds "none=$fwrun --firmware $img -q --net none -- /bin/true" \
+  "veth=$fwrun --firmware $img -q --net veth -- /bin/true"
 # What starting the binary alone costs (exec, loader, argument parsing, exit),
 # and what starting any process costs hyperfine on this machine.
 bench fwrun-version $fast_runs $warmup $fwrun --version
@@ -261,6 +290,8 @@ bench true $fast_runs $warmup /bin/true
 heavy='for i in $(seq 100); do find / -xdev >/dev/null; done'
 $fwrun --firmware $img -q -- /bin/sh -c "$heavy" || die "the syscall-heavy run failed"
 bench fwrun-ext2-noseccomp $fast_runs $warmup $fwrun --firmware $img -q --seccomp off -- /bin/true
+paired seccomp $alt_rounds "off=$fwrun --firmware $img -q --seccomp off -- /bin/true" \
+  "on=$fwrun --firmware $img -q -- /bin/true"
 bench heavy $heavy_runs 2 $fwrun --firmware $img -q -- /bin/sh -c "$heavy"
 bench heavy-noseccomp $heavy_runs 2 $fwrun --firmware $img -q --seccomp off -- /bin/sh -c "$heavy"
 # The same two, alternated run by run, so that a change in the machine's
@@ -277,6 +308,12 @@ for _ in $(seq "$heavy_runs"); do
   done
 done
 others
+# heavy_ratio FIELD: the median of the per-pair ratios on / off of wall (2)
+# or CPU (3) time (each pair is an "on" line and the "off" line after it).
+heavy_ratio() {
+  awk -v f="$1" '{ t = (f == 2 ? $2 : $3 + $4) } $1 == "on" { on = t } $1 == "off" { print on / t }' "$tmp/heavy-pairs" \
+    | sort -n | awk '{ v[NR] = $1 } END { printf "%.3f", (NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2) }'
+}
 # heavy_median MODE FIELD: the median, in ms, of wall (2) or CPU (3) time.
 heavy_median() {
   awk -v m="$1" -v f="$2" '$1 == m { print (f == 2 ? $2 : $3 + $4) * 1000 }' "$tmp/heavy-pairs" \
@@ -299,6 +336,8 @@ $fwrun enter $enter_name -- /bin/true || die "fwrun enter failed"
 nsenter -a -t "$enter_init" /bin/true || die "nsenter failed"
 bench enter $fast_runs $warmup $fwrun enter $enter_name -- /bin/true
 bench nsenter $fast_runs $warmup nsenter -a -t "$enter_init" /bin/true
+paired enter $alt_rounds "nsenter=nsenter -a -t $enter_init /bin/true" \
+  "enter=$fwrun enter $enter_name -- /bin/true"
 $fwrun stop $enter_name
 wait $enter_run || true
 
@@ -319,14 +358,23 @@ cp $sqfs "$tmp/copy.sqfs"
 hold $img fwbench-hold-ext2
 hold $sqfs fwbench-hold-sqfs
 say "timing first and shared runs, the directory and bubblewrap, alternated, $alt_rounds rounds"
-python3 "$here/alternate.py" "$alt_rounds" \
+python3 "$here/alternate.py" --ref bwrap "$alt_rounds" \
   "ext2-first=$fwrun --firmware $tmp/copy.ext2 -q -- /bin/true" \
   "ext2-shared=$fwrun --firmware $img -q -- /bin/true" \
   "sqfs-first=$fwrun --firmware $tmp/copy.sqfs -q -- /bin/true" \
   "sqfs-shared=$fwrun --firmware $sqfs -q -- /bin/true" \
   "dir=$fwrun --firmware $dir -q -- /bin/true" \
   "bwrap=bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true" \
-  >"$tmp/alt" || die "the alternated runs failed"
+  >"$tmp/alt.pairs" || die "the alternated runs failed"
+# The ratio of each to bubblewrap is taken from runs paired one by one: one
+# of each next to the other (A B, then B A), so that every pair's two runs
+# follow each other and meet the same machine.
+bw_cmd="bwrap --ro-bind $dir / --proc /proc --dev /dev --unshare-all --die-with-parent /bin/true"
+paired bw-ext2-first $alt_rounds "bwrap=$bw_cmd" "fwrun=$fwrun --firmware $tmp/copy.ext2 -q -- /bin/true"
+paired bw-ext2-shared $alt_rounds "bwrap=$bw_cmd" "fwrun=$fwrun --firmware $img -q -- /bin/true"
+paired bw-sqfs-first $alt_rounds "bwrap=$bw_cmd" "fwrun=$fwrun --firmware $tmp/copy.sqfs -q -- /bin/true"
+paired bw-sqfs-shared $alt_rounds "bwrap=$bw_cmd" "fwrun=$fwrun --firmware $sqfs -q -- /bin/true"
+paired bw-dir $alt_rounds "bwrap=$bw_cmd" "fwrun=$fwrun --firmware $dir -q -- /bin/true"
 unhold fwbench-hold-ext2
 unhold fwbench-hold-sqfs
 others
@@ -338,12 +386,13 @@ if [ -n "$baseline" ]; then
   as_installed "$baseline"
   baseline_rounds=$((alt_rounds * 2))
   say "timing this build against $baseline, alternated, $baseline_rounds rounds"
-  python3 "$here/alternate.py" "$baseline_rounds" \
+  python3 "$here/alternate.py" --ref baseline "$baseline_rounds" \
     "now=$fwrun --firmware $img -q -- /bin/true" \
     "baseline=$baseline --firmware $img -q -- /bin/true" \
-    >"$tmp/baseline" || die "the runs against the baseline failed"
-  b_now=$(alt_in "$tmp/baseline" now)
-  b_base=$(alt_in "$tmp/baseline" baseline)
+    >"$tmp/baseline.pairs" || die "the runs against the baseline failed"
+  b_now=$(alt_in "$tmp/baseline.pairs" now)
+  b_base=$(alt_in "$tmp/baseline.pairs" baseline)
+  b_diff=$(pair_field baseline diff now 4)
 fi
 
 # --- 4: systemd-nspawn --------------------------------------------------------------
@@ -369,6 +418,7 @@ done
 nspawn_warn=$(head -n 3 "$tmp/nspawn.out" | tr '\n' ' ' | sed 's/ *$//')
 # shellcheck disable=SC2086 # $nspawn_cmd is split into words on purpose
 bench nspawn $slow_runs 3 $nspawn_cmd
+paired nspawn $slow_runs "fwrun=$fwrun --firmware $img -q -- /bin/true" "nspawn=$nspawn_cmd"
 
 # --- Boot time of a real firmware ------------------------------------------------------
 # Debian minbase with systemd, to multi-user.target: fwrun against
@@ -384,6 +434,7 @@ others
 # --- 5: the shell floor ----------------------------------------------------------------
 sh "$here/floor.sh" $img || die "tests/bench/floor.sh failed"
 bench floor $mid_runs 10 sh tests/bench/floor.sh $img
+paired floor $mid_runs "fwrun=$fwrun --firmware $img -q -- /bin/true" "floor=sh tests/bench/floor.sh $img"
 
 # --- Peak RSS ---------------------------------------------------------------------
 # GNU time's %M: the maximum resident set of fwrun (the largest of fwrun and
@@ -426,16 +477,20 @@ bench parallel-1-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 1 $bwrap_cmd
 bench parallel-16-bwrap $slow_runs 5 sh "$tmp/parallel.sh" 16 $bwrap_cmd
 bench parallel-1-true $slow_runs 5 sh "$tmp/parallel.sh" 1 /bin/true
 bench parallel-16-true $slow_runs 5 sh "$tmp/parallel.sh" 16 /bin/true
+paired par-fwrun $slow_runs "one=sh $tmp/parallel.sh 1 $fwrun --firmware $img -q -- /bin/true" \
+  "sixteen=sh $tmp/parallel.sh 16 $fwrun --firmware $img -q -- /bin/true"
+paired par-bwrap $slow_runs "one=sh $tmp/parallel.sh 1 $bwrap_cmd" "sixteen=sh $tmp/parallel.sh 16 $bwrap_cmd"
+paired par-true $slow_runs "one=sh $tmp/parallel.sh 1 /bin/true" "sixteen=sh $tmp/parallel.sh 16 /bin/true"
 # The throughput target compares fwrun and bubblewrap in the same harness:
 # one round of 16 of each in turn, so that the machine's drift between the
 # series above (bubblewrap alone did 311 to 399 runs/s in them) falls on
 # both alike.
 say "timing 16 runs of the image against 16 of bubblewrap, alternated, $alt_rounds rounds"
 # shellcheck disable=SC2086
-python3 "$here/alternate.py" "$alt_rounds" \
+python3 "$here/alternate.py" --ref ext2 "$alt_rounds" \
   "ext2=sh $tmp/parallel.sh 16 $fwrun --firmware $img -q -- /bin/true" \
   "bwrap=sh $tmp/parallel.sh 16 $bwrap_cmd" \
-  >"$tmp/alt-par" || die "the alternated parallel runs failed"
+  >"$tmp/alt-par.pairs" || die "the alternated parallel runs failed"
 
 # --- Memory and page cache of 16 runs of one image ------------------------------------
 # N runs of one image (N = 1, then 16) start at once, each reading the
@@ -535,17 +590,24 @@ bw=$(median_ms bwrap)
 fl=$(median_ms floor)
 p1=$(median_ms parallel-1)
 p16=$(median_ms parallel-16)
-r_bwrap=$(calc "$ext2 / $bw" 2)
-r_floor=$(calc "$fl / $ext2" 2)
-veth_cost=$(calc "$(median_ms fwrun-ext2-veth) - $(median_ms fwrun-ext2-none)" 3)
-r_par=$(calc "$p16 / $p1" 2)
+# Every ratio and difference is the median of per-pair figures (paired
+# above); the hyperfine medians' ratios are kept as footnotes (h_*).
+h_bwrap=$(calc "$ext2 / $bw" 2)
+h_floor=$(calc "$fl / $ext2" 2)
+h_par=$(calc "$p16 / $p1" 2)
+r_bwrap=$(ratio bw-ext2-first fwrun)
+r_floor=$(ratio floor floor)
+veth_cost=$(pair_field net diff veth 4)
+r_par=$(ratio par-fwrun sixteen)
+r_enter=$(ratio enter enter)
 rss_mib=$(calc "$rss_max / 1024" 2)
 ns=$(median_ms nspawn)
-r_nspawn=$(calc "$ns / $ext2" 2)
+h_nspawn=$(calc "$ns / $ext2" 2)
+r_nspawn=$(ratio nspawn nspawn)
 sq=$(median_ms fwrun-sqfs)
 sq_shared=$(median_ms fwrun-sqfs-shared)
 ext2_shared=$(median_ms fwrun-ext2-shared)
-alt() { alt_in "$tmp/alt" "$1"; }
+alt() { alt_in "$tmp/alt.pairs" "$1"; }
 a_ext2=$(alt ext2-first) a_ext2s=$(alt ext2-shared) a_sq=$(alt sqfs-first)
 a_sqs=$(alt sqfs-shared) a_dir=$(alt dir) a_bw=$(alt bwrap)
 # Throughput of 16 runs of one image side by side: runs per second.
@@ -553,8 +615,10 @@ tput() { calc "16 / ($(median_ms "$1") / 1000)" 1; }
 tput_ext2=$(tput parallel-16)
 tput_sqfs=$(tput parallel-16-sqfs)
 tput_bwrap=$(tput parallel-16-bwrap)
-a_par_ext2=$(alt_in "$tmp/alt-par" ext2) a_par_bwrap=$(alt_in "$tmp/alt-par" bwrap)
+a_par_ext2=$(alt_in "$tmp/alt-par.pairs" ext2) a_par_bwrap=$(alt_in "$tmp/alt-par.pairs" bwrap)
 a_tput_ext2=$(calc "16 / ($a_par_ext2 / 1000)" 1) a_tput_bwrap=$(calc "16 / ($a_par_bwrap / 1000)" 1)
+# fwrun's throughput / bwrap's, pair by pair: bwrap's wall time / fwrun's.
+r_tput=$(ratio alt-par bwrap)
 
 row() { # row NAME LABEL: a table row for one hyperfine run
   # shellcheck disable=SC2016 # the backquotes are Markdown
@@ -607,29 +671,31 @@ report=$tmp/RESULTS.md
   echo
   echo "## Ratios and other figures"
   echo
+  echo "Each ratio is taken pair by pair: one run of each command in turn (the order reversed every other round), the ratio of the two runs of each round, and the median of those ratios with their quartiles (\`tests/bench/alternate.py --ref\`). The ratio of the two hyperfine medians above, one series after the other, is the footnote in brackets; why the two differ is under Method below."
+  echo
   echo "| figure | value |"
   echo "| --- | ---: |"
-  echo "| fwrun ext2 / bwrap | $r_bwrap |"
-  echo "| nspawn / fwrun ext2 | $r_nspawn |"
-  echo "| floor / fwrun ext2 | $r_floor |"
+  echo "| fwrun ext2 / bwrap | $(ratio_text bw-ext2-first fwrun) [hyperfine: $h_bwrap] |"
+  echo "| nspawn / fwrun ext2 | $(ratio_text nspawn nspawn) [hyperfine: $h_nspawn] |"
+  echo "| floor / fwrun ext2 | $(ratio_text floor floor) [hyperfine: $h_floor] |"
+  echo "| fwrun enter / nsenter -a | $(ratio_text enter enter) [hyperfine: $(calc "$(median_ms enter) / $(median_ms nsenter)" 2)] |"
   echo "| fwrun peak RSS, max of $rss_runs runs (median) | $rss_max KiB = $rss_mib MiB ($rss_med KiB) |"
   echo "| 1 fwrun, wall (median of $(runs_of parallel-1)) | $(calc "$p1" 2) ms |"
   echo "| 16 fwrun in parallel, wall (median of $(runs_of parallel-16)) | $(calc "$p16" 2) ms |"
-  echo "| 16 parallel / 1 | $r_par |"
-  echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2) ($(calc "$(median_ms parallel-16-bwrap)" 1) / $(calc "$(median_ms parallel-1-bwrap)" 1) ms) |"
-  echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2) ($(calc "$(median_ms parallel-16-true)" 1) / $(calc "$(median_ms parallel-1-true)" 1) ms) |"
+  echo "| 16 parallel / 1 | $(ratio_text par-fwrun sixteen) [hyperfine: $h_par] |"
+  echo "| for scale: bwrap, 16 parallel / 1 (same harness) | $(ratio_text par-bwrap sixteen) [hyperfine: $(calc "$(median_ms parallel-16-bwrap) / $(median_ms parallel-1-bwrap)" 2)] |"
+  echo "| for scale: /bin/true, 16 parallel / 1 (same harness) | $(ratio_text par-true sixteen) [hyperfine: $(calc "$(median_ms parallel-16-true) / $(median_ms parallel-1-true)" 2)] |"
   echo
   echo "## Side by side, alternated"
   echo
-  echo "One run of each in turn, the order reversed every round, $alt_rounds rounds (\`tests/bench/alternate.py\`): on a busy machine the drift falls on all alike, which successive hyperfine series do not give. A first run is of a copy of the image no other run uses; a shared run is of an image another run (its init asleep) holds meanwhile."
+  echo "The medians: one run of each in turn, the order reversed every round, $alt_rounds rounds (\`tests/bench/alternate.py\`): on a busy machine the drift falls on all alike, which successive hyperfine series do not give. The ratio to bubblewrap: each against bubblewrap alone, paired one by one ($alt_rounds pairs, \`alternate.py --ref\`), the median of the per-pair ratios and their quartiles. A first run is of a copy of the image no other run uses; a shared run is of an image another run (its init asleep) holds meanwhile."
   echo
-  echo "| what | median (ms) | / bwrap |"
+  echo "| what | median (ms) | / bwrap, per pair: median (quartiles) |"
   echo "| --- | ---: | ---: |"
-  echo "| fwrun, ext2 image, first run | $(calc "$a_ext2" 2) | $(calc "$a_ext2 / $a_bw" 2) |"
-  echo "| fwrun, ext2 image, shared | $(calc "$a_ext2s" 2) | $(calc "$a_ext2s / $a_bw" 2) |"
-  echo "| fwrun, squashfs image, first run | $(calc "$a_sq" 2) | $(calc "$a_sq / $a_bw" 2) |"
-  echo "| fwrun, squashfs image, shared | $(calc "$a_sqs" 2) | $(calc "$a_sqs / $a_bw" 2) |"
-  echo "| fwrun, directory | $(calc "$a_dir" 2) | $(calc "$a_dir / $a_bw" 2) |"
+  for a in "ext2-first:fwrun, ext2 image, first run" "ext2-shared:fwrun, ext2 image, shared" \
+      "sqfs-first:fwrun, squashfs image, first run" "sqfs-shared:fwrun, squashfs image, shared" "dir:fwrun, directory"; do
+    echo "| ${a#*:} | $(calc "$(alt "${a%%:*}")" 2) | $(pair_field "bw-${a%%:*}" ratio fwrun 4 | xargs printf '%.2f') ($(pair_field "bw-${a%%:*}" ratio fwrun 5 | xargs printf '%.2f')–$(pair_field "bw-${a%%:*}" ratio fwrun 6 | xargs printf '%.2f')) |"
+  done
   echo "| bubblewrap, the directory | $(calc "$a_bw" 2) | 1.00 |"
   echo
   echo "## 16 runs of one image side by side"
@@ -656,9 +722,8 @@ report=$tmp/RESULTS.md
   row heavy "100 walks of the root inside the firmware"
   row heavy-noseccomp "the same, --seccomp off"
   echo
-  echo "- The filter and the interception at start: $(calc "$ext2 - $(median_ms fwrun-ext2-noseccomp)" 2) ms ($(calc "$ext2" 2) ms with, $(calc "$(median_ms fwrun-ext2-noseccomp)" 2) ms without)."
-  echo "- $(verdict "$(median_ms heavy) <= 1.05 * $(median_ms heavy-noseccomp)"): a syscall-heavy workload within 5 % of --seccomp off (hyperfine, one after the other: ratio $(calc "$(median_ms heavy) / $(median_ms heavy-noseccomp)" 3))"
-  echo "- $(verdict "$(heavy_median on 2) <= 1.05 * $(heavy_median off 2)"): the same, alternated run by run ($heavy_runs pairs): wall $(calc "$(heavy_median on 2)" 1) / $(calc "$(heavy_median off 2)" 1) ms (ratio $(calc "$(heavy_median on 2) / $(heavy_median off 2)" 3)), CPU $(calc "$(heavy_median on 3)" 1) / $(calc "$(heavy_median off 3)" 1) ms (ratio $(calc "$(heavy_median on 3) / $(heavy_median off 3)" 3))"
+  echo "- The filter and the interception at start, per pair (--seccomp off, then on): $(diff_text seccomp on) [hyperfine medians: $(calc "$ext2 - $(median_ms fwrun-ext2-noseccomp)" 2) ms]."
+  echo "- $(verdict "$(heavy_ratio 2) <= 1.05"): a syscall-heavy workload within 5 % of --seccomp off, run by run in pairs ($heavy_runs pairs): per-pair ratio of wall time $(heavy_ratio 2) (medians $(calc "$(heavy_median on 2)" 1) / $(calc "$(heavy_median off 2)" 1) ms), of CPU time $(heavy_ratio 3) [hyperfine, one series after the other: ratio $(calc "$(median_ms heavy) / $(median_ms heavy-noseccomp)" 3)]"
   echo
   echo "## A command in a running firmware"
   echo
@@ -681,29 +746,29 @@ report=$tmp/RESULTS.md
     echo "| this build | $(calc "$b_now" 2) |"
     echo "| the earlier build | $(calc "$b_base" 2) |"
     echo
-    echo "- $(verdict "$b_now - $b_base <= 0.5"): this build's end-to-end median rises by at most 0.5 ms over the earlier build's ($(calc "$b_now - $b_base" 2) ms)"
+    echo "- $(verdict "$b_diff <= 0.5"): this build's end-to-end time rises by at most 0.5 ms over the earlier build's, per pair: $(diff_text baseline now)"
   fi
   echo
   echo "## Targets"
   echo
-  echo "Sharing an image's lower layer and the image against bubblewrap's directory (the first three from the alternated medians above; the hyperfine medians, taken one command after another, in brackets):"
+  echo "Every ratio is the median of per-pair ratios (above); the ratio of the hyperfine medians, one series after the other, is in brackets:"
   echo
-  echo "- $(verdict "$a_ext2 <= 1.3 * $a_bw"): fwrun ext2 ≤ 1.3 × bwrap on the same tree as a directory ($(calc "$a_ext2" 2) ms vs 1.3 × $(calc "$a_bw" 2) = $(calc "1.3 * $a_bw" 2) ms; ratio $(calc "$a_ext2 / $a_bw" 2); a run that overlaps another of the image: $(calc "$a_ext2s" 2) ms, ratio $(calc "$a_ext2s / $a_bw" 2)) [hyperfine: ratio $r_bwrap; overlapping $(calc "$ext2_shared / $bw" 2)]"
-  echo "- $(verdict "$a_dir <= 1.0 * $a_bw"): fwrun directory ≤ 1.0 × bwrap ($(calc "$a_dir" 2) ms vs $(calc "$a_bw" 2) ms; ratio $(calc "$a_dir / $a_bw" 2)) [hyperfine: ratio $(calc "$fdir / $bw" 2)]"
-  echo "- $(verdict "$a_sqs <= 2 * $a_bw"): fwrun squashfs, the second of two overlapping runs, ≤ 2 × bwrap ($(calc "$a_sqs" 2) ms vs 2 × $(calc "$a_bw" 2) = $(calc "2 * $a_bw" 2) ms; ratio $(calc "$a_sqs / $a_bw" 2)); a first run (nothing shared): $(calc "$a_sq" 2) ms, ratio $(calc "$a_sq / $a_bw" 2) [hyperfine: $(calc "$sq_shared / $bw" 2) and $(calc "$sq / $bw" 2)]"
-  echo "- $(verdict "$a_tput_ext2 >= 0.9 * $a_tput_bwrap"): 16 runs of one ext2 image side by side: throughput ≥ 0.9 × bwrap's in the same harness, alternated ($a_tput_ext2 vs 0.9 × $a_tput_bwrap = $(calc "0.9 * $a_tput_bwrap" 1) runs/s; ratio $(calc "$a_tput_ext2 / $a_tput_bwrap" 2)) [hyperfine series: ratio $(calc "$tput_ext2 / $tput_bwrap" 2)]"
+  echo "- $(verdict "$r_bwrap <= 1.3"): fwrun ext2 ≤ 1.3 × bwrap on the same tree as a directory: $(ratio_text bw-ext2-first fwrun); a run that overlaps another of the image: $(ratio_text bw-ext2-shared fwrun) [hyperfine: $h_bwrap; overlapping $(calc "$ext2_shared / $bw" 2)]"
+  echo "- $(verdict "$(ratio bw-dir fwrun) <= 1.0"): fwrun directory ≤ 1.0 × bwrap: $(ratio_text bw-dir fwrun) [hyperfine: $(calc "$fdir / $bw" 2)]"
+  echo "- $(verdict "$(ratio bw-sqfs-shared fwrun) <= 2"): fwrun squashfs, the second of two overlapping runs, ≤ 2 × bwrap: $(ratio_text bw-sqfs-shared fwrun); a first run (nothing shared): $(ratio_text bw-sqfs-first fwrun) [hyperfine: $(calc "$sq_shared / $bw" 2) and $(calc "$sq / $bw" 2)]"
+  echo "- $(verdict "$r_tput >= 0.9"): 16 runs of one ext2 image side by side: throughput ≥ 0.9 × bwrap's in the same harness, per pair of rounds: $(ratio_text alt-par bwrap) ($a_tput_ext2 vs $a_tput_bwrap runs/s at the medians) [hyperfine series: $(calc "$tput_ext2 / $tput_bwrap" 2)]"
   echo "- $(verdict "$cache16_sqfs <= 2 * $cache1_sqfs"): 16 runs of one squashfs image add ≤ 2 × the page cache of one run ($cache16_sqfs KiB vs 2 × $cache1_sqfs KiB; ratio $(calc "$cache16_sqfs / $cache1_sqfs" 2))"
   echo
   echo "Earlier targets:"
   echo
-  echo "- $(verdict "$ext2 <= 2.5 * $bw"): fwrun ext2 ≤ 2.5 × bwrap ($(calc "$ext2" 2) ms vs 2.5 × $(calc "$bw" 2) = $(calc "2.5 * $bw" 2) ms; ratio $r_bwrap)"
-  echo "- $(verdict "$ext2 <= 12"): fwrun ext2 ≤ 12 ms ($(calc "$ext2" 2) ms)"
-  echo "- $(verdict "$ns >= 4 * $ext2"): fwrun ≥ 4× faster than systemd-nspawn (nspawn / fwrun = $r_nspawn)"
-  echo "- $(verdict "$fl >= 2 * $ext2"): fwrun ≥ 2× faster than the shell floor (floor / fwrun = $r_floor)"
-  echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none ($(calc "$veth_cost" 2) ms: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms)"
+  echo "- $(verdict "$r_bwrap <= 2.5"): fwrun ext2 ≤ 2.5 × bwrap: $(ratio_text bw-ext2-first fwrun) [hyperfine: $h_bwrap]"
+  echo "- $(verdict "$ext2 <= 12"): fwrun ext2 ≤ 12 ms ($(calc "$ext2" 2) ms, hyperfine median)"
+  echo "- $(verdict "$r_nspawn >= 4"): fwrun ≥ 4× faster than systemd-nspawn: nspawn / fwrun $(ratio_text nspawn nspawn) [hyperfine: $h_nspawn]"
+  echo "- $(verdict "$r_floor >= 2"): fwrun ≥ 2× faster than the shell floor: floor / fwrun $(ratio_text floor floor) [hyperfine: $h_floor]"
+  echo "- $(verdict "$veth_cost <= 3"): --net veth adds ≤ 3 ms to --net none: $(diff_text net veth) [hyperfine medians: $(calc "$(median_ms fwrun-ext2-veth)" 2) vs $(calc "$(median_ms fwrun-ext2-none)" 2) ms]"
   echo "- $(verdict "$rss_max <= 8192"): peak RSS ≤ 8 MiB ($rss_mib MiB)"
-  echo "- $(verdict "$(median_ms enter) <= 2 * $(median_ms nsenter)"): fwrun enter ≤ 2 × nsenter -a ($(calc "$(median_ms enter)" 2) ms vs 2 × $(calc "$(median_ms nsenter)" 2) ms; ratio $(calc "$(median_ms enter) / $(median_ms nsenter)" 2))"
-  echo "- $(verdict "$p16 <= 4 * $p1"): 16 in parallel ≤ 4 × one ($(calc "$p16" 2) ms vs 4 × $(calc "$p1" 2) = $(calc "4 * $p1" 2) ms; ratio $r_par)"
+  echo "- $(verdict "$r_enter <= 2"): fwrun enter ≤ 2 × nsenter -a: $(ratio_text enter enter) [hyperfine: $(calc "$(median_ms enter) / $(median_ms nsenter)" 2)]"
+  echo "- $(verdict "$r_par <= 4"): 16 in parallel ≤ 4 × one: $(ratio_text par-fwrun sixteen) [hyperfine: $h_par]"
   echo
   echo "## Where fwrun's time goes (\`fwrun -v\`, median of $phase_runs runs, ms)"
   echo
@@ -728,6 +793,14 @@ report=$tmp/RESULTS.md
   echo "| outside the phases (end to end − sum): exec, loader, parsing, process exit | $(outside "$ext2" ext2) | $(outside "$sq" sqfs) | $(outside "$ext2_shared" shared) | $(outside "$fdir" dir) |"
   echo
   echo "\`fwrun --version\` alone takes $(calc "$fver" 2) ms."
+  echo
+  echo "## Method"
+  echo
+  echo "Every ratio above is taken pair by pair: the two commands run one after the other, the order reversed every other round, the ratio of each pair's two times is kept, and the figure is the median of those ratios, with their quartiles (the spread) and the number of pairs. Differences (a flag's cost) are taken the same way. The ratio of two hyperfine medians, one series after the other, is kept only as a footnote in brackets. Where the two disagree, it is the method, not fwrun:"
+  echo
+  echo "- Two hyperfine series run one after the other, seconds to minutes apart on a shared machine: the ratio of their medians carries whatever the machine's speed did in between (another user's build, the host's own load). A pair's two runs are milliseconds apart, so the drift falls on both alike and cancels in their ratio. This run: nspawn / fwrun $(calc "$r_nspawn" 2) per pair against $h_nspawn from the series; 16 parallel / 1 $(calc "$r_par" 2) against $h_par."
+  echo "- A run leaves work the kernel finishes after it has ended (a network namespace is torn down in a workqueue; mounts and loop devices are released after RCU grace periods). In a series of one command, each run meets its own predecessor's; in pairs, each meets the other command's, so the two are compared under the same conditions."
+  echo "- A round of several commands (the medians of the side-by-side table) puts other runs between the two compared and changes, round to round, which run comes just before each; a pair keeps the two compared next to each other. The ratio of two medians and the median of the ratios are different statistics, and only the second comes with a spread saying how far one comparison can be trusted; over the same alternated runs of two commands they agree within a few per cent."
   echo
   echo "## Notes"
   echo

@@ -249,3 +249,33 @@ impl Bg {
         }
     }
 }
+
+/// A child process the test started (a fwrun, or a shell that execs one),
+/// killed and reaped if the test drops it before it ended: a failing test
+/// never leaves a run behind for the next one to find.
+pub struct KillOnDrop {
+    pub child: Child,
+    done: bool,
+}
+
+impl KillOnDrop {
+    pub fn new(child: Child) -> KillOnDrop {
+        KillOnDrop { child, done: false }
+    }
+
+    /// Wait for its end until `deadline`; past it, kill it and fail.
+    pub fn wait_by(&mut self, deadline: Instant, what: &str) -> ExitStatus {
+        let st = wait_until(&mut self.child, deadline, what);
+        self.done = true;
+        st
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

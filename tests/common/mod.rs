@@ -78,11 +78,18 @@ fn names_in(dir: &str) -> String {
 /// host's /proc and /sys hold, so that it knows which masked paths must be
 /// there (masked) and which cannot be.
 pub fn check_env() -> Vec<String> {
+    let mut sys = names_in("/sys");
+    // The masked paths below the top of /sys, where the host has them.
+    for deep in ["devices/virtual/powercap"] {
+        if Path::new("/sys").join(deep).exists() {
+            sys = format!("{sys} {deep}");
+        }
+    }
     vec![
         "--env".into(),
         format!("HOST_PROC={}", names_in("/proc")),
         "--env".into(),
-        format!("HOST_SYS={}", names_in("/sys")),
+        format!("HOST_SYS={sys}"),
     ]
 }
 
@@ -242,14 +249,27 @@ fn cgroups() -> BTreeSet<String> {
 }
 
 /// The interfaces of the host (the tests' network namespace) whose name
-/// fwrun gives to the host end of a veth.
+/// fwrun gives to the host end of a veth (`fw-*`), and those the tests make
+/// themselves (`fwt*`: tests/network.rs's bridges and taps).
 pub fn fw_interfaces() -> BTreeSet<String> {
     fs::read_dir("/sys/class/net")
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("fw-"))
+        .filter(|n| n.starts_with("fw-") || is_test_interface(n))
         .collect()
+}
+
+/// An interface only a test makes (never fwrun, never the host).
+pub fn is_test_interface(name: &str) -> bool {
+    name.starts_with("fwt")
+}
+
+/// Delete the interfaces `names` (`ip link del`), quietly.
+fn delete_interfaces<'a>(names: impl IntoIterator<Item = &'a String>) {
+    for n in names {
+        let _ = Command::new("ip").args(["link", "del", n]).output();
+    }
 }
 
 pub fn footprint() -> Footprint {
@@ -289,20 +309,58 @@ fn leaks(before: &Footprint, now: &Footprint) -> Vec<String> {
     out
 }
 
-/// Wait (up to a deadline) until the machine holds nothing new since
-/// `before`; panic with what is left otherwise.
-pub fn assert_no_leaks(before: &Footprint) {
+/// What the machine holds that `before` did not, once it has had up to a
+/// few seconds to let go of it (empty when nothing is left).
+fn left_behind(before: &Footprint) -> Vec<String> {
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         let left = leaks(before, &footprint());
-        if left.is_empty() {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("left behind:\n  {}", left.join("\n  "));
+        if left.is_empty() || Instant::now() > deadline {
+            return left;
         }
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Wait (up to a deadline) until the machine holds nothing new since
+/// `before`; panic with what is left otherwise.
+pub fn assert_no_leaks(before: &Footprint) {
+    let left = left_behind(before);
+    assert!(left.is_empty(), "left behind:\n  {}", left.join("\n  "));
+}
+
+/// Take away what a failed test left since `before`: its fwrun processes
+/// (killed, which takes their firmware with them), their leftovers (swept
+/// by `fwrun --cleanup`) and the interfaces it made. Never panics (it runs
+/// while a test is already failing); returns what is still there.
+fn sweep_after_failure(before: &Footprint) -> Vec<String> {
+    let now = footprint();
+    for pid in now.fwrun_processes.difference(&before.fwrun_processes) {
+        if let Ok(pid) = pid.parse::<i32>() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !footprint()
+        .fwrun_processes
+        .is_subset(&before.fwrun_processes)
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    if let Ok(mut c) = fwrun().args(["--cleanup", "-q"]).spawn() {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while matches!(c.try_wait(), Ok(None)) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    delete_interfaces(now.interfaces.difference(&before.interfaces));
+    left_behind(before)
 }
 
 /// Held by every root test: serialises them (the leak check looks at the
@@ -329,6 +387,24 @@ fn machine_lock() -> fs::File {
     f
 }
 
+/// The interfaces only tests make that are there before a test starts:
+/// left by a test binary that was killed (no guard of its own ran), since
+/// with the machine lock held no other suite is running. Deleted, and
+/// named on stderr.
+fn sweep_test_interfaces() {
+    let stale: Vec<String> = fw_interfaces()
+        .into_iter()
+        .filter(|n| is_test_interface(n))
+        .collect();
+    if !stale.is_empty() {
+        eprintln!(
+            "deleting test interfaces an earlier, killed test run left: {}",
+            stale.join(" ")
+        );
+        delete_interfaces(&stale);
+    }
+}
+
 pub fn guard() -> Guard {
     static LOCK: Mutex<()> = Mutex::new(());
     let lock = LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -337,6 +413,7 @@ pub fn guard() -> Guard {
         "this test needs root (it mounts and creates namespaces): run the tests as root, as CI does"
     );
     let machine = machine_lock();
+    sweep_test_interfaces();
     firmware();
     let before = footprint();
     Guard {
@@ -353,9 +430,29 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    /// A passing test must have left nothing. A failing one is checked as
+    /// well: what it left is named on stderr (a second panic would abort
+    /// the whole binary) and swept, so that the tests after it neither
+    /// count it in their own baseline nor trip over it.
     fn drop(&mut self) {
         if !std::thread::panicking() {
             assert_no_leaks(&self.before);
+            return;
+        }
+        let left = left_behind(&self.before);
+        if left.is_empty() {
+            return;
+        }
+        eprintln!(
+            "the failed test also left behind (now swept):\n  {}",
+            left.join("\n  ")
+        );
+        let still = sweep_after_failure(&self.before);
+        if !still.is_empty() {
+            eprintln!(
+                "sweeping after the failed test did not remove:\n  {}",
+                still.join("\n  ")
+            );
         }
     }
 }
@@ -373,6 +470,57 @@ pub fn hostname() -> String {
         .unwrap()
         .trim()
         .to_string()
+}
+
+/// A host setting a probe tries to write (kernel/ctrl-alt-del,
+/// kernel/printk), with the value it had and the value the probe writes:
+/// a different one where a different one is harmless, so that a write that
+/// went through shows; [`Setting::unchanged`] then puts the host's back.
+pub struct Setting {
+    pub path: &'static str,
+    pub host: String,
+    pub probe: String,
+}
+
+impl Setting {
+    /// kernel/ctrl-alt-del: 0 (Ctrl-Alt-Del signals init instead of
+    /// rebooting at once) where the host has anything else; where it has 0
+    /// already the probe writes 0, and only the refusal's reason shows.
+    pub fn ctrl_alt_del() -> Setting {
+        let path = "/proc/sys/kernel/ctrl-alt-del";
+        let host = fs::read_to_string(path).unwrap().trim().to_string();
+        Setting {
+            path,
+            host,
+            probe: "0".into(),
+        }
+    }
+
+    /// kernel/printk's console log level (what `dmesg -n` sets): one
+    /// below the host's (2 where it is 1), which only quiets the console.
+    pub fn console_level() -> Setting {
+        let path = "/proc/sys/kernel/printk";
+        let host = fs::read_to_string(path).unwrap().trim().to_string();
+        let level: u32 = host.split_whitespace().next().unwrap().parse().unwrap();
+        let probe = if level > 1 { level - 1 } else { 2 };
+        Setting {
+            path,
+            host,
+            probe: probe.to_string(),
+        }
+    }
+
+    /// Whether the host still has its value; if not, it is put back first.
+    #[must_use]
+    pub fn unchanged(&self) -> bool {
+        let now = fs::read_to_string(self.path).unwrap().trim().to_string();
+        if now == self.host {
+            return true;
+        }
+        let words: Vec<&str> = self.host.split_whitespace().collect();
+        let _ = fs::write(self.path, words.join(" "));
+        false
+    }
 }
 
 /// Assert one line on stderr, naming `what`.

@@ -80,6 +80,8 @@ gcc -static -Os -o "$root/test/newmount" "$here/newmount.c"
 gcc -static -Os -o "$root/test/remount" "$here/remount.c"
 # A UDP echo (busybox's nc has no UDP): the published-port tests.
 gcc -static -Os -o "$root/test/udpecho" "$here/udpecho.c"
+# Each system call fwrun promises to refuse, tried with harmless arguments.
+gcc -static -Os -o "$root/test/calls" "$here/calls.c"
 
 img() { truncate -s "$2" "$1"; }
 img "$out/fw.ext2" 12M

@@ -84,7 +84,11 @@ check "bomb: pids.current stays within 256 ($current)" test "$current" -le 256
 t0=$(now_cs)
 ls /payload >/dev/null && cat /proc/loadavg >/dev/null && echo responsive >/tmp/cg2.probe
 t1=$(now_cs)
-check "bomb: a guest command completes within a second ($((t1 - t0))0 ms)" test $((t1 - t0)) -lt 100
+# Generous: the VM is emulated (TCG) on a shared machine. Without the pids
+# limit the command would not complete at all; the time it took is printed
+# (BOMB-PROBE-MS) and shown by tests/vm_cgroup.rs.
+echo "BOMB-PROBE-MS $((t1 - t0))0"
+check "bomb: a guest command completes within 10 s ($((t1 - t0))0 ms)" test $((t1 - t0)) -lt 1000
 check "bomb: the command ran" grep -q responsive /tmp/cg2.probe
 wait $pid; code=$?
 tail -n 3 /tmp/cg2.err | sed 's/^/    | /'
@@ -187,22 +191,67 @@ code=$?
 check "a bad --memory exits 125 (got $code)" test $code = 125
 check "and leaves nothing" no_cgroups_left
 
-# 8. With fault injection built in (the full test run): a failure right
-#    after the cgroup is made, or after it is removed, leaves nothing; a
-#    SIGKILL of fwrun right after it is made leaves it to the next run's
-#    sweep.
-if [ -e /payload/fault-injection ]; then
-  for step in cgroup teardown:cgroup; do
-    FWRUN_FAULT=$step $fwrun --name cg8 --apparmor off --firmware $fw -- /bin/true 2>/tmp/cg8.err
-    code=$?
-    check "fault at $step: exit 125 (got $code)" test $code = 125
-    check "fault at $step: no cgroup is left" no_cgroups_left
+# 8. --cgroup-parent, --io-weight, --memory-swap: the run's cgroup is made
+#    under the parent named (which fwrun gives the controllers it needs),
+#    with the weight and the swap limit written; the parent is left as it
+#    was found, without the run's cgroup.
+mkdir $cg/ci.slice
+$fwrun --name cg8 --apparmor off --stop-timeout 1 --cgroup-parent ci.slice --io-weight 300 --memory 64M \
+  --memory-swap 1M --firmware $fw -- /bin/sh -c 'cat /proc/self/cgroup; echo up; exec sleep 1000' \
+  >/tmp/cg8.out 2>/tmp/cg8.err &
+pid=$!
+check "parent: the run starts" wait_for /tmp/cg8.out up
+check "parent: its cgroup is under ci.slice" test -d $cg/ci.slice/fwrun-cg8
+check "parent: and not beside fwrun's own" test ! -d $cg/fwrun-cg8
+check "parent: the firmware still sees its cgroup as /" grep -qx '0::/' /tmp/cg8.out
+check "--io-weight: io.weight says 300 ($(cat $cg/ci.slice/fwrun-cg8/io.weight 2>&1))" \
+  grep -qx 'default 300' $cg/ci.slice/fwrun-cg8/io.weight
+check "--memory-swap: memory.swap.max is 1 MiB" test "$(cat $cg/ci.slice/fwrun-cg8/memory.swap.max)" = 1048576
+check "--memory-swap: memory.max is 64 MiB" test "$(cat $cg/ci.slice/fwrun-cg8/memory.max)" = 67108864
+$fwrun stop cg8 >/dev/null 2>&1
+wait $pid; code=$?
+show /tmp/cg8.err
+check "parent: the run ends on its stop (143, got $code)" test $code = 143
+check "parent: the run's cgroup is gone from ci.slice" test -z "$(ls -d $cg/ci.slice/fwrun-* 2>/dev/null)"
+check "parent: ci.slice itself is left" test -d $cg/ci.slice
+rmdir $cg/ci.slice
+
+# 9. --stop-timeout ends in cgroup.kill: a firmware that ignores SIGTERM is
+#    killed whole, and so is a process of the guest's moved into the run's
+#    cgroup from outside its pid namespace (which only cgroup.kill reaches).
+$fwrun --name cg9 --apparmor off --stop-timeout 1 --firmware $fw \
+  -- /bin/sh -c 'trap "" TERM; echo up; while :; do usleep 100000; done' \
+  >/tmp/cg9.out 2>/tmp/cg9.err &
+pid=$!
+check "cgroup.kill: the run starts" wait_for /tmp/cg9.out up
+sleep 1000 &
+outsider=$!
+echo $outsider > $cg/fwrun-cg9/cgroup.procs
+check "cgroup.kill: a guest process is in the run's cgroup" grep -qx "0::/fwrun-cg9" /proc/$outsider/cgroup
+$fwrun stop cg9 >/dev/null 2>&1
+wait $pid; code=$?
+show /tmp/cg9.err
+check "cgroup.kill: the run ends killed at --stop-timeout (143, got $code)" test $code = 143
+check "cgroup.kill: the stop says it killed every process" grep -q 'killed (every process of it)' /tmp/cg9.err
+# dies_soon PID: the process is dead (gone, or a zombie the shell has not
+# reaped yet) within 10 s; else it is killed here, so that nothing waits
+# for it, and the check fails.
+dies_soon() {
+  i=0
+  while [ -e /proc/$1 ] && ! grep -q '^State:.*Z' /proc/$1/status 2>/dev/null; do
+    i=$((i + 1)); [ $i -gt 1000 ] && { kill -KILL $1; return 1; }
+    usleep 10000
   done
-  FWRUN_FAULT=cgroup:kill $fwrun --name cg9 --apparmor off --firmware $fw -- /bin/true 2>/dev/null
-  check "kill at cgroup: the cgroup is left" test -d $cg/fwrun-cg9
-  $fwrun --name cg10 --apparmor off --firmware $fw -- /bin/true
-  check "kill at cgroup: the next run sweeps it" no_cgroups_left
-  check "kill at cgroup: and its state" test -z "$(ls /run/fwrun)"
-fi
+}
+check "cgroup.kill: the guest's process in the run's cgroup was killed too" dies_soon $outsider
+wait $outsider; ocode=$?
+check "cgroup.kill: it died of SIGKILL (137, got $ocode)" test $ocode = 137
+check "cgroup.kill: no fwrun cgroup is left" no_cgroups_left
+
+# 10. With fault injection built in (the full test run), the fault steps of
+#    the cgroup (tests/vm/cgroup-faults.sh, put in the payload only then;
+#    tests/vm_cgroup.rs counts its checks when it does, and says on stderr
+#    that it skipped them when it does not).
+[ -e /payload/cgroup-faults.sh ] && . /payload/cgroup-faults.sh
 
 [ $failures -eq 0 ]

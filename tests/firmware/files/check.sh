@@ -8,7 +8,8 @@
 #   HOST_PROC  the names in the host's /proc, pids aside: a masked path the
 #              host's kernel has must be masked here; one it has not must
 #              be absent here too (there is nothing to mask)
-#   HOST_SYS   the same for the host's /sys
+#   HOST_SYS   the same for the host's /sys, plus the deeper masked paths
+#              the host has (devices/virtual/powercap)
 #   INIT_PID   this script's pid: 1 (default), or 2 under --as-pid2
 # Every probe is harmless if the protection is missing: files are opened
 # for writing but never written, and a masked file is read only once it is
@@ -94,9 +95,13 @@ check "/proc/kmsg is the firmware's own log" own_log /proc/kmsg
 check "/proc/timer_list is masked" masked_file /proc/timer_list
 check "/proc/sched_debug is masked" masked_file /proc/sched_debug
 check "/proc/interrupts is masked" masked_file /proc/interrupts
+check "/proc/latency_stats is masked" masked_file /proc/latency_stats
+check "/proc/timer_stats is masked" masked_file /proc/timer_stats
 check "/proc/acpi is masked" masked_dir /proc/acpi
+check "/proc/asound is masked" masked_dir /proc/asound
 check "/proc/scsi is masked" masked_dir /proc/scsi
 check "/sys/firmware is masked" masked_dir /sys/firmware
+check "/sys/devices/virtual/powercap is masked" masked_dir /sys/devices/virtual/powercap
 check "/proc/bus is read-only" read_only_dir /proc/bus
 check "/proc/fs is read-only" read_only_dir /proc/fs
 check "/proc/irq is read-only" read_only_dir /proc/irq

@@ -2,9 +2,9 @@
 # Under fwrun --net host with the AppArmor profile (the VM tier): the
 # network is the host's, and its settings are not the firmware's to change.
 # As a device's rcS would, it mounts its own /proc and /sys, then tries to
-# change them. Each write puts back the value already there, and the VM
-# script checks (and restores) the MTU, so nothing changes even if a
-# refusal is missing.
+# change them. Each write is of a value other than the one there (the VM
+# is thrown away), so that one that went through shows: the VM script
+# checks the MTU and ip_forward afterwards, and restores them.
 #   net-host.sh profile   each refusal must be the profile's (EACCES, EPERM)
 #   net-host.sh any       any refusal will do (a read-only /proc/sys too)
 # Prints ok/not ok lines; exits with the number of failures.
@@ -26,15 +26,16 @@ refused() {
     say "not ok" "$desc failed for another reason: $err"
   fi
 }
-# write_back FILE: write FILE's own value to it.
-write_back() { v=$(cat "$1") && echo "$v" > "$1"; }
+# write_other FILE VALUE: write VALUE to FILE, which does not hold it.
+write_other() { [ "$(cat "$1")" != "$2" ] && echo "$2" > "$1"; }
+fwd=$(cat /proc/sys/net/ipv4/ip_forward)
 
 echo "attr=$(cat /proc/1/attr/current)"
 umount -l /proc 2>/dev/null; mount -t proc proc /proc 2>/dev/null
 umount -l /sys 2>/dev/null; mount -t sysfs sysfs /sys 2>/dev/null
 
 refused "setting the host's lo MTU (ip link set lo mtu 1400)" ip link set lo mtu 1400
-refused "writing /proc/sys/net/ipv4/ip_forward" write_back /proc/sys/net/ipv4/ip_forward
-refused "writing /sys/class/net/lo/mtu" write_back /sys/class/net/lo/mtu
+refused "writing /proc/sys/net/ipv4/ip_forward" write_other /proc/sys/net/ipv4/ip_forward $((1 - fwd))
+refused "writing /sys/class/net/lo/mtu" write_other /sys/class/net/lo/mtu 1400
 echo "failures=$fails"
 exit "$fails"
