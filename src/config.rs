@@ -188,7 +188,7 @@ impl RunConfig {
             )
         };
         let ready = ready_options(&cli)?;
-        let kernel = kernel_config(&mut cli);
+        let kernel = kernel_config(&mut cli, matches!(action, Action::Run(_)));
         let identity = Identity::new(cli.name.unwrap_or_else(crate::state::generate_name));
         let name = &identity.name;
         let binds = match action {
@@ -493,15 +493,20 @@ mod tests {
     }
 }
 
-/// The kernel-enforced layers and the firmware's own kernel, as asked.
-fn kernel_config(cli: &mut Cli) -> KernelConfig {
+/// The kernel-enforced layers and the firmware's own kernel, as asked; the
+/// host's command line is read for a run only.
+fn kernel_config(cli: &mut Cli, run: bool) -> KernelConfig {
     KernelConfig {
         cap_add: std::mem::take(&mut cli.cap_add),
         cap_drop: std::mem::take(&mut cli.cap_drop),
         seccomp: cli.seccomp == cli::Switch::On,
         userns: cli.userns == cli::Switch::On,
         fake_modules: cli.modules == cli::Modules::Fake,
-        cmdline: cli.cmdline.take().unwrap_or_else(host_cmdline),
+        cmdline: match cli.cmdline.take() {
+            Some(c) => c,
+            None if run => host_cmdline(),
+            None => String::new(),
+        },
         kmsg: cli.kmsg.take(),
     }
 }
