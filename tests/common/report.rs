@@ -32,3 +32,42 @@ pub fn read_report(path: &std::path::Path) -> Value {
     );
     v
 }
+
+/// Each call the report says fwrun refused, as "SYSCALL TARGET".
+pub fn refused(report: &Value) -> Vec<String> {
+    report["confinement"]["refused"]
+        .as_array()
+        .expect("confinement.refused is a list")
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {}",
+                r["syscall"].as_str().unwrap(),
+                r["target"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// What tests/firmware/files/accidents.sh must have refused by fwrun
+/// itself (in the report), whatever the kernel would also refuse.
+pub const ACCIDENT_REFUSALS: &[&str] = &[
+    "clock_settime",
+    "init_module",
+    "syslog action 8",
+    "swapon",
+    "mount debugfs at /mnt/d",
+    "umount2 /proc/sys",
+];
+
+/// Every accident of accidents.sh is among the report's refusals (a
+/// module load as finit_module, a clock setting as settimeofday count).
+pub fn assert_accidents_refused(report: &Value) {
+    let got = refused(report).join("\n");
+    for want in ACCIDENT_REFUSALS {
+        let found = got.lines().any(|l| l.starts_with(want))
+            || (*want == "init_module" && got.contains("finit_module"))
+            || (*want == "clock_settime" && got.contains("settimeofday"));
+        assert!(found, "{want} was not refused by fwrun: {got}");
+    }
+}
