@@ -88,6 +88,24 @@ fn strings(args: &[&str]) -> Vec<String> {
     args.iter().map(|a| a.to_string()).collect()
 }
 
+/// service.sh serving httpd on its port 80, published at the host's
+/// 127.0.0.1:`port`, once it is ready (a connection to port 80 inside).
+fn httpd(name: &str, port: u16) -> Bg {
+    let bg = service(
+        name,
+        &strings(&[
+            "-p",
+            &format!("{port}:80"),
+            "--env",
+            "HTTPD=80",
+            "--ready-when",
+            "tcp:80",
+        ]),
+    );
+    wait_ready(name);
+    bg
+}
+
 fn wait_ready(name: &str) {
     let o = fwrun_out(&["wait", name, "--timeout", "30s"]);
     assert_eq!(o.code(), Some(0), "fwrun wait {name}: {}", o.show());
@@ -360,18 +378,7 @@ fn udp_datagrams_reach_the_firmware_and_each_client_gets_its_answers() {
 fn fifty_connections_at_once_are_all_answered() {
     let _g = guard();
     let port = free_port(false);
-    let bg = service(
-        "pub-fifty",
-        &strings(&[
-            "-p",
-            &format!("{port}:80"),
-            "--env",
-            "HTTPD=80",
-            "--ready-when",
-            "tcp:80",
-        ]),
-    );
-    wait_ready("pub-fifty");
+    let bg = httpd("pub-fifty", port);
     const N: usize = 50;
     let all_open = Arc::new(Barrier::new(N));
     let threads: Vec<_> = (0..N)
@@ -406,18 +413,7 @@ fn fifty_connections_at_once_are_all_answered() {
 fn an_open_connection_is_closed_when_the_firmware_stops_and_fwrun_ends_on_time() {
     let _g = guard();
     let port = free_port(false);
-    let bg = service(
-        "pub-stop",
-        &strings(&[
-            "-p",
-            &format!("{port}:80"),
-            "--env",
-            "HTTPD=80",
-            "--ready-when",
-            "tcp:80",
-        ]),
-    );
-    wait_ready("pub-stop");
+    let bg = httpd("pub-stop", port);
     let mut open = half_request(port);
     // The connection reached the firmware's httpd, which waits for more.
     assert!(!closed_within(&mut open, 1), "closed before the stop");
@@ -503,18 +499,7 @@ fn tcp_readiness_with_only_lo_waits_for_the_listener_and_times_out_without_one()
 fn a_sigkill_of_fwrun_takes_the_listener_and_the_relay_with_it() {
     let _g = guard();
     let port = free_port(false);
-    let bg = service(
-        "pub-kill",
-        &strings(&[
-            "-p",
-            &format!("{port}:80"),
-            "--env",
-            "HTTPD=80",
-            "--ready-when",
-            "tcp:80",
-        ]),
-    );
-    wait_ready("pub-kill");
+    let bg = httpd("pub-kill", port);
     let mut open = half_request(port);
     assert!(!closed_within(&mut open, 1), "closed before the kill");
     // fwrun and its relay hold the port.
