@@ -65,31 +65,7 @@ if [ ! -f "$debs/.complete" ]; then
   rm -rf "$debs".tmp.* # what a killed run left
   work=$(mktemp -d "$debs.tmp.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/parts"
-  : >"$work/status"
-  {
-    apt-config dump Acquire
-    echo "Dir::Etc::Parts \"$work/parts\";"
-    echo 'Dir::Etc::Main "/dev/null";'
-    echo "APT::Architecture \"$arch\";"
-    echo "APT::Architectures { \"$arch\"; };"
-  } >"$work/apt.conf" || die "apt-config cannot read the machine's apt configuration"
-  export APT_CONFIG="$work/apt.conf"
-  echo "deb [signed-by=$keyring target=Packages] $mirror bookworm main" >"$work/sources.list"
-  apt=(
-    -o "Dir::Etc::SourceList=$work/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::Etc::Preferences=/dev/null"
-    -o "Dir::Etc::PreferencesParts=/dev/null"
-    -o "Dir::State::Lists=$work/lists"
-    -o "Dir::State::status=$work/status"
-    -o "Dir::Cache=$work/cache"
-    -o "APT::Sandbox::User=root"
-  )
-  apt-get "${apt[@]}" -q --error-on=any update >"$work/update.log" 2>&1 || {
-    cat "$work/update.log" >&2
-    die "apt-get update of bookworm ($arch) from $mirror failed (log above)"
-  }
+  private_apt "$work" "$mirror" bookworm "$arch"
   (cd "$work/debs" && apt-get "${apt[@]}" -q download "busybox-static:$arch") >"$work/download.log" 2>&1 || {
     cat "$work/download.log" >&2
     die "downloading busybox-static:$arch from $mirror failed (log above)"

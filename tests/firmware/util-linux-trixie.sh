@@ -31,7 +31,7 @@ done
 
 . "$here/debian-mirror.sh"
 
-key=$(sha256sum "$me" | cut -c1-16)
+key=$(cat "$me" "$here/debian-mirror.sh" | sha256sum | cut -c1-16)
 mkdir -p "$cache" "$out" || die "cannot create $cache or $out"
 cache=$(cd "$cache" && pwd)
 out=$(cd "$out" && pwd)
@@ -45,32 +45,7 @@ if [ ! -f "$debs/.complete" ]; then
   rm -rf "$debs".tmp.* # what a killed run left
   work=$(mktemp -d "$debs.tmp.XXXXXX")
   trap 'rm -rf "$work"' EXIT
-  mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/debs" "$work/parts"
-  : >"$work/status"
-  # apt of its own: the machine's way of fetching (Acquire::*: proxies,
-  # date checks), none of its sources, preferences, state or update hooks.
-  {
-    apt-config dump Acquire
-    echo "Dir::Etc::Parts \"$work/parts\";"
-    echo 'Dir::Etc::Main "/dev/null";'
-  } >"$work/apt.conf" || die "apt-config cannot read the machine's apt configuration"
-  export APT_CONFIG="$work/apt.conf"
-  # Only the binary package index: no DEP-11 metadata, no translations.
-  echo "deb [signed-by=$keyring target=Packages] $mirror trixie main" >"$work/sources.list"
-  apt=(
-    -o "Dir::Etc::SourceList=$work/sources.list"
-    -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::Etc::Preferences=/dev/null"
-    -o "Dir::Etc::PreferencesParts=/dev/null"
-    -o "Dir::State::Lists=$work/lists"
-    -o "Dir::State::status=$work/status"
-    -o "Dir::Cache=$work/cache"
-    -o "APT::Sandbox::User=root"
-  )
-  apt-get "${apt[@]}" -q --error-on=any update >"$work/update.log" 2>&1 || {
-    cat "$work/update.log" >&2
-    die "apt-get update of trixie from $mirror failed (log above)"
-  }
+  private_apt "$work" "$mirror" trixie
   # mount and what it depends on, recursively (libmount1, libblkid1,
   # libselinux1, libpcre2-8-0, libsmartcols1, libc6, ...).
   mapfile -t pkgs < <(
